@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: MIT
+"""From a reassembled application payload to a :class:`~smartmeter.reading.Reading`.
+
+Stages, each with its own error class and counter: envelope (general-glo-ciphering header),
+duplicate/replay check, decryption + tag check, plausibility of the plaintext ("wrong key?"),
+A-XDR parse, layout. The plaintext buffer is preallocated once per decoder.
+"""
+
+from . import layouts
+from .axdr import Parser, parse_datetime
+from .errors import (
+    AuthKeyMissingError,
+    DuplicateError,
+    EnvelopeError,
+    MeterError,
+    ParseError,
+    WrongKeyError,
+)
+from .reading import Reading, security_name
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_GLO_CIPHERING = const(0xDB)
+_DATA_NOTIFICATION = const(0x0F)
+_TAG_LEN = const(12)
+_MAX_PLAINTEXT = const(2048)  # largest APDU the transport reader can reassemble
+
+# Counter names, in the order /api/status shows them (same names as state.Counters)
+COUNTERS = (
+    "telegrams",
+    "decoded",
+    "envelope_errors",
+    "wrong_key",
+    "tag_mismatch",
+    "auth_key_missing",
+    "parse_errors",
+    "layout_errors",
+    "duplicates",
+    "counter_resets",
+)
+_STAGE_COUNTER = {
+    "envelope": "envelope_errors",
+    "wrong_key": "wrong_key",
+    "tag_mismatch": "tag_mismatch",
+    "auth_key_missing": "auth_key_missing",
+    "parse": "parse_errors",
+    "layout": "layout_errors",
+    "duplicate": "duplicates",
+}
+
+
+class Envelope:
+    """The parsed general-glo-ciphering header (no copies of the ciphertext)."""
+
+    __slots__ = ("system_title", "security", "frame_counter", "start", "end", "tag_start")
+
+    def __init__(self, payload):
+        n = len(payload)
+        if n < 2 or payload[0] != _GLO_CIPHERING:
+            raise EnvelopeError("not an encrypted DLMS telegram (no 0xDB tag)")
+        p = Parser(payload, 1)
+        try:
+            if p.byte() != 8:
+                raise EnvelopeError("system title length is not 8")
+            self.system_title = p.take(8)
+            length = p.length()
+            if length != n - p.pos:
+                raise EnvelopeError("DLMS length does not match the telegram")
+            self.security = p.byte()
+            self.frame_counter = p.uint(4)
+        except ParseError:
+            raise EnvelopeError("DLMS header truncated") from None
+        if not self.security & 0x20:
+            raise EnvelopeError("telegram is not encrypted (security 0x%02X)" % self.security)
+        self.start = p.pos
+        self.end = n
+        self.tag_start = n
+        if self.security & 0x10:
+            self.tag_start = n - _TAG_LEN
+            if self.tag_start < self.start:
+                raise EnvelopeError("telegram too short for its tag")
+
+
+class Decoder:
+    """Decrypts and decodes telegrams for one meter key; counts every stage.
+
+    :param gcm: a ``crypto.Gcm`` for the meter key (and auth key), or None for plaintext-only use
+    :param layout: "auto" or a name from ``layouts.LAYOUTS`` (the METER_LAYOUT setting)
+    """
+
+    def __init__(self, gcm=None, layout="auto"):
+        self.gcm = gcm
+        self.layout = layout
+        self._plain = bytearray(_MAX_PLAINTEXT)
+        self._last_title = None
+        self._last_counter = None
+        for name in COUNTERS:
+            setattr(self, name, 0)
+        self.last_error = None  # the last MeterError, for status displays
+
+    def counters(self):
+        """The stage counters as a dict."""
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def decode(self, payload):
+        """Decode one application payload (DB envelope, or a plain 0F data-notification).
+
+        :returns: a Reading
+        :raises MeterError: a subclass naming the stage; the matching counter is incremented
+        """
+        self.telegrams += 1
+        try:
+            reading = self._decode(payload)
+        except MeterError as exc:
+            self.last_error = exc
+            name = _STAGE_COUNTER.get(exc.stage)
+            if name:
+                setattr(self, name, getattr(self, name) + 1)
+            raise
+        self.decoded += 1
+        return reading
+
+    def _decode(self, payload):
+        if len(payload) and payload[0] == _DATA_NOTIFICATION:
+            reading = self.decode_apdu(payload)
+            reading.security = "plain"
+            return reading
+        env = Envelope(payload)
+        title, fc = env.system_title, env.frame_counter
+        if title == self._last_title and self._last_counter is not None:
+            if fc == self._last_counter:
+                raise DuplicateError("repeated frame counter %d: duplicate dropped" % fc)
+        if self.gcm is None:
+            raise AuthKeyMissingError("no meter key configured")
+        n = env.tag_start - env.start
+        plain = memoryview(self._plain)[:n]
+        mv = memoryview(payload)
+        tag = mv[env.tag_start : env.end] if env.security & 0x10 else None
+        self.gcm.decrypt_into(title, fc, env.security, mv[env.start : env.tag_start], plain, tag)
+        reading = self.decode_apdu(plain, authenticated=tag is not None)
+        reading.system_title = title
+        reading.frame_counter = fc
+        reading.security = security_name(env.security)
+        if title == self._last_title and self._last_counter is not None and fc < self._last_counter:
+            self.counter_resets += 1  # meter replaced or reset: reported, reading kept
+        self._last_title = title
+        self._last_counter = fc
+        return reading
+
+    def decode_apdu(self, apdu, authenticated=False):
+        """Decode a plaintext data-notification APDU (``0F ...``) into a Reading.
+
+        Unauthenticated plaintext that does not even start like a data-notification is reported
+        as a wrong key: a wrong key yields random bytes, which is the only likely cause once the
+        transport checksum has passed.
+        """
+        n = len(apdu)
+        if n < 7 or apdu[0] != _DATA_NOTIFICATION:
+            if authenticated:
+                raise ParseError("not a data-notification")
+            raise WrongKeyError("decrypted data is not a meter reading: wrong key?")
+        reading = Reading()
+        p = Parser(apdu, 5)  # skip tag and long-invoke-id-and-priority
+        dt_len = apdu[5]
+        if dt_len == 0x0C and n >= 18:
+            raw = bytes(apdu[6:18])
+            try:
+                reading.meter_time, reading.utc_offset, reading.dst = parse_datetime(raw)
+            except ParseError:
+                if not authenticated:
+                    raise WrongKeyError("decrypted data has no valid time: wrong key?") from None
+                raise
+            p.pos = 18
+        elif dt_len == 0x00:
+            p.pos = 6
+        elif dt_len == 0x09 and n >= 19 and apdu[6] == 0x0C:  # date-time as tagged octet-string
+            reading.meter_time, reading.utc_offset, reading.dst = parse_datetime(bytes(apdu[7:19]))
+            p.pos = 19
+        else:
+            if authenticated:
+                raise ParseError("data-notification date-time malformed")
+            raise WrongKeyError("decrypted data is not a meter reading: wrong key?")
+        body = p.value()
+        if p.pos != n:
+            raise ParseError("%d unexpected bytes after the data" % (n - p.pos))
+        reading.layout = layouts.apply(body, reading, self.layout)
+        reading.derive()
+        return reading
+

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: MIT
+"""A decoded telegram: what the meter said, plus what we derive from it.
+
+Values are keyed by OBIS code text ``"A-B:C.D.E"`` and scaled to base units with the frame's own
+scalers: energy as integer Wh/varh, power as W/var (int), voltage V, current A and power factor
+as floats, text as str. A value the meter did not send is absent from ``values`` - never 0.
+Derived quantities live apart, in ``derived``.
+"""
+
+# OBIS codes used throughout the firmware (interned once; sinks index ``values`` with these).
+A_PLUS = "1-0:1.8.0"
+A_MINUS = "1-0:2.8.0"
+R_PLUS = "1-0:3.8.0"
+R_MINUS = "1-0:4.8.0"
+P_PLUS = "1-0:1.7.0"
+P_MINUS = "1-0:2.7.0"
+Q_PLUS = "1-0:3.7.0"
+Q_MINUS = "1-0:4.7.0"
+U_L1 = "1-0:32.7.0"
+U_L2 = "1-0:52.7.0"
+U_L3 = "1-0:72.7.0"
+I_L1 = "1-0:31.7.0"
+I_L2 = "1-0:51.7.0"
+I_L3 = "1-0:71.7.0"
+POWER_FACTOR = "1-0:13.7.0"
+METER_NUMBER = "0-0:96.1.0"
+DEVICE_NAME = "0-0:42.0.0"
+
+VOLTAGES = (U_L1, U_L2, U_L3)
+CURRENTS = (I_L1, I_L2, I_L3)
+
+# Derived keys
+APPARENT_POWER = "apparent_power"  # VA, sum(Ux * Ix) over the phases sent
+DERIVED_PF = "power_factor"  # (P+ - P-) / S, clamped to [-1, 1]
+
+_SECURITY_NAMES = {0: "plain", 0x20: "encrypted", 0x30: "encrypted+authenticated"}
+
+
+def security_name(sc):
+    """Name of a security control byte: "plain", "encrypted" or "encrypted+authenticated"."""
+    if sc is None:
+        return "plain"
+    return _SECURITY_NAMES.get(sc & 0x30, "plain")
+
+
+class Reading:
+    """One decoded telegram.
+
+    :ivar system_title: 8 bytes or None (plaintext input)
+    :ivar frame_counter: int or None
+    :ivar security: "plain" | "encrypted" | "encrypted+authenticated"
+    :ivar layout: name of the layout that decoded the body
+    :ivar meter_time: (year, month, day, hour, minute, second) local meter time, or None
+    :ivar utc_offset: minutes east of UTC the meter stated (+60 for CET), or None if it did not
+    :ivar values: dict OBIS -> value (only what the meter sent)
+    :ivar derived: dict of derived values (apparent power, power factor) - never mixed into values
+    """
+
+    __slots__ = (
+        "system_title",
+        "frame_counter",
+        "security",
+        "layout",
+        "meter_time",
+        "utc_offset",
+        "dst",
+        "values",
+        "derived",
+    )
+
+    def __init__(self):
+        self.system_title = None
+        self.frame_counter = None
+        self.security = "plain"
+        self.layout = None
+        self.meter_time = None
+        self.utc_offset = None
+        self.dst = None
+        self.values = {}
+        self.derived = {}
+
+    @property
+    def meter_number(self):
+        """The meter number (0-0:96.1.0) or None."""
+        return self.values.get(METER_NUMBER)
+
+    @property
+    def maker(self):
+        """Three-letter FLAG id of the maker from the system title ("KFM", "SAG", ...) or None."""
+        st = self.system_title
+        if not st or len(st) < 3:
+            return None
+        try:
+            text = bytes(st[:3]).decode()
+        except (UnicodeError, ValueError):
+            return None
+        return text if text.isalpha() else None
+
+    def derive(self):
+        """Compute ``derived`` from ``values``: apparent power S and power factor (P+ - P-) / S."""
+        values = self.values
+        s = 0.0
+        n = 0
+        for u_key, i_key in zip(VOLTAGES, CURRENTS):
+            u = values.get(u_key)
+            i = values.get(i_key)
+            if u is not None and i is not None:
+                s += u * i
+                n += 1
+        derived = self.derived
+        if n:
+            derived[APPARENT_POWER] = round(s, 1)
+            p_plus = values.get(P_PLUS)
+            if p_plus is not None:
+                p = p_plus - values.get(P_MINUS, 0)
+                if s > 0:
+                    pf = p / s
+                    pf = 1.0 if pf > 1.0 else -1.0 if pf < -1.0 else pf
+                    derived[DERIVED_PF] = round(pf, 3)
+        return derived
+
+    def iso_time(self):
+        """Meter time as ISO 8601 text, with the offset when the meter stated one."""
+        t = self.meter_time
+        if t is None:
+            return None
+        text = "%04d-%02d-%02dT%02d:%02d:%02d" % t
+        off = self.utc_offset
+        if off is None:
+            return text
+        sign = "+" if off >= 0 else "-"
+        off = abs(off)
+        return text + "%s%02d:%02d" % (sign, off // 60, off % 60)
+
+    def as_dict(self):
+        """The JSON-ready form used by the CLI and the web API."""
+        st = self.system_title
+        return {
+            "system_title": bytes(st).hex().upper() if st else None,
+            "frame_counter": self.frame_counter,
+            "meter_time": self.iso_time(),
+            "security": self.security,
+            "layout": self.layout,
+            "values": dict(self.values),
+            "derived": dict(self.derived),
+        }
