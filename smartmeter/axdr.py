@@ -151,6 +151,41 @@ class Parser:
         raise ParseError("unknown data type 0x%02X" % tag)
 
 
+    def locate(self, leaves, depth=0):
+        """Walk the value at the cursor like :meth:`value`, recording where its leaves are.
+
+        :param leaves: list that receives ``(offset, tag, size)`` per leaf, in parse order
+        :returns: the shape of the value: a leaf's index into ``leaves``, or a list of shapes
+        """
+        tag = self.byte()
+        fixed = _FIXED.get(tag)
+        if tag == _STRUCT or tag == _ARRAY:
+            if depth >= _MAX_DEPTH:
+                raise ParseError("data nested too deeply")
+            count = self.length()
+            if count > self.end - self.pos:
+                raise ParseError("element count exceeds telegram")
+            return [self.locate(leaves, depth + 1) for _ in range(count)]
+        if fixed is not None:
+            size = fixed[0]
+        elif tag in (_OCTETS, _VISIBLE, _UTF8):
+            size = self.length()
+        elif tag == _BITS:
+            size = (self.length() + 7) // 8
+        elif tag == _DATETIME:
+            size = 12
+        elif tag == _BOOL:
+            size = 1
+        elif tag == _NULL:
+            size = 0
+        else:
+            raise ParseError("unknown data type 0x%02X" % tag)
+        self.need(size)
+        leaves.append((self.pos, tag, size))
+        self.pos += size
+        return len(leaves) - 1
+
+
 def parse_datetime(raw):
     """Decode a 12-byte COSEM date-time.
 

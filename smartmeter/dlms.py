@@ -6,7 +6,7 @@ duplicate/replay check, decryption + tag check, plausibility of the plaintext ("
 A-XDR parse, layout. The plaintext buffer is preallocated once per decoder.
 """
 
-from . import layouts
+from . import layouts, template
 from .axdr import Parser, parse_datetime
 from .errors import (
     AuthKeyMissingError,
@@ -64,21 +64,33 @@ class Envelope:
         n = len(payload)
         if n < 2 or payload[0] != _GLO_CIPHERING:
             raise EnvelopeError("not an encrypted DLMS telegram (no 0xDB tag)")
-        p = Parser(payload, 1)
-        try:
-            if p.byte() != 8:
-                raise EnvelopeError("system title length is not 8")
-            self.system_title = p.take(8)
-            length = p.length()
-            if length != n - p.pos:
-                raise EnvelopeError("DLMS length does not match the telegram")
-            self.security = p.byte()
-            self.frame_counter = p.uint(4)
-        except ParseError:
-            raise EnvelopeError("DLMS header truncated") from None
+        if payload[1] != 8:
+            raise EnvelopeError("system title length is not 8")
+        if n < 16:
+            raise EnvelopeError("DLMS header truncated")
+        self.system_title = bytes(payload[2:10])
+        length = payload[10]
+        p = 11
+        if length == 0x81:
+            length = payload[11]
+            p = 12
+        elif length == 0x82:
+            length = (payload[11] << 8) | payload[12]
+            p = 13
+        elif length >= 0x80:
+            raise EnvelopeError("unsupported DLMS length form")
+        if length != n - p:
+            raise EnvelopeError("DLMS length does not match the telegram")
+        if n < p + 5:
+            raise EnvelopeError("DLMS header truncated")
+        self.security = payload[p]
+        self.frame_counter = (
+            (payload[p + 1] << 24) | (payload[p + 2] << 16) | (payload[p + 3] << 8) | payload[p + 4]
+        )
+        p += 5
         if not self.security & 0x20:
             raise EnvelopeError("telegram is not encrypted (security 0x%02X)" % self.security)
-        self.start = p.pos
+        self.start = p
         self.end = n
         self.tag_start = n
         if self.security & 0x10:
@@ -98,6 +110,9 @@ class Decoder:
         self.gcm = gcm
         self.layout = layout
         self._plain = bytearray(_MAX_PLAINTEXT)
+        self._template = None  # the learned shape of this meter's telegrams (template.py)
+        self.learn = True  # learn templates (tests switch it off to compare both paths)
+        self.fast = 0  # telegrams decoded by the learned template
         self._last_title = None
         self._last_counter = None
         for name in COUNTERS:
@@ -161,6 +176,16 @@ class Decoder:
         transport checksum has passed.
         """
         n = len(apdu)
+        tpl = self._template
+        if tpl is not None and tpl.length == n:
+            reading = Reading()
+            try:
+                if tpl.decode(apdu, reading):
+                    self.fast += 1
+                    reading.derive()
+                    return reading
+            except MeterError:
+                pass  # the general path below reports it properly
         if n < 7 or apdu[0] != _DATA_NOTIFICATION:
             if authenticated:
                 raise ParseError("not a data-notification")
@@ -186,10 +211,20 @@ class Decoder:
             if authenticated:
                 raise ParseError("data-notification date-time malformed")
             raise WrongKeyError("decrypted data is not a meter reading: wrong key?")
+        start = p.pos
         body = p.value()
         if p.pos != n:
             raise ParseError("%d unexpected bytes after the data" % (n - p.pos))
-        reading.layout = layouts.apply(body, reading, self.layout)
+        header_time = reading.meter_time is not None
+        plan = [] if self.learn else None
+        shape = leaves = None
+        if plan is not None:
+            leaves = []
+            p.pos = start
+            shape = p.locate(leaves)
+        reading.layout = layouts.apply(body, reading, self.layout, shape, plan)
+        if plan is not None and dt_len in (0x0C, 0x00):
+            self._template = template.learn(apdu, leaves, plan, reading.layout, header_time)
         reading.derive()
         return reading
 

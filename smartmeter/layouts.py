@@ -34,10 +34,16 @@ def obis_text(code):
     return name
 
 
+TEXT = -1  # plan kinds besides an OBIS C field (int >= 0) or None (unit decides)
+STR = -2  # a value the fast path does not handle
+TIME = -3
+
+
 def scale(value, scaler, unit, c_field=None):
-    """Apply ``value * 10**scaler``: integers for energy/power units, floats otherwise."""
-    if isinstance(value, (bytes, str, list)) or value is None or isinstance(value, bool):
-        return value
+    """Apply ``value * 10**scaler``: integers for energy/power units, floats otherwise.
+
+    :param c_field: the OBIS C field, which decides int/float when the frame has no unit
+    """
     is_int = unit in _INT_UNITS or (unit is None and c_field in _INT_C)
     if scaler == 0:
         return int(value) if is_int else (value if unit is None else float(value))
@@ -50,13 +56,24 @@ def scale(value, scaler, unit, c_field=None):
     return value / div
 
 
+_TEXTS = {}  # raw -> text: the meter number repeats in every telegram
+
+
 def _text(raw):
+    """Octet-string -> printable text (hex when it is not text)."""
+    raw = bytes(raw)
+    text = _TEXTS.get(raw)
+    if text is not None:
+        return text
     try:
-        text = bytes(raw).decode()
+        text = raw.decode()
     except UnicodeError:
-        return bytes(raw).hex().upper()
-    # Strip NULs some meters pad with; keep printable ASCII only
-    return "".join(ch for ch in text if " " <= ch <= "~").strip()
+        text = raw.hex().upper()
+    # Keep printable ASCII only: some meters pad with NULs
+    text = "".join(ch for ch in text if " " <= ch <= "~").strip()
+    if len(_TEXTS) < 8:  # bounded: a hostile stream cannot grow it
+        _TEXTS[raw] = text
+    return text
 
 
 def _is_obis(v):
@@ -74,61 +91,79 @@ def _is_scaler_unit(v):
     )
 
 
-def _set_time(reading, raw):
+def _set_time(reading, raw, plan=None, loc=None):
     if reading.meter_time is None and isinstance(raw, bytes) and len(raw) == 12:
         reading.meter_time, reading.utc_offset, reading.dst = parse_datetime(raw)
+        if plan is not None:
+            plan.append((loc, None, TIME, 0, None))
 
 
-def _store(reading, code, value, scaler_unit):
+def _put(reading, name, value, kind, scaler, unit, plan, loc):
+    """Store a value and, when planning, how to get it again from the same leaf."""
+    if kind == TEXT:
+        reading.values[name] = _text(value)
+    else:
+        reading.values[name] = scale(value, scaler, unit, kind)
+    if plan is not None:
+        plan.append((loc, name, kind, scaler, unit))
+
+
+def _store(reading, code, value, scaler_unit, plan=None, loc=None):
     """Store one OBIS entry: text for ids, scaled numbers otherwise."""
     if code == _CLOCK:
-        _set_time(reading, value)
+        _set_time(reading, value, plan, loc)
         return
     name = obis_text(code)
     if isinstance(value, bytes):
         if code[0] == 0 and code[2] in (96, 42):  # meter number, logical device name
-            reading.values[name] = _text(value)
+            _put(reading, name, value, TEXT, 0, None, plan, loc)
         return  # other octet-strings (dates, list ids) carry no reading
-    if value is None or isinstance(value, list):
-        return
-    if isinstance(value, str):
+    if isinstance(value, (str, float)):
         reading.values[name] = value
+        if plan is not None:
+            plan.append((None, name, STR, 0, None))  # rare types: no fast path for this meter
+        return
+    if value is None or isinstance(value, (list, bool)):
         return
     if scaler_unit is None:
-        reading.values[name] = scale(value, 0, None, code[2])
+        _put(reading, name, value, code[2], 0, None, plan, loc)
     else:
-        reading.values[name] = scale(value, scaler_unit[0], scaler_unit[1])
+        _put(reading, name, value, None, scaler_unit[0], scaler_unit[1], plan, loc)
 
 
-def _obis_walk(body, reading):
+def _obis_walk(body, reading, shape=None, plan=None):
     """Walk a body of OBIS entries, flat (obis, value, [scaler, unit]) or nested structures.
 
-    :returns: (entries found, scalers seen, nested entries seen)
+    :param shape: the body's leaf locations (``Parser.locate``) when building a plan
+    :returns: the number of OBIS entries found
     """
-    entries = scalers = nested = 0
+    entries = 0
     i = 0
     n = len(body)
+    loc = None
     while i < n:
         item = body[i]
         if _is_obis(item) and i + 1 < n:
             su = body[i + 2] if i + 2 < n and _is_scaler_unit(body[i + 2]) else None
-            _store(reading, item, body[i + 1], su)
+            if shape is not None:
+                loc = shape[i + 1]
+            _store(reading, item, body[i + 1], su, plan, loc)
             entries += 1
-            scalers += su is not None
             i += 3 if su is not None else 2
             continue
+        if shape is not None:
+            loc = shape[i]
         if isinstance(item, list) and len(item) in (2, 3) and _is_obis(item[0]):
             su = item[2] if len(item) == 3 and _is_scaler_unit(item[2]) else None
-            _store(reading, item[0], item[1], su)
+            _store(reading, item[0], item[1], su, plan, loc[1] if loc is not None else None)
             entries += 1
-            nested += 1
-            scalers += su is not None
         elif isinstance(item, bytes) and len(item) == 12 and i == 0:
-            _set_time(reading, item)  # Netz NOE: a bare date-time opens the body
+            _set_time(reading, item, plan, loc)  # Netz NOE: a bare date-time opens the body
         elif isinstance(item, bytes) and i == n - 1 and 0 < len(item) <= 32:
-            reading.values[r.METER_NUMBER] = _text(item)  # Netz NOE: meter number, no OBIS code
+            # Netz NOE: the meter number comes last, without an OBIS code
+            _put(reading, r.METER_NUMBER, item, TEXT, 0, None, plan, loc)
         i += 1
-    return entries, scalers, nested
+    return entries
 
 
 def _ints(body, start, stop):
@@ -139,36 +174,57 @@ def _ints(body, start, stop):
     return True
 
 
-def _burgenland(body, reading):
+# Positional lists: (index, OBIS, scaler, unit)
+_BURGENLAND = (
+    (0, r.U_L1, 0, 35),
+    (1, r.U_L2, 0, 35),
+    (2, r.U_L3, 0, 35),
+    (3, r.I_L1, -2, 33),
+    (4, r.I_L2, -2, 33),
+    (5, r.I_L3, -2, 33),
+    (6, r.P_PLUS, 0, 27),
+    (7, r.P_MINUS, 0, 27),
+    (8, r.A_PLUS, 0, 30),
+    (9, r.A_MINUS, 0, 30),
+)
+_KNG = (
+    (4, r.A_PLUS, 0, 30),
+    (5, r.A_MINUS, 0, 30),
+    (6, r.R_PLUS, 0, 32),
+    (7, r.R_MINUS, 0, 32),
+    (8, r.P_PLUS, 0, 27),
+    (9, r.P_MINUS, 0, 27),
+)
+
+
+def _positional(body, reading, table, id_index, shape, plan):
+    for k, key, scaler, unit in table:
+        _put(reading, key, body[k], None, scaler, unit, plan, shape[k] if shape else None)
+    meter_id = body[id_index]
+    if isinstance(meter_id, bytes) and 0 < len(meter_id) <= 32:
+        loc = shape[id_index] if shape else None
+        _put(reading, r.METER_NUMBER, meter_id, TEXT, 0, None, plan, loc)
+
+
+def _burgenland(body, reading, shape=None, plan=None):
     # U1 U2 U3 (V), I1 I2 I3 (0.01 A), P+ P- (W), A+ A- (Wh), 3 unnamed uint16, meter id
     if len(body) < 10 or not _ints(body, 0, 10):
         raise LayoutError("body does not match the Netz Burgenland list")
-    v = reading.values
-    for k, key in enumerate(r.VOLTAGES):
-        v[key] = float(body[k])
-    for k, key in enumerate(r.CURRENTS):
-        v[key] = body[3 + k] / 100
-    v[r.P_PLUS], v[r.P_MINUS], v[r.A_PLUS], v[r.A_MINUS] = body[6], body[7], body[8], body[9]
-    last = body[-1]
-    if isinstance(last, bytes) and 0 < len(last) <= 32:
-        v[r.METER_NUMBER] = _text(last)
+    _positional(body, reading, _BURGENLAND, len(body) - 1, shape, plan)
 
 
-def _kng(body, reading):
+def _kng(body, reading, shape=None, plan=None):
     # list id, meter id, time (hh mm ss hs), date (yyyy mm dd wd), A+ A- R+ R- (Wh/varh), P+ P- (W)
     if len(body) < 10 or not _ints(body, 4, 10):
         raise LayoutError("body does not match the KNG AM550 list")
-    v = reading.values
-    if isinstance(body[1], bytes) and body[1]:
-        v[r.METER_NUMBER] = _text(body[1])
-    keys = (r.A_PLUS, r.A_MINUS, r.R_PLUS, r.R_MINUS, r.P_PLUS, r.P_MINUS)
-    for k, key in enumerate(keys):
-        v[key] = body[4 + k]
+    _positional(body, reading, _KNG, 1, shape, plan)
     if reading.meter_time is None:
         t, d = body[2], body[3]
         if isinstance(t, bytes) and isinstance(d, bytes) and len(t) >= 3 and len(d) >= 4:
             raw = bytes(d[:4]) + bytes(t[:3]) + b"\x00\x80\x00\xff"
             reading.meter_time, reading.utc_offset, reading.dst = parse_datetime(raw)
+            if plan is not None:
+                plan.append((None, None, TIME, 0, None))  # two leaves: no fast path
 
 
 def detect(body):
@@ -196,21 +252,23 @@ def detect(body):
     return "obis-pairs"
 
 
-def apply(body, reading, layout="auto"):
+def apply(body, reading, layout="auto", shape=None, plan=None):
     """Fill ``reading.values`` (and meter time if the header had none) from ``body``.
 
     :param layout: "auto" or one of ``LAYOUTS``
+    :param shape: leaf locations of ``body`` (``axdr.Parser.locate``), to build ``plan``
+    :param plan: a list that receives ``(leaf, key, kind, scaler, unit)`` per stored value
     :returns: the layout name used
     :raises LayoutError: if the body matches no known layout
     :raises ParseError: if a date-time inside the body is invalid
     """
     name = detect(body) if layout == "auto" else layout
     if name == "burgenland":
-        _burgenland(body, reading)
+        _burgenland(body, reading, shape, plan)
     elif name == "kng":
-        _kng(body, reading)
+        _kng(body, reading, shape, plan)
     elif name in ("netznoe", "tinetz", "obis-pairs"):
-        entries = _obis_walk(body, reading)[0]
+        entries = _obis_walk(body, reading, shape, plan)
         if not entries:
             raise LayoutError("no OBIS values in telegram")
     else:

@@ -98,25 +98,28 @@ class Reading:
 
     def derive(self):
         """Compute ``derived`` from ``values``: apparent power S and power factor (P+ - P-) / S."""
-        values = self.values
+        get = self.values.get
         s = 0.0
         n = 0
-        for u_key, i_key in zip(VOLTAGES, CURRENTS):
-            u = values.get(u_key)
-            i = values.get(i_key)
-            if u is not None and i is not None:
-                s += u * i
-                n += 1
+        u, i = get(U_L1), get(I_L1)
+        if u is not None and i is not None:
+            s += u * i
+            n += 1
+        u, i = get(U_L2), get(I_L2)
+        if u is not None and i is not None:
+            s += u * i
+            n += 1
+        u, i = get(U_L3), get(I_L3)
+        if u is not None and i is not None:
+            s += u * i
+            n += 1
         derived = self.derived
         if n:
             derived[APPARENT_POWER] = round(s, 1)
-            p_plus = values.get(P_PLUS)
-            if p_plus is not None:
-                p = p_plus - values.get(P_MINUS, 0)
-                if s > 0:
-                    pf = p / s
-                    pf = 1.0 if pf > 1.0 else -1.0 if pf < -1.0 else pf
-                    derived[DERIVED_PF] = round(pf, 3)
+            p_plus = get(P_PLUS)
+            if p_plus is not None and s > 0:
+                pf = (p_plus - get(P_MINUS, 0)) / s
+                derived[DERIVED_PF] = round(1.0 if pf > 1.0 else -1.0 if pf < -1.0 else pf, 3)
         return derived
 
     def iso_time(self):
