@@ -131,8 +131,8 @@ def hdlc_gbt_frames(payload, max_info=129, block_size=None, llc=LLC, **addr):
         room = block_size
         if room is None:
             room = max_info - (len(llc) if not blocks else 0) - 7
-            if room >= 0x80:
-                room -= 1
+            if room >= 0x80:  # the A-XDR length takes 81 xx (or 82 hh ll)
+                room -= 2 if room > 0x100 else 1
         blocks.append(payload[i : i + room])
         i += room
     out = bytearray()

@@ -235,8 +235,9 @@ def detect(body):
         return "kng"
     has_obis = False
     nested = False
-    for item in body:
-        if _is_obis(item):
+    last = len(body) - 1
+    for k, item in enumerate(body):
+        if _is_obis(item) and k < last:  # an OBIS code is followed by its value
             has_obis = True
         elif isinstance(item, list) and item and _is_obis(item[0]):
             has_obis = nested = True

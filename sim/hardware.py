@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: MIT
+"""PC stand-ins for the board's hardware, with the device's semantics.
+
+The UART has a bounded receive buffer that drops bytes when full (and counts it), like
+``busio.UART``'s ``receiver_buffer_size``; the clock's ticks wrap at 2**29 like
+``supervisor.ticks_ms()``; keys are a keypad-style event queue.
+"""
+
+import os
+import sys
+import time
+from collections import deque
+
+_TICKS_MASK = (1 << 29) - 1
+
+
+class SimUart:
+    """``busio.UART`` receive side: ``readinto`` and ``in_waiting``, bounded buffer."""
+
+    def __init__(self, buffer_size=8192):
+        self.buffer_size = buffer_size
+        self._buf = bytearray()
+        self.overflows = 0  # bytes dropped because the buffer was full
+        self.max_read = None  # limit bytes per readinto (tests: odd chunk sizes)
+
+    def push(self, data):
+        """The meter sends ``data``: bytes past the buffer's capacity are lost."""
+        room = self.buffer_size - len(self._buf)
+        if len(data) > room:
+            self.overflows += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        self._buf += data
+
+    @property
+    def in_waiting(self):
+        return len(self._buf)
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self._buf))
+        if self.max_read:
+            n = min(n, self.max_read)
+        if not n:
+            return None  # like busio.UART with timeout=0 and nothing received
+        buf[:n] = self._buf[:n]
+        del self._buf[:n]
+        return n
+
+
+class SimClock:
+    """Monotonic ticks (ms, wrapping at 2**29) and UTC time, running ``speed`` times faster."""
+
+    def __init__(self, speed=1.0, start_epoch=None, ticks_offset=0):
+        self.speed = speed
+        self._t0 = time.monotonic()
+        self.start_epoch = int(time.time()) if start_epoch is None else start_epoch
+        self._ticks_offset = ticks_offset
+
+    def elapsed_ms(self):
+        return int((time.monotonic() - self._t0) * 1000 * self.speed)
+
+    def ticks_ms(self):
+        return (self.elapsed_ms() + self._ticks_offset) & _TICKS_MASK
+
+    def time(self):
+        return self.start_epoch + self.elapsed_ms() // 1000
+
+    def sync_ntp(self, server):
+        return True  # the PC's clock is set
+
+
+class ManualClock:
+    """A clock tests advance by hand (``advance(ms)``); ``time()`` is None until set."""
+
+    def __init__(self, start_epoch=None, ticks=0):
+        self._ticks = ticks
+        self.epoch = start_epoch
+        self._frac = 0
+
+    def advance(self, ms):
+        self._ticks += ms
+        if self.epoch is not None:
+            self._frac += ms
+            self.epoch += self._frac // 1000
+            self._frac %= 1000
+
+    def ticks_ms(self):
+        return self._ticks & _TICKS_MASK
+
+    def time(self):
+        return self.epoch
+
+
+class SimRadio:
+    """WiFi view: connected, ip, rssi; ``reconnect()``."""
+
+    def __init__(self, connected=True):
+        self.connected = connected
+        self.ip = "127.0.0.1" if connected else None
+        self.rssi = -61 if connected else None
+        self.reconnects = 0
+
+    def reconnect(self):
+        self.reconnects += 1
+
+
+class Event:
+    __slots__ = ("key_number", "pressed", "released")
+
+    def __init__(self, key_number, pressed):
+        self.key_number = key_number
+        self.pressed = pressed
+        self.released = not pressed
+
+
+class EventQueue:
+    """``keypad.EventQueue``: ``get()`` returns an Event or None."""
+
+    def __init__(self, max_events=64):
+        self._q = deque(maxlen=max_events)
+
+    def get(self):
+        return self._q.popleft() if self._q else None
+
+    def put(self, key_number, pressed=True):
+        self._q.append(Event(key_number, pressed))
+
+    def __len__(self):
+        return len(self._q)
+
+
+class SimKeys:
+    """``keypad.Keys`` stand-in: key 0 = NEXT, 1 = ENTER."""
+
+    def __init__(self):
+        self.events = EventQueue()
+
+    def press(self, key_number):
+        self.events.put(key_number, True)
+        self.events.put(key_number, False)
+
+
+class Console:
+    """The serial console: lines out, single characters in (non-blocking).
+
+    Keys typed into a terminal: ``d`` status dump, ``r`` restart, ``n`` NEXT, ``e`` ENTER.
+    """
+
+    def __init__(self, out=None, keys=None, interactive=None):
+        self.out = out if out is not None else sys.stdout
+        self.keys = keys
+        self.lines = deque(maxlen=1000)
+        self._pending = deque()
+        self.interactive = sys.stdin.isatty() if interactive is None else interactive
+        if self.interactive:
+            os.set_blocking(sys.stdin.fileno(), False)
+
+    def type(self, text):
+        self._pending.extend(text)
+
+    def write(self, line):
+        self.lines.append(line)
+        if self.out is not None:
+            print(line, file=self.out, flush=True)
+
+    def read_char(self):
+        if not self._pending and self.interactive:
+            try:
+                data = os.read(sys.stdin.fileno(), 64)
+            except (BlockingIOError, OSError):
+                data = b""
+            self._pending.extend(data.decode(errors="ignore"))
+        while self._pending:
+            ch = self._pending.popleft()
+            if ch in "ne" and self.keys is not None:
+                self.keys.press(0 if ch == "n" else 1)
+                continue
+            if ch.strip():
+                return ch
+        return None
+
+
+class Hardware:
+    """The object the app receives; attributes may be None where hardware is absent."""
+
+    def __init__(self, **kw):
+        self.uart = None
+        self.display = None
+        self.keys = None
+        self.i2c = None
+        self.fs = None
+        self.mount = None
+        self.log_dir = None
+        self.pool = None
+        self.radio = None
+        self.clock = None
+        self.watchdog = None
+        self.console = None
+        self.reset = None
+        self.mem_free = None
+        self.aes_backend = None
+        for k, v in kw.items():
+            if not hasattr(self, k):
+                raise TypeError("unknown hardware attribute " + k)
+            setattr(self, k, v)

@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: MIT
+"""The simulation: PC hardware + virtual meter + the real app loop.
+
+Used by ``python -m sim`` and by the end-to-end tests (which drive ``step()`` with a manual
+clock). SD card = ``<data_dir>/sd`` (so ``LOG_DIR = "/sd/logs"`` maps to ``<data_dir>/sd/logs``),
+screens = ``<data_dir>/screens/*.png``.
+"""
+
+import os
+import socket
+import time
+
+from smartmeter import app as app_mod
+from smartmeter import config as config_mod
+from smartmeter.storage import RealFS
+
+from . import meter as meter_mod
+from .hardware import Console, Hardware, SimKeys, SimRadio, SimUart
+
+PUSH_INTERVAL_MS = 5000  # Austrian meters push every 5 s (TINETZ, Netz NOE, VKW)
+
+
+def _replay_telegrams(path):
+    """Split a hex capture into per-telegram chunks with the firmware's own reader."""
+    from smartmeter.__main__ import parse_hex_text
+    from smartmeter.transport import FrameReader
+
+    with open(path, encoding="utf-8", errors="replace") as f:
+        data = parse_hex_text(f.read())
+    ends = []
+    pos = [0]
+
+    def on_telegram(_payload, _name):
+        ends.append(pos[0])
+
+    reader = FrameReader(on_telegram)
+    for i in range(len(data)):
+        pos[0] = i + 1
+        reader.feed(data[i : i + 1])
+    chunks, start = [], 0
+    for end in ends:
+        chunks.append(data[start:end])
+        start = end
+    return chunks
+
+
+class Simulation:
+    """Wire the app to PC hardware and a virtual meter.
+
+    :param values: settings dict (parsed settings.toml)
+    :param clock: SimClock (real time, accelerated) or ManualClock (tests)
+    """
+
+    def __init__(
+        self,
+        values,
+        data_dir="sim-data",
+        layout="netznoe",
+        replay=None,
+        clock=None,
+        display="png",
+        seed=1,
+        quiet=False,
+        web=True,
+        console_out=None,
+    ):
+        self.data_dir = os.path.abspath(data_dir)
+        sd_root = os.path.join(self.data_dir, "sd")
+        os.makedirs(sd_root, exist_ok=True)
+        self.fs = RealFS(root=self.data_dir)  # "/sd/logs" -> <data_dir>/sd/logs
+        overrides_path = os.path.join(sd_root, app_mod.OVERRIDE_NAME)
+        overrides = {}
+        if os.path.exists(overrides_path):
+            with open(overrides_path, encoding="utf-8") as f:
+                overrides = config_mod.parse_toml(f.read())[0]
+        merged = dict(values)
+        merged.update(overrides)
+        self.config = config_mod.load(lambda _name: None, merged)
+        self.clock = clock
+        self.keys = SimKeys()
+        self.console = Console(out=None if quiet else console_out, keys=self.keys)
+        self.quiet = quiet
+        self.uart = SimUart()
+        self.screens_dir = os.path.join(self.data_dir, "screens")
+        disp = None
+        self._snapshot = None
+        if display != "none":
+            from . import display as display_mod
+
+            disp, self._snapshot = display_mod.make_png_display()
+            os.makedirs(self.screens_dir, exist_ok=True)
+        self.hw = Hardware(
+            uart=self.uart,
+            display=disp,
+            keys=self.keys,
+            fs=self.fs,
+            log_dir=self.config.LOG_DIR,
+            pool=socket if web else None,
+            radio=SimRadio(),
+            clock=clock,
+            console=self.console,
+            reset=self._reset,
+        )
+        self.app = app_mod.build(self.hw, self.config, web=web)
+        self.replay = _replay_telegrams(replay) if replay else None
+        self.meter = None
+        if self.replay is None:
+            self.meter = meter_mod.VirtualMeter(
+                layout, self.config.METER_KEY, self.config.METER_AUTH_KEY, seed
+            )
+        self.sent = 0
+        self._next_push = clock.ticks_ms()
+        self._last_frame = -1
+        self.resets = []
+
+    def _reset(self, why):
+        self.resets.append(why)
+        self.console.write("(simulated reset: %s)" % why)
+
+    # -- running -----------------------------------------------------------------------------
+    def push_due(self):
+        """Let the virtual meter send when its 5 s have passed (simulated time)."""
+        from smartmeter.timeutil import ticks_add, ticks_diff
+
+        now = self.clock.ticks_ms()
+        if ticks_diff(now, self._next_push) < 0:
+            return False
+        self._next_push = ticks_add(self._next_push, PUSH_INTERVAL_MS)
+        if self.replay is not None:
+            if self.sent >= len(self.replay):
+                return False
+            data = self.replay[self.sent]
+        else:
+            epoch = self.clock.time()
+            data = self.meter.telegram(epoch)
+        self.uart.push(data)
+        self.sent += 1
+        return True
+
+    def step(self):
+        """One simulator tick: maybe a telegram, then one pass of the real loop."""
+        self.push_due()
+        self.app.loop_once()
+        self._render()
+
+    def _render(self):
+        ui = getattr(self.app, "ui", None)
+        if self._snapshot is None or ui is None:
+            return
+        frame = ui.frames if hasattr(ui, "frames") else ui.changes
+        if frame != self._last_frame:
+            self._last_frame = frame
+            name = ui.screen_name() if hasattr(ui, "screen_name") else "screen"
+            self._snapshot(os.path.join(self.screens_dir, name + ".png"))
+
+    def run(self, duration_s=0):
+        """Run in real time (accelerated by the clock) for ``duration_s`` wall seconds."""
+        end = time.monotonic() + duration_s if duration_s else None
+        while end is None or time.monotonic() < end:
+            self.step()
+            time.sleep(0.002)
+        # let the last telegram on the wire be read and logged
+        for _ in range(5):
+            self.app.loop_once()
+
+    def close(self):
+        web = getattr(self.app, "web", None)
+        if web is not None and hasattr(web, "stop"):
+            web.stop()
+
+    # -- reporting ---------------------------------------------------------------------------
+    def banner(self):
+        cfg = self.config
+        st = self.app.state
+        user = cfg.WEB_USER
+        password = cfg.WEB_PASSWORD or st.web_password_generated or "(see the system screen)"
+        lines = [
+            "smartmeter simulator: %s meter, telegram every %.1f s"
+            % (self.meter.layout if self.meter else "replay", PUSH_INTERVAL_MS / 1000 / self.clock.speed
+               if hasattr(self.clock, "speed") else 5),
+            "SD card folder: %s" % os.path.join(self.data_dir, "sd"),
+        ]
+        if getattr(self.app, "web", None) is not None:
+            lines.append("web: http://localhost:%d/  user %s  password %s" % (cfg.WEB_PORT, user, password))
+        if self._snapshot is not None:
+            lines.append("screens: %s/*.png  (keys: n = NEXT, e = ENTER, d = status, r = restart)"
+                         % self.screens_dir)
+        for line in lines:
+            print(line, flush=True)
+
+    def logged(self):
+        return self.app.state.counters.csv_rows
+
+    def summary(self):
+        c = self.app.state.counters
+        return "sent %d decoded %d logged %d" % (self.sent, c.decoded, c.csv_rows)

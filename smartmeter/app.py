@@ -1,0 +1,436 @@
+# SPDX-License-Identifier: MIT
+"""The super-loop: UART bytes -> readings -> state -> sinks, every sink isolated and counted.
+
+One pass (``loop_once``):
+
+1. Move what the UART holds into the transport reader (non-blocking, bounded per pass). Each
+   decoded reading updates the state and goes to the CSV log at once, and is queued for the
+   network sinks.
+2. Buttons and display.
+3. The web server (long responses are sliced and call ``service_uart`` between slices).
+4. Timed work when due: Graphite, MQTT, sensor, SD remount/retention, NTP, WiFi, status line.
+5. Feed the watchdog: the pass completed.
+
+The hardware arrives as one object (see ``hardware.py`` on the device, ``sim/`` on a PC): uart,
+display, keys, i2c, fs, mount, log_dir, pool, radio, clock, watchdog, console, reset, mem_free.
+Anything optional may be None and the rest runs on.
+"""
+
+import gc
+
+from . import __version__, timeutil
+from .config import Config
+from .pipeline import Pipeline
+from .reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
+from .state import State, problem_text
+from .timeutil import ticks_diff
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_UART_CHUNK = const(512)  # bytes per readinto; ~2 s of M-Bus at 2400 baud, 0.5 s at 9600
+_UART_READS_PER_PASS = const(8)  # bounded: a flood cannot starve the rest of the loop
+_STATUS_EVERY_MS = const(60_000)  # status line on the console when no telegram arrives
+_NTP_EVERY_MS = const(6 * 3600_000)
+_NTP_RETRY_MS = const(60_000)
+_WIFI_RETRY_MS = const(30_000)
+
+# Which counters come from the reader / decoder objects
+_READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors", "framing_errors")
+_DECODER_COUNTERS = (
+    "telegrams",
+    "decoded",
+    "wrong_key",
+    "tag_mismatch",
+    "auth_key_missing",
+    "parse_errors",
+    "layout_errors",
+    "envelope_errors",
+    "duplicates",
+    "counter_resets",
+)
+
+
+class Sink:
+    """A consumer of readings, isolated in the loop.
+
+    ``on_reading(reading, epoch, extras)`` must be fast (queue only); ``poll(now_ms)`` does the
+    timed I/O. Either may be missing. Every exception is caught, counted and kept as text.
+    """
+
+    name = "sink"
+
+
+class App:
+    """The firmware. Build with a hardware object and a Config, then ``run()`` or ``loop_once()``."""
+
+    def __init__(self, hw, config=None, state=None, sinks=None):
+        self.hw = hw
+        self.config = config if config is not None else Config()
+        cfg = self.config
+        self.state = state if state is not None else State()
+        st = self.state
+        st.version = __version__
+        st.hostname = cfg.HOSTNAME
+        st.key_set = cfg.METER_KEY is not None
+        st.config_problems = list(cfg.problems)
+        st.web_user = cfg.WEB_USER
+        self.clock = hw.clock
+        self._uart_buf = bytearray(_UART_CHUNK)
+        self._uart_mv = memoryview(self._uart_buf)
+        self.pipeline = Pipeline(
+            cfg.METER_KEY,
+            cfg.METER_AUTH_KEY,
+            self._on_reading,
+            self._on_error,
+            cfg.METER_TRANSPORT,
+            cfg.METER_LAYOUT,
+            getattr(hw, "aes_backend", None),
+        )
+        self.sinks = list(sinks or [])
+        self.csv = None  # the CSV sink, if any (it gets readings synchronously)
+        for sink in self.sinks:
+            if sink.name == "csv":
+                self.csv = sink
+        self.extras = {"temperature": None, "humidity": None, "rssi": None}
+        self.sent_readings = 0
+        self.restart_requested = False
+        self._start = self.clock.ticks_ms()
+        self._last_status = self._start
+        self._next_ntp = self._start
+        self._next_wifi = self._start
+        self._pass_start = self._start
+        self._status_due = False
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self):
+        """Run forever. Only this outermost handler may reset the board, after logging why."""
+        while True:
+            try:
+                self.loop_once()
+            except MemoryError:
+                self.state.counters.memory_errors += 1
+                gc.collect()
+            except Exception as exc:  # noqa: BLE001 - last line of defence, logged then reset
+                self._log("fatal: %s: %s" % (type(exc).__name__, exc))
+                reset = getattr(self.hw, "reset", None)
+                if reset is None:
+                    raise
+                reset("fatal " + type(exc).__name__)
+            if self.restart_requested:
+                reset = getattr(self.hw, "reset", None)
+                if reset is not None:
+                    reset("restart requested")
+                self.restart_requested = False
+
+    def loop_once(self):
+        """One pass of the super-loop. Never raises for sink, network or storage faults."""
+        now = self.clock.ticks_ms()
+        self._pass_start = now
+        st = self.state
+        c = st.counters
+        c.loop_passes += 1
+        self.service_uart()
+        self._console()
+        for sink in self.sinks:
+            poll = getattr(sink, "poll", None)
+            if poll is not None:
+                self._isolated(sink, poll, now)
+        self._timed(now)
+        if self._status_due:
+            self._status_due = False
+            self._print_status()
+        end = self.clock.ticks_ms()
+        took = ticks_diff(end, now)
+        if took > c.slowest_pass_ms:
+            c.slowest_pass_ms = took
+        st.uptime_s = ticks_diff(end, self._start) // 1000
+        mem_free = getattr(self.hw, "mem_free", None)
+        if mem_free is not None:
+            free = mem_free()
+            if c.mem_free_min < 0 or free < c.mem_free_min:
+                c.mem_free_min = free
+        watchdog = getattr(self.hw, "watchdog", None)
+        if watchdog is not None:
+            watchdog.feed()
+
+    def service_uart(self):
+        """Move what the UART holds into the reader. Also called between slices of long work."""
+        uart = self.hw.uart
+        if uart is None:
+            return 0
+        total = 0
+        for _ in range(_UART_READS_PER_PASS):
+            try:
+                n = uart.readinto(self._uart_buf)
+            except OSError as exc:
+                self.state.counters.uart_overflows += 1
+                self._remember("uart", exc)
+                break
+            if not n:
+                break
+            total += n
+            self.pipeline.feed(self._uart_mv[:n])
+            if n < _UART_CHUNK:
+                break
+        overflow = getattr(uart, "overflows", None)
+        if overflow is not None:
+            self.state.counters.uart_overflows = overflow
+        if total:
+            self._sync_counters()
+        return total
+
+    # -- readings ---------------------------------------------------------------------------
+    def _on_reading(self, reading):
+        st = self.state
+        now = self.clock.ticks_ms()
+        if reading.meter_time is not None:
+            epoch, offset = timeutil.utc_epoch(reading.meter_time, reading.utc_offset, reading.dst)
+        else:
+            epoch = self.clock.time()  # None while the RTC is unset: no row, no point
+            offset = None
+        st.latest = reading
+        st.latest_epoch = epoch
+        st.latest_offset = offset
+        st.latest_ticks = now
+        st.last_stage_error = None
+        if epoch is not None:
+            st.clock_set = True
+            values = reading.values
+            net = values.get(P_PLUS, 0) - values.get(P_MINUS, 0)
+            st.history.add(epoch, net)
+        extras = self.extras
+        extras["rssi"] = st.wifi_rssi
+        extras["temperature"] = st.temperature
+        extras["humidity"] = st.humidity
+        for sink in self.sinks:
+            handler = getattr(sink, "on_reading", None)
+            if handler is not None:
+                self._isolated(sink, handler, reading, epoch, extras)
+        self._status_due = True
+
+    def _on_error(self, exc):
+        st = self.state
+        st.last_stage_error = (exc.stage, str(exc))
+        st.last_stage_ticks = self.clock.ticks_ms()
+        if exc.stage != "duplicate":
+            self._log("telegram %s: %s" % (exc.stage, exc))
+
+    def _sync_counters(self):
+        c = self.state.counters
+        reader = self.pipeline.reader
+        decoder = self.pipeline.decoder
+        for name in _READER_COUNTERS:
+            setattr(c, name, getattr(reader, name))
+        for name in _DECODER_COUNTERS:
+            setattr(c, name, getattr(decoder, name))
+
+    # -- isolation --------------------------------------------------------------------------
+    def _isolated(self, sink, fn, *args):
+        try:
+            return fn(*args)
+        except MemoryError:
+            self.state.counters.memory_errors += 1
+            gc.collect()
+        except Exception as exc:  # noqa: BLE001 - one sink must never stop the loop
+            self.state.counters.sink_errors += 1
+            self._remember(sink.name, exc)
+        return None
+
+    def _remember(self, name, exc):
+        text = str(exc) or type(exc).__name__
+        self.state.last_errors[name] = text[:80]
+        self._log("%s error: %s" % (name, text[:80]))
+
+    # -- timed work -------------------------------------------------------------------------
+    def _timed(self, now):
+        hw = self.hw
+        st = self.state
+        radio = getattr(hw, "radio", None)
+        if radio is not None:
+            try:
+                st.wifi_connected = bool(radio.connected)
+                st.ip = radio.ip if st.wifi_connected else None
+                st.wifi_rssi = radio.rssi if st.wifi_connected else None
+                st.wifi_ssid = self.config.CIRCUITPY_WIFI_SSID or None
+                if not st.wifi_connected and ticks_diff(now, self._next_wifi) >= 0:
+                    self._next_wifi = timeutil.ticks_add(now, _WIFI_RETRY_MS)
+                    radio.reconnect()
+            except Exception as exc:  # noqa: BLE001
+                self._remember("wifi", exc)
+        clock = self.clock
+        if ticks_diff(now, self._next_ntp) >= 0 and st.wifi_connected:
+            sync = getattr(clock, "sync_ntp", None)
+            ok = False
+            if sync is not None:
+                try:
+                    ok = sync(self.config.NTP_SERVER)
+                except Exception as exc:  # noqa: BLE001
+                    self._remember("ntp", exc)
+            delay = _NTP_EVERY_MS if ok else _NTP_RETRY_MS
+            self._next_ntp = timeutil.ticks_add(now, delay)
+        if clock.time() is not None:
+            st.clock_set = True
+        if ticks_diff(now, self._last_status) >= _STATUS_EVERY_MS:
+            self._status_due = True
+
+    # -- console ----------------------------------------------------------------------------
+    def _console(self):
+        console = getattr(self.hw, "console", None)
+        if console is None:
+            return
+        ch = console.read_char()
+        if ch == "d":
+            for line in self.status_dump():
+                console.write(line)
+        elif ch == "r":
+            console.write("restart requested from the console")
+            self.restart_requested = True
+
+    def status_line(self):
+        """One compact line: time, power, energy, stage counters, sinks, problems."""
+        st = self.state
+        c = st.counters
+        parts = []
+        r = st.latest
+        if r is not None:
+            v = r.values
+            parts.append(r.iso_time() or "-")
+            parts.append("P+%sW P-%sW" % (v.get(P_PLUS, "-"), v.get(P_MINUS, "-")))
+            parts.append("A+%sWh A-%sWh" % (v.get(A_PLUS, "-"), v.get(A_MINUS, "-")))
+        parts.append(
+            "rx %d fr %d cs %d dec %d key %d tag %d dup %d"
+            % (
+                c.bytes_in,
+                c.frames_ok,
+                c.checksum_errors,
+                c.decoded,
+                c.wrong_key,
+                c.tag_mismatch,
+                c.duplicates,
+            )
+        )
+        parts.append("sd %s rows %d err %d" % (st.sd_state, c.csv_rows, c.csv_errors))
+        problems = st.problems(self.clock.ticks_ms(), ticks_diff)
+        if problems:
+            parts.append("! " + ", ".join(problem_text(p) for p in problems))
+        return " | ".join(parts)
+
+    def status_dump(self):
+        """The 'd' console command: every counter and state, one per line (no secrets)."""
+        st = self.state
+        lines = [
+            "smartmeter %s host %s" % (st.version, st.hostname),
+            "uptime %d s, reset reason %s" % (st.uptime_s, st.reset_reason),
+            "wifi %s ssid %s ip %s rssi %s" % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
+            "sd %s free %s total %s" % (st.sd_state, st.sd_free, st.sd_total),
+            "graphite %s mqtt %s" % (st.graphite_state, st.mqtt_state),
+        ]
+        for name, value in st.counters.as_dict().items():
+            lines.append("  %s %s" % (name, value))
+        for name, text in st.last_errors.items():
+            lines.append("  last %s error: %s" % (name, text))
+        for text in st.config_problems:
+            lines.append("  setting: %s" % text)
+        return lines
+
+    def _print_status(self):
+        self._last_status = self.clock.ticks_ms()
+        self._log(self.status_line())
+
+    def _log(self, text):
+        console = getattr(self.hw, "console", None)
+        if console is not None:
+            console.write(text)
+
+
+
+OVERRIDE_NAME = "smartmeter.toml"
+
+
+def _load(name):
+    """Import a sink module only when it is used (each costs RAM on the device)."""
+    return __import__("smartmeter." + name, None, None, [name])  # settings the web page writes, on the SD card next to LOG_DIR
+
+
+class _Actions:
+    """What the buttons and the web page may ask the app to do."""
+
+    def __init__(self, app):
+        self._app = app
+
+    def restart(self):
+        self._app.restart_requested = True
+
+    def setup_mode(self):
+        self._app.setup_requested = True
+
+
+def build(hw, cfg, state=None, web=True):
+    """Assemble the app and every sink the hardware and settings allow.
+
+    Each sink is created in isolation: one that fails to start is reported and left out.
+    """
+    state = state if state is not None else State()
+    app = App(hw, cfg, state)
+    app.setup_requested = False
+    actions = _Actions(app)
+    clock = hw.clock
+    sinks = []
+
+    def attempt(name, make):
+        try:
+            sink = make()
+        except Exception as exc:  # noqa: BLE001 - a sink that cannot start must not stop the board
+            app._remember(name, exc)
+            return None
+        if sink is not None:
+            sinks.append(sink)
+        return sink
+
+    app.storage = None
+    app.csv = None
+    if hw.fs is not None and cfg.SD_MODE != "none":
+        app.csv = attempt("csv", lambda: _load("csvlog").CsvSink(hw, cfg, state))
+        if app.csv is not None:
+            app.storage = app.csv.storage
+    else:
+        state.sd_state = "disabled"
+    app.ui = None
+    if hw.display is not None:
+        app.ui = attempt(
+            "display",
+            lambda: _load("ui").Ui(
+                hw.display, hw.keys, state, cfg.UI_LANGUAGE, cfg.DISPLAY_TIMEOUT_S, actions, ticks_diff
+            ),
+        )
+    app.sensor = None
+    if hw.i2c is not None:
+        app.sensor = attempt("sensor", lambda: _load("sensor").SensorSink(hw.i2c, state, clock))
+    if hw.pool is not None and cfg.GRAPHITE_HOST:
+        attempt(
+            "graphite",
+            lambda: _load("graphite").GraphiteSink(cfg, hw.pool, state, app.backfill),
+        )
+    if hw.pool is not None and cfg.MQTT_HOST:
+        attempt("mqtt", lambda: _load("mqtt").MqttSink(cfg, hw.pool, state))
+    app.web = None
+    if web and hw.pool is not None:
+        app.web = attempt(
+            "web",
+            lambda: _load("web").WebServer(cfg, state, hw.pool, app.storage, actions, app.service_uart),
+        )
+        if app.web is not None:
+            try:
+                app.web.start()
+            except Exception as exc:  # noqa: BLE001 - port in use etc.: the rest runs on
+                app._remember("web", exc)
+                sinks.remove(app.web)
+                app.web = None
+    app.sinks = sinks
+    return app

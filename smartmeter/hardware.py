@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: MIT
+"""Build the board's hardware object from the pin names in settings.toml (device only).
+
+Each part is optional: a missing display, SD card, sensor or WiFi is logged and left as None,
+and the app runs on with what is there. Nothing here is imported on the PC (``sim/`` builds the
+PC version of the same object).
+"""
+
+import gc
+import os
+import sys
+import time
+
+import board
+import busio
+import microcontroller
+import supervisor
+
+try:
+    from micropython import const
+except ImportError:  # type checkers
+
+    def const(x):
+        return x
+
+
+# UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
+# are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
+# (0.5 s each), an NTP query (<= 2 s) and a WiFi reconnect attempt (the radio call can block for
+# several seconds). 8 KiB holds 37 s of M-Bus at 2400 baud (218 bytes/s) and 9 s of HDLC at
+# 9600 baud (873 bytes/s): every blocking step fits with a wide margin.
+_UART_BUFFER = const(8192)
+_RTC_VALID_AFTER = const(1_600_000_000)  # before NTP the RTC counts from 2000-01-01
+
+
+def _pin(name):
+    if not name:
+        return None
+    return getattr(board, name)
+
+
+class Clock:
+    """Monotonic ms ticks (wrap at 2**29) and UTC epoch seconds, None until the RTC is set."""
+
+    def ticks_ms(self):
+        return supervisor.ticks_ms()
+
+    def time(self):
+        now = time.time()
+        return now if now > _RTC_VALID_AFTER else None
+
+    def __init__(self, pool=None):
+        self.pool = pool
+
+    def sync_ntp(self, server):
+        """Set the RTC from NTP; True on success."""
+        if self.pool is None:
+            return False
+        import adafruit_ntp
+        import rtc
+
+        ntp = adafruit_ntp.NTP(self.pool, server=server, tz_offset=0, socket_timeout=2)
+        rtc.RTC().datetime = ntp.datetime
+        return True
+
+
+class Radio:
+    """WiFi view for the app: connected, ip, rssi, reconnect()."""
+
+    def __init__(self, wifi, ssid, password):
+        self._wifi = wifi
+        self._ssid = ssid
+        self._password = password
+
+    @property
+    def connected(self):
+        return self._wifi.radio.connected
+
+    @property
+    def ip(self):
+        addr = self._wifi.radio.ipv4_address
+        return str(addr) if addr else None
+
+    @property
+    def rssi(self):
+        info = self._wifi.radio.ap_info
+        return info.rssi if info else None
+
+    def reconnect(self):
+        if self._ssid:
+            self._wifi.radio.connect(self._ssid, self._password, timeout=5)
+
+
+class Console:
+    """USB serial: one line out per call, single characters in without blocking."""
+
+    def read_char(self):
+        if supervisor.runtime.serial_bytes_available:
+            return sys.stdin.read(1)
+        return None
+
+    def write(self, line):
+        print(line)
+
+
+class Watchdog:
+    """``microcontroller.watchdog`` in RESET mode, fed by the loop after each completed pass."""
+
+    def __init__(self, timeout_s):
+        from watchdog import WatchDogMode
+
+        self._wd = microcontroller.watchdog
+        self._wd.timeout = timeout_s
+        self._wd.mode = WatchDogMode.RESET
+
+    def feed(self):
+        self._wd.feed()
+
+
+class Hardware:
+    """The hardware object the app receives (see ``smartmeter.app``)."""
+
+    def __init__(self):
+        self.uart = None
+        self.display = None
+        self.keys = None
+        self.i2c = None
+        self.fs = None
+        self.mount = None
+        self.log_dir = None
+        self.pool = None
+        self.radio = None
+        self.clock = Clock()
+        self.watchdog = None
+        self.console = Console()
+        self.mem_free = gc.mem_free
+        self.aes_backend = "aesio"
+        self.problems = []
+
+    def reset(self, why):
+        """Log why, flush the SD card, then reset the board."""
+        print("reset:", why)
+        try:
+            os.sync()
+        except (AttributeError, OSError):
+            pass
+        microcontroller.reset()
+
+
+def _parity(name):
+    parity = busio.UART.Parity
+    return {"even": parity.EVEN, "odd": parity.ODD}.get(name)
+
+
+def build(cfg):
+    """Build the Hardware for Config ``cfg``; each failing part is recorded and skipped."""
+    hw = Hardware()
+
+    def attempt(what, fn):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - optional hardware must not stop the board
+            hw.problems.append("%s: %s" % (what, exc))
+            return None
+
+    hw.uart = attempt(
+        "meter UART",
+        lambda: busio.UART(
+            tx=_pin(cfg.PIN_METER_TX),
+            rx=_pin(cfg.PIN_METER_RX),
+            baudrate=cfg.baudrate,
+            bits=8,
+            parity=_parity(cfg.parity),
+            stop=1,
+            timeout=0,
+            receiver_buffer_size=_UART_BUFFER,
+        ),
+    )
+    hw.display = attempt("display", lambda: _display(cfg))
+    hw.keys = attempt("buttons", lambda: _keys(cfg))
+    hw.i2c = attempt("I2C", lambda: busio.I2C(_pin(cfg.PIN_I2C_SCL), _pin(cfg.PIN_I2C_SDA)))
+    hw.log_dir = cfg.LOG_DIR
+    if cfg.SD_MODE != "none":
+        hw.mount = _sd_mounter(cfg)
+    try:
+        import wifi
+
+        hw.radio = Radio(wifi, cfg.CIRCUITPY_WIFI_SSID, cfg.CIRCUITPY_WIFI_PASSWORD)
+        import socketpool
+
+        hw.pool = socketpool.SocketPool(wifi.radio)
+        hw.clock = Clock(hw.pool)
+        try:
+            wifi.radio.hostname = cfg.HOSTNAME
+        except (AttributeError, ValueError):
+            pass
+    except ImportError:
+        hw.problems.append("wifi: not available on this board")
+    if cfg.WATCHDOG_S:
+        hw.watchdog = attempt("watchdog", lambda: Watchdog(cfg.WATCHDOG_S))
+    return hw
+
+
+def _display(cfg):
+    import displayio
+    import fourwire
+    from adafruit_st7735r import ST7735R
+
+    displayio.release_displays()
+    spi = busio.SPI(clock=_pin(cfg.PIN_TFT_SCK), MOSI=_pin(cfg.PIN_TFT_MOSI))
+    bus = fourwire.FourWire(
+        spi,
+        command=_pin(cfg.PIN_TFT_DC),
+        chip_select=_pin(cfg.PIN_TFT_CS),
+        reset=_pin(cfg.PIN_TFT_RST),
+        baudrate=24_000_000,
+    )
+    return ST7735R(
+        bus, width=160, height=128, rotation=90, bgr=True, backlight_pin=_pin(cfg.PIN_TFT_BL)
+    )
+
+
+def _keys(cfg):
+    import keypad
+
+    # keypad scans in the background and queues events: no press is lost while the loop is busy
+    pins = (_pin(cfg.PIN_BTN_NEXT), _pin(cfg.PIN_BTN_ENTER))
+    return keypad.Keys(pins, value_when_pressed=False, pull=True)
+
+
+def _sd_mounter(cfg):
+    """A callable that (re)mounts the SD card at /sd; raises OSError when there is no card."""
+    state = {"sd": None}
+
+    def mount():
+        import storage
+
+        try:
+            storage.umount("/sd")
+        except (OSError, ValueError):
+            pass
+        if state["sd"] is not None:
+            try:
+                state["sd"].deinit()
+            except (AttributeError, OSError):
+                pass
+            state["sd"] = None
+        if cfg.SD_MODE == "sdio":
+            import sdioio
+
+            data = [_pin(n) for n in (cfg.PIN_SD_D0, cfg.PIN_SD_D1, cfg.PIN_SD_D2, cfg.PIN_SD_D3)]
+            sd = sdioio.SDCard(
+                clock=_pin(cfg.PIN_SD_CLK),
+                command=_pin(cfg.PIN_SD_CMD),
+                data=data,
+                frequency=25_000_000,
+            )
+        else:
+            import sdcardio
+
+            # SPI mode on the same socket wiring: CLK = SCK, CMD = MOSI, D0 = MISO, D3 = CS
+            spi = busio.SPI(
+                _pin(cfg.PIN_SD_CLK), MOSI=_pin(cfg.PIN_SD_CMD), MISO=_pin(cfg.PIN_SD_D0)
+            )
+            sd = sdcardio.SDCard(spi, _pin(cfg.PIN_SD_D3))
+        state["sd"] = sd
+        storage.mount(storage.VfsFat(sd), "/sd")
+        try:
+            os.mkdir(cfg.LOG_DIR)
+        except OSError:
+            pass  # exists
+
+    return mount
+
+
+def reset_reason():
+    """Why the board last reset, as text (shown on the status page and screen)."""
+    try:
+        return str(microcontroller.cpu.reset_reason).split(".")[-1]
+    except AttributeError:
+        return None

@@ -1,0 +1,279 @@
+# SPDX-License-Identifier: MIT
+"""The one state object every sink reads: latest reading, history ring, status counters.
+
+Sinks (CSV, display, web, Graphite, MQTT) read from here and never talk to each other. Only the
+app loop writes to it. ``problems()`` turns the counters into the plain-language list of what is
+wrong ("no signal", "wrong key?", "SD full", ...) that the display banner, the web page and the
+serial line all show.
+"""
+
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_HISTORY_MINUTES = const(1440)  # one day of per-minute power averages: 2 x 4 bytes x 1440 = 11.5 KiB
+_NO_SIGNAL_MS = const(30_000)  # no telegram for 30 s (meters push every 1-10 s) -> "no signal"
+
+# Problem codes, most important first. Texts for the UI are in the ``TEXTS`` table below.
+NO_KEY = "no_key"
+CONFIG = "config"
+NO_SIGNAL = "no_signal"
+NO_FRAMES = "no_frames"
+WRONG_KEY = "wrong_key"
+AUTH_KEY = "auth_key"
+TAG = "tag_mismatch"
+LAYOUT = "layout"
+CLOCK = "clock"
+SD_MISSING = "sd_missing"
+SD_FULL = "sd_full"
+SD_ERROR = "sd_error"
+NO_WIFI = "no_wifi"
+GRAPHITE = "graphite"
+MQTT = "mqtt"
+MQTT_AUTH = "mqtt_auth"
+SENSOR = "sensor"
+
+TEXTS = {
+    "en": {
+        NO_KEY: "No meter key set",
+        CONFIG: "Bad setting",
+        NO_SIGNAL: "No signal from meter",
+        NO_FRAMES: "Bytes but no frames",
+        WRONG_KEY: "Wrong key?",
+        AUTH_KEY: "Auth key missing",
+        TAG: "Auth tag mismatch",
+        LAYOUT: "Unknown meter format",
+        CLOCK: "Clock not set",
+        SD_MISSING: "SD card missing",
+        SD_FULL: "SD full",
+        SD_ERROR: "SD error",
+        NO_WIFI: "No WiFi",
+        GRAPHITE: "Graphite unreachable",
+        MQTT: "MQTT unreachable",
+        MQTT_AUTH: "MQTT login refused",
+        SENSOR: "Sensor error",
+    },
+    "de": {
+        NO_KEY: "Kein Schluessel",
+        CONFIG: "Fehlerhafte Einstellung",
+        NO_SIGNAL: "Kein Signal vom Zaehler",
+        NO_FRAMES: "Daten ohne Rahmen",
+        WRONG_KEY: "Falscher Schluessel?",
+        AUTH_KEY: "Auth-Schluessel fehlt",
+        TAG: "Auth-Pruefung fehlgeschl.",
+        LAYOUT: "Unbekanntes Format",
+        CLOCK: "Uhrzeit nicht gesetzt",
+        SD_MISSING: "Keine SD-Karte",
+        SD_FULL: "SD-Karte voll",
+        SD_ERROR: "SD-Fehler",
+        NO_WIFI: "Kein WLAN",
+        GRAPHITE: "Graphite nicht erreichbar",
+        MQTT: "MQTT nicht erreichbar",
+        MQTT_AUTH: "MQTT-Login abgelehnt",
+        SENSOR: "Sensorfehler",
+    },
+}
+
+
+class Counters:
+    """Every stage counts. Plain int attributes, so sinks read them without allocation."""
+
+    # Names in display/JSON order. Kept as a tuple so /api/status and the serial line iterate it.
+    NAMES = (
+        "bytes_in",
+        "bytes_skipped",
+        "frames_ok",
+        "checksum_errors",
+        "framing_errors",
+        "telegrams",
+        "decoded",
+        "wrong_key",
+        "tag_mismatch",
+        "auth_key_missing",
+        "parse_errors",
+        "layout_errors",
+        "envelope_errors",
+        "duplicates",
+        "counter_resets",
+        "uart_overflows",
+        "csv_rows",
+        "csv_errors",
+        "csv_lost",
+        "sd_remounts",
+        "graphite_sent",
+        "graphite_failed",
+        "graphite_queued",
+        "graphite_dropped",
+        "mqtt_sent",
+        "mqtt_failed",
+        "mqtt_queued",
+        "mqtt_dropped",
+        "http_requests",
+        "http_errors",
+        "display_errors",
+        "sensor_errors",
+        "sink_errors",
+        "memory_errors",
+        "loop_passes",
+        "slowest_pass_ms",
+        "mem_free_min",
+    )
+
+    def __init__(self):
+        for name in self.NAMES:
+            setattr(self, name, 0)
+        self.mem_free_min = -1  # unknown until measured
+
+    def as_dict(self):
+        """All counters as a new dict (for /api/status and tests)."""
+        return {name: getattr(self, name) for name in self.NAMES}
+
+
+class History:
+    """Per-minute ring buffer of net active power (W, import positive) for the day's curve.
+
+    Preallocated arrays; ``add()`` averages telegrams within a minute. Timestamps are UTC epoch
+    minutes (int), so a clock or DST jump cannot reorder the ring.
+    """
+
+    def __init__(self, minutes=_HISTORY_MINUTES):
+        self.size = minutes
+        self._minute = array("l", [0] * minutes)
+        self._watts = array("l", [0] * minutes)
+        self._count = 0  # filled slots
+        self._head = 0  # index of the newest slot
+        self._acc = 0
+        self._acc_n = 0
+
+    def add(self, epoch_s, watts):
+        """Add one sample at UTC ``epoch_s`` (int seconds)."""
+        minute = epoch_s // 60
+        if self._count and self._minute[self._head] == minute:
+            self._acc += watts
+            self._acc_n += 1
+            self._watts[self._head] = self._acc // self._acc_n
+            return
+        if self._count and minute < self._minute[self._head]:
+            return  # time went backwards: keep the ring ordered
+        self._head = (self._head + 1) % self.size if self._count else 0
+        self._minute[self._head] = minute
+        self._watts[self._head] = watts
+        self._acc = watts
+        self._acc_n = 1
+        if self._count < self.size:
+            self._count += 1
+
+    def __len__(self):
+        return self._count
+
+    def items(self, since_minute=None):
+        """Yield (epoch_minute, watts) oldest first, optionally only from ``since_minute`` on."""
+        size = self.size
+        start = (self._head - self._count + 1) % size
+        for k in range(self._count):
+            i = (start + k) % size
+            m = self._minute[i]
+            if since_minute is None or m >= since_minute:
+                yield m, self._watts[i]
+
+
+class State:
+    """Everything the sinks show. Written by the app loop only."""
+
+    def __init__(self, clock=None):
+        self.latest = None  # Reading
+        self.latest_epoch = None  # UTC epoch seconds of the latest reading (meter time)
+        self.latest_ticks = None  # clock ticks (ms) when it arrived
+        self.history = History()
+        self.counters = Counters()
+        self.temperature = None  # deg C from the HTE501, or None
+        self.humidity = None  # %RH, or None
+        self.sensor_state = "absent"
+        # Network, filled in by the app from the radio view
+        self.wifi_connected = False
+        self.wifi_ssid = None
+        self.wifi_rssi = None
+        self.ip = None
+        self.ap_mode = False
+        self.ap_ssid = None
+        self.ap_password = None
+        self.hostname = None
+        self.web_user = None
+        self.web_password_generated = None  # shown on the system screen only if we generated it
+        # SD card
+        self.sd_state = "unknown"  # ok | missing | full | error | disabled | unknown
+        self.sd_free = None  # bytes
+        self.sd_total = None
+        # Sinks: name -> short error text (English); "" when fine
+        self.last_errors = {}
+        self.graphite_state = "disabled"  # disabled | ok | error | unresolved
+        self.mqtt_state = "disabled"  # disabled | ok | error | auth
+        self.config_problems = []  # ["METER_KEY: must be 32 hex digits", ...] (never values)
+        self.key_set = False
+        self.clock_set = False
+        self.uptime_s = 0
+        self.reset_reason = None
+        self.version = None
+        self.last_stage_error = None  # (stage, message) of the last failed telegram
+        self.last_stage_ticks = None
+
+    def problems(self, now_ticks=None, ticks_diff=None):
+        """What is wrong, most important first, as a list of problem codes (see ``TEXTS``)."""
+        out = []
+        c = self.counters
+        if self.config_problems:
+            out.append(CONFIG)
+        if not self.key_set:
+            out.append(NO_KEY)
+        stale = self.latest_ticks is None
+        if not stale and now_ticks is not None and ticks_diff is not None:
+            stale = ticks_diff(now_ticks, self.latest_ticks) > _NO_SIGNAL_MS
+        if stale and self.key_set:
+            stage = self.last_stage_error[0] if self.last_stage_error else None
+            recent = self.last_stage_ticks is not None and (
+                now_ticks is None
+                or ticks_diff is None
+                or ticks_diff(now_ticks, self.last_stage_ticks) <= _NO_SIGNAL_MS
+            )
+            if recent and stage == "wrong_key":
+                out.append(WRONG_KEY)
+            elif recent and stage == "tag_mismatch":
+                out.append(TAG)
+            elif recent and stage == "auth_key_missing":
+                out.append(AUTH_KEY)
+            elif recent and stage == "layout":
+                out.append(LAYOUT)
+            elif c.bytes_in and not c.frames_ok:
+                out.append(NO_FRAMES)
+            else:
+                out.append(NO_SIGNAL)
+        if self.sd_state == "missing":
+            out.append(SD_MISSING)
+        elif self.sd_state == "full":
+            out.append(SD_FULL)
+        elif self.sd_state == "error":
+            out.append(SD_ERROR)
+        if not self.clock_set:
+            out.append(CLOCK)
+        if not self.wifi_connected:
+            out.append(NO_WIFI)
+        if self.graphite_state in ("error", "unresolved"):
+            out.append(GRAPHITE)
+        if self.mqtt_state == "auth":
+            out.append(MQTT_AUTH)
+        elif self.mqtt_state == "error":
+            out.append(MQTT)
+        if self.sensor_state == "error":
+            out.append(SENSOR)
+        return out
+
+
+def problem_text(code, language="en"):
+    """The short user text for a problem code in ``language`` ("de" or "en")."""
+    return TEXTS.get(language, TEXTS["en"]).get(code, code)

@@ -1,0 +1,359 @@
+# SPDX-License-Identifier: MIT
+"""The SD card as the CSV log sees it: state, remount with backoff, free space, retention.
+
+Filesystem access goes through a small injected object (``fs``) so host tests can use a fake
+with real failure semantics (``tests/host/fakefs.py``). The interface, all paths absolute:
+
+- ``open(path, mode)`` with mode ``"rb"``, ``"ab"``, ``"r+b"`` or ``"wb"``; the file object
+  needs ``read(n)``, ``write(buf) -> int``, ``seek(pos)``, ``flush()``, ``close()``
+- ``listdir(path)``, ``remove(path)``, ``mkdir(path)``
+- ``stat(path)`` (size at index 6), ``statvfs(path)`` (frsize at 1, blocks at 2, bavail at 4)
+- ``sync(f=None)``: make what was written durable (device: ``os.sync()``; PC: ``fsync``)
+- optional ``truncate(path, size) -> bool``; CircuitPython has no truncate, so the log never
+  depends on it (see ``csvlog``)
+
+States: ``"ok"``, ``"missing"`` (mount failed / card gone), ``"full"`` (ENOSPC), ``"error"``
+(any other OSError, e.g. EIO or a read-only volume), ``"disabled"`` (no card configured).
+After a fault the card is remounted with exponential backoff (2 s doubling to 30 s), so a
+missing card costs at most one mount attempt per 30 s; ``generation`` increases with every
+successful mount so the log knows to reopen and re-check its file.
+"""
+
+import os
+import sys
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+# errno values (Linux/newlib numbering, shared by CPython on Linux and Circuit/MicroPython; the
+# MicroPython errno module lacks ENOSPC, so they are spelled out here).
+ENOENT = const(2)
+EIO = const(5)
+ENXIO = const(6)
+EEXIST = const(17)
+ENODEV = const(19)
+ENOSPC = const(28)
+EROFS = const(30)
+ENOMEDIUM = const(123)
+
+_BACKOFF_MIN_MS = const(2000)
+_BACKOFF_MAX_MS = const(30000)
+_RESUME_FREE = const(16384)  # bytes free before a "full" card is written to again
+_MB = const(1048576)
+
+_MISSING_CODES = (ENODEV, ENXIO, ENOMEDIUM)
+
+
+def errno_of(exc):
+    """The errno of an OSError (``exc.errno`` or ``args[0]``), or None."""
+    code = getattr(exc, "errno", None)
+    if code is None and getattr(exc, "args", None):
+        code = exc.args[0]
+    return code if isinstance(code, int) else None
+
+
+def ticks_diff(a, b):
+    """``a - b`` for millisecond ticks that may wrap at 2**29 (CircuitPython) or not at all."""
+    return ((a - b + 0x10000000) & 0x1FFFFFFF) - 0x10000000
+
+
+class _MonotonicClock:
+    """Default clock: ``supervisor.ticks_ms`` (CircuitPython), ``time.ticks_ms`` (MicroPython)
+    or ``time.monotonic_ns`` (CPython), all as wrapping 29-bit milliseconds."""
+
+    def __init__(self):
+        import time
+
+        try:
+            from supervisor import ticks_ms
+
+            self._ticks = ticks_ms
+        except ImportError:
+            self._ticks = getattr(time, "ticks_ms", None)
+        self._ns = getattr(time, "monotonic_ns", None)
+
+    def ticks_ms(self):
+        if self._ticks is not None:
+            return self._ticks() & 0x1FFFFFFF
+        return (self._ns() // 1000000) & 0x1FFFFFFF
+
+
+class RealFS:
+    """The ``fs`` interface on top of ``os`` and ``open()`` (CircuitPython, MicroPython, CPython).
+
+    :param fsync: on CPython, ``fsync`` the file on ``sync(f)`` (off: faster, less durable)
+    :param root: a folder that stands for ``/`` (the simulator maps ``/sd`` into its data dir)
+    """
+
+    def __init__(self, fsync=True, root=""):
+        impl = sys.implementation.name
+        self._device = impl in ("circuitpython", "micropython")
+        self._fsync = fsync
+        self.root = root.rstrip("/")
+
+    def real(self, path):
+        """The host path of ``path``."""
+        return self.root + path
+
+    def open(self, path, mode):
+        """Open ``path`` in binary ``mode``; unbuffered on CPython so a write error is seen now."""
+        if self._device:
+            return open(self.root + path, mode)
+        return open(self.root + path, mode, buffering=0)
+
+    def listdir(self, path):
+        return os.listdir(self.root + path)
+
+    def remove(self, path):
+        os.remove(self.root + path)
+
+    def mkdir(self, path):
+        os.mkdir(self.root + path)
+
+    def stat(self, path):
+        return os.stat(self.root + path)
+
+    def statvfs(self, path):
+        return os.statvfs(self.root + path)
+
+    def sync(self, f=None):
+        """Push written data to the medium: ``os.sync()`` on the device, ``fsync`` on a PC."""
+        if self._device:
+            sync = getattr(os, "sync", None)
+            if sync is not None:
+                sync()
+        elif self._fsync and f is not None:
+            os.fsync(f.fileno())
+
+    def truncate(self, path, size):
+        """Cut ``path`` to ``size`` bytes; False where the platform cannot (CircuitPython)."""
+        trunc = getattr(os, "truncate", None)
+        if trunc is None:
+            return False
+        trunc(self.root + path, size)
+        return True
+
+
+def _is_log_name(name):
+    # YYYY-MM-DD.csv or YYYY-MM-DD-N.csv
+    if len(name) < 14 or not name.endswith(".csv") or name[4] != "-" or name[7] != "-":
+        return False
+    if not (name[:4].isdigit() and name[5:7].isdigit() and name[8:10].isdigit()):
+        return False
+    rest = name[10:-4]
+    return rest == "" or (rest[0] == "-" and rest[1:].isdigit() and len(rest) <= 4)
+
+
+def part_of(name):
+    """Part number of a log file name: 1 for ``YYYY-MM-DD.csv``, N for ``YYYY-MM-DD-N.csv``."""
+    rest = name[10:-4]
+    return int(rest[1:]) if rest else 1
+
+
+def _sort_key(name):
+    return (name[:10], part_of(name))
+
+
+class Storage:
+    """SD card state machine and file housekeeping for the log directory.
+
+    :param fs: filesystem object (see module docstring) or None (logging disabled)
+    :param mount: callable that (re)mounts the card, raising on failure; None = always mounted
+    :param log_dir: absolute directory of the day files, e.g. ``"/sd/logs"``
+    :param clock: object with ``ticks_ms()`` (wrapping allowed); default: ``time`` based
+    :param min_free_mb: retention deletes the oldest day while free space is below this
+    """
+
+    def __init__(self, fs, mount=None, log_dir="/sd/logs", clock=None, min_free_mb=100):
+        self.fs = fs
+        self._mount = mount
+        self.log_dir = log_dir.rstrip("/") or "/"
+        self._clock = clock if clock is not None else _MonotonicClock()
+        self.min_free = int(min_free_mb * _MB)
+        self.state = "disabled" if fs is None else "missing"
+        self.free_bytes = None
+        self.total_bytes = None
+        self.generation = 0  # +1 per successful mount: open files must be reopened and checked
+        self.mounts = 0
+        self.remounts = 0  # successful mounts after a fault
+        self.mount_attempts = 0
+        self.faults = 0
+        self.deleted = 0  # files removed by retention
+        self.last_error = ""
+        self.protect = ()  # name prefixes retention never deletes (set by the log: today's date)
+        self._backoff = _BACKOFF_MIN_MS
+        self._last_try = None  # ticks of the last mount attempt
+        self._wait = 0  # ms to wait after _last_try
+
+    # -- state -----------------------------------------------------------------------------
+    def path(self, name):
+        """Absolute path of ``name`` in the log directory."""
+        return self.log_dir + "/" + name
+
+    def begin(self):
+        """First mount attempt (at start-up); returns True when the card is usable."""
+        if self.state == "disabled":
+            return False
+        return self._try_mount()
+
+    def available(self):
+        """True when a write may be attempted now. Retries a mount when its backoff has passed,
+        and re-checks a full card (running retention). Never raises."""
+        st = self.state
+        if st == "ok":
+            return True
+        if st == "disabled":
+            return False
+        if st == "full":
+            try:
+                self.retention()
+                self.refresh_space()
+            except OSError as exc:
+                self.fault(exc)
+                return False
+            if self.free_bytes is not None and self.free_bytes >= _RESUME_FREE:
+                self.state = "ok"
+                return True
+            return False
+        if self._last_try is not None:
+            waited = ticks_diff(self._clock.ticks_ms(), self._last_try)
+            if 0 <= waited < self._wait:
+                return False
+        return self._try_mount()
+
+    poll = available  # the app's timed work calls this so a card comes back without telegrams
+
+    def _try_mount(self):
+        self.mount_attempts += 1
+        self._last_try = self._clock.ticks_ms()
+        stage = "mount"
+        try:
+            if self._mount is not None:
+                self._mount()
+            stage = "dir"
+            self._ensure_dir()
+            self.refresh_space()
+        except Exception as exc:  # sdioio/storage raise OSError, ValueError or RuntimeError
+            code = errno_of(exc) if isinstance(exc, OSError) else None
+            if stage == "mount" or code is None or code in _MISSING_CODES:
+                self.state = "missing"
+            else:
+                self.state = "error"
+            self.last_error = _describe(exc)
+            self._wait = self._backoff
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+            return False
+        if self.mounts and self.faults:
+            self.remounts += 1
+        self.mounts += 1
+        self.generation += 1
+        self.state = "ok"
+        self._backoff = _BACKOFF_MIN_MS
+        self._wait = 0
+        return True
+
+    def _ensure_dir(self):
+        fs = self.fs
+        try:
+            fs.stat(self.log_dir)
+        except OSError:
+            fs.mkdir(self.log_dir)
+
+    def fault(self, exc):
+        """Record a failed filesystem operation and choose the state it means."""
+        self.faults += 1
+        self.last_error = _describe(exc)
+        code = errno_of(exc)
+        if code == ENOSPC:
+            self.state = "full"
+            return
+        if code not in _MISSING_CODES:
+            try:  # EIO from a file handle: is the card still there at all?
+                self.fs.statvfs(self.log_dir)
+            except OSError as probe:
+                if errno_of(probe) in _MISSING_CODES:
+                    code = ENODEV
+        self.state = "missing" if code in _MISSING_CODES else "error"
+        self._last_try = self._clock.ticks_ms()
+        self._wait = self._backoff
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+
+    def retry_in_ms(self):
+        """Milliseconds until the next mount attempt (0 when due or not waiting)."""
+        if self.state not in ("missing", "error") or self._last_try is None:
+            return 0
+        left = self._wait - ticks_diff(self._clock.ticks_ms(), self._last_try)
+        return left if left > 0 else 0
+
+    # -- space -----------------------------------------------------------------------------
+    def refresh_space(self):
+        """Read free and total bytes of the card (raises OSError)."""
+        st = self.fs.statvfs(self.log_dir)
+        self.free_bytes = st[1] * st[4]
+        self.total_bytes = st[1] * st[2]
+        return self.free_bytes
+
+    def log_files(self):
+        """Names of the day files in the log directory, oldest first (raises OSError)."""
+        names = [n for n in self.fs.listdir(self.log_dir) if _is_log_name(n)]
+        names.sort(key=_sort_key)
+        return names
+
+    def list_days(self):
+        """``[(name, size), ...]`` of the day files, newest first (empty when unavailable)."""
+        if self.state in ("disabled", "missing", "error"):
+            return []
+        out = []
+        try:
+            names = self.log_files()
+            names.reverse()
+            for name in names:
+                out.append((name, self.fs.stat(self.path(name))[6]))
+        except OSError as exc:
+            self.fault(exc)
+        return out
+
+    def retention(self, protect=None):
+        """Delete the oldest day files while free space < ``min_free``.
+
+        Never deletes a name starting with one of ``protect`` (default ``self.protect``: today's
+        date and the file being written). Ends after at most one pass over the listing.
+
+        :returns: number of files deleted
+        :raises OSError: from the filesystem (the caller records it with :meth:`fault`)
+        """
+        if self.state in ("disabled", "missing", "error"):
+            return 0
+        if protect is None:
+            protect = self.protect
+        if self.refresh_space() >= self.min_free:
+            return 0
+        deleted = 0
+        for name in self.log_files():
+            if _protected(name, protect):
+                continue
+            self.fs.remove(self.path(name))
+            deleted += 1
+            self.deleted += 1
+            if self.refresh_space() >= self.min_free:
+                break
+        return deleted
+
+
+def _protected(name, protect):
+    for prefix in protect:
+        if prefix and name.startswith(prefix):
+            return True
+    return False
+
+
+def _describe(exc):
+    code = errno_of(exc) if isinstance(exc, OSError) else None
+    if code is not None:
+        return "%s errno %d" % (type(exc).__name__, code)
+    return type(exc).__name__
