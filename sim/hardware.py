@@ -98,9 +98,20 @@ class SimRadio:
         self.ip = "127.0.0.1" if connected else None
         self.rssi = -61 if connected else None
         self.reconnects = 0
+        self.ap = None
+        self.mdns = None
 
     def reconnect(self):
         self.reconnects += 1
+
+    def start_ap(self, ssid, password):
+        self.ap = (ssid, password)
+
+    def stop_ap(self):
+        self.ap = None
+
+    def start_mdns(self, hostname):
+        self.mdns = hostname
 
 
 class Event:

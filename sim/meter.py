@@ -10,6 +10,7 @@ import math
 import random
 
 from smartmeter import reading as r
+from smartmeter.crypto import Gcm
 from smartmeter.timeutil import fields_from_epoch, vienna_offset_at
 
 from . import frames, telegrams
@@ -82,6 +83,7 @@ class VirtualMeter:
         self.transport, self.system_title, self.security = PROFILES[layout]
         self.key = key
         self.auth_key = auth_key
+        self.gcm = Gcm(key, auth_key) if key else None
         self.household = Household(seed)
         self.frame_counter = 0x1000
         self.meter_number = meter_number or "181220002177"
@@ -137,7 +139,13 @@ class VirtualMeter:
             self.layout, values, fields, offset, offset == 120, self.frame_counter
         )
         payload = telegrams.envelope(
-            apdu, self.key, self.system_title, self.frame_counter, self.security, self.auth_key
+            apdu,
+            self.key,
+            self.system_title,
+            self.frame_counter,
+            self.security,
+            self.auth_key,
+            self.gcm,
         )
         self.sent += 1
         if self.transport == "mbus":

@@ -6,6 +6,7 @@ general-glo-ciphering envelope. Framing (M-Bus / HDLC) is in ``sim.frames``.
 """
 
 import struct
+from functools import lru_cache
 
 from smartmeter import reading as r
 from smartmeter.crypto import Gcm
@@ -53,6 +54,7 @@ def structure(*items):
     return b"\x02" + length(len(items)) + b"".join(items)
 
 
+@lru_cache(maxsize=256)
 def obis(text):
     """ "1-0:1.8.0" -> 6 bytes (F = 255)."""
     ab, cde = text.split(":")
@@ -104,11 +106,17 @@ def raw_value(key, value):
     return int(round(value * 10 ** (-scaler)))
 
 
+@lru_cache(maxsize=64)
+def _scaler_unit(key):
+    _enc, scaler, unit = _SPEC[key]
+    return structure(i8(scaler), enum(unit))
+
+
 def _entry(key, value, pf_signed=False):
-    enc, scaler, unit = _SPEC[key]
+    enc = _SPEC[key][0]
     if key == r.POWER_FACTOR and pf_signed:
         enc = i16
-    return enc(raw_value(key, value)), structure(i8(scaler), enum(unit))
+    return enc(raw_value(key, value)), _scaler_unit(key)
 
 
 # -- the five body layouts ---------------------------------------------------------------------
@@ -191,9 +199,12 @@ def plaintext(layout, values, fields, offset=60, dst=False, invoke_id=1, pf_sign
     return data_notification(invoke_id, dt, body)
 
 
-def envelope(apdu, key, system_title, frame_counter, security=0x20, auth_key=None):
-    """Encrypt into a general-glo-ciphering APDU (with a 12-byte tag when security & 0x10)."""
-    gcm = Gcm(key, auth_key)
+def envelope(apdu, key, system_title, frame_counter, security=0x20, auth_key=None, gcm=None):
+    """Encrypt into a general-glo-ciphering APDU (with a 12-byte tag when security & 0x10).
+
+    :param gcm: a ``Gcm`` to reuse (the virtual meter keeps one); else one is made for ``key``
+    """
+    gcm = gcm if gcm is not None else Gcm(key, auth_key)
     ciphertext, tag = gcm.encrypt(system_title, frame_counter, security, apdu)
     body = bytes([security]) + struct.pack(">I", frame_counter) + ciphertext
     if security & 0x10:

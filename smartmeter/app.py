@@ -368,7 +368,9 @@ class _Actions:
         self._app.restart_requested = True
 
     def setup_mode(self):
-        self._app.setup_requested = True
+        netsetup = getattr(self._app, "netsetup", None)
+        if netsetup is not None:
+            netsetup.request(self._app.clock.ticks_ms())
 
 
 def build(hw, cfg, state=None, web=True):
@@ -378,7 +380,6 @@ def build(hw, cfg, state=None, web=True):
     """
     state = state if state is not None else State()
     app = App(hw, cfg, state)
-    app.setup_requested = False
     actions = _Actions(app)
     clock = hw.clock
     sinks = []
@@ -412,10 +413,16 @@ def build(hw, cfg, state=None, web=True):
     app.sensor = None
     if hw.i2c is not None:
         app.sensor = attempt("sensor", lambda: _load("sensor").SensorSink(hw.i2c, state, clock))
+    app.netsetup = None
+    if hw.radio is not None and hasattr(hw.radio, "start_ap"):
+        app.netsetup = attempt(
+            "setup", lambda: _load("netsetup").NetSetup(cfg, state, hw.radio, clock.ticks_ms())
+        )
     if hw.pool is not None and cfg.GRAPHITE_HOST:
+        backfill = CsvBackfill(app.storage) if app.storage is not None else None
         attempt(
             "graphite",
-            lambda: _load("graphite").GraphiteSink(cfg, hw.pool, state, app.backfill),
+            lambda: _load("graphite").GraphiteSink(cfg, hw.pool, state, backfill),
         )
     if hw.pool is not None and cfg.MQTT_HOST:
         attempt("mqtt", lambda: _load("mqtt").MqttSink(cfg, hw.pool, state))
@@ -423,7 +430,9 @@ def build(hw, cfg, state=None, web=True):
     if web and hw.pool is not None:
         app.web = attempt(
             "web",
-            lambda: _load("web").WebServer(cfg, state, hw.pool, app.storage, actions, app.service_uart),
+            lambda: _load("web").WebServer(
+                cfg, state, hw.pool, app.storage, actions, app.service_uart, clock.ticks_ms
+            ),
         )
         if app.web is not None:
             try:
@@ -434,3 +443,44 @@ def build(hw, cfg, state=None, web=True):
                 app.web = None
     app.sinks = sinks
     return app
+
+
+def device_fs():
+    """The filesystem interface for the SD card on the device."""
+    from .storage import RealFS
+
+    return RealFS()
+
+
+class CsvBackfill:
+    """Rows of the day files between two UTC epochs, for a sink that missed them (Graphite).
+
+    Remembers where the last call stopped (file and byte offset), so an outage is re-sent in
+    slices without re-reading a whole day file each time.
+    """
+
+    def __init__(self, storage):
+        self.storage = storage
+        self._cursor = None  # (file name, byte offset, epoch of the row before the offset)
+
+    def __call__(self, since, until, max_rows):
+        from .csvlog import read_rows
+
+        first_day = "%04d-%02d-%02d" % timeutil.fields_from_epoch(since - 86400)[:3]
+        rows = []
+        for name in self.storage.log_files():
+            if name[:10] < first_day:
+                continue
+            offset = 0
+            cur = self._cursor
+            if cur is not None and cur[0] == name and cur[2] < since:
+                offset = cur[1]
+            for epoch, values, end in read_rows(self.storage, name, offset, True):
+                if epoch >= until:
+                    break
+                if epoch >= since:
+                    rows.append((epoch, values))
+                    self._cursor = (name, end, epoch)
+                    if len(rows) >= max_rows:
+                        return rows
+        return rows

@@ -90,6 +90,22 @@ class Radio:
         if self._ssid:
             self._wifi.radio.connect(self._ssid, self._password, timeout=5)
 
+    def start_ap(self, ssid, password):
+        """Open the setup access point (the station keeps trying meanwhile)."""
+        self._wifi.radio.start_ap(ssid, password)
+
+    def stop_ap(self):
+        self._wifi.radio.stop_ap()
+
+    def start_mdns(self, hostname, port=8080):
+        """``<hostname>.local`` and an _http._tcp service for the web page."""
+        import mdns
+
+        server = mdns.Server(self._wifi.radio)
+        server.hostname = hostname
+        server.advertise_service(service_type="_http", protocol="_tcp", port=port)
+        self._mdns = server
+
 
 class Console:
     """USB serial: one line out per call, single characters in without blocking."""

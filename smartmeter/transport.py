@@ -13,6 +13,13 @@ The TSAP pair ``01 67`` that Netz NÖ, TINETZ and VKW meters put after the CI is
 the first segment carries it (and then every later segment of that telegram must carry it too);
 a meter that sends none has its data passed on whole.
 
+HDLC segments sent as I-frames are checked by N(S); UI frames (control 0x13, all real captures)
+carry no sequence number, so a lost middle UI segment shows only as a short payload, which the
+decoder's DLMS length check rejects. The LLC ``E6 E7 00`` is removed where present (GBT blocks
+after the first carry none). On a bad frame the reader skips one byte past the start byte and
+hunts again; a frame that began inside the rejected one is still found. A closing flag may also
+be the next frame's opening flag.
+
 Memory: one raw buffer of ``RAW_CAPACITY`` bytes and one payload buffer of ``PAYLOAD_CAPACITY``
 bytes, both allocated once. The raw buffer holds at least two of the largest frames accepted
 (M-Bus 266 bytes incl. the T210-D 263-byte frame; HDLC frames whose length field is at most
@@ -450,7 +457,11 @@ class FrameReader:
 
     def _message(self, src, a, b, in_payload):
         """One complete HDLC message (LLC removed): a GBT block or a whole APDU."""
-        if b - a < 1 or src[a] != _GBT:
+        if a >= b:  # nothing but an LLC: no telegram
+            if not self._gbt:
+                self._clear()
+            return
+        if src[a] != _GBT:
             if self._gbt:
                 self._abort("GBT transfer interrupted")
                 if in_payload:  # the message was copied behind the aborted blocks: move it

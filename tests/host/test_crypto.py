@@ -1,20 +1,15 @@
 # SPDX-License-Identifier: MIT
 """AES-GCM (DLMS general-glo-ciphering) and key parsing: every backend against real vectors."""
 
-import json
 import sys
 import types
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from vectors import DATA as VECTORS
 
 from smartmeter import crypto
 from smartmeter.errors import (
@@ -24,9 +19,6 @@ from smartmeter.errors import (
     TagMismatchError,
 )
 
-VECTORS = json.loads((ROOT.parent / "shared" / "vectors" / "real-frames.json").read_text())
-if not VECTORS:  # pragma: no cover
-    raise RuntimeError("no vectors")
 GCM_VECTORS = VECTORS["gcm_vectors"]
 NETZNOE = next(f for f in VECTORS["frames"] if f["id"] == "netznoe-kaifa-ma309m-real")
 

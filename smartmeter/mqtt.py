@@ -1,0 +1,495 @@
+# SPDX-License-Identifier: MIT
+"""Home Assistant over MQTT: one JSON state message per reading, discovery, availability.
+
+Topics (``<base>`` = ``MQTT_BASE_TOPIC/<meter number>``, e.g. ``smartmeter/181220002177``):
+
+- ``<base>/state``  JSON, not retained: energies in kWh/kvarh with exactly 3 decimals made from
+  the meter's integer Wh (device floats are single precision: 31358.606 kWh would lose the Wh),
+  power in W/var, voltage V, current A, power factor, plus ``time`` (meter time) and ``ts`` (UTC).
+- ``<base>/status`` ``online`` / ``offline`` (retained; ``offline`` is the last will).
+- ``<prefix>/sensor/smartmeter_<meter>/<entity>/config`` one retained discovery config per value
+  the meter actually sends (an L1-only meter gets no L2/L3 entities).
+
+Never blocks the meter: the client connects only in ``poll()``, one attempt per due time
+(``connect_retries=1``: minimqtt's own retry sleeps), backoff 1 s doubling to 60 s, short socket
+timeouts, one discovery message or a few states per pass, a bounded drop-oldest queue.
+"""
+
+import math
+
+from . import __version__
+from .reading import APPARENT_POWER, DERIVED_PF, DEVICE_NAME, P_MINUS, P_PLUS
+from .timeutil import ticks_add
+from .timeutil import ticks_diff as _ticks_diff
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_QUEUE_MAX = const(4)  # states kept while the broker is away; older ones carry HA wrong times
+_STATES_PER_POLL = const(2)
+_BACKOFF_MIN_MS = const(1000)
+_BACKOFF_MAX_MS = const(60_000)
+_KEEP_ALIVE_S = const(60)
+_REFRESH_MS = const(25_000)  # re-send "online" when idle: keeps the session alive without PINGREQ
+_LOOP_EVERY_MS = const(2000)  # look for a closed connection (broker restart) this often
+_CONNECT_TIMEOUT_S = 0.5  # TCP connect; loopback/LAN answers in ms, a dead host costs this much
+_CONNECT_TIMEOUT_TLS_S = 3  # TLS handshake on an ESP32-S3 takes about 1 s
+_IO_TIMEOUT_S = 0.02  # socket timeout once connected: a loop() check costs about this
+_EOF_TIMEOUT_S = 0.3  # minimqtt spins this long on a closed socket before it raises
+
+# Entity tuple fields
+_OID = const(0)
+_NAME = const(1)
+_CLASS = const(2)
+_UNIT = const(3)
+_STATE_CLASS = const(4)
+_KIND = const(5)
+_PRECISION = const(6)
+_CATEGORY = const(7)
+_K_MILLI = const(0)  # integer Wh/varh published as kWh/kvarh "%d.%03d"
+_K_NUM = const(1)
+
+_MAKERS = {
+    "KFM": "Kaifa",
+    "LGZ": "Landis+Gyr",
+    "ISK": "Iskraemeco",
+    "SAG": "Sagemcom",
+    "EMH": "EMH metering",
+    "ELS": "Elster",
+}
+_ENERGY = {
+    1: ("energy_import", "Energy import", "energy", "kWh"),
+    2: ("energy_export", "Energy export", "energy", "kWh"),
+    3: ("reactive_energy_import", "Reactive energy import", "reactive_energy", "kvarh"),
+    4: ("reactive_energy_export", "Reactive energy export", "reactive_energy", "kvarh"),
+}
+_INSTANT = {
+    1: ("power_import", "Power import", "power", "W", 0),
+    2: ("power_export", "Power export", "power", "W", 0),
+    3: ("reactive_power_import", "Reactive power import", "reactive_power", "var", 0),
+    4: ("reactive_power_export", "Reactive power export", "reactive_power", "var", 0),
+    13: ("power_factor", "Power factor", "power_factor", None, 3),
+    14: ("frequency", "Frequency", "frequency", "Hz", 2),
+}
+for _c, _ph in ((21, 1), (41, 2), (61, 3)):
+    _INSTANT[_c] = ("power_import_l%d" % _ph, "Power import L%d" % _ph, "power", "W", 0)
+    _INSTANT[_c + 1] = ("power_export_l%d" % _ph, "Power export L%d" % _ph, "power", "W", 0)
+    _INSTANT[_c + 10] = ("current_l%d" % _ph, "Current L%d" % _ph, "current", "A", 2)
+    _INSTANT[_c + 11] = ("voltage_l%d" % _ph, "Voltage L%d" % _ph, "voltage", "V", 1)
+_M = "measurement"
+_DIAG = "diagnostic"
+
+
+def _measure(oid, name, cls, unit, precision, category=None):
+    return (oid, name, cls, unit, _M, _K_NUM, precision, category)
+
+
+_OTHER = {
+    "_net": _measure("power", "Power", "power", "W", 0),  # P+ - P-: negative while exporting
+    APPARENT_POWER: _measure("apparent_power", "Apparent power", "apparent_power", "VA", 0),
+    DERIVED_PF: _measure("power_factor_calc", "Power factor (calculated)", "power_factor", None, 2),
+    "temperature": _measure("temperature", "Board temperature", "temperature", "°C", 1, _DIAG),
+    "humidity": _measure("humidity", "Board humidity", "humidity", "%", 0, _DIAG),
+    "rssi": _measure("wifi_rssi", "WiFi signal", "signal_strength", "dBm", 0, _DIAG),
+}
+
+
+def entity(key):
+    """The entity tuple for a ``values``/``derived``/extras key, or None for text or unknown keys.
+
+    :returns: (object_id, name, device_class, unit, state_class, kind, precision, category)
+    """
+    if key in _OTHER:
+        return _OTHER[key]
+    if not key.startswith("1-0:"):
+        return None  # meter number, device name, clock...
+    try:
+        c, d, e = [int(p) for p in key[4:].split(".")]
+    except ValueError:
+        return None
+    if d == 8 and c in _ENERGY:
+        oid, name, cls, unit = _ENERGY[c]
+        if e:
+            oid += "_t%d" % e
+            name += " T%d" % e
+        return (oid, name, cls, unit, "total_increasing", _K_MILLI, 3, None)
+    if d == 7 and e == 0 and c in _INSTANT:
+        oid, name, cls, unit, prec = _INSTANT[c]
+        return (oid, name, cls, unit, _M, _K_NUM, prec, None)
+    oid = "obis_1_0_%d_%d_%d" % (c, d, e)  # a number we have no meaning for: shown, no statistics
+    return (oid, "OBIS 1-0:%d.%d.%d" % (c, d, e), None, None, None, _K_NUM, None, None)
+
+
+def value_text(value, kind):
+    """JSON number text: integer Wh as kWh with 3 decimals; floats without float artefacts."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind == _K_MILLI:
+        value = int(value)
+        sign = "-" if value < 0 else ""
+        whole, milli = divmod(abs(value), 1000)
+        return "%s%d.%03d" % (sign, whole, milli)
+    if isinstance(value, int):
+        return "%d" % value
+    if math.isnan(value) or math.isinf(value):
+        return None  # NaN/inf are not JSON
+    text = "%.4f" % value
+    text = text.rstrip("0")
+    return text[:-1] if text.endswith(".") else text
+
+
+def _clean(text):
+    """Topic/id-safe text: letters, digits, '_' and '-' only."""
+    return "".join(ch if ch.isalpha() or ch.isdigit() or ch in "_-" else "_" for ch in text)
+
+
+def _default_ticks():
+    try:
+        from supervisor import ticks_ms  # CircuitPython
+
+        return ticks_ms
+    except ImportError:
+        pass
+    try:
+        from time import ticks_ms  # MicroPython
+
+        return ticks_ms
+    except ImportError:
+        import time
+
+        return lambda: int(time.monotonic() * 1000) & ((1 << 29) - 1)
+
+
+class MqttSink:
+    """The MQTT sink. ``on_reading`` queues (fast); ``poll`` does the network work in small steps.
+
+    :param config: Config (MQTT_* settings, HOSTNAME)
+    :param pool: socket pool (``socketpool.SocketPool`` on the board, the ``socket`` module on a PC)
+    :param state: State; gets ``mqtt_state``, ``last_errors["mqtt"]`` and the mqtt_* counters
+    :param ssl_context: for MQTT_TLS (default: ``ssl.create_default_context()``)
+    """
+
+    name = "mqtt"
+
+    def __init__(self, config, pool, state, ticks_ms=None, ticks_diff=None, ssl_context=None):
+        self.config = config
+        self.pool = pool
+        self.state = state
+        self._ticks_ms = ticks_ms or _default_ticks()
+        self._diff = ticks_diff or _ticks_diff
+        self.ssl_context = ssl_context
+        self.enabled = bool(config.MQTT_HOST) and pool is not None
+        self.sent = self.failed = self.dropped = self.connects = 0
+        self._queue = []
+        self._client = None
+        self._retry_at = None
+        self._backoff = _BACKOFF_MIN_MS
+        self._last_tx = self._last_loop = self._up_since = 0
+        self._last_epoch = self._last_ticks = None
+        self._node = None  # "smartmeter_<meter>", set by the first reading
+        self._base = None
+        self._device = None
+        self._entities = {}  # source key -> entity tuple (or None)
+        self._pending = []  # source keys whose discovery config is still to be sent
+        state.mqtt_state = "ok" if self.enabled else "disabled"
+        if not self.enabled:
+            state.last_errors.pop("mqtt", None)
+
+    @property
+    def queued(self):
+        """State messages waiting for the broker."""
+        return len(self._queue)
+
+    @property
+    def connected(self):
+        return self._client is not None
+
+    # -- readings (fast path) ----------------------------------------------------------------
+    def on_reading(self, reading, epoch_utc, extras):
+        """Build this reading's state message and queue it (drop-oldest when full)."""
+        if not self.enabled:
+            return
+        interval = self.config.MQTT_INTERVAL_S
+        now = self._ticks_ms()
+        if interval and self._last_ticks is not None:
+            if epoch_utc is not None and self._last_epoch is not None:
+                if epoch_utc - self._last_epoch < interval:
+                    return
+            elif self._diff(now, self._last_ticks) < interval * 1000 - 500:
+                return
+        self._last_epoch = epoch_utc
+        self._last_ticks = now
+        self._identify(reading)
+        parts = []
+        t = reading.iso_time()
+        if t:
+            parts.append('"time":"%s"' % t)
+        if epoch_utc is not None:
+            parts.append('"ts":%d' % epoch_utc)
+        values = reading.values
+        self._add(parts, values)
+        if P_PLUS in values and P_MINUS in values:
+            self._add_one(parts, "_net", values[P_PLUS] - values[P_MINUS])
+        self._add(parts, reading.derived)
+        if extras:
+            self._add(parts, extras)
+        if len(self._queue) >= _QUEUE_MAX:
+            self._queue.pop(0)
+            self.dropped += 1
+        self._queue.append("{" + ",".join(parts) + "}")
+        self._sync()
+
+    def _add(self, parts, source):
+        for key, value in source.items():
+            self._add_one(parts, key, value)
+
+    def _add_one(self, parts, key, value):
+        ent = self._entities.get(key, 0)
+        if ent == 0:
+            ent = entity(key)
+            if ent is not None and value_text(value, ent[_KIND]) is None:
+                return  # text (or None) under a numeric key: no entity yet
+            self._entities[key] = ent
+            if ent is not None:
+                self._pending.append(key)
+        if ent is None:
+            return
+        text = value_text(value, ent[_KIND])
+        if text is not None:
+            parts.append('"%s":%s' % (ent[_OID], text))
+
+    def _identify(self, reading):
+        meter = reading.meter_number
+        if not meter and reading.system_title:
+            meter = bytes(reading.system_title).hex()
+        meter = _clean(str(meter or self.config.HOSTNAME or "meter"))
+        node = "smartmeter_" + meter
+        if node == self._node:
+            return
+        if self._client is not None:
+            self._close()  # new meter: reconnect with the new last-will topic
+            self._retry_at = None
+        self._node = node
+        self._base = "%s/%s" % (self.config.MQTT_BASE_TOPIC.rstrip("/"), meter)
+        maker = reading.maker
+        model = reading.values.get(DEVICE_NAME)
+        self._device = {
+            "identifiers": [node],
+            "name": "Smart meter " + meter,
+            "manufacturer": _MAKERS.get(maker, maker or "unknown"),
+            "model": model if isinstance(model, str) else "DLMS meter (%s)" % reading.layout,
+            "serial_number": meter,
+            "sw_version": __version__,
+        }
+        self._entities = {}  # a new meter: only what it sends gets announced
+        self._pending = []
+
+    # -- network (slow path, bounded per pass) --------------------------------------------------
+    def poll(self, now_ms=None):
+        """Connect when due, then send one discovery config or a few states; never blocks long."""
+        if not self.enabled or self._node is None:
+            return
+        now = self._ticks_ms() if now_ms is None else now_ms
+        client = self._client
+        if client is None:
+            if self._retry_at is None or self._diff(now, self._retry_at) >= 0:
+                self._connect(now)
+            return
+        try:
+            if self._pending:
+                key = self._pending[0]
+                client.publish(self._config_topic(key), self._config_payload(key), True, 0)
+                self._pending.pop(0)
+                self._last_tx = now
+            else:
+                n = 0
+                while self._queue and n < _STATES_PER_POLL:
+                    client.publish(self._base + "/state", self._queue[0], False, 0)
+                    self._queue.pop(0)
+                    self.sent += 1
+                    n += 1
+                    self._last_tx = now
+                if self._diff(now, self._last_tx) >= _REFRESH_MS:
+                    client.publish(self._base + "/status", "online", True, 0)
+                    self._last_tx = now
+                if self._diff(now, self._last_loop) >= _LOOP_EVERY_MS:
+                    self._last_loop = now
+                    client.loop(_IO_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - any failure: drop the link, retry with backoff
+            self.failed += 1
+            self._close()
+            if self._diff(now, self._up_since) >= _BACKOFF_MAX_MS:
+                self._backoff = _BACKOFF_MIN_MS  # it was a good link: retry soon
+            # else the link flaps (e.g. a second client with our id): keep backing off
+            self._set_error("error", "connection lost: " + _reason(exc))
+            self._schedule(now)
+        self._sync()
+
+    def _connect(self, now):
+        try:
+            import adafruit_minimqtt.adafruit_minimqtt as minimqtt
+        except ImportError:
+            self._set_error("error", "adafruit_minimqtt is not installed")
+            self._backoff = _BACKOFF_MAX_MS
+            self._schedule(now)
+            return
+        cfg = self.config
+        tls = bool(cfg.MQTT_TLS)
+        timeout = _CONNECT_TIMEOUT_TLS_S if tls else _CONNECT_TIMEOUT_S
+        ssl_context = self.ssl_context
+        client = None
+        try:
+            if tls and ssl_context is None:
+                import ssl
+
+                ssl_context = self.ssl_context = ssl.create_default_context()
+            client = minimqtt.MQTT(
+                broker=cfg.MQTT_HOST,
+                port=cfg.MQTT_PORT,
+                username=cfg.MQTT_USER or None,
+                password=cfg.MQTT_PASSWORD if cfg.MQTT_USER else None,
+                client_id=_clean("%s-%s" % (cfg.HOSTNAME or "smartmeter", self._node[11:])),
+                is_ssl=tls,
+                keep_alive=_KEEP_ALIVE_S,
+                recv_timeout=timeout + 0.5,  # CONNACK must arrive within this
+                socket_pool=self.pool,
+                ssl_context=ssl_context,
+                socket_timeout=timeout,
+                connect_retries=1,  # one attempt, no sleeps: the backoff is ours
+            )
+            client.will_set(self._base + "/status", "offline", True, 0)
+            client.connect()
+            self._client = client
+            _short_timeouts(client)
+            client.publish(self._base + "/status", "online", True, 0)
+        except Exception as exc:  # noqa: BLE001 - classified below, never raised into the loop
+            self.failed += 1
+            if client is not None:
+                self._client = client
+                self._close()
+            code = getattr(exc, "code", None)
+            if code in (4, 5):
+                self._set_error("auth", "login refused: check MQTT_USER/MQTT_PASSWORD")
+            elif isinstance(exc, MemoryError) or isinstance(_cause(exc), MemoryError):
+                self._set_error("error", "not enough memory to connect" + (" (TLS)" if tls else ""))
+            else:
+                self._set_error("error", "broker unreachable: " + _reason(exc))
+            self._schedule(now)
+            self._sync()
+            return
+        self.connects += 1
+        self._retry_at = None
+        self._up_since = self._last_tx = self._last_loop = now
+        self._pending = [k for k, e in self._entities.items() if e is not None]
+        self.state.mqtt_state = "ok"
+        self.state.last_errors["mqtt"] = ""
+        self._sync()
+
+    def _close(self):
+        """Drop the connection without DISCONNECT (so the broker publishes the last will)."""
+        client = self._client
+        self._client = None
+        if client is None:
+            return
+        try:
+            closer = getattr(client, "_close_socket", None)  # minimqtt 8: closes via its manager
+            if closer is not None:
+                closer()
+            else:
+                client.disconnect()
+        except Exception:  # noqa: BLE001, S110 - the socket is gone either way
+            pass
+        try:
+            client._is_connected = False
+        except AttributeError:
+            pass
+
+    def _schedule(self, now):
+        self._retry_at = ticks_add(now, self._backoff)
+        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+
+    def _set_error(self, kind, text):
+        self.state.mqtt_state = kind
+        self.state.last_errors["mqtt"] = text[:80]
+
+    def _sync(self):
+        c = self.state.counters
+        c.mqtt_sent = self.sent
+        c.mqtt_failed = self.failed
+        c.mqtt_queued = len(self._queue)
+        c.mqtt_dropped = self.dropped
+
+    # -- discovery ------------------------------------------------------------------------------
+    def _config_topic(self, key):
+        oid = self._entities[key][_OID]
+        return "%s/sensor/%s/%s/config" % (self.config.MQTT_DISCOVERY_PREFIX, self._node, oid)
+
+    def _config_payload(self, key):
+        """The discovery config of one entity (built when sent: one small dict at a time)."""
+        import json
+
+        ent = self._entities[key]
+        oid = ent[_OID]
+        cfg = {
+            "name": ent[_NAME],
+            "unique_id": self._node + "_" + oid,
+            "state_topic": self._base + "/state",
+            "value_template": "{{ value_json.%s }}" % oid,
+            "availability_topic": self._base + "/status",
+            "device": self._device,
+            "origin": {"name": "smartmeter", "sw_version": __version__},
+        }
+        for field, index in (
+            ("device_class", _CLASS),
+            ("unit_of_measurement", _UNIT),
+            ("state_class", _STATE_CLASS),
+            ("entity_category", _CATEGORY),
+            ("suggested_display_precision", _PRECISION),
+        ):
+            if ent[index] is not None:
+                cfg[field] = ent[index]
+        return json.dumps(cfg)
+
+
+def _short_timeouts(client):
+    """Once connected, socket waits drop to milliseconds so ``loop()`` costs ~20 ms."""
+    sock = getattr(client, "_sock", None)
+    if sock is None:
+        return
+    sock.settimeout(_IO_TIMEOUT_S)
+    client._socket_timeout = _IO_TIMEOUT_S
+    client._recv_timeout = _EOF_TIMEOUT_S
+
+
+def _cause(exc):
+    return getattr(exc, "__cause__", None)
+
+
+def _reason(exc):
+    """Short text for a network failure (never contains settings values such as passwords)."""
+    cause = _cause(exc) or exc
+    name = type(cause).__name__
+    num = getattr(cause, "errno", None)
+    if name == "gaierror":
+        return "cannot resolve MQTT_HOST"
+    if name in ("timeout", "TimeoutError") or num in (_errno("ETIMEDOUT", 110), _errno("EAGAIN")):
+        return "timed out"
+    if name == "ConnectionRefusedError" or num == _errno("ECONNREFUSED", 111):
+        return "connection refused"
+    if name == "ConnectionResetError" or num == _errno("ECONNRESET", 104):
+        return "connection reset"
+    text = str(cause) or name
+    return text[:60]
+
+
+def _errno(name, default=11):
+    try:
+        import errno
+    except ImportError:
+        return default
+    return getattr(errno, name, default)

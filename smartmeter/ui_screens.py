@@ -1,0 +1,379 @@
+# SPDX-License-Identifier: MIT
+"""The display tree of the TFT (160x128 landscape) and the in-place updates of each screen.
+
+The whole tree is built once. Switching screens toggles ``hidden`` on a few groups; a new
+telegram only assigns ``label.text`` where the string differs, so displayio refreshes just the
+dirty rectangles. Every assignment is counted in ``View.changes`` (the bench reads it).
+
+Layout (y in px): header bar 0-13 (dark grey, title and page), timestamp band 14-27 (dark blue,
+meter time), content 29-113, problem banner 114-127 (red, only when something is wrong).
+Font: terminalio (6x12 px cells); values at scale 2 (12x24).
+"""
+
+import displayio
+import terminalio
+import vectorio
+from adafruit_display_text import label as _label
+
+from .reading import (
+    A_MINUS,
+    A_PLUS,
+    CURRENTS,
+    DERIVED_PF,
+    P_MINUS,
+    P_PLUS,
+    POWER_FACTOR,
+    VOLTAGES,
+)
+from .state import problem_text
+from .ui_text import (
+    CYCLE,
+    HINTS,
+    MENU,
+    clip,
+    current,
+    fixed,
+    gigabytes,
+    kwh,
+    meter_time,
+    texts,
+    uptime,
+)
+from .ui_text import age as _age
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+WIDTH = const(160)
+HEIGHT = const(128)
+_COLS = const(26)  # characters per line at scale 1
+_BANNER_Y = const(114)
+_STATUS_LINES = const(6)
+_SYS_LINES = const(7)
+_MSG_LINES = const(10)
+
+# Colours (RGB888). Header and band as the original (RGB565 0x39C7 and 0x1A6F).
+WHITE = 0xFFFFFF
+BLACK = 0x000000
+HEADER = 0x393939
+BAND = 0x184D7B
+VOLT = 0x0030A0
+AMP = 0xB00000
+LABEL = 0x005A18
+ENERGY = 0x8A3A00
+RED = 0xC00000
+GREEN = 0x007A00
+GREY = 0x505050
+
+_MENU_Y = (29, 53, 77)
+
+
+def _rect(group, color, x, y, w, h):
+    pal = displayio.Palette(1)
+    pal[0] = color
+    group.append(vectorio.Rectangle(pixel_shader=pal, width=w, height=h, x=x, y=y))
+    return pal
+
+
+def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
+    """A label whose top-left (or top-right / top-centre) corner is at (x, y)."""
+    ax = 1.0 if right else 0.5 if center else 0.0
+    lbl = _label.Label(
+        terminalio.FONT,
+        text=text,
+        color=color,
+        scale=scale,
+        anchor_point=(ax, 0.0),
+        anchored_position=(x, y),
+    )
+    group.append(lbl)
+    return lbl
+
+
+class View:
+    """All screens of the TFT as one displayio tree (``root``) plus the code that fills them."""
+
+    def __init__(self, language="de"):
+        self.language = language
+        t = self.t = texts(language)
+        self.changes = 0
+        self.root = root = displayio.Group()
+        self._bg = _rect(root, WHITE, 0, 0, WIDTH, HEIGHT)
+        self.groups = {}
+        # Header bar and timestamp band
+        g = self._chrome = displayio.Group()
+        root.append(g)
+        _rect(g, HEADER, 0, 0, WIDTH, 14)
+        _rect(g, BAND, 0, 14, WIDTH, 14)
+        self._title = _text(g, "", 2, 1, color=WHITE)
+        self._page = _text(g, "", 158, 1, color=WHITE, right=True)
+        self._time = _text(g, "--", 80, 15, color=WHITE, center=True)
+        # Status: headline and lines
+        g = self._group("status")
+        self._s_head = _text(g, "", 2, 29, 2)
+        self._s_lines = [_text(g, "", 2, 54 + 12 * i) for i in range(_STATUS_LINES)]
+        # Phases: L1..L3 rows with U and I
+        g = self._group("phases")
+        self._u = []
+        self._i = []
+        for n in range(3):
+            y = 30 + 27 * n
+            _text(g, "L%d" % (n + 1), 2, y + 10, color=GREY)
+            self._u.append(_text(g, "--", 80, y, 2, VOLT, right=True))
+            _text(g, "V", 82, y + 10, color=VOLT)
+            self._i.append(_text(g, "--", 146, y, 2, AMP, right=True))
+            _text(g, "A", 148, y + 10, color=AMP)
+        # Power: import, export (scale 2), power factors (scale 1)
+        g = self._group("power")
+        _text(g, t["import"], 2, 40, color=LABEL)
+        self._p_in = _text(g, "--", 146, 30, 2, right=True)
+        _text(g, "W", 148, 40)
+        _text(g, t["export"], 2, 66, color=LABEL)
+        self._p_out = _text(g, "--", 146, 56, 2, right=True)
+        _text(g, "W", 148, 66)
+        _text(g, t["pf_meter"], 2, 86, color=LABEL)
+        self._pf_m = _text(g, "--", 158, 86, right=True)
+        _text(g, t["pf_calc"], 2, 100, color=LABEL)
+        self._pf_c = _text(g, "--", 158, 100, right=True)
+        # Energy: import and export registers
+        g = self._group("energy")
+        _text(g, t["e_import"], 2, 30, color=ENERGY)
+        self._e_in = _text(g, "--", 136, 43, 2, right=True)
+        _text(g, "kWh", 138, 53)
+        _text(g, t["e_export"], 2, 70, color=ENERGY)
+        self._e_out = _text(g, "--", 136, 83, 2, right=True)
+        _text(g, "kWh", 138, 93)
+        # Environment: temperature, humidity, WiFi signal
+        g = self._group("env")
+        self._env = []
+        for n, (key, unit) in enumerate((("temp", "C"), ("hum", "%"), ("wifi", "dBm"))):
+            y = 30 + 27 * n
+            _text(g, t[key], 2, y + 10, color=LABEL)
+            self._env.append(_text(g, "--", 136, y, 2, right=True))
+            _text(g, unit, 138, y + 10)
+        # Menu
+        g = self._group("menu")
+        self._m_items = [_text(g, t["m_" + item], 20, y, 2) for item, y in zip(MENU, _MENU_Y)]
+        self._m_cursor = _text(g, ">", 4, _MENU_Y[0], 2, VOLT)
+        _text(g, t["m_hint"], 2, 101, color=GREY)
+        # Restart confirmation
+        g = self._group("confirm")
+        _text(g, t["c_question"], 80, 36, 2, RED, center=True)
+        _text(g, t["c_yes"], 2, 72)
+        _text(g, t["c_no"], 2, 88)
+        # System info (white on black, like the original)
+        g = self._group("sysinfo")
+        self._sys = [_text(g, "", 2, 29 + 12 * i, color=WHITE) for i in range(_SYS_LINES)]
+        # Problem banner
+        g = self._banner = self._group("banner")
+        _rect(g, RED, 0, _BANNER_Y, WIDTH, HEIGHT - _BANNER_Y)
+        self._banner_text = _text(g, "", 2, _BANNER_Y + 1, color=WHITE)
+        # Full-screen message (boot, restart)
+        g = self._group("message")
+        _rect(g, BLACK, 0, 0, WIDTH, HEIGHT)
+        self._msg_big = _text(g, "", 80, 52, 2, WHITE, center=True)
+        self._msg = [_text(g, "", 2, 4 + 12 * i, color=WHITE) for i in range(_MSG_LINES)]
+        self.screen = None
+
+    def _group(self, name):
+        g = displayio.Group()
+        g.hidden = True
+        self.root.append(g)
+        self.groups[name] = g
+        return g
+
+    # -- primitive changes (counted) -------------------------------------------------------
+
+    def set_text(self, lbl, text):
+        """Assign ``lbl.text`` only when it differs."""
+        if lbl.text != text:
+            lbl.text = text
+            self.changes += 1
+
+    def set_color(self, lbl, color):
+        """Assign ``lbl.color`` only when it differs."""
+        if lbl.color != color:
+            lbl.color = color
+            self.changes += 1
+
+    def set_hidden(self, group, hidden):
+        """Show or hide a group, only when that changes."""
+        if group.hidden != hidden:
+            group.hidden = hidden
+            self.changes += 1
+
+    # -- screens ---------------------------------------------------------------------------
+
+    def select(self, name):
+        """Make screen ``name`` (a key of ``groups``) the visible one."""
+        if name == self.screen:
+            return
+        for key, g in self.groups.items():
+            if key != "banner":
+                self.set_hidden(g, key != name)
+        self.set_hidden(self._chrome, name == "message")
+        if name == "message":
+            self.set_hidden(self._banner, True)
+        if self._bg[0] != (BLACK if name == "sysinfo" else WHITE):
+            self._bg[0] = BLACK if name == "sysinfo" else WHITE
+            self.changes += 1
+        self.set_text(self._title, self.t.get(name, ""))
+        page = "%d/%d" % (CYCLE.index(name) + 1, len(CYCLE)) if name in CYCLE else ""
+        self.set_text(self._page, page)
+        self.screen = name
+
+    def update(self, state, now=None, ticks_diff=None, menu_index=0):
+        """Bring the visible screen, the time band and the banner up to date with ``state``."""
+        name = self.screen
+        latest = state.latest
+        self.set_text(self._time, meter_time(latest.meter_time if latest else None, self.language))
+        problems = state.problems(now, ticks_diff)
+        if name == "status":
+            self._update_status(state, problems, now, ticks_diff)
+        elif name in ("phases", "power", "energy"):
+            values = latest.values if latest is not None else {}
+            derived = latest.derived if latest is not None else {}
+            if name == "phases":
+                for n in range(3):
+                    self.set_text(self._u[n], fixed(values.get(VOLTAGES[n]), 1, 5))
+                    self.set_text(self._i[n], current(values.get(CURRENTS[n])))
+            elif name == "power":
+                self.set_text(self._p_in, fixed(values.get(P_PLUS), 0, 6))
+                self.set_text(self._p_out, fixed(values.get(P_MINUS), 0, 6))
+                self.set_text(self._pf_m, fixed(values.get(POWER_FACTOR), 3, 6))
+                self.set_text(self._pf_c, fixed(derived.get(DERIVED_PF), 3, 6))
+            else:
+                self.set_text(self._e_in, kwh(values.get(A_PLUS)))
+                self.set_text(self._e_out, kwh(values.get(A_MINUS)))
+        elif name == "env":
+            rssi = state.wifi_rssi if state.wifi_connected else None
+            self.set_text(self._env[0], fixed(state.temperature, 1, 5))
+            self.set_text(self._env[1], fixed(state.humidity, 1, 5))
+            self.set_text(self._env[2], fixed(rssi, 0, 5))
+        elif name == "menu":
+            for n, item in enumerate(self._m_items):
+                self.set_color(item, VOLT if n == menu_index else BLACK)
+            y = _MENU_Y[menu_index]
+            if self._m_cursor.anchored_position[1] != y:
+                self._m_cursor.anchored_position = (4, y)
+                self.changes += 1
+        elif name == "sysinfo":
+            self._update_sysinfo(state)
+        show = bool(problems) and name not in ("status", "message")
+        if show:
+            text = problem_text(problems[0], self.language)
+            more = " +%d" % (len(problems) - 1) if len(problems) > 1 else ""
+            self.set_text(self._banner_text, clip(text, _COLS - len(more)) + more)
+        self.set_hidden(self._banner, not show)
+
+    def _update_status(self, state, problems, now, ticks_diff):
+        t = self.t
+        lines = []
+        if not problems:
+            self.set_text(self._s_head, t["all_ok"])
+            self.set_color(self._s_head, GREEN)
+            lines.append((t["telegrams"] + str(state.counters.decoded), BLACK))
+            if state.latest_ticks is None or now is None or ticks_diff is None:
+                last = t["never"] if state.latest is None else "--"
+            else:
+                last = _age(max(0, ticks_diff(now, state.latest_ticks)))
+            lines.append((t["last"] + last, BLACK))
+            if state.ip:
+                lines.append((t["ip"] + state.ip, BLACK))
+        else:
+            n = len(problems)
+            head = "%d %s" % (n, t["problems"])
+            if n > 1:
+                head += "e" if self.language == "de" else "s"
+            self.set_text(self._s_head, head)
+            self.set_color(self._s_head, RED)
+            lines.append((problem_text(problems[0], self.language), RED))
+            hint = HINTS.get(self.language, HINTS["en"]).get(problems[0])
+            if hint:
+                lines.append(("  " + hint, GREY))
+            room = _STATUS_LINES - len(lines)
+            rest = problems[1:]
+            if len(rest) > room:
+                rest = rest[: room - 1]
+                more = n - 1 - len(rest)
+            else:
+                more = 0
+            for code in rest:
+                lines.append((problem_text(code, self.language), RED))
+            if more:
+                lines.append(("+%d%s" % (more, t["more"]), RED))
+        self._fill(self._s_lines, lines)
+
+    def _update_sysinfo(self, state):
+        t = self.t
+        lines = [t["name"] + (state.hostname or "--")]
+        if state.ap_mode:
+            lines.append(t["ap"] + (state.ap_ssid or "--"))
+            lines.append(t["ap_pw"] + (state.ap_password or "--"))
+        else:
+            lines.append(t["ip"] + (state.ip or "--"))
+            wifi = state.wifi_ssid or "--"
+            if state.wifi_connected and state.wifi_rssi is not None:
+                wifi += " %d dBm" % state.wifi_rssi
+            lines.append(t["wifi"] + ": " + wifi)
+        lines.append(t["uptime"] + uptime(state.uptime_s))
+        sd = t["sd_states"].get(state.sd_state)
+        if sd is None:
+            if state.sd_free is None or state.sd_total is None:
+                sd = "--"
+            else:
+                sd = gigabytes(state.sd_free) + t["sd_free"] + gigabytes(state.sd_total)
+        lines.append(t["sd"] + sd)
+        c = state.counters
+        errors = c.wrong_key + c.tag_mismatch + c.parse_errors + c.checksum_errors
+        lines.append(t["tel_short"] + str(c.decoded) + t["err_short"] + str(errors))
+        if state.web_password_generated:
+            lines.append(t["web_pw"] + state.web_password_generated)
+        elif state.version:
+            lines.append(t["version"] + state.version)
+        self._fill(self._sys, [(line, WHITE) for line in lines])
+
+    def _fill(self, labels, lines):
+        for n, lbl in enumerate(labels):
+            if n < len(lines):
+                text, color = lines[n]
+                self.set_text(lbl, clip(text, _COLS))
+                self.set_color(lbl, color)
+            else:
+                self.set_text(lbl, "")
+
+    def set_message(self, text):
+        """Fill the full-screen message: one big line when short, else wrapped small lines."""
+        text = text or ""
+        big = "\n" not in text and len(text) <= 13
+        self.set_text(self._msg_big, text if big else "")
+        lines = [] if big else _wrap(text, _COLS)
+        self._fill(self._msg, [(line, WHITE) for line in lines[:_MSG_LINES]])
+
+
+def _wrap(text, width):
+    """Split ``text`` at newlines, then word-wrap each part to ``width`` characters."""
+    out = []
+    for part in text.split("\n"):
+        line = ""
+        for word in part.split(" "):
+            while len(word) > width:  # a word longer than a line (URL, password)
+                if line:
+                    out.append(line)
+                    line = ""
+                out.append(word[:width])
+                word = word[width:]
+            if not line:
+                line = word
+            elif len(line) + 1 + len(word) <= width:
+                line += " " + word
+            else:
+                out.append(line)
+                line = word
+        out.append(line)
+    return out

@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: MIT
+"""Texts and number formatting for the TFT (ASCII only: the device's terminalio font may lack
+umlauts and the degree sign, so German texts use "ae", "oe", "ue").
+
+Every formatter returns a string of at most ``width`` characters, so a value can never run out of
+its slot on the screen: decimals are dropped first, and a number that still does not fit is shown
+as ``>9999`` (or ``<-999``). A value the meter did not send (None) is shown as ``--``.
+"""
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+ABSENT = "--"
+# Screens NEXT cycles through, and the menu items (names are keys of TEXTS)
+CYCLE = ("status", "phases", "power", "energy", "env", "menu")
+MENU = ("restart", "sysinfo", "setup")
+_FMT = ("%.0f", "%.1f", "%.2f", "%.3f")
+_KWH_DECIMAL_BELOW_WH = const(10_000_000)  # one decimal below 10 000 kWh, none above
+
+# Screen and menu texts. Each entry fits the slot it is drawn in (checked by tests/host/test_ui.py).
+TEXTS = {
+    "de": {
+        "status": "Status",
+        "phases": "Phasen",
+        "power": "Leistung",
+        "energy": "Energie",
+        "env": "Umgebung",
+        "menu": "Menue",
+        "sysinfo": "Systeminfo",
+        "confirm": "Neustart",
+        "all_ok": "Alles OK",
+        "problems": "Problem",
+        "telegrams": "Telegramme: ",
+        "last": "Letztes vor: ",
+        "never": "noch keines",
+        "import": "Bezug",
+        "export": "Einspeisung",
+        "pf_meter": "cos phi (Zaehler)",
+        "pf_calc": "cos phi (berechnet)",
+        "e_import": "Bezug (A+)",
+        "e_export": "Einspeisung (A-)",
+        "temp": "Temperatur",
+        "hum": "Feuchte",
+        "wifi": "WLAN",
+        "m_restart": "Neustart",
+        "m_sysinfo": "Systeminfo",
+        "m_setup": "Einrichtung",
+        "m_hint": "NEXT=weiter ENTER=waehlen",
+        "c_question": "Neustart?",
+        "c_yes": "ENTER = ja, neu starten",
+        "c_no": "NEXT  = nein, zurueck",
+        "restarting": "Neustart...",
+        "setup": "Einrichtungsmodus...",
+        "more": " weitere",
+        "name": "Name: ",
+        "ip": "IP: ",
+        "ap": "AP: ",
+        "ap_pw": "AP-Passwort: ",
+        "uptime": "Laufzeit: ",
+        "sd": "SD: ",
+        "sd_free": " GB frei von ",
+        "sd_states": {"missing": "fehlt", "full": "voll", "error": "Fehler", "disabled": "aus"},
+        "tel_short": "Telegr.: ",
+        "err_short": " Fehler: ",
+        "web_pw": "Web-PW: ",
+        "version": "Version: ",
+    },
+    "en": {
+        "status": "Status",
+        "phases": "Phases",
+        "power": "Power",
+        "energy": "Energy",
+        "env": "Environment",
+        "menu": "Menu",
+        "sysinfo": "System info",
+        "confirm": "Restart",
+        "all_ok": "All OK",
+        "problems": "problem",
+        "telegrams": "Telegrams: ",
+        "last": "Last: ",
+        "never": "none yet",
+        "import": "Import",
+        "export": "Export",
+        "pf_meter": "PF (meter)",
+        "pf_calc": "PF (calculated)",
+        "e_import": "Import (A+)",
+        "e_export": "Export (A-)",
+        "temp": "Temperature",
+        "hum": "Humidity",
+        "wifi": "WiFi",
+        "m_restart": "Restart",
+        "m_sysinfo": "System info",
+        "m_setup": "Setup mode",
+        "m_hint": "NEXT=next  ENTER=select",
+        "c_question": "Restart?",
+        "c_yes": "ENTER = yes, restart",
+        "c_no": "NEXT  = no, back",
+        "restarting": "Restarting...",
+        "setup": "Setup mode...",
+        "more": " more",
+        "name": "Name: ",
+        "ip": "IP: ",
+        "ap": "AP: ",
+        "ap_pw": "AP password: ",
+        "uptime": "Uptime: ",
+        "sd": "SD: ",
+        "sd_free": " GB free of ",
+        "sd_states": {"missing": "missing", "full": "full", "error": "error", "disabled": "off"},
+        "tel_short": "Telegrams: ",
+        "err_short": " err: ",
+        "web_pw": "Web password: ",
+        "version": "Version: ",
+    },
+}
+
+# What to do about a problem (first problem only, on the status screen), at most 26 characters.
+HINTS = {
+    "de": {
+        "no_key": "METER_KEY eintragen",
+        "config": "settings.toml pruefen",
+        "no_signal": "Kabel zum Zaehler pruefen",
+        "no_frames": "Kabel/Anschluss pruefen",
+        "wrong_key": "Schluessel vom Netzbetr.",
+        "auth_key": "Auth-Schluessel eintragen",
+        "tag_mismatch": "Auth-Schluessel pruefen",
+        "layout": "Zaehlertyp bitte melden",
+        "clock": "Wartet auf Zaehler/NTP",
+        "sd_missing": "SD-Karte einstecken",
+        "sd_full": "Alte Logdateien loeschen",
+        "sd_error": "SD-Karte pruefen",
+        "no_wifi": "Menue > Einrichtung",
+    },
+    "en": {
+        "no_key": "Set METER_KEY",
+        "config": "Check settings.toml",
+        "no_signal": "Check the meter cable",
+        "no_frames": "Check cable/connection",
+        "wrong_key": "Check key from grid op.",
+        "auth_key": "Set the auth key",
+        "tag_mismatch": "Check the auth key",
+        "layout": "Please report meter type",
+        "clock": "Waiting for meter/NTP",
+        "sd_missing": "Insert an SD card",
+        "sd_full": "Delete old log files",
+        "sd_error": "Check the SD card",
+        "no_wifi": "Menu > Setup mode",
+    },
+}
+
+
+def texts(language):
+    """The text table for ``language`` ("de" or "en"; anything else gives English)."""
+    return TEXTS.get(language, TEXTS["en"])
+
+
+def clip(text, width):
+    """``text`` cut to ``width`` characters, the last one replaced by "~" when cut."""
+    if len(text) <= width:
+        return text
+    return text[: width - 1] + "~"
+
+
+def overflow(negative, width):
+    """The "does not fit" marker: ``>999`` or ``<-99`` in ``width`` characters."""
+    if negative:
+        return "<-" + "9" * (width - 2)
+    return ">" + "9" * (width - 1)
+
+
+def fixed(value, decimals, width):
+    """``value`` with up to ``decimals`` decimals in at most ``width`` characters, "--" if None.
+
+    :param value: int, float or None
+    """
+    if value is None or value != value:  # noqa: PLR0124 - None or NaN
+        return ABSENT
+    d = decimals
+    while d >= 0:
+        s = _FMT[d] % value
+        if len(s) <= width:
+            return s
+        d -= 1
+    return overflow(value < 0, width)
+
+
+def current(value, width=4):
+    """A phase current in A: 2 decimals below 10 A, 1 below 100 A, none above."""
+    if value is None:
+        return ABSENT
+    a = abs(value)
+    return fixed(value, 2 if a < 10 else 1 if a < 100 else 0, width)
+
+
+def kwh(wh, width=8):
+    """Energy in integer Wh as kWh: one decimal below 10 000 kWh, none above. Integer math only
+    (single-precision floats on the device would round 8-digit counters)."""
+    if wh is None:
+        return ABSENT
+    wh = int(wh)
+    sign = "-" if wh < 0 else ""
+    a = -wh if wh < 0 else wh
+    tenths = (a + 50) // 100
+    if tenths < _KWH_DECIMAL_BELOW_WH // 100:
+        s = "%s%d.%d" % (sign, tenths // 10, tenths % 10)
+    else:
+        s = "%s%d" % (sign, (a + 500) // 1000)
+    if len(s) > width:
+        return overflow(wh < 0, width)
+    return s
+
+
+def uptime(seconds):
+    """``seconds`` as "3d 04:05:06" (days only when there are any)."""
+    s = int(seconds or 0)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return "%dd %02d:%02d:%02d" % (d, h, m, s)
+    return "%02d:%02d:%02d" % (h, m, s)
+
+
+def meter_time(t, language):
+    """The meter time tuple (Y, M, D, h, m, s) as "01.05.2024 12:34:56" (de) or ISO-like (en)."""
+    if t is None:
+        return ABSENT
+    if language == "de":
+        return "%02d.%02d.%04d %02d:%02d:%02d" % (t[2], t[1], t[0], t[3], t[4], t[5])
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (t[0], t[1], t[2], t[3], t[4], t[5])
+
+
+def age(ms):
+    """A duration in ms as "12 s", "5 min", "3 h" or "2 d"."""
+    s = ms // 1000
+    if s < 120:
+        return "%d s" % s
+    if s < 7200:
+        return "%d min" % (s // 60)
+    if s < 172800:
+        return "%d h" % (s // 3600)
+    return "%d d" % (s // 86400)
+
+
+def gigabytes(n):
+    """Bytes as GB with one decimal ("29.7"), or "--"."""
+    if n is None:
+        return ABSENT
+    tenths = (int(n) + 50_000_000) // 100_000_000
+    return "%d.%d" % (tenths // 10, tenths % 10)

@@ -1,0 +1,402 @@
+# SPDX-License-Identifier: MIT
+"""The web interface: adafruit_httpserver inside the super-loop, hardened, never blocking.
+
+Routes, the API and the security rules are documented in ``docs/web-api.md``. How the stock
+server (4.8.x) is wrapped rather than copied:
+
+- ``_receive_request`` is replaced by a bounded reader: the request head goes into one
+  preallocated 4 KiB buffer (431 past it), everything must arrive within 1 s (408), the socket
+  waits in 50 ms steps and ``service()`` (the app's UART pump) runs between them. Content-Length
+  must be digits (400), bodies are capped at 4 KiB (413) except the upload, whose body is never
+  read into RAM but streamed to the card. The path is percent-decoded once and refused (400)
+  when it holds ``..``/``.`` segments, backslashes, NUL or is not origin-form.
+- ``_find_handler`` always returns our dispatcher, so *every* request - pages, API, plain file
+  paths, unknown paths - passes Basic auth first (no ``root_path`` at all, so the library's
+  unauthenticated file serving is never reached).
+- ``poll()`` never raises: any exception is counted and the loop runs on.
+
+Streaming (the choice, measured with ``bench/web_bench.py``): long responses are *jobs* that
+``WebServer.poll()`` advances a slice at a time over a non-blocking socket - send what fits,
+keep the rest for the next pass. The alternative, a ``ChunkedResponse`` whose generator calls
+``service()`` between chunks, keeps the UART drained but holds the whole loop (display, buttons,
+watchdog, Graphite) for the full download - 5 minutes for a 60 MB month at the original's
+speed - so it was rejected. A slice ends after ``_SLICE_BYTES`` or ``_SLICE_MS`` or when the
+socket is full; ``service()`` runs between chunks inside a slice. Chunks are ``_CHUNK`` bytes.
+Measured on loopback (32 MB, ``make bench``): chunk 1/2/4/8/16 KiB -> 118/147/162/164/161 MB/s
+with the longest poll() 1-4 ms; the blocking ChunkedResponse reached 330 MB/s but paused the
+loop for the whole transfer (95 ms here, minutes at WiFi speed). 4 KiB is where the curve
+flattens, and it keeps one buffer per transfer small on the device.
+"""
+
+from adafruit_httpserver import Response, Server
+
+from . import web_http, web_routes
+from .netsetup import random_password
+from .timeutil import ticks_diff
+from .web_http import HEADER_MAX, _default_ticks, _parent, _would_block, reply_raw
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_CHUNK = const(4096)  # bytes per file read / send
+_SLICE_BYTES = const(65536)  # at most this much per job per poll
+_SLICE_MS = const(20)  # ... or this long
+_IDLE_MS = const(30000)  # a job without progress this long is dropped
+_MAX_JOBS = const(2)  # concurrent downloads/uploads (the ESP32 has 8 sockets in all)
+_SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+}
+PASSWORD_NAME = "webpass.txt"  # the generated web password, next to the override file
+
+
+class _HttpServer(Server):
+    """adafruit_httpserver's Server with a bounded request reader and one dispatcher."""
+
+    def __init__(self, pool, web):
+        super().__init__(pool, None)
+        self._web = web
+
+    def _receive_request(self, sock, client_address):
+        return self._web.receive(self, sock, client_address)
+
+    def _find_handler(self, method, path):
+        return self._web.dispatch
+
+    def poll(self):
+        try:
+            return super().poll()
+        except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the loop
+            self._web.failed(exc)
+            return "error"
+
+
+class Stream(Response):
+    """A response whose body a job sends in slices (``length`` None: ends at close)."""
+
+    def __init__(
+        self,
+        request,
+        web,
+        chunks,
+        length=None,
+        content_type="application/json",
+        headers=None,
+        buf=None,
+    ):
+        super().__init__(request, headers=headers, content_type=content_type)
+        self._web = web
+        self._chunks = chunks
+        self._length = length
+        self._buf = buf
+
+    def _send(self):
+        self._send_headers(self._length, self._content_type)
+        self._web.start_job(_SendJob(self._request.connection, self._chunks, self._buf))
+
+
+class _UploadStart(Response):
+    """Sends nothing now: a job receives the body and answers when it is stored."""
+
+    def __init__(self, request, web, upload, name):
+        super().__init__(request)
+        self._web = web
+        self._upload = upload
+        self._name = name
+
+    def _send(self):
+        request = self._request
+        expect = (request.headers.get("Expect") or "").lower() == "100-continue"
+        job = _RecvJob(
+            request.connection, self._upload, self._web.take_buffer(), self._name, expect
+        )
+        self._web.start_job(job)
+
+
+class _SendJob:
+    def __init__(self, conn, chunks, buf):
+        self.conn = conn
+        self.chunks = chunks
+        self.buf = buf
+        self.pending = None
+        self.sent = 0
+        self.last = None
+        conn.settimeout(0)
+
+    def step(self, web, now):
+        """Send what fits within one slice; True when done."""
+        budget = _SLICE_BYTES
+        conn = self.conn
+        while True:
+            if self.pending is None:
+                try:
+                    chunk = next(self.chunks)
+                except StopIteration:
+                    return True
+                if isinstance(chunk, str):
+                    chunk = chunk.encode()
+                if not len(chunk):
+                    continue
+                self.pending = memoryview(chunk)
+            try:
+                n = conn.send(self.pending)
+            except OSError as exc:
+                if _would_block(exc):
+                    return False
+                raise
+            if not n:
+                return False
+            self.sent += n
+            self.last = now
+            budget -= n
+            self.pending = self.pending[n:] if n < len(self.pending) else None
+            if self.pending is None:
+                web.service_between()
+            if budget <= 0 or ticks_diff(web.ticks(), now) >= _SLICE_MS:
+                return False
+
+    def close(self, web, exc=None):
+        try:
+            self.chunks.close()
+        except Exception:  # noqa: BLE001 - a generator that fails to close is gone anyway
+            pass
+        if self.buf is not None:
+            web.give_buffer(self.buf)
+            self.buf = None
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+class _RecvJob:
+    """Streams an upload body to the card, then answers 201."""
+
+    def __init__(self, conn, upload, buf, name, expect_continue):
+        self.conn = conn
+        self.upload = upload
+        self.buf = buf
+        self.name = name
+        self.last = None
+        self.started = False
+        conn.settimeout(0)
+        if expect_continue:
+            try:
+                conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            except OSError:
+                pass
+
+    def step(self, web, now):
+        up = self.upload
+        if not self.started:
+            self.started = True
+            if up.write(b""):
+                return self._done()
+        budget = _SLICE_BYTES
+        mv = memoryview(self.buf)
+        while budget > 0:
+            want = min(len(self.buf), up.length - up.received)
+            try:
+                n = self.conn.recv_into(mv[:want], want)
+            except OSError as exc:
+                if _would_block(exc):
+                    return False
+                raise
+            if not n:
+                raise OSError(104, "client closed during upload")
+            self.last = now
+            budget -= n
+            if up.write(mv[:n]):
+                return self._done()
+            web.service_between()
+        return False
+
+    def _done(self):
+        up = self.upload
+        up.finish()
+        size = up.received
+        self.upload = None
+        reply_raw(self.conn, 201, '{"name":"%s","size":%d}' % (self.name, size), "application/json")
+        return True
+
+    def close(self, web, exc=None):
+        if self.upload is not None:
+            self.upload.abort()
+            if exc is not None:
+                full = isinstance(exc, OSError) and exc.errno == 28
+                reply_raw(self.conn, 507 if full else 500, "upload failed")
+        web.give_buffer(self.buf)
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+
+
+class WebServer:
+    """The web interface as a loop sink.
+
+    :param config: Config (WEB_PORT, WEB_USER, WEB_PASSWORD, LOG_DIR, UI_LANGUAGE)
+    :param state: the app State
+    :param pool: socket pool (``socketpool.SocketPool`` or CPython's ``socket`` module)
+    :param storage: ``smartmeter.storage.Storage`` or None (no SD: no files, no settings file)
+    :param actions: object with ``restart()`` and ``setup_mode()``
+    :param service: callable run between slices of long work (``App.service_uart``)
+    :param ticks_ms: millisecond tick source (wrapping); default supervisor/time based
+    """
+
+    name = "web"
+
+    def __init__(
+        self, config, state, pool, storage, actions, service=None, ticks_ms=None, override_path=None
+    ):
+        self.config = config
+        self.state = state
+        self.storage = storage
+        self.actions = actions
+        self.service = service
+        self.ticks = ticks_ms or _default_ticks()
+        self.requests = 0
+        self.errors = 0
+        self.last_error = ""
+        self.max_slice_ms = 0  # longest poll() so far (the loop pause this server causes)
+        self.jobs = []
+        self.max_jobs = _MAX_JOBS
+        self._bufs = []
+        self._head = bytearray(HEADER_MAX)
+        self.log_dir = config.LOG_DIR.rstrip("/") or "/"
+        root = _parent(self.log_dir)
+        if override_path is None:
+            from .app import OVERRIDE_NAME
+
+            override_path = root + "/" + OVERRIDE_NAME
+        self.override_path = override_path
+        self.password_path = root + "/" + PASSWORD_NAME
+        user = config.WEB_USER or "admin"
+        self._expected = (user + ":" + self._password()).encode()
+        self.server = _HttpServer(pool, self)
+        self.server.headers = _SECURITY_HEADERS
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, host="0.0.0.0"):
+        """Listen on ``config.WEB_PORT``."""
+        self.server.start(host, self.config.WEB_PORT)
+
+    def stop(self):
+        """Drop running transfers and close the listening socket."""
+        for job in self.jobs:
+            job.close(self)
+        self.jobs = []
+        if not self.server.stopped:
+            self.server.stop()
+
+    def poll(self, now_ms=None):
+        """Accept and answer at most one request, then advance each transfer by one slice."""
+        t0 = self.ticks()
+        if not self.server.stopped:
+            self.server.poll()
+        for job in list(self.jobs):
+            now = self.ticks()
+            if job.last is None:
+                job.last = now
+            try:
+                done = job.step(self, now)
+            except Exception as exc:  # noqa: BLE001 - a client that vanished ends its job only
+                self.failed(exc)
+                self.jobs.remove(job)
+                job.close(self, exc)
+                continue
+            if done:
+                self.jobs.remove(job)
+                job.close(self)
+            elif ticks_diff(now, job.last) > _IDLE_MS:
+                self.failed(OSError(110, "transfer idle"))
+                self.jobs.remove(job)
+                job.close(self, None)
+        took = ticks_diff(self.ticks(), t0)
+        if took > self.max_slice_ms:
+            self.max_slice_ms = took
+        c = self.state.counters
+        c.http_requests = self.requests
+        c.http_errors = self.errors
+
+    def start_job(self, job):
+        self.jobs.append(job)
+
+    def busy(self):
+        """True when no further transfer may start now."""
+        return len(self.jobs) >= self.max_jobs
+
+    def stream(
+        self, request, chunks, length=None, content_type="application/json", headers=None, buf=None
+    ):
+        """A response whose body ``chunks`` (iterator of bytes/str) is sent in slices."""
+        return Stream(request, self, chunks, length, content_type, headers, buf)
+
+    def receive_upload(self, request, upload, name):
+        """A response that streams the request body into ``upload`` and answers 201."""
+        return _UploadStart(request, self, upload, name)
+
+    def service_between(self):
+        if self.service is not None:
+            self.service()
+
+    def take_buffer(self):
+        return self._bufs.pop() if self._bufs else bytearray(_CHUNK)
+
+    def give_buffer(self, buf):
+        if buf is not None and len(self._bufs) < _MAX_JOBS:
+            self._bufs.append(buf)
+
+    def failed(self, exc):
+        self.errors += 1
+        self.last_error = (str(exc) or type(exc).__name__)[:80]
+        self.state.last_errors["web"] = self.last_error
+
+    # -- password --------------------------------------------------------------------------
+    def _password(self):
+        """WEB_PASSWORD, else the one stored on the card, else a new one (shown on the TFT)."""
+        if self.config.WEB_PASSWORD:
+            self.state.web_password_generated = None
+            return self.config.WEB_PASSWORD
+        fs = self.storage.fs if self.storage is not None else None
+        password = None
+        if fs is not None:
+            try:
+                f = fs.open(self.password_path, "rb")
+                try:
+                    password = bytes(f.read(64)).decode().strip()
+                finally:
+                    f.close()
+            except (OSError, UnicodeError):
+                password = None
+        if not password or len(password) < 8:
+            password = random_password(12)
+            if fs is not None:
+                try:
+                    f = fs.open(self.password_path, "wb")
+                    try:
+                        f.write(password.encode())
+                        f.flush()
+                    finally:
+                        f.close()
+                except OSError:
+                    pass  # no card: this boot's password only, still on the display
+        self.state.web_password_generated = password
+        return password
+
+    # -- request intake (called by _HttpServer) --------------------------------------------
+    def receive(self, server, sock, client_address):
+        """Bounded replacement of Server._receive_request; None when answered/dropped here."""
+        return web_http.receive(self, server, sock, client_address)
+
+    def dispatch(self, request):
+        """Auth, routing, method and origin checks: every request goes through here."""
+        return web_routes.dispatch(self, request)

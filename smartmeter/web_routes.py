@@ -1,0 +1,325 @@
+# SPDX-License-Identifier: MIT
+"""Route handlers of the web interface (``web.WebServer``) and the dispatcher.
+
+Handlers take ``(web, request[, arg])`` and return a Response. File handlers only ever open
+``LOG_DIR/<name>`` with a name that passed ``web_files.safe_name`` and is a regular file.
+"""
+
+from . import config as config_mod
+from . import web_api, web_files, web_pages
+from .web_http import authorized, json_response, same_origin, text
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_UPLOAD_RESERVE = const(1048576)  # free space an upload must leave on the card
+_OVERRIDE_MAX = const(8192)
+
+
+def _lang(web):
+    return web.config.UI_LANGUAGE
+
+
+def _html(request, body):
+    from adafruit_httpserver import Response
+
+    return Response(request, body, content_type="text/html; charset=utf-8")
+
+
+def _fs(web):
+    """The filesystem when the card is usable, else None."""
+    st = web.storage
+    if st is None or st.fs is None or st.state not in ("ok", "full"):
+        return None
+    return st.fs
+
+
+def _no_card(request):
+    return text(request, 503, "SD card not available")
+
+
+# -- pages ----------------------------------------------------------------------------------
+def page_home(web, request):
+    if web.state.ap_mode:
+        return _html(request, web_pages.page("settings", _lang(web)))
+    return _html(request, web_pages.page("home", _lang(web)))
+
+
+def page_files(web, request):
+    return _html(request, web_pages.page("files", _lang(web)))
+
+
+def page_settings(web, request):
+    return _html(request, web_pages.page("settings", _lang(web)))
+
+
+def asset(web, request):
+    from adafruit_httpserver import Response
+
+    if request.path == "/app.css":
+        return Response(request, web_pages.CSS, content_type="text/css")
+    return Response(request, web_pages.JS, content_type="text/javascript")
+
+
+def logout(web, request):
+    return text(
+        request,
+        401,
+        "logged out",
+        {"WWW-Authenticate": 'Basic realm="smartmeter", charset="UTF-8"'},
+    )
+
+
+# -- API ------------------------------------------------------------------------------------
+def api_now(web, request):
+    from .timeutil import ticks_diff
+
+    return json_response(request, web_api.now_json(web.state, web.ticks(), ticks_diff))
+
+
+def api_status(web, request):
+    from .timeutil import ticks_diff
+
+    body = web_api.status_json(web.state, _lang(web), web.ticks(), ticks_diff)
+    return json_response(request, body)
+
+
+def api_history(web, request):
+    try:
+        minutes = int(request.args.get("minutes", "60"))
+    except ValueError:
+        return text(request, 400, "minutes must be a whole number")
+    if web.busy():
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    return web.stream(request, web_api.history_chunks(web.state, minutes))
+
+
+def api_settings(web, request):
+    return json_response(request, web_api.settings_json(web.config))
+
+
+def api_files(web, request):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    if web.busy():
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    names = web_files.list_names(fs, web.log_dir)
+    return web.stream(request, web_files.listing_chunks(fs, web.log_dir, names))
+
+
+# -- files ----------------------------------------------------------------------------------
+def _file_path(web, fs, name):
+    """Absolute path of a servable file ``name`` in LOG_DIR, or None."""
+    if not web_files.safe_name(name):
+        return None
+    path = web.log_dir + "/" + name
+    if path in (web.override_path, web.password_path):
+        return None
+    return path
+
+
+def download_day(web, request, name):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    path = _file_path(web, fs, name)
+    size = web_files.file_size(fs, path) if path else None
+    if size is None:
+        return text(request, 404, "not found")
+    if web.busy():
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    buf = web.take_buffer()
+    ctype = "text/csv" if name.endswith(".csv") else "application/octet-stream"
+    headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
+    chunks = web_files.file_chunks(fs, [(path, 0, size)], buf)
+    return web.stream(request, chunks, size, ctype, headers, buf)
+
+
+def download_month(web, request, arg):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    month = arg[:-4] if arg.endswith(".csv") else ""
+    if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
+        return text(request, 404, "not found")
+    parts = web_files.month_parts(fs, web.log_dir, month)
+    if not parts:
+        return text(request, 404, "no files for this month")
+    if web.busy():
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    total = 0
+    for part in parts:
+        total += part[2]
+    buf = web.take_buffer()
+    headers = {"Content-Disposition": 'attachment; filename="%s.csv"' % month}
+    return web.stream(
+        request, web_files.file_chunks(fs, parts, buf), total, "text/csv", headers, buf
+    )
+
+
+def delete(web, request):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    try:
+        name = web_files.parse_form(request.body).get("name", "")
+    except (ValueError, UnicodeError):
+        return text(request, 400, "bad form")
+    path = _file_path(web, fs, name)
+    if path is None or web_files.file_size(fs, path) is None:
+        return text(request, 404, "not found")
+    for prefix in getattr(web.storage, "protect", ()) or ():
+        if prefix and name.startswith(prefix):
+            return text(request, 409, "this file is being written")
+    fs.remove(path)
+    return json_response(request, '{"deleted":"%s"}' % name)
+
+
+def upload(web, request):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    length = request.length
+    if length is None:
+        return text(request, 411, "Content-Length required")
+    name = web_files.clean_upload_name(request.args.get("name", ""))
+    path = _file_path(web, fs, name) if name else None
+    if path is None:
+        return text(request, 400, "bad file name")
+    if web_files.file_size(fs, path) is not None or _exists(fs, path):
+        return text(request, 409, "a file with this name exists")
+    try:
+        free = web.storage.refresh_space()
+    except OSError:
+        return _no_card(request)
+    if length + _UPLOAD_RESERVE > free:
+        return text(request, 507, "not enough free space on the SD card")
+    if web.busy():
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    up = web_files.Upload(fs, path, length, request.early)
+    return web.receive_upload(request, up, name)
+
+
+def _exists(fs, path):
+    try:
+        fs.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+# -- actions --------------------------------------------------------------------------------
+def save_settings(web, request):
+    fs = _fs(web)
+    if fs is None:
+        return _no_card(request)
+    try:
+        form = web_files.parse_form(request.body)
+    except (ValueError, UnicodeError):
+        return text(request, 400, "bad form")
+    existing = {}
+    try:
+        f = fs.open(web.override_path, "rb")
+        try:
+            existing = config_mod.parse_toml(bytes(f.read(_OVERRIDE_MAX)).decode())[0]
+        finally:
+            f.close()
+    except (OSError, UnicodeError):
+        existing = {}
+    merged, changed, problems = web_api.apply_settings(form, existing)
+    if problems:
+        import json
+
+        return json_response(request, json.dumps({"saved": False, "problems": problems}), 400)
+    data = config_mod.dump_toml(merged).encode()
+    f = fs.open(web.override_path, "wb")
+    try:
+        f.write(data)
+        f.flush()
+        sync = getattr(fs, "sync", None)
+        if sync is not None:
+            sync(f)
+    finally:
+        f.close()
+    import json
+
+    return json_response(request, json.dumps({"saved": True, "changed": changed, "reboot": True}))
+
+
+def reboot(web, request):
+    web.actions.restart()
+    return json_response(request, '{"restarting":true}')
+
+
+def setup(web, request):
+    web.actions.setup_mode()
+    return json_response(request, '{"setup_mode":true}')
+
+
+ROUTES = {
+    "/": {"GET": page_home},
+    "/files": {"GET": page_files},
+    "/settings": {"GET": page_settings, "POST": save_settings},
+    "/app.css": {"GET": asset},
+    "/app.js": {"GET": asset},
+    "/api/now": {"GET": api_now},
+    "/api/status": {"GET": api_status},
+    "/api/history": {"GET": api_history},
+    "/api/files": {"GET": api_files},
+    "/api/settings": {"GET": api_settings},
+    "/delete": {"POST": delete},
+    "/upload": {"POST": upload},
+    "/reboot": {"POST": reboot},
+    "/setup": {"POST": setup},
+    "/logout": {"GET": logout},
+}
+PREFIXES = (("/logs/", {"GET": download_day}), ("/month/", {"GET": download_month}))
+
+
+def dispatch(web, request):
+    """Answer one request; counts requests and errors (401 is not an error: browsers ask)."""
+    web.requests += 1
+    try:
+        response = _route(web, request)
+    except Exception as exc:  # noqa: BLE001 - a handler fault answers 500, the loop runs on
+        web.failed(exc)
+        return text(request, 500, "internal error")
+    code = response._status.code
+    if code >= 400 and code != 401:
+        web.errors += 1
+    return response
+
+
+def _route(web, request):
+    if not authorized(web, request):
+        return text(
+            request,
+            401,
+            "authentication required",
+            {"WWW-Authenticate": 'Basic realm="smartmeter", charset="UTF-8"'},
+        )
+    path = request.path
+    methods = ROUTES.get(path)
+    arg = None
+    if methods is None:
+        for prefix, table in PREFIXES:
+            if path.startswith(prefix):
+                methods = table
+                arg = path[len(prefix) :]
+                break
+    if methods is None:
+        return text(request, 404, "not found")
+    handler = methods.get(request.method)
+    if handler is None:
+        return text(request, 405, "method not allowed", {"Allow": ", ".join(methods)})
+    if request.method == "POST" and not same_origin(request):
+        return text(request, 403, "cross-site request refused")
+    if arg is None:
+        return handler(web, request)
+    return handler(web, request, arg)

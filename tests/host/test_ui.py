@@ -1,0 +1,734 @@
+# SPDX-License-Identifier: MIT
+"""TFT screens and buttons, rendered through Blinka displayio and the real ST7735R driver.
+
+Every screen in both languages and every scenario (normal, absent, extreme values, each problem
+state, messages): all text inside 160x128 and no two texts overlapping, measured from each
+label's bounding box. Golden PNGs in tests/host/golden/ (regenerate with UPDATE_GOLDEN=1).
+Buttons through ``Ui.poll`` with a keypad-style event queue.
+"""
+
+import os
+import sys
+from collections import deque
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from adafruit_display_text import LabelBase  # noqa: E402
+from PIL import Image, ImageChops  # noqa: E402
+
+from sim import screens as S  # noqa: E402
+from sim.display import make_png_display  # noqa: E402
+from smartmeter import reading as r  # noqa: E402
+from smartmeter import ui_text  # noqa: E402
+from smartmeter.ui import ENTER, NEXT, Ui  # noqa: E402
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
+NOW = S.NOW_MS
+
+
+class TreeOnly:
+    """A display that keeps the tree but draws nothing (the geometry needs no pixels; the
+    golden tests below draw through the real driver)."""
+
+    root_group = None
+    brightness = 1.0
+    auto_refresh = True
+
+    def refresh(self):
+        return True
+
+
+@pytest.fixture(scope="module")
+def hw():
+    return make_png_display()
+
+
+@pytest.fixture
+def display():
+    """For tests about texts and navigation: the tree without pixels (fast)."""
+    return TreeOnly()
+
+
+class FakeEvent:
+    def __init__(self, key_number, pressed):
+        self.key_number = key_number
+        self.pressed = pressed
+        self.released = not pressed
+
+
+class FakeQueue:
+    def __init__(self):
+        self.q = deque()
+
+    def get(self):
+        return self.q.popleft() if self.q else None
+
+
+class FakeKeys:
+    """keypad.Keys: presses queue up in the background until the loop takes them."""
+
+    def __init__(self):
+        self.events = FakeQueue()
+
+    def press(self, key, times=1):
+        for _ in range(times):
+            self.events.q.append(FakeEvent(key, True))
+            self.events.q.append(FakeEvent(key, False))
+
+
+class Actions:
+    def __init__(self):
+        self.restarts = 0
+        self.setups = 0
+
+    def restart(self):
+        self.restarts += 1
+
+    def setup_mode(self):
+        self.setups += 1
+
+
+# -- geometry -----------------------------------------------------------------------------
+
+
+def label_boxes(group, ox=0, oy=0):
+    """(text, x0, y0, x1, y1) of every visible, non-empty label, in screen pixels."""
+    out = []
+    if group.hidden:
+        return out
+    for i in range(len(group)):
+        item = group[i]
+        if isinstance(item, LabelBase):
+            if item.hidden or not item.text:
+                continue
+            bx, by, bw, bh = item.bounding_box
+            s = item.scale
+            x0 = ox + item.x + bx * s
+            y0 = oy + item.y + by * s
+            out.append((item.text, x0, y0, x0 + bw * s, y0 + bh * s))
+        elif hasattr(item, "hidden") and hasattr(item, "__len__"):
+            out += label_boxes(item, ox + item.x, oy + item.y)
+    return out
+
+
+def check_layout(ui, where):
+    boxes = label_boxes(ui.view.root)
+    assert boxes, where
+    for text, x0, y0, x1, y1 in boxes:
+        assert 0 <= x0 and x1 <= 160 and 0 <= y0 and y1 <= 128, (where, text, (x0, y0, x1, y1))
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            p, q = boxes[a], boxes[b]
+            disjoint = p[3] <= q[1] or q[3] <= p[1] or p[4] <= q[2] or q[4] <= p[2]
+            assert disjoint, (where, p, q)
+    return boxes
+
+
+def texts_on_screen(ui):
+    return [b[0] for b in label_boxes(ui.view.root)]
+
+
+def test_box_measure_matches_drawn_pixels(hw):
+    """The box arithmetic above agrees with what the driver really draws."""
+    import displayio
+    import terminalio
+    from adafruit_display_text import label
+
+    display, snapshot = hw
+    for scale, anchor, pos in (
+        (1, (0, 0), (3, 40)),
+        (2, (1.0, 0), (150, 60)),
+        (2, (0.5, 0), (80, 5)),
+    ):
+        g = displayio.Group()
+        lbl = label.Label(
+            terminalio.FONT,
+            text="Hg|9_",
+            color=0xFFFFFF,
+            scale=scale,
+            anchor_point=anchor,
+            anchored_position=pos,
+        )
+        g.append(lbl)
+        display.root_group = g
+        display.refresh()
+        img = snapshot()
+        drawn = img.convert("L").point(lambda v: 255 if v > 128 else 0).getbbox()
+        ((_, x0, y0, x1, y1),) = label_boxes(g)
+        assert x0 <= drawn[0] and y0 <= drawn[1] and drawn[2] <= x1 and drawn[3] <= y1
+        assert drawn[0] - x0 <= 1 and x1 - drawn[2] <= 6 * scale  # box hugs the text
+
+
+# -- every screen ---------------------------------------------------------------------------
+
+
+SCENARIO_NAMES = sorted({c[0] for c in S.cases(full=True)})
+
+
+@pytest.mark.parametrize("lang", S.LANGUAGES)
+@pytest.mark.parametrize("scenario", SCENARIO_NAMES)
+def test_every_screen_fits_without_overlap(display, lang, scenario):
+    ui = Ui(display, None, S.normal(), language=lang)
+    for sc, screen in S.cases(full=True):
+        if sc == scenario:
+            S.render(ui, sc, screen)
+            check_layout(ui, (lang, sc, screen))
+
+
+_PROBLEM_NAMES = sorted(S.PROBLEMS)
+PNG_CASES = {  # every screen per language; the problem status screens split between the two
+    lang: [
+        (sc, screen)
+        for sc, screen in S.cases()
+        if sc in ("normal", "absent", "extreme", "message")
+        or (screen == "status" and _PROBLEM_NAMES.index(sc) % 2 == k)
+    ]
+    for k, lang in enumerate(S.LANGUAGES)
+}
+
+
+@pytest.mark.parametrize("lang", S.LANGUAGES)
+def test_screens_render_to_png_through_the_driver(hw, tmp_path, lang):
+    """The same check on the real driver, each screen written to a PNG."""
+    display, snapshot = hw
+    ui = Ui(display, None, S.normal(), language=lang)
+    for sc, screen in PNG_CASES[lang]:
+        S.render(ui, sc, screen)
+        boxes = check_layout(ui, (lang, sc, screen))
+        if sc == "message":
+            assert S.MESSAGES[screen].split("\n")[-1] in [b[0] for b in boxes]
+        path = tmp_path / ("%s-%s.png" % (sc, screen))
+        img = snapshot(str(path))
+        assert path.stat().st_size > 300
+        # every label's box has ink in it (the text was really drawn, not hidden or off-screen)
+        for text, x0, y0, x1, y1 in boxes:
+            if text.strip():
+                colours = img.crop((int(x0), int(y0), int(x1), int(y1))).getcolors(4096)
+                assert len(colours) >= 2, (lang, sc, screen, text)
+
+
+def test_all_texts_fit_their_slots(display):
+    """Static texts of both languages: the longest title and menu item still fit."""
+    for lang in S.LANGUAGES:
+        ui = Ui(display, None, S.normal(), language=lang)
+        for screen in S.ALL_SCREENS:
+            ui.goto(screen)
+            ui.poll(NOW)
+            shown = texts_on_screen(ui)
+            assert ui.view.t[screen] in shown
+            assert not any(t.endswith("~") for t in shown), (lang, screen, shown)
+
+
+def test_normal_values(display):
+    ui = Ui(display, None, S.normal(), language="de")
+    expected = {
+        "phases": ["231.4", "229.8", "232.0", "2.35", "0.47", "1.12", "L1", "V", "A"],
+        "power": ["830", "0", "0.912", "0.910"],
+        "energy": ["12346", "2345.7", "kWh"],
+        "env": ["23.4", "45.6", "-67"],
+        "sysinfo": ["Name: smartmeter", "IP: 192.168.1.42", "Laufzeit: 3d 04:05:06"],
+        "status": ["Alles OK", "Telegramme: 12340", "Letztes vor: 3 s"],
+    }
+    for screen, want in expected.items():
+        ui.goto(screen)
+        ui.poll(NOW)
+        shown = texts_on_screen(ui)
+        assert "01.05.2024 12:34:56" in shown
+        for text in want:
+            assert text in shown, (screen, text, shown)
+
+
+def test_absent_values_are_dashes_not_zero(display):
+    ui = Ui(display, None, S.absent(), language="en")
+    ui.goto("power")
+    ui.poll(NOW)
+    shown = texts_on_screen(ui)
+    assert "480" in shown and shown.count("--") == 3 and "0" not in shown
+    ui.goto("phases")
+    ui.poll(NOW)
+    assert texts_on_screen(ui).count("--") == 6
+    ui.goto("energy")
+    ui.poll(NOW)
+    assert "5432.1" in texts_on_screen(ui) and "--" in texts_on_screen(ui)
+    ui.goto("env")
+    ui.poll(NOW)
+    assert texts_on_screen(ui).count("--") == 3
+    ui.goto("sysinfo")
+    ui.poll(NOW)
+    assert "Web password: kX7-pQ2-mZ9" in texts_on_screen(ui)
+
+
+def test_no_reading_yet(display):
+    ui = Ui(display, None, S.PROBLEMS["first_boot"](), language="en")
+    ui.goto("energy")
+    ui.poll(NOW)
+    shown = texts_on_screen(ui)
+    assert shown.count("--") == 3  # time band and both registers
+    assert "No signal from meter" in shown  # the banner
+
+
+def test_extreme_values_shown_whole(display):
+    ui = Ui(display, None, S.extreme(), language="en")
+    want = {
+        "energy": ["99999", "-1234.6"],
+        "power": ["999999", "-5000", "-1.000"],
+        "phases": ["999.9", "1234", "0.0", "100", "123", "-12"],
+        "env": ["-40.5", "100.0", "-100"],
+    }
+    for screen, texts in want.items():
+        ui.goto(screen)
+        ui.poll(NOW)
+        shown = texts_on_screen(ui)
+        for text in texts:
+            assert text in shown, (screen, text, shown)
+
+
+@pytest.mark.parametrize("code", sorted(S.PROBLEMS))
+def test_each_problem_is_stated(display, code):
+    from smartmeter.state import problem_text
+
+    st = S.PROBLEMS[code]()
+    problems = st.problems(NOW, Ui(None, None, st).ticks_diff)
+    assert problems, code
+    for lang in S.LANGUAGES:
+        ui = Ui(display, None, st, language=lang)
+        ui.poll(NOW)  # the status screen comes first
+        assert ui.screen == "status"
+        shown = texts_on_screen(ui)
+        first = problem_text(problems[0], lang)
+        assert first in shown, (code, lang, shown)
+        ui.goto("phases")
+        ui.poll(NOW)
+        banner = [t for t in texts_on_screen(ui) if t.startswith(first[:20])]
+        assert banner, (code, lang, texts_on_screen(ui))
+
+
+def test_formatting():
+    assert ui_text.kwh(9_999_949) == "9999.9"
+    assert ui_text.kwh(9_999_950) == "10000"
+    assert ui_text.kwh(99_999_000) == "99999"
+    assert ui_text.kwh(-1_234_567) == "-1234.6"
+    assert ui_text.kwh(0) == "0.0"
+    assert ui_text.kwh(10**15) == ">9999999"
+    assert ui_text.kwh(None) == "--"
+    assert ui_text.fixed(0.0, 1, 5) == "0.0"
+    assert ui_text.fixed(None, 1, 5) == "--"
+    assert ui_text.fixed(float("nan"), 1, 5) == "--"
+    assert ui_text.fixed(123456, 0, 5) == ">9999"
+    assert ui_text.fixed(-123456, 0, 5) == "<-999"
+    assert ui_text.current(9.999) == "10.0"
+    assert ui_text.current(0.47) == "0.47"
+    assert ui_text.uptime(59) == "00:00:59"
+    assert ui_text.meter_time((2024, 5, 1, 2, 3, 4), "en") == "2024-05-01 02:03:04"
+    assert ui_text.clip("abcdef", 4) == "abc~"
+
+
+# -- golden images ---------------------------------------------------------------------------
+
+
+GOLDEN_CASES = [(lang, "normal", s) for lang in S.LANGUAGES for s in S.ALL_SCREENS] + [
+    ("en", "extreme", "phases"),
+    ("en", "extreme", "power"),
+    ("en", "extreme", "energy"),
+    ("en", "extreme", "env"),
+    ("en", "absent", "power"),
+    ("de", "everything", "status"),
+    ("de", "no_signal", "phases"),
+    ("en", "setup_ap", "sysinfo"),
+    ("de", "message", "long"),
+]
+
+
+@pytest.mark.parametrize("lang,scenario,screen", GOLDEN_CASES)
+def test_golden(hw, lang, scenario, screen):
+    display, snapshot = hw
+    ui = Ui(display, None, S.normal(), language=lang)
+    S.render(ui, scenario, screen)
+    img = snapshot()
+    path = os.path.join(GOLDEN, "%s-%s-%s.png" % (lang, scenario, screen))
+    if os.environ.get("UPDATE_GOLDEN") or not os.path.exists(path):
+        if not os.environ.get("UPDATE_GOLDEN"):
+            pytest.fail("no golden image %s (run with UPDATE_GOLDEN=1)" % path)
+        os.makedirs(GOLDEN, exist_ok=True)
+        img.save(path)
+    want = Image.open(path).convert("RGB")
+    assert want.size == img.size == (160, 128)
+    diff = ImageChops.difference(img, want).convert("L").point(lambda v: 255 if v > 40 else 0)
+    differing = sum(1 for v in diff.tobytes() if v)
+    assert differing <= 0.005 * 160 * 128, "%d pixels differ from %s" % (differing, path)
+
+
+# -- buttons through Ui.poll -----------------------------------------------------------------
+
+
+def make_ui(display, **kw):
+    keys = FakeKeys()
+    actions = Actions()
+    ui = Ui(display, keys, S.normal(), language=kw.pop("language", "de"), actions=actions, **kw)
+    ui.poll(NOW)
+    return ui, keys, actions
+
+
+def test_next_cycles_screens_and_menu(display):
+    ui, keys, _ = make_ui(display)
+    seen = [ui.screen]
+    for _ in range(5):
+        keys.press(NEXT)
+        ui.poll(NOW + 100)
+        seen.append(ui.screen)
+    assert seen == ["status", "phases", "power", "energy", "env", "menu"]
+    assert ui.view.groups["menu"].hidden is False and ui.view.groups["env"].hidden is True
+    keys.press(NEXT)
+    ui.poll(NOW + 200)
+    assert (ui.screen, ui.menu_index) == ("menu", 1)
+    assert ui.view._m_cursor.anchored_position[1] == 53
+    keys.press(NEXT, 2)  # past the last item leaves the menu
+    ui.poll(NOW + 300)
+    assert (ui.screen, ui.menu_index) == ("status", 0)
+
+
+def test_presses_queued_while_busy_are_all_handled(display):
+    ui, keys, _ = make_ui(display)
+    keys.press(NEXT, 3)
+    ui.events_before = len(keys.events.q)
+    ui.poll(NOW + 5000)
+    assert ui.screen == "energy" and not keys.events.q
+
+
+def test_enter_opens_menu_and_system_info(display):
+    ui, keys, actions = make_ui(display)
+    keys.press(ENTER)
+    ui.poll(NOW + 10)
+    assert (ui.screen, ui.menu_index) == ("menu", 0)
+    keys.press(NEXT)
+    keys.press(ENTER)
+    ui.poll(NOW + 20)
+    assert ui.screen == "sysinfo"
+    assert "Name: smartmeter" in texts_on_screen(ui)
+    keys.press(ENTER)  # ENTER on the system screen: back to the menu, cursor kept
+    ui.poll(NOW + 30)
+    assert (ui.screen, ui.menu_index) == ("menu", 1)
+    keys.press(ENTER)
+    ui.poll(NOW + 40)
+    assert ui.screen == "sysinfo"
+    keys.press(NEXT)  # NEXT on the system screen: back to the first screen
+    ui.poll(NOW + 50)
+    assert ui.screen == "status"
+    assert actions.restarts == 0 and actions.setups == 0
+
+
+def test_restart_asks_for_confirmation(display):
+    ui, keys, actions = make_ui(display, language="en")
+    keys.press(ENTER)  # menu, "Restart" selected
+    keys.press(ENTER)  # -> confirmation
+    ui.poll(NOW + 10)
+    assert ui.screen == "confirm" and actions.restarts == 0
+    assert "Restart?" in texts_on_screen(ui)
+    keys.press(NEXT)  # no
+    ui.poll(NOW + 20)
+    assert ui.screen == "menu" and actions.restarts == 0
+    keys.press(ENTER)
+    keys.press(ENTER)  # yes
+    ui.poll(NOW + 30)
+    assert actions.restarts == 1
+    assert "Restarting..." in texts_on_screen(ui)
+
+
+def test_setup_mode_action_shows_access_point(display):
+    ui, keys, actions = make_ui(display, language="en")
+    keys.press(ENTER)
+    keys.press(NEXT, 2)
+    keys.press(ENTER)
+    ui.poll(NOW + 10)
+    assert actions.setups == 1 and ui.screen == "sysinfo"
+    ui.state.ap_mode = True  # what the app does in setup_mode()
+    ui.state.ap_ssid = "Smartmeter-1A2B"
+    ui.state.ap_password = "q8Zt4mWx"
+    ui.poll(NOW + 1100)
+    shown = texts_on_screen(ui)
+    assert "AP: Smartmeter-1A2B" in shown and "AP password: q8Zt4mWx" in shown
+
+
+def test_backlight_timeout_and_wake_only_press(hw):
+    display, snapshot = hw  # the real driver: count the SPI writes
+    ui, keys, actions = make_ui(display, timeout_s=120)
+    keys.press(NEXT)
+    ui.poll(NOW + 1000)  # last press at NOW + 1000
+    assert ui.screen == "phases"
+    ui.poll(NOW + 1000 + 119_999)
+    assert ui.lit and display.brightness == 1.0
+    ui.poll(NOW + 1000 + 120_000)
+    assert not ui.lit and display.brightness == 0
+    # Dark: new telegrams arrive, time passes - nothing in the tree changes, nothing is sent.
+    changes, refreshes, spi = ui.changes, ui.refreshes, snapshot.stats["spi_writes"]
+    for k in range(20):
+        vals = dict(S.NORMAL_VALUES)
+        vals[r.U_L1] = 200 + k
+        ui.state.latest = S._reading(vals, (2024, 5, 1, 13, 0, k))
+        ui.state.counters.decoded += 1
+        ui.poll(NOW + 200_000 + 1000 * k)
+    assert (ui.changes, ui.refreshes, snapshot.stats["spi_writes"]) == (changes, refreshes, spi)
+    # First press only wakes (same screen), and the screen catches up at once.
+    keys.press(NEXT)
+    ui.poll(NOW + 300_000)
+    assert ui.lit and display.brightness == 1.0 and ui.screen == "phases"
+    assert "219.0" in texts_on_screen(ui) and ui.refreshes == refreshes + 1
+    assert snapshot.stats["spi_writes"] > spi
+    keys.press(NEXT)
+    ui.poll(NOW + 300_100)
+    assert ui.screen == "power" and actions.restarts == 0
+
+
+def test_timeout_on_confirmation_never_restarts(display):
+    ui, keys, actions = make_ui(display, timeout_s=10)
+    keys.press(ENTER)
+    keys.press(ENTER)
+    ui.poll(NOW + 10)
+    assert ui.screen == "confirm"
+    ui.poll(NOW + 20_000)
+    assert not ui.lit
+    keys.press(ENTER)  # wakes only
+    ui.poll(NOW + 30_000)
+    keys.press(ENTER)  # "Restart" in the menu -> asks again
+    ui.poll(NOW + 30_100)
+    assert ui.screen == "confirm" and actions.restarts == 0
+
+
+def test_timeout_across_tick_wrap(display):
+    period = 1 << 29
+    ui = Ui(display, FakeKeys(), S.normal(), timeout_s=120)
+    ui.poll(period - 1000)
+    ui.poll(500)  # 1.5 s later, after the wrap
+    assert ui.lit
+    ui.poll(118_999)  # 119 999 ms after the last "press" (the first poll)
+    assert ui.lit
+    ui.poll(119_000)
+    assert not ui.lit
+
+
+def test_release_events_and_no_display(display):
+    keys = FakeKeys()
+    keys.events.q.append(FakeEvent(NEXT, False))
+    ui = Ui(display, keys, S.normal())
+    ui.poll(NOW)
+    assert ui.screen == "status" and ui.presses == 0
+    headless = Ui(None, keys, S.normal())
+    keys.press(NEXT, 3)
+    headless.poll(NOW)
+    assert headless.changes == 0 and headless.presses == 3 and not keys.events.q
+
+
+# -- update policy ---------------------------------------------------------------------------
+
+
+def test_telegram_changes_only_what_differs(display):
+    ui = Ui(display, None, S.normal(), language="de")
+    ui.goto("phases")
+    ui.poll(NOW)
+    c0, f0 = ui.changes, ui.refreshes
+    same = S._reading(S.NORMAL_VALUES)  # new object, same values and time
+    ui.state.latest = same
+    ui.state.counters.decoded += 1
+    ui.poll(NOW + 10)
+    assert (ui.changes, ui.refreshes) == (c0, f0)  # nothing differs: no refresh
+    vals = dict(S.NORMAL_VALUES)
+    vals[r.U_L1] = 230.0
+    ui.state.latest = S._reading(vals, (2024, 5, 1, 12, 34, 57))
+    ui.state.counters.decoded += 1
+    ui.poll(NOW + 20)
+    assert ui.changes - c0 == 2  # the voltage and the time band
+    assert ui.refreshes == f0 + 1
+    assert ui.view._u[0].text == "230.0"
+    ui.poll(NOW + 30)  # no news, within a second: nothing done
+    assert ui.changes - c0 == 2 and ui.refreshes == f0 + 1
+
+
+def test_messages(display):
+    ui = Ui(display, FakeKeys(), S.PROBLEMS["first_boot"](), language="de")
+    ui.show_message("Start...")
+    assert texts_on_screen(ui) == ["Start..."]
+    ui.poll(NOW)
+    assert texts_on_screen(ui) == ["Start..."]  # stays until a telegram or a press
+    ui.show_message(S.MESSAGES["long"])
+    shown = texts_on_screen(ui)
+    assert len(shown) >= 4 and all(len(t) <= 26 for t in shown)
+    assert "Warte auf Zaehlerdaten..." in shown
+    check_layout(ui, "message")
+    ui.state.latest = S._reading(S.NORMAL_VALUES)
+    ui.state.latest_ticks = NOW
+    ui.poll(NOW + 10)
+    assert ui.screen == "status" and "Alles OK" not in shown
+    assert "Start..." not in texts_on_screen(ui)
+
+
+def test_language_fallback(display):
+    ui = Ui(display, None, S.normal(), language="fr")
+    ui.goto("power")
+    ui.poll(NOW)
+    assert "Power" in texts_on_screen(ui)
+
+
+# -- the same code under the MicroPython VM ------------------------------------------------------
+
+_MPY_FAKES = {
+    # Minimal displayio/vectorio/terminalio/adafruit_display_text with the attributes the UI
+    # uses, so ui.py and ui_screens.py run under MicroPython's dialect (no Blinka there).
+    "displayio.py": (
+        "class Group:\n"
+        "    def __init__(self):\n"
+        "        self.items = []\n        self.hidden = False\n"
+        "        self.x = 0\n        self.y = 0\n"
+        "    def append(self, item):\n        self.items.append(item)\n"
+        "class Palette:\n"
+        "    def __init__(self, n):\n        self.c = [0] * n\n"
+        "    def __getitem__(self, i):\n        return self.c[i]\n"
+        "    def __setitem__(self, i, v):\n        self.c[i] = v\n"
+    ),
+    "vectorio.py": "class Rectangle:\n    def __init__(self, **kw):\n        self.kw = kw\n",
+    "terminalio.py": "FONT = object()\n",
+    "adafruit_display_text/__init__.py": "",
+    "adafruit_display_text/label.py": (
+        "class Label:\n"
+        "    def __init__(self, font, text='', color=0, scale=1, anchor_point=None,\n"
+        "                 anchored_position=None):\n"
+        "        self.text = text\n        self.color = color\n        self.scale = scale\n"
+        "        self.anchored_position = anchored_position\n        self.hidden = False\n"
+    ),
+}
+
+_MPY_SCRIPT = """
+from smartmeter.state import State
+from smartmeter.reading import Reading
+from smartmeter.ui import Ui
+from smartmeter import ui_text as T
+
+class Ev:
+    def __init__(self, k):
+        self.key_number = k
+        self.pressed = True
+
+class Q:
+    def __init__(self):
+        self.q = []
+    def get(self):
+        return self.q.pop(0) if self.q else None
+
+class Keys:
+    def __init__(self):
+        self.events = Q()
+
+class Disp:
+    root_group = None
+    brightness = 1.0
+    auto_refresh = True
+    refreshed = 0
+    def refresh(self):
+        self.refreshed += 1
+
+class Act:
+    n = 0
+    def restart(self):
+        self.n += 1
+    def setup_mode(self):
+        pass
+
+print(T.kwh(99999000), T.kwh(-1234567), T.fixed(None, 1, 5), T.current(0.47), T.fixed(123456, 0, 5))
+st = State()
+rd = Reading()
+rd.meter_time = (2024, 5, 1, 12, 34, 56)
+rd.values["1-0:32.7.0"] = 231.4
+rd.values["1-0:1.8.0"] = 12345678
+rd.values["1-0:1.7.0"] = 830
+rd.derive()
+st.latest = rd
+st.latest_ticks = 1000
+st.key_set = st.clock_set = st.wifi_connected = True
+d = Disp()
+k = Keys()
+a = Act()
+ui = Ui(d, k, st, language="de", timeout_s=10, actions=a)
+ui.poll(1000)
+seen = [ui.screen]
+for n in range(5):
+    k.events.q.append(Ev(0))
+    ui.poll(1100 + n)
+    seen.append(ui.screen)
+    if ui.screen == "phases":
+        print(ui.view._u[0].text, ui.view._u[1].text, ui.view._time.text)
+    if ui.screen == "energy":
+        print(ui.view._e_in.text)
+print(" ".join(seen))
+k.events.q.append(Ev(1))
+ui.poll(2000)
+print(ui.screen, a.n)
+k.events.q.append(Ev(1))
+ui.poll(2100)
+print(ui.screen, a.n)
+ui.poll(12100)
+print(ui.lit, d.brightness, a.n, ui.screen, ui.changes > 10, d.refreshed > 3)
+"""
+
+
+def test_ui_runs_under_micropython(tmp_path, require):
+    from mpy import micropython_available, run_micropython
+
+    ok, why = micropython_available()
+    require(ok, why)
+    files = []
+    for name, text in _MPY_FAKES.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        files.append((str(path), name))
+    for mod in ("__init__", "state", "reading", "timeutil", "ui", "ui_text", "ui_screens"):
+        files.append(("smartmeter/%s.py" % mod, "smartmeter/%s.py" % mod))
+    rc, out, err = run_micropython(_MPY_SCRIPT, files=files)
+    assert rc == 0, out + err
+    assert out.splitlines() == [
+        "99999 -1234.6 -- 0.47 >9999",
+        "231.4 -- 01.05.2024 12:34:56",
+        "12346",
+        "status phases power energy env menu",
+        "confirm 0",
+        "menu 1",
+        "False 0 1 menu True True",
+    ]
+
+
+def test_frames_and_screen_name_for_the_simulator(display):
+    ui = Ui(display, FakeKeys(), S.normal())
+    assert ui.frames == 0
+    ui.poll(NOW)
+    assert ui.frames == 1 and ui.screen_name() == "status"
+    ui.show_message("Hallo")
+    assert ui.screen_name() == "message" and ui.frames == 2
+    ui.keys.press(NEXT)  # dismisses the message only
+    ui.poll(NOW + 10)
+    assert ui.screen_name() == "status" and ui.frames == 3
+
+
+class NoBacklight(TreeOnly):
+    @property
+    def brightness(self):
+        raise RuntimeError("Brightness not adjustable")
+
+    @brightness.setter
+    def brightness(self, value):
+        raise RuntimeError("Brightness not adjustable")
+
+
+def test_display_without_backlight_control_never_goes_dark():
+    ui = Ui(NoBacklight(), FakeKeys(), S.normal(), timeout_s=1)
+    ui.poll(NOW)
+    ui.goto("phases")
+    ui.poll(NOW + 60_000)
+    assert ui.lit and not ui.dimmable
+    vals = dict(S.NORMAL_VALUES)
+    vals[r.U_L1] = 199.0
+    ui.state.latest = S._reading(vals)
+    ui.poll(NOW + 61_000)
+    assert ui.view._u[0].text == "199.0"

@@ -1,0 +1,293 @@
+"""The home page in a real browser: headless Chromium driven over the DevTools protocol.
+
+The simulator (virtual meter + the real app loop, sim/run.py) runs in a thread; Chromium loads
+the home page, the test waits until the live values change, downloads a day file through the
+Files page and compares it byte for byte, and saves a screenshot to docs/web.png (shown in the
+README). Skips when Chromium or the ``websocket-client`` package is missing, fails under CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+from _support import REPO_ROOT, require, which
+
+PASSWORD = "browser-test-pw"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-port=0",
+    "--window-size=1100,1300",
+]
+
+
+class Cdp:
+    """Minimal DevTools client: one browser websocket, flattened page session."""
+
+    def __init__(self, url, credentials=None):
+        import websocket
+
+        self.ws = websocket.create_connection(url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events = []
+        self.credentials = credentials  # answers the browser's Basic-auth challenges
+        self.challenges = 0
+
+    def _event(self, msg):
+        """Keep requests paused by the Fetch domain moving; answer auth challenges."""
+        method = msg.get("method")
+        params = msg.get("params", {})
+        session = msg.get("sessionId")
+        if method == "Fetch.requestPaused":
+            self._send("Fetch.continueRequest", session, requestId=params["requestId"])
+        elif method == "Fetch.authRequired":
+            self.challenges += 1
+            user, password = self.credentials
+            self._send(
+                "Fetch.continueWithAuth",
+                session,
+                requestId=params["requestId"],
+                authChallengeResponse={
+                    "response": "ProvideCredentials",
+                    "username": user,
+                    "password": password,
+                },
+            )
+        self.events.append(msg)
+
+    def _send(self, method, session=None, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = session
+        self.ws.send(json.dumps(msg))
+        return self.next_id
+
+    def call(self, method, session=None, **params):
+        want = self._send(method, session, **params)
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == want:
+                if "error" in reply:
+                    raise RuntimeError("%s: %s" % (method, reply["error"]))
+                return reply.get("result", {})
+            if "method" in reply:
+                self._event(reply)
+
+    def eval(self, session, expr):
+        r = self.call(
+            "Runtime.evaluate", session, expression=expr, returnByValue=True, awaitPromise=True
+        )
+        return r.get("result", {}).get("value")
+
+    def wait(self, session, expr, timeout=20):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            value = self.eval(session, expr)
+            if value:
+                return value
+            time.sleep(0.2)
+        raise AssertionError("timed out waiting for: " + expr)
+
+
+def _free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _prefill_day(history, start_epoch):
+    """A plausible day before the simulation starts (base load, evening peak, PV export at noon),
+    so the screenshot shows a curve; the live minutes follow from the virtual meter."""
+    import math
+
+    for k in range(1440, 0, -1):
+        t = start_epoch - 60 * k
+        hour = (t % 86400) / 3600.0
+        watts = (
+            350
+            + 900 * math.exp(-((hour - 19) ** 2) / 2)
+            - 2200 * max(0.0, math.sin((hour - 7) / 12 * math.pi))
+        )
+        watts += 120 * math.sin(k / 7.0)
+        history.add(t, int(watts))
+
+
+@pytest.fixture
+def chromium():
+    path = which("chromium", "chromium-browser", "google-chrome")
+    require(path is not None, "chromium is not installed (apt-get install chromium)")
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        require(False, "the websocket-client package is not installed")
+    return path
+
+
+def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
+    from sim.hardware import SimClock
+    from sim.run import Simulation
+
+    port = _free_port()
+    values = {
+        "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
+        "METER_AUTH_KEY": "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF",
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "WEB_PORT": port,
+        "WEB_PASSWORD": PASSWORD,
+        "CIRCUITPY_WIFI_SSID": "home-wifi",
+        "HOSTNAME": "smartmeter",
+        "UI_LANGUAGE": "en",
+    }
+    logs = tmp_path / "data" / "sd" / "logs"
+    logs.mkdir(parents=True)
+    day = logs / "2024-05-01.csv"
+    day.write_bytes(
+        b"Zeit;UTC-Offset;A+ Wh;P+ W\r\n" + b"01.05.2024 00:00:00;+02:00;1;2\r\n" * 5000
+    )
+    start = int(time.time())
+    sim = Simulation(
+        values,
+        data_dir=str(tmp_path / "data"),
+        clock=SimClock(speed=5, start_epoch=start),
+        display="none",
+        quiet=True,
+    )
+    _prefill_day(sim.app.state.history, start)
+    if sim.app.web.ticks != sim.clock.ticks_ms:  # until app.build passes ticks_ms=clock.ticks_ms
+        sim.app.web.ticks = sim.clock.ticks_ms
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            sim.step()
+            time.sleep(0.002)
+
+    runner = threading.Thread(target=loop, daemon=True)
+    runner.start()
+    profile = tmp_path / "profile"
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    proc = subprocess.Popen(
+        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cdp = None
+    try:
+        active = profile / "DevToolsActivePort"
+        end = time.monotonic() + 30
+        while not active.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert active.exists(), "chromium did not start"
+        time.sleep(0.2)
+        dev_port, ws_path = active.read_text().split()[:2]
+        cdp = Cdp("ws://127.0.0.1:%s%s" % (dev_port, ws_path), ("admin", PASSWORD))
+        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
+        s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        # like a user typing the password into the browser's prompt: 401 first, then Basic
+        cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        cdp.call(
+            "Browser.setDownloadBehavior",
+            behavior="allow",
+            downloadPath=str(downloads),
+            eventsEnabled=True,
+        )
+        cdp.call(
+            "Emulation.setDeviceMetricsOverride",
+            s,
+            width=1000,
+            height=900,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        base = "http://127.0.0.1:%d" % port
+        cdp.call("Page.navigate", s, url=base + "/")
+        # live values: a number appears, then the meter time moves on
+        cdp.wait(s, "/^-?\\d+$/.test(document.getElementById('p_in').textContent)")
+        first = cdp.wait(
+            s,
+            "document.getElementById('m_time').textContent.length > 5 && "
+            "document.getElementById('m_time').textContent",
+        )
+        changed = cdp.wait(
+            s,
+            "document.getElementById('m_time').textContent != %s && "
+            "document.getElementById('m_time').textContent" % json.dumps(first),
+        )
+        assert changed != first
+        cdp.wait(s, "!!document.querySelector('#chart svg path')")
+        cdp.wait(s, "document.getElementById('sd').textContent.indexOf('total') >= 0")
+        text = cdp.eval(s, "document.body.innerText")
+        assert "No signal" not in text and "Rebooting" not in text
+        # download a day file from the Files page
+        cdp.call("Page.navigate", s, url=base + "/files")
+        cdp.wait(s, "!!document.querySelector('a[href=\"/logs/2024-05-01.csv\"]')")
+        months = cdp.eval(
+            s,
+            "Array.from(document.querySelectorAll('tr.month td:first-child'))"
+            ".map(function(td){return td.textContent})",
+        )
+        assert "2024-05" in months and months == sorted(months, reverse=True)  # newest first
+        cdp.eval(s, "document.querySelector('a[href=\"/logs/2024-05-01.csv\"]').click()")
+        got = downloads / day.name
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not (
+            got.exists() and got.stat().st_size == day.stat().st_size
+        ):
+            cdp.eval(s, "1")  # keeps the paused requests moving
+            time.sleep(0.1)
+        assert got.read_bytes() == day.read_bytes()
+        # the screenshot for the README
+        cdp.call("Page.navigate", s, url=base + "/")
+        cdp.wait(
+            s,
+            "!!document.querySelector('#chart svg path') && "
+            "/^-?\\d+$/.test(document.getElementById('p_in').textContent) && "
+            "document.getElementById('counters').rows.length > 5",
+        )
+        time.sleep(0.5)
+        shot = cdp.call("Page.captureScreenshot", s, format="png", captureBeyondViewport=True)
+        png = base64.b64decode(shot["data"])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+        out = REPO_ROOT / "docs" / "web.png"
+        out.parent.mkdir(exist_ok=True)
+        out.write_bytes(png)
+    finally:
+        if cdp is not None:
+            try:
+                cdp.ws.close()
+            except Exception:  # noqa: BLE001
+                pass
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        stop.set()
+        runner.join(10)
+        sim.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    c = sim.app.state.counters
+    assert cdp.challenges >= 1  # the browser was asked for the password
+    assert c.decoded == c.csv_rows > 0
+    assert c.http_requests > 5 and os.path.exists(str(REPO_ROOT / "docs" / "web.png"))
