@@ -18,16 +18,16 @@ from smartmeter.ui import Ui
 def run(telegrams=30):
     display, _snapshot = make_png_display()
     state = screens.normal()
-    ui = Ui(display, None, state, "de", 120, None, timeutil.ticks_diff)
+    ui = Ui(display, None, state, "de", 0, None, timeutil.ticks_diff)  # backlight stays on
     meter = VirtualMeter("netznoe", bytes(16), None, seed=4)
     dec = Decoder()
     from sim import telegrams as tg
 
     out = {}
-    for screen in range(1, 5):  # phases, power, energy, environment
+    for screen in ("phases", "power", "energy", "env"):
         ui.goto(screen)
         ui.poll(0)
-        tree, total, changes = [], [], []
+        total, changes = [], []
         now = 1000
         for i in range(telegrams):
             epoch = 1717228800 + 5 * i
@@ -44,5 +44,4 @@ def run(telegrams=30):
             "update_ms_median": statistics.median(total),
             "changes_per_telegram": statistics.median(changes),
         }
-        del tree
     return out

@@ -61,7 +61,6 @@ SCHEMA = {
     "PIN_SD_D1": ("pin", "IO41", None),
     "PIN_SD_D2": ("pin", "IO42", None),
     "PIN_SD_D3": ("pin", "IO47", None),
-    "PIN_SD_DETECT": ("pin", "", None),
     "PIN_TFT_SCK": ("pin", "IO12", None),
     "PIN_TFT_MOSI": ("pin", "IO11", None),
     "PIN_TFT_CS": ("pin", "IO10", None),

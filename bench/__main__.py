@@ -1,0 +1,100 @@
+"""``make bench``: speed and memory, measured (not asserted by timed tests).
+
+Sections (``python -m bench [decode mpy loop ui web graphite]``, default all):
+  decode    CPython µs per telegram by stage, and ours vs the PyPI peers in interleaved rounds
+  mpy       the same core under the real MicroPython VM: µs by stage, AES block primitive
+            timed separately (native C on the device), bytes allocated per telegram, GHASH
+  loop      super-loop pass time without a telegram and the cost of one telegram
+  ui        display update time after a telegram and display-tree changes per telegram
+  web       download throughput vs Python's http.server, longest loop pause during a download
+  graphite  bytes and connections per telegram vs the original firmware's scheme
+"""
+
+import os
+import sys
+
+SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _out(text=""):
+    print(text, flush=True)
+
+
+def decode():
+    from bench import decode_bench
+
+    decode_bench.report(_out)
+
+
+def mpy():
+    import subprocess
+
+    node = "node"
+    runner = os.path.join(ROOT, "tests", "host", "mpy", "run.mjs")
+    files = []
+    for name in sorted(os.listdir(os.path.join(ROOT, "smartmeter"))):
+        if name.endswith(".py"):
+            files += ["--file", "smartmeter/%s=smartmeter/%s" % (name, name)]
+    files += ["--file", "tests/vectors/real-frames.json=frames.json"]
+    cmd = [node, runner, *files, "--heapsize", "8m", "bench/mpy_decode.py"]
+    _out("== MicroPython 1.27 VM (Netz NOE Kaifa capture, pure-Python AES backend) ==")
+    try:
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        _out("node is not installed: skipped (make node_modules)")
+        return
+    _out(done.stdout.rstrip())
+    if done.returncode:
+        _out(done.stderr.rstrip())
+    _out("targets: <= 2048 bytes allocated, <= 1000 us excluding the AES block primitive, "
+         "GHASH of 243 bytes <= 1000 us")
+
+
+def loop():
+    from bench import loop_bench
+
+    r = loop_bench.run()
+    _out("== Super-loop on CPython (µs) ==")
+    _out("pass without telegram: median %.0f, max %.0f" % (r["idle_pass_us_median"], r["idle_pass_us_max"]))
+    _out("pass with a telegram:  median %.0f, max %.0f (decode + state + CSV row)"
+         % (r["telegram_pass_us_median"], r["telegram_pass_us_max"]))
+    _out("cost of one telegram:  %.0f" % r["telegram_cost_us"])
+
+
+def ui():
+    from bench import ui_bench
+
+    _out("== Display (Blinka displayio + real ST7735R driver, PC) ==")
+    for screen, r in ui_bench.run().items():
+        _out("%-12s update %.2f ms after a telegram, %d display-tree changes per telegram"
+             % (screen, r["update_ms_median"], r["changes_per_telegram"]))
+
+
+def web():
+    from bench import web_bench
+
+    r = web_bench.run()
+    _out("== Web download on loopback ==")
+    for key in sorted(r):
+        _out("%s: %s" % (key, r[key] if not isinstance(r[key], float) else "%.2f" % r[key]))
+
+
+def graphite():
+    from bench import graphite_bench
+
+    _out("== Graphite: bytes and connections per telegram ==")
+    for scheme, r in graphite_bench.run().items():
+        _out("%-22s %s" % (scheme, ", ".join("%s %s" % kv for kv in r.items())))
+
+
+def main(argv):
+    wanted = [a for a in argv if a in SECTIONS] or list(SECTIONS)
+    for name in wanted:
+        globals()[name]()
+        _out()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
