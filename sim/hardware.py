@@ -156,8 +156,8 @@ class Console:
     Keys typed into a terminal: ``d`` status dump, ``r`` restart, ``n`` NEXT, ``e`` ENTER.
     """
 
-    def __init__(self, out=None, keys=None, interactive=None):
-        self.out = out if out is not None else sys.stdout
+    def __init__(self, out=sys.stdout, keys=None, interactive=None):
+        self.out = out  # None: silent (lines are still kept in ``lines``)
         self.keys = keys
         self.lines = deque(maxlen=1000)
         self._pending = deque()

@@ -8,6 +8,7 @@ screens = ``<data_dir>/screens/*.png``.
 
 import os
 import socket
+import sys
 import time
 
 from smartmeter import app as app_mod
@@ -78,7 +79,8 @@ class Simulation:
         self.config = config_mod.load(lambda _name: None, merged)
         self.clock = clock
         self.keys = SimKeys()
-        self.console = Console(out=None if quiet else console_out, keys=self.keys)
+        out = None if quiet else (console_out or sys.stdout)
+        self.console = Console(out=out, keys=self.keys, interactive=not quiet and None)
         self.quiet = quiet
         self.uart = SimUart()
         self.screens_dir = os.path.join(self.data_dir, "screens")
@@ -95,7 +97,7 @@ class Simulation:
             keys=self.keys,
             fs=self.fs,
             log_dir=self.config.LOG_DIR,
-            pool=socket if web else None,
+            pool=socket,
             radio=SimRadio(),
             clock=clock,
             console=self.console,

@@ -201,9 +201,12 @@ class CarbonServer:
         if not path.exists():
             return {}
         try:
-            (start, _end, step), values = whisper.fetch(str(path), t0 - 1, t1)
+            fetched = whisper.fetch(str(path), t0 - 1, t1)
         except (whisper.WhisperException, OSError, ValueError):
             return {}  # being created right now
+        if fetched is None:
+            return {}  # outside the archive's retention
+        (start, _end, step), values = fetched
         out = {}
         for k, value in enumerate(values):
             ts = start + k * step
