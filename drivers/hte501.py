@@ -34,6 +34,8 @@ Time is passed in as ``now_ms`` ticks that wrap at 2**29 (``supervisor.ticks_ms(
 
 import time
 
+from smartmeter.timeutil import ticks_add, ticks_diff
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -42,9 +44,7 @@ except ImportError:  # CPython
         return expr
 
 
-_TICKS_PERIOD = const(1 << 29)
 _TICKS_MAX = const((1 << 29) - 1)
-_TICKS_HALF = const(1 << 28)
 
 _DEFAULT_ADDRESS = const(0x40)
 _CRC_POLY = const(0x31)
@@ -72,16 +72,6 @@ _CMD_PERIODIC = b"\x20\x1e"
 _CMD_BREAK = b"\x30\x93"
 _CMD_STATUS2 = b"\xf3\x52"
 _CMD_FETCH = b"\xe0\x00"
-
-
-def ticks_diff(a, b):
-    """Signed difference ``a - b`` of two 2**29-wrapping millisecond ticks."""
-    return ((a - b + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
-
-
-def ticks_add(t, delta):
-    """``t + delta`` in 2**29-wrapping ticks."""
-    return (t + delta) & _TICKS_MAX
 
 
 def crc8(buf, start=0, end=None):

@@ -20,6 +20,7 @@ import gc
 
 from . import __version__, timeutil
 from .config import Config
+from .dlms import COUNTERS
 from .pipeline import Pipeline
 from .reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
 from .state import State, problem_text
@@ -42,18 +43,7 @@ _WIFI_RETRY_MS = const(30_000)
 
 # Which counters come from the reader / decoder objects
 _READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors", "framing_errors")
-_DECODER_COUNTERS = (
-    "telegrams",
-    "decoded",
-    "wrong_key",
-    "tag_mismatch",
-    "auth_key_missing",
-    "parse_errors",
-    "layout_errors",
-    "envelope_errors",
-    "duplicates",
-    "counter_resets",
-)
+_DECODER_COUNTERS = COUNTERS  # same names in state.Counters
 
 
 class Sink:

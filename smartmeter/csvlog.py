@@ -30,6 +30,7 @@ day's file (the meter clock was corrected back) starts the next part file of tha
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
+from .timeutil import civil_from_days, days_from_civil, eu_offset
 from .reading import (
     A_MINUS,
     A_PLUS,
@@ -110,44 +111,6 @@ _BY_LABEL["PF derived"] = _PF_DERIVED
 for _e in _EXTRA_SPEC:
     _BY_LABEL[_LABELS[_e[0]]] = _e
 _TIME_LABELS = ("Zeit", "Time")
-
-
-# -- civil time (no datetime on the device) ---------------------------------------------------
-def days_from_civil(y, m, d):
-    """Days since 1970-01-01 of the proleptic Gregorian date ``y-m-d``."""
-    if m <= 2:
-        y -= 1
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-
-
-def civil_from_days(z):
-    """``(y, m, d)`` of day ``z`` since 1970-01-01."""
-    z += 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + 3 if mp < 10 else mp - 9
-    return (yoe + era * 400 + (1 if m <= 2 else 0), m, d)
-
-
-def _last_sunday(y, m):
-    d = days_from_civil(y, m, 31)
-    return d - (d + 4) % 7  # day 0 (1970-01-01) was a Thursday
-
-
-def eu_offset(epoch, std_min=60):
-    """UTC offset in minutes at UTC ``epoch`` under EU rules (summer time from the last Sunday
-    of March to the last Sunday of October, switching at 01:00 UTC)."""
-    y = civil_from_days(epoch // 86400)[0]
-    start = _last_sunday(y, 3) * 86400 + 3600
-    end = _last_sunday(y, 10) * 86400 + 3600
-    return std_min + 60 if start <= epoch < end else std_min
 
 
 def _naive(t):

@@ -22,6 +22,8 @@ successful mount so the log knows to reopen and re-check its file.
 import os
 import sys
 
+from .timeutil import ticks_diff
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -55,11 +57,6 @@ def errno_of(exc):
     if code is None and getattr(exc, "args", None):
         code = exc.args[0]
     return code if isinstance(code, int) else None
-
-
-def ticks_diff(a, b):
-    """``a - b`` for millisecond ticks that may wrap at 2**29 (CircuitPython) or not at all."""
-    return ((a - b + 0x10000000) & 0x1FFFFFFF) - 0x10000000
 
 
 class _MonotonicClock:
@@ -139,8 +136,8 @@ class RealFS:
         return True
 
 
-def _is_log_name(name):
-    # YYYY-MM-DD.csv or YYYY-MM-DD-N.csv
+def is_log_name(name):
+    """``YYYY-MM-DD.csv`` or ``YYYY-MM-DD-N.csv``."""
     if len(name) < 14 or not name.endswith(".csv") or name[4] != "-" or name[7] != "-":
         return False
     if not (name[:4].isdigit() and name[5:7].isdigit() and name[8:10].isdigit()):
@@ -155,7 +152,8 @@ def part_of(name):
     return int(rest[1:]) if rest else 1
 
 
-def _sort_key(name):
+def log_order(name):
+    """Sort key of a day file name: date, then part number."""
     return (name[:10], part_of(name))
 
 
@@ -300,8 +298,8 @@ class Storage:
 
     def log_files(self):
         """Names of the day files in the log directory, oldest first (raises OSError)."""
-        names = [n for n in self.fs.listdir(self.log_dir) if _is_log_name(n)]
-        names.sort(key=_sort_key)
+        names = [n for n in self.fs.listdir(self.log_dir) if is_log_name(n)]
+        names.sort(key=log_order)
         return names
 
     def list_days(self):

@@ -68,16 +68,21 @@ def fields_from_epoch(epoch):
 
 def _last_sunday_utc_1am(year, month):
     days = days_from_civil(year, month, 31)
-    weekday = (days + 3) % 7  # 1970-01-01 was a Thursday: Monday = 0
-    return (days - (weekday + 1) % 7) * 86400 + 3600
+    return (days - (days + 4) % 7) * 86400 + 3600  # 1970-01-01 (day 0) was a Thursday
+
+
+def eu_offset(epoch, std_min=60):
+    """UTC offset in minutes at UTC ``epoch`` under EU rules: summer time (+60) from the last
+    Sunday of March to the last Sunday of October, switching at 01:00 UTC."""
+    year = civil_from_days(int(epoch) // 86400)[0]
+    if _last_sunday_utc_1am(year, 3) <= epoch < _last_sunday_utc_1am(year, 10):
+        return std_min + 60
+    return std_min
 
 
 def vienna_offset_at(epoch):
     """Minutes east of UTC in Austria at UTC ``epoch`` (60 in winter, 120 in summer)."""
-    year = fields_from_epoch(epoch)[0]
-    if _last_sunday_utc_1am(year, 3) <= epoch < _last_sunday_utc_1am(year, 10):
-        return 120
-    return 60
+    return eu_offset(epoch, 60)
 
 
 def utc_epoch(fields, offset=None, dst=None):

@@ -13,6 +13,8 @@ completely before asking for the next); the web server advances them a slice per
 
 import os
 
+from .storage import is_log_name, log_order
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -97,21 +99,6 @@ def clean_upload_name(name):
     return name if safe_name(name) else None
 
 
-def is_log_name(name):
-    """``YYYY-MM-DD.csv`` or ``YYYY-MM-DD-N.csv``."""
-    if len(name) < 14 or not name.endswith(".csv") or name[4] != "-" or name[7] != "-":
-        return False
-    if not (name[:4].isdigit() and name[5:7].isdigit() and name[8:10].isdigit()):
-        return False
-    rest = name[10:-4]
-    return rest == "" or (rest[0] == "-" and rest[1:].isdigit() and len(rest) <= 4)
-
-
-def _order(name):
-    rest = name[10:-4]
-    return (name[:10], int(rest[1:]) if rest else 1)
-
-
 def file_size(fs, path):
     """Size of the regular file at ``path``, or None (missing, directory, symlink, error)."""
     mode = None
@@ -141,7 +128,7 @@ def list_names(fs, log_dir):
         if not safe_name(name):
             continue
         (days if is_log_name(name) else other).append(name)
-    days.sort(key=_order, reverse=True)
+    days.sort(key=log_order, reverse=True)
     other.sort()
     return days + other
 
@@ -188,7 +175,7 @@ def month_parts(fs, log_dir, month):
     taken now: a file still being appended is sent up to its current length.
     """
     names = [n for n in fs.listdir(log_dir) if is_log_name(n) and n.startswith(month + "-")]
-    names.sort(key=_order)
+    names.sort(key=log_order)
     parts = []
     header = None
     for name in names:
