@@ -40,15 +40,19 @@ def mpy():
     cmd = [node, runner, *files, "--heapsize", "8m", "bench/mpy_decode.py"]
     _out("== MicroPython 1.27 VM (Netz NOE Kaifa capture, pure-Python AES backend) ==")
     try:
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False
+        )
     except FileNotFoundError:
         _out("node is not installed: skipped (make node_modules)")
         return
     _out(done.stdout.rstrip())
     if done.returncode:
         _out(done.stderr.rstrip())
-    _out("targets: <= 2048 bytes allocated, <= 1000 us excluding the AES block primitive, "
-         "GHASH of 243 bytes <= 1000 us")
+    _out(
+        "targets: <= 2048 bytes allocated, <= 1000 us excluding the AES block primitive, "
+        "GHASH of 243 bytes <= 1000 us"
+    )
 
 
 def loop():
@@ -56,9 +60,14 @@ def loop():
 
     r = loop_bench.run()
     _out("== Super-loop on CPython (µs) ==")
-    _out("pass without telegram: median %.0f, max %.0f" % (r["idle_pass_us_median"], r["idle_pass_us_max"]))
-    _out("pass with a telegram:  median %.0f, max %.0f (decode + state + CSV row)"
-         % (r["telegram_pass_us_median"], r["telegram_pass_us_max"]))
+    _out(
+        "pass without telegram: median %.0f, max %.0f"
+        % (r["idle_pass_us_median"], r["idle_pass_us_max"])
+    )
+    _out(
+        "pass with a telegram:  median %.0f, max %.0f (decode + state + CSV row)"
+        % (r["telegram_pass_us_median"], r["telegram_pass_us_max"])
+    )
     _out("cost of one telegram:  %.0f" % r["telegram_cost_us"])
 
 
@@ -67,8 +76,10 @@ def ui():
 
     _out("== Display (Blinka displayio + real ST7735R driver, PC) ==")
     for screen, r in ui_bench.run().items():
-        _out("%-12s update %.2f ms after a telegram, %d display-tree changes per telegram"
-             % (screen, r["update_ms_median"], r["changes_per_telegram"]))
+        _out(
+            "%-12s update %.2f ms after a telegram, %d display-tree changes per telegram"
+            % (screen, r["update_ms_median"], r["changes_per_telegram"])
+        )
 
 
 def web():

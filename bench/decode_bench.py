@@ -100,12 +100,15 @@ def compare(rounds=15, batch=200):
                 continue
             ok = set(got) == set(expected) and all(
                 got[k] == expected[k]
-                or (isinstance(got[k], float) and abs(got[k] - expected[k]) <= 1e-9 * abs(expected[k]))
+                or (
+                    isinstance(got[k], float)
+                    and abs(got[k] - expected[k]) <= 1e-9 * abs(expected[k])
+                )
                 for k in expected
             )
             correct[name] = ok
             if ok:
-                contenders[name] = (lambda f=fn: f(raw, key, auth))
+                contenders[name] = lambda f=fn: f(raw, key, auth)
         reading = contenders["ours"]()
         assert reading.values == expected, frame["id"]
         times = {name: [] for name in contenders}

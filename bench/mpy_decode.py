@@ -51,13 +51,17 @@ def whole():
 blk_in, blk_out = bytearray(16), bytearray(16)
 aes_block = per_us(lambda: gcm.cipher.encrypt_block(blk_in, blk_out), 3000)
 framing = per_us(lambda: sink.feed(raw))
-decrypt = per_us(lambda: gcm.decrypt_into(env.system_title, env.frame_counter, env.security, ct, dst))
+decrypt = per_us(
+    lambda: gcm.decrypt_into(env.system_title, env.frame_counter, env.security, ct, dst)
+)
 parsing = per_us(lambda: dec.decode_apdu(apdu))
 total = per_us(whole)
 aes_share = blocks * aes_block
 print("mpy framing_us %.0f" % framing)
-print("mpy decrypt_us %.0f (aes block primitive %.1f us x %d blocks = %.0f us; rest %.0f us)"
-      % (decrypt, aes_block, blocks, aes_share, decrypt - aes_share))
+print(
+    "mpy decrypt_us %.0f (aes block primitive %.1f us x %d blocks = %.0f us; rest %.0f us)"
+    % (decrypt, aes_block, blocks, aes_share, decrypt - aes_share)
+)
 print("mpy parsing_us %.0f" % parsing)
 print("mpy whole_us %.0f whole_excluding_aes_us %.0f" % (total, total - aes_share))
 

@@ -32,7 +32,9 @@ def run(telegrams=30):
         for i in range(telegrams):
             epoch = 1717228800 + 5 * i
             fields = timeutil.fields_from_epoch(epoch + 7200)
-            state.latest = dec.decode_apdu(tg.plaintext("netznoe", meter.values(epoch), fields, 120))
+            state.latest = dec.decode_apdu(
+                tg.plaintext("netznoe", meter.values(epoch), fields, 120)
+            )
             state.latest_ticks = now
             before = ui.changes
             t0 = time.perf_counter()

@@ -64,7 +64,11 @@ class Household:
         rise, sset = 7.5 - 2 * season, 16.5 + 4 * season
         pv = 0.0
         if rise < hour < sset:
-            pv = self.pv_peak_w * (0.35 + 0.65 * season) * math.sin(math.pi * (hour - rise) / (sset - rise))
+            pv = (
+                self.pv_peak_w
+                * (0.35 + 0.65 * season)
+                * math.sin(math.pi * (hour - rise) / (sset - rise))
+            )
             pv *= 0.75 + 0.25 * rng.random()
         return load, pv
 

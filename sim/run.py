@@ -178,15 +178,21 @@ class Simulation:
         password = cfg.WEB_PASSWORD or st.web_password_generated or "(see the system screen)"
         lines = [
             "smartmeter simulator: %s meter, telegram every %.1f s"
-            % (self.meter.layout if self.meter else "replay", PUSH_INTERVAL_MS / 1000 / self.clock.speed
-               if hasattr(self.clock, "speed") else 5),
+            % (
+                self.meter.layout if self.meter else "replay",
+                PUSH_INTERVAL_MS / 1000 / self.clock.speed if hasattr(self.clock, "speed") else 5,
+            ),
             "SD card folder: %s" % os.path.join(self.data_dir, "sd"),
         ]
         if getattr(self.app, "web", None) is not None:
-            lines.append("web: http://localhost:%d/  user %s  password %s" % (cfg.WEB_PORT, user, password))
+            lines.append(
+                "web: http://localhost:%d/  user %s  password %s" % (cfg.WEB_PORT, user, password)
+            )
         if self._snapshot is not None:
-            lines.append("screens: %s/*.png  (keys: n = NEXT, e = ENTER, d = status, r = restart)"
-                         % self.screens_dir)
+            lines.append(
+                "screens: %s/*.png  (keys: n = NEXT, e = ENTER, d = status, r = restart)"
+                % self.screens_dir
+            )
         for line in lines:
             print(line, flush=True)
 

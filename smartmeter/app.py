@@ -57,7 +57,7 @@ class Sink:
 
 
 class App:
-    """The firmware. Build with a hardware object and a Config, then ``run()`` or ``loop_once()``."""
+    """The firmware: build with a hardware object and a Config, then ``run()``."""
 
     def __init__(self, hw, config=None, state=None, sinks=None):
         self.hw = hw
@@ -317,7 +317,8 @@ class App:
         lines = [
             "smartmeter %s host %s" % (st.version, st.hostname),
             "uptime %d s, reset reason %s" % (st.uptime_s, st.reset_reason),
-            "wifi %s ssid %s ip %s rssi %s" % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
+            "wifi %s ssid %s ip %s rssi %s"
+            % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
             "sd %s free %s total %s" % (st.sd_state, st.sd_free, st.sd_total),
             "graphite %s mqtt %s" % (st.graphite_state, st.mqtt_state),
         ]
@@ -339,13 +340,14 @@ class App:
             console.write(text)
 
 
-
 OVERRIDE_NAME = "smartmeter.toml"
 
 
 def _load(name):
     """Import a sink module only when it is used (each costs RAM on the device)."""
-    return __import__("smartmeter." + name, None, None, [name])  # settings the web page writes, on the SD card next to LOG_DIR
+    return __import__(
+        "smartmeter." + name, None, None, [name]
+    )  # settings the web page writes, on the SD card next to LOG_DIR
 
 
 class _Actions:
@@ -397,7 +399,13 @@ def build(hw, cfg, state=None, web=True):
         app.ui = attempt(
             "display",
             lambda: _load("ui").Ui(
-                hw.display, hw.keys, state, cfg.UI_LANGUAGE, cfg.DISPLAY_TIMEOUT_S, actions, ticks_diff
+                hw.display,
+                hw.keys,
+                state,
+                cfg.UI_LANGUAGE,
+                cfg.DISPLAY_TIMEOUT_S,
+                actions,
+                ticks_diff,
             ),
         )
     app.sensor = None
@@ -415,7 +423,12 @@ def build(hw, cfg, state=None, web=True):
             lambda: _load("graphite").GraphiteSink(cfg, hw.pool, state, backfill),
         )
     if hw.pool is not None and cfg.MQTT_HOST:
-        attempt("mqtt", lambda: _load("mqtt").MqttSink(cfg, hw.pool, state))
+        attempt(
+            "mqtt",
+            lambda: _load("mqtt").MqttSink(
+                cfg, hw.pool, state, clock.ticks_ms, ticks_diff, getattr(hw, "ssl_context", None)
+            ),
+        )
     app.web = None
     if web and hw.pool is not None:
         app.web = attempt(

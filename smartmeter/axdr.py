@@ -120,7 +120,7 @@ class Parser:
             p = self.pos
             self.pos = p + size
             return struct.unpack(fmt, bytes(self.buf[p : p + size]))[0]
-        if tag == _STRUCT or tag == _ARRAY:
+        if tag in (_STRUCT, _ARRAY):
             if depth >= _MAX_DEPTH:
                 raise ParseError("data nested too deeply")
             count = self.length()
@@ -150,7 +150,6 @@ class Parser:
             return self.take(12)
         raise ParseError("unknown data type 0x%02X" % tag)
 
-
     def locate(self, leaves, depth=0):
         """Walk the value at the cursor like :meth:`value`, recording where its leaves are.
 
@@ -159,7 +158,7 @@ class Parser:
         """
         tag = self.byte()
         fixed = _FIXED.get(tag)
-        if tag == _STRUCT or tag == _ARRAY:
+        if tag in (_STRUCT, _ARRAY):
             if depth >= _MAX_DEPTH:
                 raise ParseError("data nested too deeply")
             count = self.length()

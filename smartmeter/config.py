@@ -117,7 +117,7 @@ class Config:
 
     @property
     def parity(self):
-        """"even" | "none" | "odd": M-Bus is 8E1, HDLC 8N1 unless METER_PARITY says otherwise."""
+        """ "even" | "none" | "odd": M-Bus is 8E1, HDLC 8N1 unless METER_PARITY says otherwise."""
         if self.METER_PARITY != "auto":
             return self.METER_PARITY
         return "none" if self.METER_TRANSPORT == "hdlc" else "even"
@@ -223,8 +223,9 @@ def parse_toml(text):
         try:
             values[key] = _toml_value(rest)
         except ValueError:
-            problems.append("line %d: %s has a value that is not a string, number or bool" % (
-                lineno, key))
+            problems.append(
+                "line %d: %s has a value that is not a string, number or bool" % (lineno, key)
+            )
     return values, problems
 
 
@@ -269,6 +270,8 @@ def dump_toml(values):
         elif isinstance(value, int):
             text = str(value)
         else:
-            text = '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            text = '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"').replace(
+                "\n", "\\n"
+            )
         lines.append("%s = %s" % (key, text))
     return "\n".join(lines) + "\n"

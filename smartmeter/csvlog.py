@@ -30,7 +30,6 @@ day's file (the meter clock was corrected back) starts the next part file of tha
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
-from .timeutil import civil_from_days, days_from_civil, eu_offset
 from .reading import (
     A_MINUS,
     A_PLUS,
@@ -53,6 +52,7 @@ from .reading import (
     VOLTAGES,
 )
 from .storage import ENOENT, errno_of, part_of
+from .timeutil import civil_from_days, days_from_civil, eu_offset
 
 try:
     from micropython import const

@@ -227,4 +227,3 @@ class Decoder:
             self._template = template.learn(apdu, leaves, plan, reading.layout, header_time)
         reading.derive()
         return reading
-

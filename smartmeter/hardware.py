@@ -11,18 +11,16 @@ import os
 import sys
 import time
 
+try:
+    from typing import Any
+except ImportError:  # CircuitPython: local annotations are never evaluated
+    pass
+
 import board
 import busio
 import microcontroller
 import supervisor
-
-try:
-    from micropython import const
-except ImportError:  # type checkers
-
-    def const(x):
-        return x
-
+from micropython import const
 
 # UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
@@ -125,9 +123,12 @@ class Watchdog:
     def __init__(self, timeout_s):
         from watchdog import WatchDogMode
 
-        self._wd = microcontroller.watchdog
-        self._wd.timeout = timeout_s
-        self._wd.mode = WatchDogMode.RESET
+        wd = microcontroller.watchdog
+        if wd is None:
+            raise RuntimeError("this board has no watchdog")
+        wd.timeout = timeout_s
+        wd.mode = WatchDogMode.RESET
+        self._wd = wd
 
     def feed(self):
         self._wd.feed()
@@ -149,8 +150,9 @@ class Hardware:
         self.clock = Clock()
         self.watchdog = None
         self.console = Console()
-        self.mem_free = gc.mem_free
+        self.mem_free = getattr(gc, "mem_free", None)  # CircuitPython's gc has it
         self.aes_backend = "aesio"
+        self.ssl_context = None  # MQTT_TLS: the radio's SSL context
         self.problems = []
 
     def reset(self, why):
@@ -205,6 +207,10 @@ def build(cfg):
         import socketpool
 
         hw.pool = socketpool.SocketPool(wifi.radio)
+        if cfg.MQTT_TLS:
+            import adafruit_connection_manager
+
+            hw.ssl_context = adafruit_connection_manager.get_radio_ssl_context(wifi.radio)
         hw.clock = Clock(hw.pool)
         try:
             wifi.radio.hostname = cfg.HOSTNAME
@@ -246,7 +252,7 @@ def _keys(cfg):
 
 def _sd_mounter(cfg):
     """A callable that (re)mounts the SD card at /sd; raises OSError when there is no card."""
-    state = {"sd": None}
+    state: dict = {"sd": None}
 
     def mount():
         import storage
@@ -265,7 +271,7 @@ def _sd_mounter(cfg):
             import sdioio
 
             data = [_pin(n) for n in (cfg.PIN_SD_D0, cfg.PIN_SD_D1, cfg.PIN_SD_D2, cfg.PIN_SD_D3)]
-            sd = sdioio.SDCard(
+            sd: Any = sdioio.SDCard(
                 clock=_pin(cfg.PIN_SD_CLK),
                 command=_pin(cfg.PIN_SD_CMD),
                 data=data,

@@ -17,7 +17,9 @@ except ImportError:  # CPython
         return x
 
 
-_HISTORY_MINUTES = const(1440)  # one day of per-minute power averages: 2 x 4 bytes x 1440 = 11.5 KiB
+_HISTORY_MINUTES = const(
+    1440
+)  # one day of per-minute power averages: 2 x 4 bytes x 1440 = 11.5 KiB
 _NO_SIGNAL_MS = const(30_000)  # no telegram for 30 s (meters push every 1-10 s) -> "no signal"
 
 # Problem codes, most important first. Texts for the UI are in the ``TEXTS`` table below.

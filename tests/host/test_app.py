@@ -7,12 +7,13 @@ power cuts, midnight and DST rollover, a clock that jumps, bad settings, sinks t
 import random
 
 import pytest
-from fakefs import ENOSPC, EIO, FakeFS, PowerCut
+from fakefs import EIO, ENOSPC, FakeFS, PowerCut
 
 from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
 from sim.meter import VirtualMeter
 from smartmeter import app as app_mod
-from smartmeter import config, state as state_mod
+from smartmeter import config
+from smartmeter import state as state_mod
 from smartmeter.csvlog import read_rows
 from smartmeter.timeutil import epoch_from_fields
 
@@ -226,7 +227,9 @@ def test_wrong_key_is_shown_as_wrong_key_not_no_signal():
 def test_no_signal_after_silence():
     rig = Rig(epoch_from_fields((2024, 5, 1, 10, 0, 0)))
     rig.telegram()
-    assert state_mod.NO_SIGNAL not in rig.app.state.problems(rig.clock.ticks_ms(), app_mod.ticks_diff)
+    assert state_mod.NO_SIGNAL not in rig.app.state.problems(
+        rig.clock.ticks_ms(), app_mod.ticks_diff
+    )
     for _ in range(40):
         rig.clock.advance(1000)
         rig.app.loop_once()
@@ -272,9 +275,16 @@ def test_settings_toml_parser_and_os_getenv_strings():
         'A = "x # y"\nB = 12_000\nC = true\n# c\nD = "q\\"u"\nE = [1]\nF\n'
     )
     assert values == {"A": "x # y", "B": 12000, "C": True, "D": 'q"u'}
-    assert problems == ["line 6: E has a value that is not a string, number or bool", "line 7: expected KEY = value"]
+    assert problems == [
+        "line 6: E has a value that is not a string, number or bool",
+        "line 7: expected KEY = value",
+    ]
     # CircuitPython 10.2+: os.getenv returns str for everything
-    env = {"WEB_PORT": "8081", "MQTT_TLS": "true", "METER_KEY": "0x36, 0xC6, " + ", ".join(["0x00"] * 14)}
+    env = {
+        "WEB_PORT": "8081",
+        "MQTT_TLS": "true",
+        "METER_KEY": "0x36, 0xC6, " + ", ".join(["0x00"] * 14),
+    }
     cfg = config.load(env.get)
     assert cfg.WEB_PORT == 8081 and cfg.MQTT_TLS is True and cfg.METER_KEY[:2] == b"\x36\xc6"
     assert config.parse_toml(config.dump_toml({"X": 'a"b', "Y": 3, "Z": False}))[0] == {
@@ -307,7 +317,10 @@ def test_a_failing_sink_is_isolated_and_counted():
     assert bad.calls == 4
     assert rig.counters.csv_rows == 4  # the CSV sink after it still ran
     assert rig.counters.sink_errors >= 8
-    assert "poll bug" in rig.app.state.last_errors["boom"] or "sink bug" in rig.app.state.last_errors["boom"]
+    assert (
+        "poll bug" in rig.app.state.last_errors["boom"]
+        or "sink bug" in rig.app.state.last_errors["boom"]
+    )
 
 
 def test_run_resets_only_from_the_outermost_handler():

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from vectors import FRAMES, PLAINTEXT_ONLY, ROOT, by_id, key_bytes
+from vectors import FRAMES, PLAINTEXT_ONLY, ROOT, by_id
 
 import smartmeter
 from sim import frames, telegrams

@@ -78,6 +78,12 @@ def test_thirty_days_every_row_logged_memory_flat(tmp_path):
     print(
         "soak: %d telegrams in %.0f s, blocks day2 %d day30 %d, traced growth %d B, "
         "slowest pass %.1f ms"
-        % (sent, time.perf_counter() - started, blocks["day2"], blocks["day30"],
-           traced_end - traced_start, slowest_ms)
+        % (
+            sent,
+            time.perf_counter() - started,
+            blocks["day2"],
+            blocks["day30"],
+            traced_end - traced_start,
+            slowest_ms,
+        )
     )
