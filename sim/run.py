@@ -91,6 +91,16 @@ class Simulation:
 
             disp, self._snapshot = display_mod.make_png_display()
             os.makedirs(self.screens_dir, exist_ok=True)
+        self._window = None
+        if display == "window":
+            try:
+                import pygame
+
+                pygame.init()
+                self._window = pygame.display.set_mode((480, 384))
+                pygame.display.set_caption("smartmeter (n = NEXT, e = ENTER)")
+            except Exception as exc:  # noqa: BLE001 - no pygame or no screen: PNG files only
+                print("display window not available (%s): rendering PNG files only" % exc)
         self.hw = Hardware(
             uart=self.uart,
             display=disp,
@@ -149,11 +159,29 @@ class Simulation:
         ui = getattr(self.app, "ui", None)
         if self._snapshot is None or ui is None:
             return
-        frame = ui.frames if hasattr(ui, "frames") else ui.changes
+        if self._window is not None:
+            self._window_keys()
+        frame = ui.frames
         if frame != self._last_frame:
             self._last_frame = frame
-            name = ui.screen_name() if hasattr(ui, "screen_name") else "screen"
-            self._snapshot(os.path.join(self.screens_dir, name + ".png"))
+            image = self._snapshot(os.path.join(self.screens_dir, ui.screen_name() + ".png"))
+            if self._window is not None and image is not None:
+                self._show(image)
+
+    def _show(self, image):
+        import pygame
+
+        big = image.convert("RGB").resize((480, 384))
+        surface = pygame.image.fromstring(big.tobytes(), big.size, "RGB")
+        self._window.blit(surface, (0, 0))
+        pygame.display.flip()
+
+    def _window_keys(self):
+        import pygame
+
+        for event in pygame.event.get():
+            if event.type == pygame.KEYDOWN and event.unicode in ("n", "e"):
+                self.keys.press(0 if event.unicode == "n" else 1)
 
     def run(self, duration_s=0):
         """Run in real time (accelerated by the clock) for ``duration_s`` wall seconds."""
