@@ -65,10 +65,12 @@ class Clock:
 class Radio:
     """WiFi view for the app: connected, ip, rssi, reconnect()."""
 
-    def __init__(self, wifi, ssid, password):
+    def __init__(self, wifi, ssid, password, web_port=8080):
         self._wifi = wifi
         self._ssid = ssid
         self._password = password
+        self._web_port = web_port
+        self._mdns = None
 
     @property
     def connected(self):
@@ -95,13 +97,13 @@ class Radio:
     def stop_ap(self):
         self._wifi.radio.stop_ap()
 
-    def start_mdns(self, hostname, port=8080):
-        """``<hostname>.local`` and an _http._tcp service for the web page."""
+    def start_mdns(self, hostname):
+        """``<hostname>.local`` and an _http._tcp service for the web page (WEB_PORT)."""
         import mdns
 
         server = mdns.Server(self._wifi.radio)
         server.hostname = hostname
-        server.advertise_service(service_type="_http", protocol="_tcp", port=port)
+        server.advertise_service(service_type="_http", protocol="_tcp", port=self._web_port)
         self._mdns = server
 
 
@@ -203,7 +205,7 @@ def build(cfg):
     try:
         import wifi
 
-        hw.radio = Radio(wifi, cfg.CIRCUITPY_WIFI_SSID, cfg.CIRCUITPY_WIFI_PASSWORD)
+        hw.radio = Radio(wifi, cfg.CIRCUITPY_WIFI_SSID, cfg.CIRCUITPY_WIFI_PASSWORD, cfg.WEB_PORT)
         import socketpool
 
         hw.pool = socketpool.SocketPool(wifi.radio)
