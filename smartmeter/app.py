@@ -14,6 +14,10 @@ One pass (``loop_once``):
 The hardware arrives as one object (see ``hardware.py`` on the device, ``sim/`` on a PC): uart,
 display, keys, i2c, fs, mount, log_dir, pool, radio, clock, watchdog, console, reset, mem_free.
 Anything optional may be None and the rest runs on.
+
+A sink is any object with a ``name`` and optionally ``on_reading(reading, epoch, extras)``
+(fast: queue only) and ``poll(now_ms)`` (the timed I/O). Every exception from either is
+caught, counted and kept as text in ``state.last_errors[name]``.
 """
 
 import gc
@@ -46,16 +50,6 @@ _READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors",
 _DECODER_COUNTERS = COUNTERS  # same names in state.Counters
 
 
-class Sink:
-    """A consumer of readings, isolated in the loop.
-
-    ``on_reading(reading, epoch, extras)`` must be fast (queue only); ``poll(now_ms)`` does the
-    timed I/O. Either may be missing. Every exception is caught, counted and kept as text.
-    """
-
-    name = "sink"
-
-
 class App:
     """The firmware: build with a hardware object and a Config, then ``run()``."""
 
@@ -83,10 +77,6 @@ class App:
             getattr(hw, "aes_backend", None),
         )
         self.sinks = list(sinks or [])
-        self.csv = None  # the CSV sink, if any (it gets readings synchronously)
-        for sink in self.sinks:
-            if sink.name == "csv":
-                self.csv = sink
         self.extras = {"temperature": None, "humidity": None, "rssi": None}
         self.sent_readings = 0
         self.restart_requested = False
