@@ -76,8 +76,9 @@ test: .venv node_modules
 sim: .venv
 	$(PY) -m sim $(SIM_ARGS)
 
-screens: .venv
+screens: .venv node_modules
 	$(PY) -m sim.screens $(SCREENS_ARGS)
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/host/test_web_browser.py
 
 bench: .venv
 	$(PY) -m bench $(BENCH_ARGS)
