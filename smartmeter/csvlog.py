@@ -30,29 +30,21 @@ day's file (the meter clock was corrected back) starts the next part file of tha
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
-from .reading import (
-    A_MINUS,
-    A_PLUS,
-    APPARENT_POWER,
-    CURRENTS,
-    DERIVED_PF,
-    I_L1,
-    I_L2,
-    I_L3,
-    P_MINUS,
-    P_PLUS,
-    POWER_FACTOR,
-    Q_MINUS,
-    Q_PLUS,
-    R_MINUS,
-    R_PLUS,
-    U_L1,
-    U_L2,
-    U_L3,
-    VOLTAGES,
+from .csvformat import (  # noqa: F401 - re-exported: callers import them here
+    _DIALECTS,
+    HEAD_MAX,
+    _format_row,
+    _header,
+    _make_spec,
+    _parse_header,
+    _parse_line,
+    _scan_tail,
+    _stamp,
+    _write_all,
+    read_rows,
 )
 from .storage import ENOENT, errno_of, part_of
-from .timeutil import civil_from_days, days_from_civil, eu_offset
+from .timeutil import civil_from_days, days_from_civil  # noqa: F401 - re-exported for callers
 
 try:
     from micropython import const
@@ -62,213 +54,9 @@ except ImportError:  # CPython
         return x
 
 
-_MIN_YEAR = const(2020)
-_MIN_EPOCH = const(1577836800)  # 2020-01-01T00:00:00Z: an RTC before this is not set
-_HEAD_MAX = const(1024)
-_LINE_MAX = const(512)
-_CHUNK = const(512)
-_BACK_LINES = const(8)
 _MAX_PARTS = const(99)
 _RETENTION_EVERY = const(360)  # rows between retention checks (30 min at 5 s)
 _GONE = "gone"
-
-# key, header label, format. Energies are integer Wh/varh, powers whole W/var.
-_METER_COLUMNS = (
-    (A_PLUS, "A+ Wh", "%d"),
-    (A_MINUS, "A- Wh", "%d"),
-    (R_PLUS, "R+ varh", "%d"),
-    (R_MINUS, "R- varh", "%d"),
-    (P_PLUS, "P+ W", "%.0f"),
-    (P_MINUS, "P- W", "%.0f"),
-    (Q_PLUS, "Q+ var", "%.0f"),
-    (Q_MINUS, "Q- var", "%.0f"),
-    (U_L1, "U1 V", "%.1f"),
-    (U_L2, "U2 V", "%.1f"),
-    (U_L3, "U3 V", "%.1f"),
-    (I_L1, "I1 A", "%.2f"),
-    (I_L2, "I2 A", "%.2f"),
-    (I_L3, "I3 A", "%.2f"),
-    (POWER_FACTOR, "PF", "%.3f"),
-)
-_KNOWN = {c[0] for c in _METER_COLUMNS}
-_PF_DERIVED = (DERIVED_PF, "%.3f", 1)
-_S_DERIVED = (APPARENT_POWER, "%.0f", 1)
-_EXTRA_SPEC = (("temperature", "%.2f", 2), ("humidity", "%.2f", 2), ("rssi", "%d", 2))
-_DIALECTS = {
-    # sep, time label, offset label, derived PF label
-    "excel-de": (";", "Zeit", "UTC-Offset", "PF berechnet"),
-    "international": (",", "Time", "UTC offset", "PF derived"),
-}
-_LABELS = {c[0]: c[1] for c in _METER_COLUMNS}
-_LABELS[APPARENT_POWER] = "S VA"
-_LABELS["temperature"] = "T degC"
-_LABELS["humidity"] = "RH %"
-_LABELS["rssi"] = "RSSI dBm"
-_BY_LABEL = {c[1]: (c[0], c[2], 0) for c in _METER_COLUMNS}
-_BY_LABEL["S VA"] = _S_DERIVED
-_BY_LABEL["PF berechnet"] = _PF_DERIVED
-_BY_LABEL["PF derived"] = _PF_DERIVED
-for _e in _EXTRA_SPEC:
-    _BY_LABEL[_LABELS[_e[0]]] = _e
-_TIME_LABELS = ("Zeit", "Time")
-
-
-def _naive(t):
-    return days_from_civil(t[0], t[1], t[2]) * 86400 + t[3] * 3600 + t[4] * 60 + t[5]
-
-
-def _valid_time(t):
-    try:
-        y, mo, d, h, mi, s = t
-    except (TypeError, ValueError):
-        return False
-    return (
-        _MIN_YEAR <= y < 2100
-        and 0 < mo < 13
-        and 0 < d < 32
-        and 0 <= h < 24
-        and (0 <= mi < 60 and 0 <= s < 60)
-    )
-
-
-def _parse_time(text, off_text):
-    # "31.03.2024 02:00:00" or "2024-03-31 02:00:00", "+01:00" -> UTC epoch (ValueError if bad)
-    if len(text) != 19 or len(off_text) != 6 or off_text[0] not in "+-":
-        raise ValueError
-    if text[2] == ".":
-        t = (int(text[6:10]), int(text[3:5]), int(text[0:2]))
-    else:
-        t = (int(text[0:4]), int(text[5:7]), int(text[8:10]))
-    t += (int(text[11:13]), int(text[14:16]), int(text[17:19]))
-    if not _valid_time(t):
-        raise ValueError
-    off = int(off_text[1:3]) * 60 + int(off_text[4:6])
-    return _naive(t) - (off if off_text[0] == "+" else -off) * 60
-
-
-# -- header and line parsing (shared by the tail check and read_rows) -------------------------
-def _parse_header(line):
-    """``(spec, sep)`` of one of our header lines (bytes without LF), or None."""
-    try:
-        text = bytes(line).decode().strip()
-    except UnicodeError:
-        return None
-    sep = ";" if ";" in text else ","
-    labels = text.split(sep)
-    if len(labels) < 2 or labels[0] not in _TIME_LABELS:
-        return None
-    spec = []
-    for label in labels[2:]:
-        col = _BY_LABEL.get(label)
-        if col is None:
-            if ":" not in label:
-                return None
-            col = (label, None, 0)
-        spec.append(col)
-    return spec, sep
-
-
-def _parse_line(body, spec, sep):
-    """``(epoch, values)`` of one stripped data line (bytes), or None if it is not valid."""
-    try:
-        fields = bytes(body).decode().split(sep)
-        if len(fields) != len(spec) + 2:
-            return None
-        epoch = _parse_time(fields[0], fields[1])
-        values = {}
-        i = 2
-        for key, fmt, _src in spec:
-            f = fields[i].strip()
-            i += 1
-            if not f:
-                continue
-            if sep == ";":
-                f = f.replace(",", ".")
-            if fmt in ("%d", "%.0f") or (fmt is None and "." not in f):
-                values[key] = int(f)
-            else:
-                values[key] = float(f)
-        return epoch, values
-    except (ValueError, UnicodeError, IndexError):
-        return None
-
-
-def _rfind_nl(f, lo, hi):
-    # position of the last LF in [lo, hi), reading backwards in small slices; -1 if none
-    pos = hi
-    while pos > lo:
-        start = pos - _CHUNK if pos - _CHUNK > lo else lo
-        f.seek(start)
-        i = f.read(pos - start).rfind(b"\n")
-        if i >= 0:
-            return start + i
-        pos = start
-    return -1
-
-
-def _write_all(f, data):
-    mv = memoryview(data)
-    off = 0
-    n = len(data)
-    while off < n:
-        k = f.write(mv[off:])
-        if not k:
-            raise OSError(28, "short write")  # ENOSPC: nothing more fits
-        off += k
-
-
-def read_rows(source, path, start_offset=0, with_offset=False):
-    """Iterate over the rows of one of our CSV files (either dialect), in bounded memory.
-
-    :param source: a :class:`~smartmeter.storage.Storage` (then ``path`` may be a bare file name)
-        or an ``fs`` object
-    :param start_offset: byte offset to resume from (a value from ``with_offset``)
-    :param with_offset: also yield the offset just past each row
-    :returns: iterator of ``(epoch_utc, values)`` (or ``(epoch_utc, values, next_offset)``);
-        ``values`` maps OBIS codes, ``"power_factor"``, ``"apparent_power"``, ``"temperature"``,
-        ``"humidity"``, ``"rssi"`` to numbers (A+ includes the energy offset it was written with).
-        Blank, invalid and unterminated lines are skipped.
-    """
-    fs = getattr(source, "fs", source)
-    if "/" not in path and hasattr(source, "path"):
-        path = source.path(path)
-    f = fs.open(path, "rb")
-    try:
-        head = f.read(_HEAD_MAX)
-        nl = head.find(b"\n")
-        parsed = _parse_header(head[:nl]) if nl >= 0 else None
-        if parsed is None:
-            return
-        spec, sep = parsed
-        pos = start_offset if start_offset > nl + 1 else nl + 1
-        f.seek(pos)
-        carry = b""
-        skip = False  # inside an overlong line
-        while True:
-            chunk = f.read(_CHUNK * 2)
-            if not chunk:
-                return
-            buf = carry + chunk if carry else chunk
-            base = pos - len(carry)
-            start = 0
-            while True:
-                i = buf.find(b"\n", start)
-                if i < 0:
-                    break
-                if skip:
-                    skip = False
-                elif i - start <= _LINE_MAX:
-                    row = _parse_line(buf[start:i].strip(), spec, sep)
-                    if row is not None:
-                        yield (row[0], row[1], base + i + 1) if with_offset else row
-                start = i + 1
-            carry = buf[start:]
-            pos += len(chunk)
-            if len(carry) > _LINE_MAX:
-                carry = b""
-                skip = True
-    finally:
-        f.close()
 
 
 class CsvLog:
@@ -288,7 +76,7 @@ class CsvLog:
             raise ValueError("CSV dialect must be excel-de or international")
         self.storage = storage
         self.dialect = dialect
-        self._sep, self._tlabel, self._olabel, self._pflabel = _DIALECTS[dialect]
+        self._sep = _DIALECTS[dialect][0]
         self._comma = dialect == "excel-de"
         self.energy_offset_wh = int(energy_offset_wh)
         self._std = std_offset_min
@@ -370,37 +158,10 @@ class CsvLog:
         c.csv_lost = self.lost
         c.sd_remounts = st.remounts
 
-    # -- time ------------------------------------------------------------------------------
-    def _stamp(self, reading, epoch_utc):
-        # -> (local tuple, offset minutes, utc epoch) or None
-        t = reading.meter_time
-        ok_clock = epoch_utc is not None and epoch_utc >= _MIN_EPOCH
-        if t is not None and _valid_time(t):
-            naive = _naive(t)
-            off = reading.utc_offset
-            if off is None and ok_clock:
-                off = (naive - int(epoch_utc) + 450) // 900 * 15
-                if off > 900 or off < -900:
-                    off = None
-            if off is None:
-                off = self._std
-                if self._eu and eu_offset(naive - off * 60, self._std) != off:
-                    off += 60
-            return t, off, naive - off * 60
-        if not ok_clock:
-            return None
-        epoch = int(epoch_utc)
-        off = eu_offset(epoch, self._std) if self._eu else self._std
-        local = epoch + off * 60
-        days = local // 86400
-        sec = local - days * 86400
-        ymd = civil_from_days(days)
-        return (ymd[0], ymd[1], ymd[2], sec // 3600, sec // 60 % 60, sec % 60), off, epoch
-
     # -- writing ---------------------------------------------------------------------------
     def _write(self, reading, epoch_utc, extras):
         st = self.storage
-        stamp = self._stamp(reading, epoch_utc)
+        stamp = _stamp(reading, epoch_utc, self._std, self._eu)
         if stamp is None:
             self.no_time += 1
             return False
@@ -457,38 +218,17 @@ class CsvLog:
         return True
 
     def _format(self, t, off, values, derived, extras):
-        parts = []
-        for key, fmt, src in self._spec:
-            if src == 0:
-                v = values.get(key)
-                if v is not None and key == A_PLUS:
-                    v += self.energy_offset_wh
-            elif src == 1:
-                v = derived.get(key)
-            else:
-                v = extras.get(key) if extras else None
-            if v is None:
-                parts.append("")
-                continue
-            try:
-                if v - v != 0:  # NaN or infinity: never write a non-numeric field
-                    parts.append("")
-                elif fmt is None:
-                    parts.append(("%d" if isinstance(v, int) else "%.3f") % v)
-                else:
-                    parts.append(fmt % v)
-            except (TypeError, ValueError, OverflowError):
-                parts.append("")
-        sep = self._sep
-        body = sep.join(parts)
-        if self._comma:
-            body = body.replace(".", ",")
-            when = "%02d.%02d.%04d %02d:%02d:%02d" % (t[2], t[1], t[0], t[3], t[4], t[5])
-        else:
-            when = "%04d-%02d-%02d %02d:%02d:%02d" % t
-        a = off if off >= 0 else -off
-        zone = "%s%02d:%02d" % ("+" if off >= 0 else "-", a // 60, a % 60)
-        return (when + sep + zone + sep + body + "\r\n").encode()
+        return _format_row(
+            self._spec,
+            self._sep,
+            self._comma,
+            t,
+            off,
+            values,
+            derived,
+            extras,
+            self.energy_offset_wh,
+        )
 
     def _covers(self, values, colset=None):
         colset = self._colset if colset is None else colset
@@ -498,28 +238,6 @@ class CsvLog:
                 if isinstance(v, (int, float)):
                     return False
         return True
-
-    def _make_spec(self, values):
-        spec = [(key, fmt, 0) for key, _label, fmt in _METER_COLUMNS if _num(values.get(key))]
-        extra = [k for k in values if k not in _KNOWN and _num(values[k])]
-        extra.sort()
-        spec.extend((k, None, 0) for k in extra)
-        ui = False
-        for u, i in zip(VOLTAGES, CURRENTS):
-            if u in values and i in values:
-                ui = True
-        if ui and P_PLUS in values:
-            spec.append(_PF_DERIVED)
-        if ui:
-            spec.append(_S_DERIVED)
-        spec.extend(_EXTRA_SPEC)
-        return spec
-
-    def _header(self, spec):
-        labels = [self._tlabel, self._olabel]
-        for key, _fmt, _src in spec:
-            labels.append(self._pflabel if key == DERIVED_PF else _LABELS.get(key, key))
-        return (self._sep.join(labels) + "\r\n").encode()
 
     def _open_for(self, date, reading, epoch):
         st = self.storage
@@ -551,11 +269,11 @@ class CsvLog:
         path = st.path(_name(date, part))
         f = fs.open(path, "ab")
         if spec is None:
-            spec = self._make_spec(reading.values)
+            spec = _make_spec(reading.values)
             if part > 1:
                 self.new_parts += 1
             try:
-                _write_all(f, self._header(spec))
+                _write_all(f, _header(spec, self.dialect))
                 f.flush()
                 fs.sync(f)
             except OSError:
@@ -580,10 +298,10 @@ class CsvLog:
         size = fs.stat(path)[6]
         f = fs.open(path, "rb")
         try:
-            head = f.read(_HEAD_MAX)
+            head = f.read(HEAD_MAX)
             nl = head.find(b"\n")
             if nl < 0:
-                if size < _HEAD_MAX:
+                if size < HEAD_MAX:
                     _close(f)
                     fs.remove(path)
                     self.repairs += 1
@@ -593,7 +311,7 @@ class CsvLog:
             if parsed is None:
                 return None
             spec, sep = parsed
-            good_end, last_epoch, last_line = self._scan_tail(f, nl + 1, size, spec, sep)
+            good_end, last_epoch, last_line = _scan_tail(f, nl + 1, size, spec, sep)
         finally:
             _close(f)
         if good_end < size:
@@ -605,29 +323,6 @@ class CsvLog:
                 self.lost -= 1  # the failed write had landed completely after all
                 self.rows += 1
         return spec, sep, last_epoch
-
-    def _scan_tail(self, f, hdr_end, size, spec, sep):
-        nl = _rfind_nl(f, hdr_end, size)
-        if nl < 0:
-            return hdr_end, None, None
-        good_end = end = nl + 1
-        for _ in range(_BACK_LINES):
-            if end <= hdr_end:
-                break
-            p = _rfind_nl(f, hdr_end, end - 1)
-            start = p + 1 if p >= 0 else hdr_end
-            if end - start <= _LINE_MAX:
-                f.seek(start)
-                line = f.read(end - start)
-                body = line.strip()
-                if not body:
-                    end = start
-                    continue
-                row = _parse_line(body, spec, sep)
-                if row is not None:
-                    return good_end, row[0], line
-            good_end = end = start
-        return good_end, None, None
 
     def _cut(self, path, good_end, size):
         fs = self.storage.fs
@@ -671,10 +366,6 @@ class CsvLog:
         self._drop()
         self.last_error = "%s: %s" % (type(exc).__name__, exc)
         self.storage.fault(exc)
-
-
-def _num(v):
-    return v is not None and isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _name(date, part):

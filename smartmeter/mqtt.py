@@ -15,10 +15,17 @@ Never blocks the meter: the client connects only in ``poll()``, one attempt per 
 timeouts, one discovery message or a few states per pass, a bounded drop-oldest queue.
 """
 
-import math
-
-from . import __version__
-from .reading import APPARENT_POWER, DERIVED_PF, DEVICE_NAME, P_MINUS, P_PLUS
+from . import __version__  # noqa: F401 - re-exported for callers
+from .mqtt_entities import (
+    KIND,
+    OID,
+    config_payload,
+    config_topic,
+    device_info,
+    entity,
+    value_text,
+)
+from .reading import DEVICE_NAME, P_MINUS, P_PLUS
 from .timeutil import ticks_add
 from .timeutil import ticks_diff as _ticks_diff
 
@@ -41,106 +48,6 @@ _CONNECT_TIMEOUT_S = 0.5  # TCP connect; loopback/LAN answers in ms, a dead host
 _CONNECT_TIMEOUT_TLS_S = 3  # TLS handshake on an ESP32-S3 takes about 1 s
 _IO_TIMEOUT_S = 0.02  # socket timeout once connected: a loop() check costs about this
 _EOF_TIMEOUT_S = 0.3  # minimqtt spins this long on a closed socket before it raises
-
-# Entity tuple fields
-_OID = const(0)
-_NAME = const(1)
-_CLASS = const(2)
-_UNIT = const(3)
-_STATE_CLASS = const(4)
-_KIND = const(5)
-_PRECISION = const(6)
-_CATEGORY = const(7)
-_K_MILLI = const(0)  # integer Wh/varh published as kWh/kvarh "%d.%03d"
-_K_NUM = const(1)
-
-_MAKERS = {
-    "KFM": "Kaifa",
-    "LGZ": "Landis+Gyr",
-    "ISK": "Iskraemeco",
-    "SAG": "Sagemcom",
-    "EMH": "EMH metering",
-    "ELS": "Elster",
-}
-_ENERGY = {
-    1: ("energy_import", "Energy import", "energy", "kWh"),
-    2: ("energy_export", "Energy export", "energy", "kWh"),
-    3: ("reactive_energy_import", "Reactive energy import", "reactive_energy", "kvarh"),
-    4: ("reactive_energy_export", "Reactive energy export", "reactive_energy", "kvarh"),
-}
-_INSTANT = {
-    1: ("power_import", "Power import", "power", "W", 0),
-    2: ("power_export", "Power export", "power", "W", 0),
-    3: ("reactive_power_import", "Reactive power import", "reactive_power", "var", 0),
-    4: ("reactive_power_export", "Reactive power export", "reactive_power", "var", 0),
-    13: ("power_factor", "Power factor", "power_factor", None, 3),
-    14: ("frequency", "Frequency", "frequency", "Hz", 2),
-}
-for _c, _ph in ((21, 1), (41, 2), (61, 3)):
-    _INSTANT[_c] = ("power_import_l%d" % _ph, "Power import L%d" % _ph, "power", "W", 0)
-    _INSTANT[_c + 1] = ("power_export_l%d" % _ph, "Power export L%d" % _ph, "power", "W", 0)
-    _INSTANT[_c + 10] = ("current_l%d" % _ph, "Current L%d" % _ph, "current", "A", 2)
-    _INSTANT[_c + 11] = ("voltage_l%d" % _ph, "Voltage L%d" % _ph, "voltage", "V", 1)
-_M = "measurement"
-_DIAG = "diagnostic"
-
-
-def _measure(oid, name, cls, unit, precision, category=None):
-    return (oid, name, cls, unit, _M, _K_NUM, precision, category)
-
-
-_OTHER = {
-    "_net": _measure("power", "Power", "power", "W", 0),  # P+ - P-: negative while exporting
-    APPARENT_POWER: _measure("apparent_power", "Apparent power", "apparent_power", "VA", 0),
-    DERIVED_PF: _measure("power_factor_calc", "Power factor (calculated)", "power_factor", None, 2),
-    "temperature": _measure("temperature", "Board temperature", "temperature", "°C", 1, _DIAG),
-    "humidity": _measure("humidity", "Board humidity", "humidity", "%", 0, _DIAG),
-    "rssi": _measure("wifi_rssi", "WiFi signal", "signal_strength", "dBm", 0, _DIAG),
-}
-
-
-def entity(key):
-    """The entity tuple for a ``values``/``derived``/extras key, or None for text or unknown keys.
-
-    :returns: (object_id, name, device_class, unit, state_class, kind, precision, category)
-    """
-    if key in _OTHER:
-        return _OTHER[key]
-    if not key.startswith("1-0:"):
-        return None  # meter number, device name, clock...
-    try:
-        c, d, e = [int(p) for p in key[4:].split(".")]
-    except ValueError:
-        return None
-    if d == 8 and c in _ENERGY:
-        oid, name, cls, unit = _ENERGY[c]
-        if e:
-            oid += "_t%d" % e
-            name += " T%d" % e
-        return (oid, name, cls, unit, "total_increasing", _K_MILLI, 3, None)
-    if d == 7 and e == 0 and c in _INSTANT:
-        oid, name, cls, unit, prec = _INSTANT[c]
-        return (oid, name, cls, unit, _M, _K_NUM, prec, None)
-    oid = "obis_1_0_%d_%d_%d" % (c, d, e)  # a number we have no meaning for: shown, no statistics
-    return (oid, "OBIS 1-0:%d.%d.%d" % (c, d, e), None, None, None, _K_NUM, None, None)
-
-
-def value_text(value, kind):
-    """JSON number text: integer Wh as kWh with 3 decimals; floats without float artefacts."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if kind == _K_MILLI:
-        value = int(value)
-        sign = "-" if value < 0 else ""
-        whole, milli = divmod(abs(value), 1000)
-        return "%s%d.%03d" % (sign, whole, milli)
-    if isinstance(value, int):
-        return "%d" % value
-    if math.isnan(value) or math.isinf(value):
-        return None  # NaN/inf are not JSON
-    text = "%.4f" % value
-    text = text.rstrip("0")
-    return text[:-1] if text.endswith(".") else text
 
 
 def _clean(text):
@@ -252,16 +159,16 @@ class MqttSink:
         ent = self._entities.get(key, 0)
         if ent == 0:
             ent = entity(key)
-            if ent is not None and value_text(value, ent[_KIND]) is None:
+            if ent is not None and value_text(value, ent[KIND]) is None:
                 return  # text (or None) under a numeric key: no entity yet
             self._entities[key] = ent
             if ent is not None:
                 self._pending.append(key)
         if ent is None:
             return
-        text = value_text(value, ent[_KIND])
+        text = value_text(value, ent[KIND])
         if text is not None:
-            parts.append('"%s":%s' % (ent[_OID], text))
+            parts.append('"%s":%s' % (ent[OID], text))
 
     def _identify(self, reading):
         meter = reading.meter_number
@@ -276,16 +183,8 @@ class MqttSink:
             self._retry_at = None
         self._node = node
         self._base = "%s/%s" % (self.config.MQTT_BASE_TOPIC.rstrip("/"), meter)
-        maker = reading.maker
         model = reading.values.get(DEVICE_NAME)
-        self._device = {
-            "identifiers": [node],
-            "name": "Smart meter " + meter,
-            "manufacturer": _MAKERS.get(maker, maker or "unknown"),
-            "model": model if isinstance(model, str) else "DLMS meter (%s)" % reading.layout,
-            "serial_number": meter,
-            "sw_version": __version__,
-        }
+        self._device = device_info(node, meter, reading.maker, model, reading.layout)
         self._entities = {}  # a new meter: only what it sends gets announced
         self._pending = []
 
@@ -426,34 +325,12 @@ class MqttSink:
 
     # -- discovery ------------------------------------------------------------------------------
     def _config_topic(self, key):
-        oid = self._entities[key][_OID]
-        return "%s/sensor/%s/%s/config" % (self.config.MQTT_DISCOVERY_PREFIX, self._node, oid)
+        prefix = self.config.MQTT_DISCOVERY_PREFIX
+        return config_topic(prefix, self._node, self._entities[key])
 
     def _config_payload(self, key):
         """The discovery config of one entity (built when sent: one small dict at a time)."""
-        import json
-
-        ent = self._entities[key]
-        oid = ent[_OID]
-        cfg = {
-            "name": ent[_NAME],
-            "unique_id": self._node + "_" + oid,
-            "state_topic": self._base + "/state",
-            "value_template": "{{ value_json.%s }}" % oid,
-            "availability_topic": self._base + "/status",
-            "device": self._device,
-            "origin": {"name": "smartmeter", "sw_version": __version__},
-        }
-        for field, index in (
-            ("device_class", _CLASS),
-            ("unit_of_measurement", _UNIT),
-            ("state_class", _STATE_CLASS),
-            ("entity_category", _CATEGORY),
-            ("suggested_display_precision", _PRECISION),
-        ):
-            if ent[index] is not None:
-                cfg[field] = ent[index]
-        return json.dumps(cfg)
+        return config_payload(self._entities[key], self._node, self._base, self._device)
 
 
 def _short_timeouts(client):

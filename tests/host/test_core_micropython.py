@@ -12,6 +12,7 @@ CORE = [
     ("smartmeter/dlms.py", "smartmeter/dlms.py"),
     ("smartmeter/crypto.py", "smartmeter/crypto.py"),
     ("smartmeter/transport.py", "smartmeter/transport.py"),
+    ("smartmeter/hdlc.py", "smartmeter/hdlc.py"),
     ("smartmeter/pipeline.py", "smartmeter/pipeline.py"),
     ("smartmeter/state.py", "smartmeter/state.py"),
     ("smartmeter/timeutil.py", "smartmeter/timeutil.py"),

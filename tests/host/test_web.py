@@ -459,6 +459,10 @@ def test_handler_fault_is_500_and_counted(site, monkeypatch):
 
     monkeypatch.setattr(web_api, "now_json", boom)
     assert site.request("/api/now")[0] == 500
+    # the server thread counts after the response went out: give it a moment
+    deadline = time.monotonic() + 2
+    while site.state.counters.http_errors < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert site.web.errors >= 1 and site.state.counters.http_errors >= 1
     assert site.request("/api/status")[0] == 200
 
