@@ -46,3 +46,17 @@ def which(*names: str) -> str | None:
         if found:
             return found
     return None
+
+
+class Actions:
+    """The app's actions (restart, setup mode) as a recorder for UI and web tests."""
+
+    def __init__(self):
+        self.restarts = 0
+        self.setups = 0
+
+    def restart(self):
+        self.restarts += 1
+
+    def setup_mode(self):
+        self.setups += 1

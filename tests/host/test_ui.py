@@ -12,6 +12,7 @@ import sys
 from collections import deque
 
 import pytest
+from _support import Actions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if ROOT not in sys.path:
@@ -78,18 +79,6 @@ class FakeKeys:
         for _ in range(times):
             self.events.q.append(FakeEvent(key, True))
             self.events.q.append(FakeEvent(key, False))
-
-
-class Actions:
-    def __init__(self):
-        self.restarts = 0
-        self.setups = 0
-
-    def restart(self):
-        self.restarts += 1
-
-    def setup_mode(self):
-        self.setups += 1
 
 
 # -- geometry -----------------------------------------------------------------------------

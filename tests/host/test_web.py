@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from _support import Actions
 
 from smartmeter import config as config_mod
 from smartmeter.netsetup import NetSetup
@@ -37,18 +38,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-class Actions:
-    def __init__(self):
-        self.restarts = 0
-        self.setups = 0
-
-    def restart(self):
-        self.restarts += 1
-
-    def setup_mode(self):
-        self.setups += 1
 
 
 class Loop:
