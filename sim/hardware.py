@@ -11,6 +11,8 @@ import sys
 import time
 from collections import deque
 
+from smartmeter.app import Hardware  # noqa: F401 - the PC builds the same object
+
 _TICKS_MASK = (1 << 29) - 1
 
 
@@ -188,28 +190,3 @@ class Console:
             if ch.strip():
                 return ch
         return None
-
-
-class Hardware:
-    """The object the app receives; attributes may be None where hardware is absent."""
-
-    def __init__(self, **kw):
-        self.uart = None
-        self.display = None
-        self.keys = None
-        self.i2c = None
-        self.fs = None
-        self.mount = None
-        self.log_dir = None
-        self.pool = None
-        self.radio = None
-        self.clock = None
-        self.watchdog = None
-        self.console = None
-        self.reset = None
-        self.mem_free = None
-        self.aes_backend = None
-        for k, v in kw.items():
-            if not hasattr(self, k):
-                raise TypeError("unknown hardware attribute " + k)
-            setattr(self, k, v)

@@ -23,6 +23,11 @@ caught, counted and kept as text in ``state.last_errors[name]``.
 import gc
 
 from . import __version__, timeutil
+
+try:
+    from typing import Any  # noqa: F401 - annotations only
+except ImportError:  # CircuitPython
+    pass
 from .config import Config
 from .dlms import COUNTERS
 from .pipeline import Pipeline
@@ -333,11 +338,40 @@ class App:
 OVERRIDE_NAME = "smartmeter.toml"
 
 
+class Hardware:
+    """What the app receives: each attribute None where that hardware is absent.
+
+    ``smartmeter.hardware`` fills it on the board, ``sim.hardware`` on a PC, tests with fakes.
+    Keyword arguments set attributes; an unknown name is an error.
+    """
+
+    uart: "Any" = None  # readinto(buf) -> n or None
+    display: "Any" = None  # displayio-compatible
+    keys: "Any" = None  # keypad-style: .events.get()
+    i2c: "Any" = None
+    fs: "Any" = None  # storage.RealFS or a fake
+    mount: "Any" = None  # callable: (re)mount the SD card, raises OSError without a card
+    log_dir: "Any" = None
+    pool: "Any" = None  # socket pool
+    radio: "Any" = None  # connected, ip, rssi, reconnect(), start_ap(), stop_ap(), start_mdns()
+    clock: "Any" = None  # ticks_ms(), time() (UTC epoch or None), optional sync_ntp(server)
+    watchdog: "Any" = None  # feed()
+    console: "Any" = None  # read_char(), write(line)
+    reset: "Any" = None  # reset(why)
+    mem_free: "Any" = None  # callable
+    aes_backend: "Any" = None  # "aesio" | "cryptography" | "python" | None (best available)
+    ssl_context: "Any" = None  # for MQTT_TLS
+
+    def __init__(self, **kw):
+        for name, value in kw.items():
+            if name.startswith("_") or not hasattr(Hardware, name):
+                raise TypeError("unknown hardware attribute " + name)
+            setattr(self, name, value)
+
+
 def _load(name):
     """Import a sink module only when it is used (each costs RAM on the device)."""
-    return __import__(
-        "smartmeter." + name, None, None, [name]
-    )  # settings the web page writes, on the SD card next to LOG_DIR
+    return __import__("smartmeter." + name, None, None, [name])
 
 
 class _Actions:

@@ -22,6 +22,8 @@ import microcontroller
 import supervisor
 from micropython import const
 
+from smartmeter import app
+
 # UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
 # (0.5 s each), an NTP query (<= 2 s) and a WiFi reconnect attempt (the radio call can block for
@@ -136,25 +138,16 @@ class Watchdog:
         self._wd.feed()
 
 
-class Hardware:
-    """The hardware object the app receives (see ``smartmeter.app``)."""
+class Hardware(app.Hardware):
+    """The board's hardware (see ``smartmeter.app.Hardware``)."""
 
     def __init__(self):
-        self.uart = None
-        self.display = None
-        self.keys = None
-        self.i2c = None
-        self.fs = None
-        self.mount = None
-        self.log_dir = None
-        self.pool = None
-        self.radio = None
-        self.clock = Clock()
-        self.watchdog = None
-        self.console = Console()
-        self.mem_free = getattr(gc, "mem_free", None)  # CircuitPython's gc has it
-        self.aes_backend = "aesio"
-        self.ssl_context = None  # MQTT_TLS: the radio's SSL context
+        super().__init__(
+            clock=Clock(),
+            console=Console(),
+            mem_free=getattr(gc, "mem_free", None),  # CircuitPython's gc has it
+            aes_backend="aesio",
+        )
         self.problems = []
 
     def reset(self, why):
