@@ -7,6 +7,8 @@ as floats, text as str. A value the meter did not send is absent from ``values``
 Derived quantities live apart, in ``derived``.
 """
 
+from .timeutil import format_offset
+
 # OBIS codes used throughout the firmware (interned once; sinks index ``values`` with these).
 A_PLUS = "1-0:1.8.0"
 A_MINUS = "1-0:2.8.0"
@@ -128,12 +130,9 @@ class Reading:
         if t is None:
             return None
         text = "%04d-%02d-%02dT%02d:%02d:%02d" % t
-        off = self.utc_offset
-        if off is None:
+        if self.utc_offset is None:
             return text
-        sign = "+" if off >= 0 else "-"
-        off = abs(off)
-        return text + "%s%02d:%02d" % (sign, off // 60, off % 60)
+        return text + format_offset(self.utc_offset)
 
     def as_dict(self):
         """The JSON-ready form used by the CLI and the web API."""

@@ -103,11 +103,6 @@ def utc_epoch(fields, offset=None, dst=None):
     return winter, 60
 
 
-def local_fields(epoch, offset):
-    """UTC epoch + offset (minutes) -> local (y, mo, d, h, mi, s)."""
-    return fields_from_epoch(epoch + offset * 60)
-
-
 def format_offset(offset):
     """+60 -> "+01:00"."""
     sign = "+" if offset >= 0 else "-"
