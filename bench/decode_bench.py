@@ -10,10 +10,10 @@ import os
 import statistics
 import time
 
-from smartmeter.crypto import Gcm
-from smartmeter.dlms import Decoder, Envelope
-from smartmeter.pipeline import Pipeline
-from smartmeter.transport import FrameReader
+from smartmeter.protocol.crypto import Gcm
+from smartmeter.protocol.dlms import Decoder, Envelope
+from smartmeter.protocol.pipeline import Pipeline
+from smartmeter.protocol.transport import FrameReader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(os.path.dirname(HERE), "tests", "vectors", "real-frames.json")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import time
 
-from smartmeter import reading as r
+from smartmeter.protocol import reading as r
 from smartmeter.graphite import GraphiteSink
-from smartmeter.reading import Reading
+from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 
 _HDR = 40  # IPv4 + TCP header bytes per packet

@@ -4,10 +4,10 @@ import gc
 import json
 import time
 
-from smartmeter.crypto import Gcm
-from smartmeter.dlms import Decoder, Envelope
-from smartmeter.pipeline import Pipeline
-from smartmeter.transport import FrameReader
+from smartmeter.protocol.crypto import Gcm
+from smartmeter.protocol.dlms import Decoder, Envelope
+from smartmeter.protocol.pipeline import Pipeline
+from smartmeter.protocol.transport import FrameReader
 
 with open("frames.json") as f:
     data = json.load(f)

@@ -11,7 +11,7 @@ from sim import screens
 from sim.display import make_png_display
 from sim.meter import VirtualMeter
 from smartmeter import timeutil
-from smartmeter.dlms import Decoder
+from smartmeter.protocol.dlms import Decoder
 from smartmeter.ui import Ui
 
 

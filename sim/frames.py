@@ -7,7 +7,7 @@ defaults the output has the shape of the real captures (``vectors/real-frames.js
 (control 0x13) from server address 0x03 to client 0xCEFF (L+G E450) with LLC ``E6 E7 00``.
 """
 
-from smartmeter.transport import crc16_x25
+from smartmeter.protocol.transport import crc16_x25
 
 MBUS_C = 0x53
 MBUS_A = 0xFF

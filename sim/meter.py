@@ -9,8 +9,8 @@ counters that integrate the power exactly (integer Wh). Deterministic for a seed
 import math
 import random
 
-from smartmeter import reading as r
-from smartmeter.crypto import Gcm
+from smartmeter.protocol import reading as r
+from smartmeter.protocol.crypto import Gcm
 from smartmeter.timeutil import fields_from_epoch, vienna_offset_at
 
 from . import frames, telegrams

@@ -24,7 +24,7 @@ PUSH_INTERVAL_MS = 5000  # Austrian meters push every 5 s (TINETZ, Netz NOE, VKW
 def _replay_telegrams(path):
     """Split a hex capture into per-telegram chunks with the firmware's own reader."""
     from smartmeter.__main__ import parse_hex_text
-    from smartmeter.transport import FrameReader
+    from smartmeter.protocol.transport import FrameReader
 
     with open(path, encoding="utf-8", errors="replace") as f:
         data = parse_hex_text(f.read())

@@ -18,7 +18,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from smartmeter import reading as r  # noqa: E402
+from smartmeter.protocol import reading as r  # noqa: E402
 from smartmeter.state import State  # noqa: E402
 
 NOW_MS = 1_000_000  # the "now" of every scenario (ticks)

@@ -8,8 +8,8 @@ general-glo-ciphering envelope. Framing (M-Bus / HDLC) is in ``sim.frames``.
 import struct
 from functools import lru_cache
 
-from smartmeter import reading as r
-from smartmeter.crypto import Gcm
+from smartmeter.protocol import reading as r
+from smartmeter.protocol.crypto import Gcm
 
 
 # -- A-XDR ------------------------------------------------------------------------------------

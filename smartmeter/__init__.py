@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 
 def decode(data, key, auth_key=None, **kwargs):
-    """Decode a captured byte stream; see :func:`smartmeter.pipeline.decode`."""
-    from .pipeline import decode as _decode
+    """Decode a captured byte stream; see :func:`smartmeter.protocol.pipeline.decode`."""
+    from .protocol.pipeline import decode as _decode
 
     return _decode(data, key, auth_key, **kwargs)

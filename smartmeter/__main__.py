@@ -12,9 +12,9 @@ import json
 import re
 import sys
 
-from . import layouts
-from .errors import KeyFormatError, MeterError
-from .pipeline import decode
+from .protocol import layouts
+from .protocol.errors import KeyFormatError, MeterError
+from .protocol.pipeline import decode
 
 _COMMENT = re.compile(r"#[^\n]*")
 _PREFIX = re.compile(r"0[xX](?=[0-9a-fA-F])")

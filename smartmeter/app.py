@@ -29,9 +29,9 @@ try:
 except ImportError:  # CircuitPython
     pass
 from .config import Config
-from .dlms import COUNTERS
-from .pipeline import Pipeline
-from .reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
+from .protocol.dlms import COUNTERS
+from .protocol.pipeline import Pipeline
+from .protocol.reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
 from .state import State, problem_text
 from .timeutil import ticks_diff
 

@@ -8,8 +8,8 @@ A bad value keeps the default and adds a line to ``Config.problems``; the firmwa
 degraded mode that shows the problem instead of crashing into the REPL.
 """
 
-from .crypto import parse_key
-from .errors import KeyFormatError
+from .protocol.crypto import parse_key
+from .protocol.errors import KeyFormatError
 
 # name: (kind, default, extra)  kind: str | int | bool | choice | key | secret | pin
 # extra: (min, max) for int, tuple of choices for choice

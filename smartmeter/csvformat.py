@@ -8,7 +8,7 @@ header and data lines, row formatting and time stamping, and :func:`read_rows`. 
 See :mod:`smartmeter.csvlog` for the file layout and the power-safety rules.
 """
 
-from .reading import (
+from .protocol.reading import (
     A_MINUS,
     A_PLUS,
     APPARENT_POWER,

@@ -126,7 +126,7 @@ class CsvLog:
     def write(self, reading, epoch_utc=None, extras=None):
         """Append the row for ``reading``; returns True when it was written and synced.
 
-        :param reading: a :class:`~smartmeter.reading.Reading`
+        :param reading: a :class:`~smartmeter.protocol.reading.Reading`
         :param epoch_utc: UTC seconds of the reading from a set clock, or None
         :param extras: dict with ``temperature``, ``humidity``, ``rssi`` (None = empty field)
         Never raises: failures are counted (``errors``, ``lost``, ``no_time``) and shown

@@ -25,7 +25,7 @@ from .mqtt_entities import (
     entity,
     value_text,
 )
-from .reading import DEVICE_NAME, P_MINUS, P_PLUS
+from .protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
 from .timeutil import ticks_add
 from .timeutil import ticks_diff as _ticks_diff
 

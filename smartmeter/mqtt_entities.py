@@ -9,7 +9,7 @@ makes the JSON number of a state message, :func:`device_info`, :func:`config_top
 import math
 
 from . import __version__
-from .reading import APPARENT_POWER, DERIVED_PF
+from .protocol.reading import APPARENT_POWER, DERIVED_PF
 
 try:
     from micropython import const

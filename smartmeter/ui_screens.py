@@ -15,7 +15,7 @@ import terminalio
 import vectorio
 from adafruit_display_text import label as _label
 
-from .reading import (
+from .protocol.reading import (
     A_MINUS,
     A_PLUS,
     CURRENTS,

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from vectors import DATA as VECTORS
 
-from smartmeter import crypto
-from smartmeter.errors import (
+from smartmeter.protocol import crypto
+from smartmeter.protocol.errors import (
     AuthKeyMissingError,
     KeyFormatError,
     MeterError,

@@ -10,9 +10,9 @@ import time
 import pytest
 from fakefs import EIO, ENOSPC, FakeFS, PowerCut
 
-import smartmeter.reading as R
+import smartmeter.protocol.reading as R
 from smartmeter.csvlog import CsvLog, _parse_header, _parse_line, days_from_civil, read_rows
-from smartmeter.reading import Reading
+from smartmeter.protocol.reading import Reading
 from smartmeter.storage import RealFS, Storage
 
 LOG = "/sd/logs"

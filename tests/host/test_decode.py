@@ -9,10 +9,10 @@ from vectors import FRAMES, PLAINTEXT_ONLY, ROOT, by_id
 
 import smartmeter
 from sim import frames, telegrams
-from smartmeter import reading as r
-from smartmeter.crypto import Gcm
-from smartmeter.dlms import Decoder
-from smartmeter.errors import (
+from smartmeter.protocol import reading as r
+from smartmeter.protocol.crypto import Gcm
+from smartmeter.protocol.dlms import Decoder
+from smartmeter.protocol.errors import (
     AuthKeyMissingError,
     DuplicateError,
     EnvelopeError,
@@ -21,7 +21,7 @@ from smartmeter.errors import (
     TagMismatchError,
     WrongKeyError,
 )
-from smartmeter.pipeline import Pipeline
+from smartmeter.protocol.pipeline import Pipeline
 
 KEY = bytes(range(16))
 AUTH = bytes(range(16, 32))

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from vectors import FRAMES, PLAINTEXT_ONLY
 
 from sim import telegrams
-from smartmeter import reading as r
-from smartmeter.crypto import Gcm
-from smartmeter.dlms import Decoder
-from smartmeter.errors import MeterError
-from smartmeter.transport import RAW_CAPACITY, FrameReader
+from smartmeter.protocol import reading as r
+from smartmeter.protocol.crypto import Gcm
+from smartmeter.protocol.dlms import Decoder
+from smartmeter.protocol.errors import MeterError
+from smartmeter.protocol.transport import RAW_CAPACITY, FrameReader
 
 SEEDS = [bytes.fromhex(f["raw_hex"]) for f in FRAMES]
 PLAINS = [bytes.fromhex(f["plaintext_hex"]) for f in FRAMES + PLAINTEXT_ONLY]

@@ -12,9 +12,9 @@ import time
 import pytest
 from servers import black_hole_server, carbon_server, open_fds
 
-from smartmeter import reading as r
+from smartmeter.protocol import reading as r
 from smartmeter.graphite import GraphiteSink
-from smartmeter.reading import Reading
+from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 
 BUDGET_S = 1.0 + 0.25  # _POLL_BUDGET_MS plus scheduling slack
@@ -423,7 +423,7 @@ def test_black_hole_keeps_poll_within_budget(accept):
 # -- device dialect ----------------------------------------------------------------------------
 _MPY_SCRIPT = """
 import gc
-from smartmeter import reading as r
+from smartmeter.protocol import reading as r
 from smartmeter.graphite import GraphiteSink
 from smartmeter.state import State
 

@@ -84,10 +84,10 @@ def test_repo_relative_paths_resolve_from_repo_root():
     # errors.py is the protocol core's exception hierarchy; it must import under MicroPython.
     assert (REPO_ROOT / "smartmeter" / "errors.py").is_file()
     rc, out, err = run_micropython(
-        "import smartmeter.errors as e\nprint(e.__file__)\n", files=["smartmeter"]
+        "import smartmeter.protocol.errors as e\nprint(e.__file__)\n", files=["smartmeter"]
     )
     assert rc == 0, err
-    assert out.strip() == "/app/smartmeter/errors.py"
+    assert out.strip() == "/app/smartmeter/protocol/errors.py"
 
 
 def test_stdout_is_streamed_in_order_and_large_output_survives():

@@ -16,9 +16,9 @@ from servers import black_hole_server, free_port, open_fds
 
 from sim.meter import VirtualMeter
 from smartmeter import mqtt as m
-from smartmeter import reading as r
+from smartmeter.protocol import reading as r
 from smartmeter.config import Config
-from smartmeter.reading import Reading
+from smartmeter.protocol.reading import Reading
 from smartmeter.state import MQTT, MQTT_AUTH, State, problem_text
 from smartmeter.timeutil import fields_from_epoch
 
@@ -237,7 +237,7 @@ def test_disabled_without_host():
 def test_payload_code_runs_on_micropython(run_micropython):
     script = (
         "from smartmeter.mqtt import MqttSink\n"
-        "from smartmeter.reading import Reading\n"
+        "from smartmeter.protocol.reading import Reading\n"
         "from smartmeter.state import State\n"
         "class Cfg:\n"
         "    MQTT_HOST='h'; MQTT_PORT=1883; MQTT_INTERVAL_S=0; MQTT_BASE_TOPIC='smartmeter'\n"

@@ -201,7 +201,7 @@ _MP_SCRIPT = """
 import os
 from smartmeter.storage import RealFS, Storage
 from smartmeter.csvlog import CsvLog, read_rows
-from smartmeter.reading import Reading, A_PLUS, U_L1, I_L1, P_PLUS
+from smartmeter.protocol.reading import Reading, A_PLUS, U_L1, I_L1, P_PLUS
 
 def reading(t, a):
     r = Reading()

@@ -1,4 +1,4 @@
-"""Transport reader (smartmeter.transport) and the frame encoders (sim.frames).
+"""Transport reader (smartmeter.protocol.transport) and the frame encoders (sim.frames).
 
 Real captures in every chunking and at every frame boundary, the T210-D overflow frame,
 garbage, truncation, bit flips, lying lengths, noise floods, segment/GBT sequence errors, HDLC
@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from vectors import FRAMES, FRAMING_ONLY
 
 from sim import frames
-from smartmeter import transport
-from smartmeter.errors import FrameError
-from smartmeter.transport import FrameReader, crc16_x25
+from smartmeter.protocol import transport
+from smartmeter.protocol.errors import FrameError
+from smartmeter.protocol.transport import FrameReader, crc16_x25
 
 CAP = transport.RAW_CAPACITY
 PCAP = transport.PAYLOAD_CAPACITY
@@ -561,7 +561,7 @@ def test_gbt_rare_paths():
 
 _MP_SCRIPT = """
 import gc, json
-from smartmeter.transport import FrameReader, crc16_x25, RAW_CAPACITY
+from smartmeter.protocol.transport import FrameReader, crc16_x25, RAW_CAPACITY
 with open("frames.json") as f:
     data = json.load(f)
 caps = [bytes.fromhex(v["raw_hex"]) for v in data["frames"] + data["framing_only"]]
@@ -592,7 +592,7 @@ print(n[0], (gc.mem_alloc() - a0) // 60)
 
 def test_runs_under_micropython(run_micropython):
     rc, out, err = run_micropython(
-        _MP_SCRIPT, files=["smartmeter", ("../shared/vectors/real-frames.json", "frames.json")]
+        _MP_SCRIPT, files=["smartmeter", ("tests/vectors/real-frames.json", "frames.json")]
     )
     assert rc == 0, err
     lines = out.splitlines()

@@ -23,7 +23,7 @@ from PIL import Image, ImageChops  # noqa: E402
 
 from sim import screens as S  # noqa: E402
 from sim.display import make_png_display  # noqa: E402
-from smartmeter import reading as r  # noqa: E402
+from smartmeter.protocol import reading as r  # noqa: E402
 from smartmeter import ui_text  # noqa: E402
 from smartmeter.ui import ENTER, NEXT, Ui  # noqa: E402
 
@@ -591,7 +591,7 @@ _MPY_FAKES = {
 
 _MPY_SCRIPT = """
 from smartmeter.state import State
-from smartmeter.reading import Reading
+from smartmeter.protocol.reading import Reading
 from smartmeter.ui import Ui
 from smartmeter import ui_text as T
 

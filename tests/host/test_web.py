@@ -22,7 +22,7 @@ from _support import Actions
 
 from smartmeter import config as config_mod
 from smartmeter.netsetup import NetSetup
-from smartmeter.reading import P_MINUS, P_PLUS, Reading
+from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
 from smartmeter.state import State
 from smartmeter.storage import RealFS, Storage
 from smartmeter.web import WebServer

@@ -1,14 +1,14 @@
-"""The real captures from shared/vectors, loaded once for every test module."""
+"""The real captures (copied from shared/vectors into tests/vectors), loaded once for every test module.
+
+Only the repository's own copy is read: a user's clone has no ../shared.
+"""
 
 import json
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-_CANDIDATES = (
-    os.path.join(ROOT, "..", "shared", "vectors", "real-frames.json"),
-    os.path.join(ROOT, "tests", "vectors", "real-frames.json"),
-)
+_CANDIDATES = (os.path.join(ROOT, "tests", "vectors", "real-frames.json"),)
 
 
 def _load():

@@ -9,7 +9,7 @@ the PC. Use from a test module in ``tests/host`` (pytest puts that directory on 
 
     def test_core_runs_on_micropython():
         rc, out, err = run_micropython(
-            "import smartmeter.axdr\\nprint('ok')\\n",
+            "import smartmeter.protocol.axdr\\nprint('ok')\\n",
             files=["smartmeter", ("tests/vectors/real-frames.json", "frames.json")],
         )
         assert rc == 0, err
@@ -28,7 +28,7 @@ Signature::
     Host files or directories copied into the VM before the script runs. Each item is a path
     (copied to ``/app/<basename>``, directories recursively, ``__pycache__`` skipped) or a
     ``(host_path, dest)`` pair (copied to ``/app/<dest>``). Relative host paths are resolved
-    against the repository root, so ``"smartmeter"`` makes ``import smartmeter.crypto`` work.
+    against the repository root, so ``"smartmeter"`` makes ``import smartmeter.protocol.crypto`` work.
 ``returncode``
     0 on success, the code given to ``sys.exit()``, 1 when the script raised (the MicroPython
     traceback is in ``stderr``), 2 when the runner itself could not start.

@@ -2,9 +2,9 @@
 import json
 import sys
 
-from smartmeter.dlms import Decoder
-from smartmeter.errors import MeterError, WrongKeyError
-from smartmeter.pipeline import decode
+from smartmeter.protocol.dlms import Decoder
+from smartmeter.protocol.errors import MeterError, WrongKeyError
+from smartmeter.protocol.pipeline import decode
 
 with open("frames.json") as f:
     data = json.load(f)

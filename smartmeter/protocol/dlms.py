@@ -1,12 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""From a reassembled application payload to a :class:`~smartmeter.reading.Reading`.
+"""From a reassembled application payload to a :class:`~smartmeter.protocol.reading.Reading`.
 
 Stages, each with its own error class and counter: envelope (general-glo-ciphering header),
 duplicate/replay check, decryption + tag check, plausibility of the plaintext ("wrong key?"),
 A-XDR parse, layout. The plaintext buffer is preallocated once per decoder.
 """
 
-from . import layouts, template
+from . import fastpath, layouts
 from .axdr import Parser, parse_datetime
 from .errors import (
     AuthKeyMissingError,
@@ -110,7 +110,7 @@ class Decoder:
         self.gcm = gcm
         self.layout = layout
         self._plain = bytearray(_MAX_PLAINTEXT)
-        self._template = None  # the learned shape of this meter's telegrams (template.py)
+        self._template = None  # the learned shape of this meter's telegrams (fastpath.py)
         self.learn = True  # learn templates (tests switch it off to compare both paths)
         self.fast = 0  # telegrams decoded by the learned template
         self._last_title = None
@@ -224,6 +224,6 @@ class Decoder:
             shape = p.locate(leaves)
         reading.layout = layouts.apply(body, reading, self.layout, shape, plan)
         if plan is not None and dt_len in (0x0C, 0x00):
-            self._template = template.learn(apdu, leaves, plan, reading.layout, header_time)
+            self._template = fastpath.learn(apdu, leaves, plan, reading.layout, header_time)
         reading.derive()
         return reading

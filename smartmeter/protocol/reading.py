@@ -7,7 +7,7 @@ as floats, text as str. A value the meter did not send is absent from ``values``
 Derived quantities live apart, in ``derived``.
 """
 
-from .timeutil import format_offset
+from ..timeutil import format_offset
 
 # OBIS codes used throughout the firmware (interned once; sinks index ``values`` with these).
 A_PLUS = "1-0:1.8.0"

@@ -3,7 +3,7 @@
 
 Structures and arrays become lists; integers become int; octet-strings stay bytes (the
 layouts decide whether they are OBIS codes, text or dates); visible-strings become str.
-Every malformed input raises :class:`~smartmeter.errors.ParseError`, nothing else.
+Every malformed input raises :class:`~smartmeter.protocol.errors.ParseError`, nothing else.
 """
 
 import struct

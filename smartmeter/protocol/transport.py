@@ -8,7 +8,7 @@ Two framings, recognised by content (never by fixed offsets and never by idle ga
   quirk (``68 01 01 68`` for a 257-byte body: L < 3 is taken as L + 256);
 * HDLC (IEC 62056-46) frames ``7E | A0 LL | dst | src | ctrl | HCS | [E6 E7 00] | info | FCS | 7E``
   with HDLC segmentation and DLMS General Block Transfer (``E0 ctrl blk(2) ack(2) len``); that
-  framing and CRC-16/X.25 live in :mod:`smartmeter.hdlc` (re-exported here).
+  framing and CRC-16/X.25 live in :mod:`smartmeter.protocol.hdlc` (re-exported here).
 
 The TSAP pair ``01 67`` that Netz NÖ, TINETZ and VKW meters put after the CI is removed when
 the first segment carries it (and then every later segment of that telegram must carry it too);
