@@ -79,7 +79,7 @@ def _ours(root, name, size, chunk):
     from smartmeter import config as config_mod
     from smartmeter import web as web_mod
     from smartmeter.state import State
-    from smartmeter.storage import RealFS, Storage
+    from smartmeter.datalog.sd import RealFS, Storage
 
     old = web_mod._CHUNK
     web_mod._CHUNK = chunk

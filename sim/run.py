@@ -13,7 +13,7 @@ import time
 
 from smartmeter import app as app_mod
 from smartmeter import config as config_mod
-from smartmeter.storage import RealFS
+from smartmeter.datalog.sd import RealFS
 
 from . import meter as meter_mod
 from .hardware import Console, Hardware, SimKeys, SimRadio, SimUart

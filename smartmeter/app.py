@@ -474,7 +474,7 @@ def build(hw, cfg, state=None, web=True):
 
 def device_fs():
     """The filesystem interface for the SD card on the device."""
-    from .storage import RealFS
+    from .datalog.sd import RealFS
 
     return RealFS()
 
@@ -491,7 +491,7 @@ class CsvBackfill:
         self._cursor = None  # (file name, byte offset, epoch of the row before the offset)
 
     def __call__(self, since, until, max_rows):
-        from .csvlog import read_rows
+        from .datalog.csvlog import read_rows
 
         first_day = "%04d-%02d-%02d" % timeutil.fields_from_epoch(since - 86400)[:3]
         rows = []

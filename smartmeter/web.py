@@ -246,7 +246,7 @@ class WebServer:
     :param config: Config (WEB_PORT, WEB_USER, WEB_PASSWORD, LOG_DIR, UI_LANGUAGE)
     :param state: the app State
     :param pool: socket pool (``socketpool.SocketPool`` or CPython's ``socket`` module)
-    :param storage: ``smartmeter.storage.Storage`` or None (no SD: no files, no settings file)
+    :param storage: ``smartmeter.datalog.sd.Storage`` or None (no SD: no files, no settings file)
     :param actions: object with ``restart()`` and ``setup_mode()``
     :param service: callable run between slices of long work (``App.service_uart``)
     :param ticks_ms: millisecond tick source (wrapping); default supervisor/time based

@@ -1,6 +1,6 @@
 """An in-memory filesystem with real failure semantics, for the CSV log and storage tests.
 
-It implements the ``fs`` interface of :mod:`smartmeter.storage` and models what matters on an
+It implements the ``fs`` interface of :mod:`smartmeter.datalog.sd` and models what matters on an
 SD card:
 
 - **Durability.** Written bytes are visible at once but only *durable* after ``sync()`` (or

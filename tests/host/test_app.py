@@ -14,7 +14,7 @@ from sim.meter import VirtualMeter
 from smartmeter import app as app_mod
 from smartmeter import config
 from smartmeter import state as state_mod
-from smartmeter.csvlog import read_rows
+from smartmeter.datalog.csvlog import read_rows
 from smartmeter.timeutil import epoch_from_fields
 
 KEY_HEX = "36C66639E48A8CA4D6BC8B282A793BBB"

@@ -14,7 +14,7 @@ from sim.hardware import Hardware, ManualClock, SimRadio, SimUart
 from sim.meter import VirtualMeter
 from smartmeter import app as app_mod
 from smartmeter import config
-from smartmeter.storage import RealFS
+from smartmeter.datalog.sd import RealFS
 from smartmeter.timeutil import epoch_from_fields
 
 DAYS = 30

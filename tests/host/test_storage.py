@@ -1,10 +1,10 @@
-"""SD card state machine, remount backoff, free space and retention (smartmeter.storage)."""
+"""SD card state machine, remount backoff, free space and retention (smartmeter.datalog.sd)."""
 
 import pytest
 from fakefs import EIO, ENODEV, ENOSPC, FakeFS
 from mpy import run_micropython
 
-from smartmeter.storage import EROFS, RealFS, Storage, part_of, ticks_diff
+from smartmeter.datalog.sd import EROFS, RealFS, Storage, part_of, ticks_diff
 
 LOG = "/sd/logs"
 
@@ -199,8 +199,8 @@ def test_realfs_on_a_pc_folder(tmp_path):
 
 _MP_SCRIPT = """
 import os
-from smartmeter.storage import RealFS, Storage
-from smartmeter.csvlog import CsvLog, read_rows
+from smartmeter.datalog.sd import RealFS, Storage
+from smartmeter.datalog.csvlog import CsvLog, read_rows
 from smartmeter.protocol.reading import Reading, A_PLUS, U_L1, I_L1, P_PLUS
 
 def reading(t, a):

@@ -24,7 +24,7 @@ from smartmeter import config as config_mod
 from smartmeter.netsetup import NetSetup
 from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
 from smartmeter.state import State
-from smartmeter.storage import RealFS, Storage
+from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.web import WebServer
 
 PASSWORD = "correct-horse-1"

@@ -5,10 +5,10 @@ The column table, header labels and number formats of both dialects (``"excel-de
 decimal comma, ``DD.MM.YYYY``; ``"international"``: ``,``, ``.``, ISO dates), the parsers of our
 header and data lines, row formatting and time stamping, and :func:`read_rows`. Pure: no state;
 :func:`read_rows` works on any ``fs``-like object.
-See :mod:`smartmeter.csvlog` for the file layout and the power-safety rules.
+See :mod:`smartmeter.datalog.csvlog` for the file layout and the power-safety rules.
 """
 
-from .protocol.reading import (
+from ..protocol.reading import (
     A_MINUS,
     A_PLUS,
     APPARENT_POWER,
@@ -29,7 +29,7 @@ from .protocol.reading import (
     U_L3,
     VOLTAGES,
 )
-from .timeutil import civil_from_days, days_from_civil, eu_offset
+from ..timeutil import civil_from_days, days_from_civil, eu_offset
 
 try:
     from micropython import const
@@ -194,7 +194,7 @@ def _write_all(f, data):
 def read_rows(source, path, start_offset=0, with_offset=False):
     """Iterate over the rows of one of our CSV files (either dialect), in bounded memory.
 
-    :param source: a :class:`~smartmeter.storage.Storage` (then ``path`` may be a bare file name)
+    :param source: a :class:`~smartmeter.datalog.sd.Storage` (then ``path`` may be a bare file name)
         or an ``fs`` object
     :param start_offset: byte offset to resume from (a value from ``with_offset``)
     :param with_offset: also yield the offset just past each row

@@ -22,7 +22,7 @@ successful mount so the log knows to reopen and re-check its file.
 import os
 import sys
 
-from .timeutil import ticks_diff
+from ..timeutil import ticks_diff
 
 try:
     from micropython import const

@@ -43,8 +43,8 @@ from .csvformat import (  # noqa: F401 - re-exported: callers import them here
     _write_all,
     read_rows,
 )
-from .storage import ENOENT, errno_of, part_of
-from .timeutil import civil_from_days, days_from_civil  # noqa: F401 - re-exported for callers
+from .sd import ENOENT, errno_of, part_of
+from ..timeutil import civil_from_days, days_from_civil  # noqa: F401 - re-exported for callers
 
 try:
     from micropython import const
@@ -62,7 +62,7 @@ _GONE = "gone"
 class CsvLog:
     """Writes one CSV row per reading into day files through a :class:`Storage`.
 
-    :param storage: the :class:`~smartmeter.storage.Storage` of the SD card
+    :param storage: the :class:`~smartmeter.datalog.sd.Storage` of the SD card
     :param dialect: ``"excel-de"`` or ``"international"``
     :param energy_offset_wh: added to A+ (carries the count across a meter exchange)
     :param std_offset_min: standard-time UTC offset of the meter's zone (CET: 60)
@@ -385,7 +385,7 @@ class CsvSink:
     name = "csv"
 
     def __init__(self, hw, cfg, state):
-        from .storage import Storage
+        from .sd import Storage
 
         self.storage = Storage(hw.fs, hw.mount, cfg.LOG_DIR, hw.clock, cfg.LOG_MIN_FREE_MB)
         self.log = CsvLog(self.storage, cfg.CSV_DIALECT, cfg.ENERGY_OFFSET_WH)
