@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 from smartmeter.protocol import reading as r
-from smartmeter.graphite import GraphiteSink
+from smartmeter.outputs.graphite import GraphiteSink
 from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 

@@ -371,7 +371,7 @@ class Hardware:
 
 def _load(name):
     """Import a sink module only when it is used (each costs RAM on the device)."""
-    return __import__("smartmeter." + name, None, None, [name])
+    return __import__("smartmeter." + name, None, None, [name.rsplit(".", 1)[-1]])
 
 
 class _Actions:
@@ -413,7 +413,7 @@ def build(hw, cfg, state=None, web=True):
     app.storage = None
     app.csv = None
     if hw.fs is not None and cfg.SD_MODE != "none":
-        app.csv = attempt("csv", lambda: _load("csvlog").CsvSink(hw, cfg, state))
+        app.csv = attempt("csv", lambda: _load("datalog.csvlog").CsvSink(hw, cfg, state))
         if app.csv is not None:
             app.storage = app.csv.storage
     else:
@@ -422,7 +422,7 @@ def build(hw, cfg, state=None, web=True):
     if hw.display is not None:
         app.ui = attempt(
             "display",
-            lambda: _load("ui").Ui(
+            lambda: _load("ui.control").Ui(
                 hw.display,
                 hw.keys,
                 state,
@@ -444,12 +444,12 @@ def build(hw, cfg, state=None, web=True):
         backfill = CsvBackfill(app.storage) if app.storage is not None else None
         attempt(
             "graphite",
-            lambda: _load("graphite").GraphiteSink(cfg, hw.pool, state, backfill),
+            lambda: _load("outputs.graphite").GraphiteSink(cfg, hw.pool, state, backfill),
         )
     if hw.pool is not None and cfg.MQTT_HOST:
         attempt(
             "mqtt",
-            lambda: _load("mqtt").MqttSink(
+            lambda: _load("outputs.mqtt").MqttSink(
                 cfg, hw.pool, state, clock.ticks_ms, ticks_diff, getattr(hw, "ssl_context", None)
             ),
         )
@@ -457,7 +457,7 @@ def build(hw, cfg, state=None, web=True):
     if web and hw.pool is not None:
         app.web = attempt(
             "web",
-            lambda: _load("web").WebServer(
+            lambda: _load("web.server").WebServer(
                 cfg, state, hw.pool, app.storage, actions, app.service_uart, clock.ticks_ms
             ),
         )

@@ -13,7 +13,7 @@ import pytest
 from servers import black_hole_server, carbon_server, open_fds
 
 from smartmeter.protocol import reading as r
-from smartmeter.graphite import GraphiteSink
+from smartmeter.outputs.graphite import GraphiteSink
 from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 
@@ -424,7 +424,7 @@ def test_black_hole_keeps_poll_within_budget(accept):
 _MPY_SCRIPT = """
 import gc
 from smartmeter.protocol import reading as r
-from smartmeter.graphite import GraphiteSink
+from smartmeter.outputs.graphite import GraphiteSink
 from smartmeter.state import State
 
 class Cfg:
@@ -531,7 +531,7 @@ def test_dashboard_queries_only_metrics_the_sink_sends():
 
     from _support import REPO_ROOT
 
-    from smartmeter.graphite import METRICS, STATUS
+    from smartmeter.outputs.graphite import METRICS, STATUS
 
     dash = json.loads((REPO_ROOT / "grafana" / "dashboard.json").read_text())
     assert dash["__inputs"][0]["pluginId"] == "graphite"

@@ -15,7 +15,7 @@ from _support import REPO_ROOT, require
 from servers import black_hole_server, free_port, open_fds
 
 from sim.meter import VirtualMeter
-from smartmeter import mqtt as m
+from smartmeter.outputs import mqtt as m
 from smartmeter.protocol import reading as r
 from smartmeter.config import Config
 from smartmeter.protocol.reading import Reading
@@ -236,7 +236,7 @@ def test_disabled_without_host():
 
 def test_payload_code_runs_on_micropython(run_micropython):
     script = (
-        "from smartmeter.mqtt import MqttSink\n"
+        "from smartmeter.outputs.mqtt import MqttSink\n"
         "from smartmeter.protocol.reading import Reading\n"
         "from smartmeter.state import State\n"
         "class Cfg:\n"

@@ -15,10 +15,10 @@ meter's UTC epoch, energy is sent as integer Wh/varh, other floats with fixed de
 
 from array import array
 
-from .protocol import reading as _r
-from .protocol.reading import A_PLUS, P_MINUS, P_PLUS, Reading
-from .timeutil import ticks_add
-from .timeutil import ticks_diff as _ticks_diff29
+from ..protocol import reading as _r
+from ..protocol.reading import A_PLUS, P_MINUS, P_PLUS, Reading
+from ..timeutil import ticks_add
+from ..timeutil import ticks_diff as _ticks_diff29
 
 try:
     from micropython import const

@@ -15,8 +15,8 @@ Never blocks the meter: the client connects only in ``poll()``, one attempt per 
 timeouts, one discovery message or a few states per pass, a bounded drop-oldest queue.
 """
 
-from . import __version__  # noqa: F401 - re-exported for callers
-from .mqtt_entities import (
+from .. import __version__  # noqa: F401 - re-exported for callers
+from .hass import (
     KIND,
     OID,
     config_payload,
@@ -25,9 +25,9 @@ from .mqtt_entities import (
     entity,
     value_text,
 )
-from .protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
-from .timeutil import ticks_add
-from .timeutil import ticks_diff as _ticks_diff
+from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
+from ..timeutil import ticks_add
+from ..timeutil import ticks_diff as _ticks_diff
 
 try:
     from micropython import const

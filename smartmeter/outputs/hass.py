@@ -3,13 +3,13 @@
 
 Pure (no network): :func:`entity` maps a reading key to its entity tuple, :func:`value_text`
 makes the JSON number of a state message, :func:`device_info`, :func:`config_topic` and
-:func:`config_payload` build the retained discovery configs. Used by :mod:`smartmeter.mqtt`.
+:func:`config_payload` build the retained discovery configs. Used by :mod:`smartmeter.outputs.mqtt`.
 """
 
 import math
 
-from . import __version__
-from .protocol.reading import APPARENT_POWER, DERIVED_PF
+from .. import __version__
+from ..protocol.reading import APPARENT_POWER, DERIVED_PF
 
 try:
     from micropython import const
