@@ -12,7 +12,7 @@ from sim.display import make_png_display
 from sim.meter import VirtualMeter
 from smartmeter import timeutil
 from smartmeter.protocol.dlms import Decoder
-from smartmeter.ui import Ui
+from smartmeter.ui.control import Ui
 
 
 def run(telegrams=30):

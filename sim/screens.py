@@ -228,7 +228,7 @@ def render(ui, scenario, screen, now_ms=NOW_MS):
 def main(argv=None):
     """Write the PNGs; prints what it wrote and the time per screen."""
     from sim.display import make_png_display
-    from smartmeter.ui import Ui
+    from smartmeter.ui.control import Ui
 
     args = list(sys.argv[1:] if argv is None else argv)
     full = "--all" in args

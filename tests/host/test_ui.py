@@ -24,8 +24,8 @@ from PIL import Image, ImageChops  # noqa: E402
 from sim import screens as S  # noqa: E402
 from sim.display import make_png_display  # noqa: E402
 from smartmeter.protocol import reading as r  # noqa: E402
-from smartmeter import ui_text  # noqa: E402
-from smartmeter.ui import ENTER, NEXT, Ui  # noqa: E402
+from smartmeter.ui import texts as ui_text  # noqa: E402
+from smartmeter.ui.control import ENTER, NEXT, Ui  # noqa: E402
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 NOW = S.NOW_MS
@@ -592,8 +592,8 @@ _MPY_FAKES = {
 _MPY_SCRIPT = """
 from smartmeter.state import State
 from smartmeter.protocol.reading import Reading
-from smartmeter.ui import Ui
-from smartmeter import ui_text as T
+from smartmeter.ui.control import Ui
+from smartmeter.ui import texts as T
 
 class Ev:
     def __init__(self, k):
@@ -673,7 +673,17 @@ def test_ui_runs_under_micropython(tmp_path, require):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         files.append((str(path), name))
-    for mod in ("__init__", "state", "reading", "timeutil", "ui", "ui_text", "ui_screens"):
+    for mod in (
+        "__init__",
+        "state",
+        "protocol/__init__",
+        "protocol/reading",
+        "timeutil",
+        "ui/__init__",
+        "ui/control",
+        "ui/texts",
+        "ui/screens",
+    ):
         files.append(("smartmeter/%s.py" % mod, "smartmeter/%s.py" % mod))
     rc, out, err = run_micropython(_MPY_SCRIPT, files=files)
     assert rc == 0, out + err

@@ -15,7 +15,7 @@ import terminalio
 import vectorio
 from adafruit_display_text import label as _label
 
-from .protocol.reading import (
+from ..protocol.reading import (
     A_MINUS,
     A_PLUS,
     CURRENTS,
@@ -25,8 +25,8 @@ from .protocol.reading import (
     POWER_FACTOR,
     VOLTAGES,
 )
-from .state import problem_text
-from .ui_text import (
+from ..state import problem_text
+from .texts import (
     CYCLE,
     HINTS,
     MENU,
@@ -39,7 +39,7 @@ from .ui_text import (
     texts,
     uptime,
 )
-from .ui_text import age as _age
+from .texts import age as _age
 
 try:
     from micropython import const

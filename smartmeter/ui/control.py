@@ -13,8 +13,8 @@ Keys: NEXT (key 0) goes to the next screen or menu item; ENTER (key 1) selects i
 opens the menu from any data screen. Restart asks for confirmation (ENTER = yes, NEXT = no).
 """
 
-from .timeutil import ticks_diff as _default_ticks_diff
-from .ui_text import CYCLE, MENU
+from ..timeutil import ticks_diff as _default_ticks_diff
+from .texts import CYCLE, MENU
 
 try:
     from micropython import const
@@ -74,7 +74,7 @@ class Ui:
         self.view = None
         self.dimmable = False
         if display is not None:
-            from .ui_screens import View
+            from .screens import View
 
             self.view = View(self.language)
             try:
