@@ -25,7 +25,7 @@ from smartmeter.netsetup import NetSetup
 from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
 from smartmeter.state import State
 from smartmeter.datalog.sd import RealFS, Storage
-from smartmeter.web import WebServer
+from smartmeter.web.server import WebServer
 
 PASSWORD = "correct-horse-1"
 SECRET = b"TOPSECRET-DO-NOT-SERVE"
@@ -441,7 +441,7 @@ def test_wrong_methods_405(site, method, path, allow):
 
 
 def test_handler_fault_is_500_and_counted(site, monkeypatch):
-    from smartmeter import web_api
+    from smartmeter.web import api as web_api
 
     def boom(*_a):
         raise RuntimeError("boom")
@@ -766,7 +766,8 @@ def test_month_download_while_meter_pushes(tmp_path):
 # -- the device dialect ------------------------------------------------------------------------
 MPY_SCRIPT = r"""
 import os
-from smartmeter import web_files, web_api, config
+from smartmeter import config
+from smartmeter.web import api as web_api, files as web_files
 from smartmeter.state import State
 from smartmeter.netsetup import NetSetup
 

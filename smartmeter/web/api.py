@@ -9,8 +9,8 @@ display only), and form errors name the key, never the value.
 
 import json
 
-from . import config as config_mod
-from .state import problem_text
+from .. import config as config_mod
+from ..state import problem_text
 
 try:
     from micropython import const

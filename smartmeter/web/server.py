@@ -30,10 +30,10 @@ flattens, and it keeps one buffer per transfer small on the device.
 
 from adafruit_httpserver import Response, Server
 
-from . import web_http, web_routes
-from .netsetup import random_password
-from .timeutil import ticks_diff
-from .web_http import HEADER_MAX, _default_ticks, _parent, _would_block, reply_raw
+from . import intake as web_http, routes as web_routes
+from ..netsetup import random_password
+from ..timeutil import ticks_diff
+from .intake import HEADER_MAX, _default_ticks, _parent, _would_block, reply_raw
 
 try:
     from micropython import const
@@ -274,7 +274,7 @@ class WebServer:
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
         root = _parent(self.log_dir)
         if override_path is None:
-            from .app import OVERRIDE_NAME
+            from ..app import OVERRIDE_NAME
 
             override_path = root + "/" + OVERRIDE_NAME
         self.override_path = override_path

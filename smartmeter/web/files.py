@@ -13,7 +13,7 @@ completely before asking for the next); the web server advances them a slice per
 
 import os
 
-from .datalog.sd import is_log_name, log_order
+from ..datalog.sd import is_log_name, log_order
 
 try:
     from micropython import const

@@ -5,9 +5,9 @@ Handlers take ``(web, request[, arg])`` and return a Response. File handlers onl
 ``LOG_DIR/<name>`` with a name that passed ``web_files.safe_name`` and is a regular file.
 """
 
-from . import config as config_mod
-from . import web_api, web_files, web_pages
-from .web_http import authorized, json_response, same_origin, text
+from .. import config as config_mod
+from . import api as web_api, files as web_files, pages as web_pages
+from .intake import authorized, json_response, same_origin, text
 
 try:
     from micropython import const
@@ -77,13 +77,13 @@ def logout(web, request):
 
 # -- API ------------------------------------------------------------------------------------
 def api_now(web, request):
-    from .timeutil import ticks_diff
+    from ..timeutil import ticks_diff
 
     return json_response(request, web_api.now_json(web.state, web.ticks(), ticks_diff))
 
 
 def api_status(web, request):
-    from .timeutil import ticks_diff
+    from ..timeutil import ticks_diff
 
     body = web_api.status_json(web.state, _lang(web), web.ticks(), ticks_diff)
     return json_response(request, body)

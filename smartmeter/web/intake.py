@@ -12,8 +12,8 @@ import binascii
 from adafruit_httpserver import Response
 from adafruit_httpserver.request import Request
 
-from .timeutil import ticks_diff
-from .web_files import unquote
+from ..timeutil import ticks_diff
+from .files import unquote
 
 try:
     from micropython import const
