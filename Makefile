@@ -28,7 +28,7 @@ LIBS ?= 1
 
 # Paths that exist right now (other parts of the tree are written in parallel).
 LINT_PATHS := $(wildcard smartmeter drivers sim tests bench tools code.py)
-MYPY_PATHS := $(wildcard code.py smartmeter/hardware.py drivers/*.py)
+MYPY_PATHS := $(wildcard code.py smartmeter/device.py drivers/*.py)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)
 

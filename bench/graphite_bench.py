@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import time
 
-from smartmeter.protocol import reading as r
 from smartmeter.outputs.graphite import GraphiteSink
+from smartmeter.protocol import reading as r
 from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 

@@ -2,8 +2,9 @@
 
 ``run()`` serves one file of ``size_mb`` MB on loopback three ways, all measured in one run:
 
-- ``ours``: ``smartmeter.web.server.WebServer`` polled by a loop thread (the super-loop stand-in); the
-  longest ``poll()`` is the loop pause the download causes. Repeated for several chunk sizes.
+- ``ours``: ``smartmeter.web.server.WebServer`` polled by a loop thread (the super-loop
+  stand-in); the longest ``poll()`` is the loop pause the download causes. Repeated for
+  several chunk sizes.
 - ``chunked``: the alternative design, adafruit_httpserver's ``ChunkedResponse`` whose generator
   calls ``service()`` between chunks; ``poll()`` returns only when the download is done, so the
   loop pause is the whole transfer.
@@ -77,9 +78,9 @@ class _Poller:
 
 def _ours(root, name, size, chunk):
     from smartmeter import config as config_mod
-    from smartmeter.web import server as web_mod
-    from smartmeter.state import State
     from smartmeter.datalog.sd import RealFS, Storage
+    from smartmeter.state import State
+    from smartmeter.web import server as web_mod
 
     old = web_mod._CHUNK
     web_mod._CHUNK = chunk

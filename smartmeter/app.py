@@ -341,7 +341,7 @@ OVERRIDE_NAME = "smartmeter.toml"
 class Hardware:
     """What the app receives: each attribute None where that hardware is absent.
 
-    ``smartmeter.hardware`` fills it on the board, ``sim.hardware`` on a PC, tests with fakes.
+    ``smartmeter.device`` fills it on the board, ``sim.hardware`` on a PC, tests with fakes.
     Keyword arguments set attributes; an unknown name is an error.
     """
 

@@ -16,6 +16,9 @@ timeouts, one discovery message or a few states per pass, a bounded drop-oldest 
 """
 
 from .. import __version__  # noqa: F401 - re-exported for callers
+from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
+from ..timeutil import ticks_add
+from ..timeutil import ticks_diff as _ticks_diff
 from .hass import (
     KIND,
     OID,
@@ -25,9 +28,6 @@ from .hass import (
     entity,
     value_text,
 )
-from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
-from ..timeutil import ticks_add
-from ..timeutil import ticks_diff as _ticks_diff
 
 try:
     from micropython import const

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""HDLC (IEC 62056-46) framing for :class:`smartmeter.protocol.transport.FrameReader`, and CRC-16/X.25.
+"""HDLC (IEC 62056-46) framing for :class:`~smartmeter.protocol.transport.FrameReader`; CRC-16.
+
+The CRC is CRC-16/X.25.
 
 Frames ``7E | A0 LL | dst | src | ctrl | HCS | [E6 E7 00] | info | FCS | 7E`` with HDLC
 segmentation and DLMS General Block Transfer (``E0 ctrl blk(2) ack(2) len``). :class:`HdlcFraming`

@@ -6,7 +6,9 @@ Handlers take ``(web, request[, arg])`` and return a Response. File handlers onl
 """
 
 from .. import config as config_mod
-from . import api as web_api, files as web_files, pages as web_pages
+from . import api as web_api
+from . import files as web_files
+from . import pages as web_pages
 from .intake import authorized, json_response, same_origin, text
 
 try:

@@ -30,9 +30,10 @@ flattens, and it keeps one buffer per transfer small on the device.
 
 from adafruit_httpserver import Response, Server
 
-from . import intake as web_http, routes as web_routes
 from ..netsetup import random_password
 from ..timeutil import ticks_diff
+from . import intake as web_http
+from . import routes as web_routes
 from .intake import HEADER_MAX, _default_ticks, _parent, _would_block, reply_raw
 
 try:

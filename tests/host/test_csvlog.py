@@ -12,8 +12,8 @@ from fakefs import EIO, ENOSPC, FakeFS, PowerCut
 
 import smartmeter.protocol.reading as R
 from smartmeter.datalog.csvlog import CsvLog, _parse_header, _parse_line, days_from_civil, read_rows
-from smartmeter.protocol.reading import Reading
 from smartmeter.datalog.sd import RealFS, Storage
+from smartmeter.protocol.reading import Reading
 
 LOG = "/sd/logs"
 EXTRAS = {"temperature": 23.45, "humidity": 45.67, "rssi": -67}

@@ -6,8 +6,8 @@ from servers import carbon_server
 
 from sim.hardware import ManualClock
 from sim.run import Simulation
-from smartmeter.protocol import reading as r
 from smartmeter.datalog.csvlog import read_rows
+from smartmeter.protocol import reading as r
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 

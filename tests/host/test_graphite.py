@@ -12,8 +12,8 @@ import time
 import pytest
 from servers import black_hole_server, carbon_server, open_fds
 
-from smartmeter.protocol import reading as r
 from smartmeter.outputs.graphite import GraphiteSink
+from smartmeter.protocol import reading as r
 from smartmeter.protocol.reading import Reading
 from smartmeter.state import State
 

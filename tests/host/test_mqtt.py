@@ -15,9 +15,9 @@ from _support import REPO_ROOT, require
 from servers import black_hole_server, free_port, open_fds
 
 from sim.meter import VirtualMeter
+from smartmeter.config import Config
 from smartmeter.outputs import mqtt as m
 from smartmeter.protocol import reading as r
-from smartmeter.config import Config
 from smartmeter.protocol.reading import Reading
 from smartmeter.state import MQTT, MQTT_AUTH, State, problem_text
 from smartmeter.timeutil import fields_from_epoch

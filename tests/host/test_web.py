@@ -21,10 +21,10 @@ import pytest
 from _support import Actions
 
 from smartmeter import config as config_mod
+from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.netsetup import NetSetup
 from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
 from smartmeter.state import State
-from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.web.server import WebServer
 
 PASSWORD = "correct-horse-1"

@@ -1,4 +1,4 @@
-"""The real captures (copied from shared/vectors into tests/vectors), loaded once for every test module.
+"""The real captures (copied from shared/vectors into tests/vectors), loaded once.
 
 Only the repository's own copy is read: a user's clone has no ../shared.
 """

@@ -28,7 +28,8 @@ Signature::
     Host files or directories copied into the VM before the script runs. Each item is a path
     (copied to ``/app/<basename>``, directories recursively, ``__pycache__`` skipped) or a
     ``(host_path, dest)`` pair (copied to ``/app/<dest>``). Relative host paths are resolved
-    against the repository root, so ``"smartmeter"`` makes ``import smartmeter.protocol.crypto`` work.
+    against the repository root, so ``"smartmeter"`` makes
+    ``import smartmeter.protocol.crypto`` work.
 ``returncode``
     0 on success, the code given to ``sys.exit()``, 1 when the script raised (the MicroPython
     traceback is in ``stderr``), 2 when the runner itself could not start.

@@ -296,3 +296,33 @@ def reset_reason():
         return str(microcontroller.cpu.reset_reason).split(".")[-1]
     except AttributeError:
         return None
+
+
+def main():
+    """Board entry point: settings -> hardware -> app -> run forever.
+
+    Bad settings never stop the board: they are reported on the display, the serial console and
+    the web page, and the firmware runs on with what works (see smartmeter/config.py).
+    """
+    from smartmeter import config
+
+    cfg = config.load(os.getenv)
+    hw = build(cfg)
+    if hw.mount is not None:
+        # The web settings page stores its changes on the SD card (CIRCUITPY is read-only to
+        # code while USB is connected); they override settings.toml.
+        try:
+            hw.mount()
+            with open("/sd/" + app.OVERRIDE_NAME) as f:
+                overrides, problems = config.parse_toml(f.read())
+            cfg = config.load(os.getenv, overrides)
+            cfg.problems.extend(problems)
+        except OSError:
+            pass  # no card or no override file: settings.toml alone
+    hw.fs = app.device_fs()
+    firmware = app.build(hw, cfg)
+    firmware.state.reset_reason = reset_reason()
+    for problem in hw.problems:
+        firmware.state.last_errors["hardware"] = problem
+        print("hardware:", problem)
+    firmware.run()
