@@ -20,10 +20,12 @@ if ROOT not in sys.path:
 
 from smartmeter.protocol import reading as r  # noqa: E402
 from smartmeter.state import State  # noqa: E402
+from smartmeter.ui.screens import CYCLE, SCREENS  # noqa: E402
 
 NOW_MS = 1_000_000  # the "now" of every scenario (ticks)
-DATA_SCREENS = ("phases", "power", "energy", "env")
-ALL_SCREENS = ("status", "phases", "power", "energy", "env", "menu", "sysinfo", "confirm")
+# Derived from the firmware's one list of screens (never copied by hand)
+ALL_SCREENS = tuple(cls.name for cls in SCREENS)
+DATA_SCREENS = tuple(name for name in CYCLE if name not in ("status", "menu"))
 LANGUAGES = ("de", "en")
 
 

@@ -14,7 +14,8 @@ opens the menu from any data screen. Restart asks for confirmation (ENTER = yes,
 """
 
 from ..timeutil import ticks_diff as _default_ticks_diff
-from .texts import CYCLE, MENU
+from .screens import CYCLE
+from .texts import MENU
 
 try:
     from micropython import const

@@ -1,6 +1,12 @@
 # SPDX-License-Identifier: MIT
 """The display tree of the TFT (160x128 landscape) and the in-place updates of each screen.
 
+Every screen is one small class with ``build(group, texts)`` (make its labels once) and
+``update(view, state, now)`` (assign what changed), collected in :data:`SCREENS`. Its ``cycle``
+flag says whether NEXT visits it; :data:`CYCLE` is derived from that tuple, and the simulator
+(``sim/screens.py``) and the tests import both. A new screen is one class here, its texts in
+``texts.py`` and one entry in ``SCREENS``.
+
 The whole tree is built once. Switching screens toggles ``hidden`` on a few groups; a new
 telegram only assigns ``label.text`` where the string differs, so displayio refreshes just the
 dirty rectangles. Every assignment is counted in ``View.changes`` (the bench reads it).
@@ -27,7 +33,6 @@ from ..protocol.reading import (
 )
 from ..state import problem_text
 from .texts import (
-    CYCLE,
     HINTS,
     MENU,
     clip,
@@ -95,16 +100,257 @@ def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
     return lbl
 
 
+def _values(state):
+    latest = state.latest
+    if latest is None:
+        return {}, {}
+    return latest.values, latest.derived
+
+
+# -- the screens ------------------------------------------------------------------------------
+class Status:
+    """Everything fine (telegrams, last one, IP) or the problems with a hint for the first."""
+
+    name = "status"
+    cycle = True
+
+    def build(self, g, t):
+        self.head = _text(g, "", 2, 29, 2)
+        self.lines = [_text(g, "", 2, 54 + 12 * i) for i in range(_STATUS_LINES)]
+
+    def update(self, view, state, now):
+        t = view.t
+        problems = view.problems
+        language = view.language
+        lines = []
+        if not problems:
+            view.set_text(self.head, t["all_ok"])
+            view.set_color(self.head, GREEN)
+            lines.append((t["telegrams"] + str(state.counters.decoded), BLACK))
+            diff = view.ticks_diff
+            if state.latest_ticks is None or now is None or diff is None:
+                last = t["never"] if state.latest is None else "--"
+            else:
+                last = _age(max(0, diff(now, state.latest_ticks)))
+            lines.append((t["last"] + last, BLACK))
+            if state.ip:
+                lines.append((t["ip"] + state.ip, BLACK))
+        else:
+            n = len(problems)
+            head = "%d %s" % (n, t["problems"])
+            if n > 1:
+                head += "e" if language == "de" else "s"
+            view.set_text(self.head, head)
+            view.set_color(self.head, RED)
+            lines.append((problem_text(problems[0], language), RED))
+            hint = HINTS.get(language, HINTS["en"]).get(problems[0])
+            if hint:
+                lines.append(("  " + hint, GREY))
+            room = _STATUS_LINES - len(lines)
+            rest = problems[1:]
+            if len(rest) > room:
+                rest = rest[: room - 1]
+                more = n - 1 - len(rest)
+            else:
+                more = 0
+            for code in rest:
+                lines.append((problem_text(code, language), RED))
+            if more:
+                lines.append(("+%d%s" % (more, t["more"]), RED))
+        view.fill(self.lines, lines)
+
+
+class Phases:
+    """L1..L3 rows with voltage and current."""
+
+    name = "phases"
+    cycle = True
+
+    def build(self, g, t):
+        self.u = []
+        self.i = []
+        for n in range(3):
+            y = 30 + 27 * n
+            _text(g, "L%d" % (n + 1), 2, y + 10, color=GREY)
+            self.u.append(_text(g, "--", 80, y, 2, VOLT, right=True))
+            _text(g, "V", 82, y + 10, color=VOLT)
+            self.i.append(_text(g, "--", 146, y, 2, AMP, right=True))
+            _text(g, "A", 148, y + 10, color=AMP)
+
+    def update(self, view, state, now):
+        values = _values(state)[0]
+        for n in range(3):
+            view.set_text(self.u[n], fixed(values.get(VOLTAGES[n]), 1, 5))
+            view.set_text(self.i[n], current(values.get(CURRENTS[n])))
+
+
+class Power:
+    """Import and export power (scale 2), power factors (scale 1)."""
+
+    name = "power"
+    cycle = True
+
+    def build(self, g, t):
+        _text(g, t["import"], 2, 40, color=LABEL)
+        self.p_in = _text(g, "--", 146, 30, 2, right=True)
+        _text(g, "W", 148, 40)
+        _text(g, t["export"], 2, 66, color=LABEL)
+        self.p_out = _text(g, "--", 146, 56, 2, right=True)
+        _text(g, "W", 148, 66)
+        _text(g, t["pf_meter"], 2, 86, color=LABEL)
+        self.pf_m = _text(g, "--", 158, 86, right=True)
+        _text(g, t["pf_calc"], 2, 100, color=LABEL)
+        self.pf_c = _text(g, "--", 158, 100, right=True)
+
+    def update(self, view, state, now):
+        values, derived = _values(state)
+        view.set_text(self.p_in, fixed(values.get(P_PLUS), 0, 6))
+        view.set_text(self.p_out, fixed(values.get(P_MINUS), 0, 6))
+        view.set_text(self.pf_m, fixed(values.get(POWER_FACTOR), 3, 6))
+        view.set_text(self.pf_c, fixed(derived.get(DERIVED_PF), 3, 6))
+
+
+class Energy:
+    """The meter's import and export registers."""
+
+    name = "energy"
+    cycle = True
+
+    def build(self, g, t):
+        _text(g, t["e_import"], 2, 30, color=ENERGY)
+        self.e_in = _text(g, "--", 136, 43, 2, right=True)
+        _text(g, "kWh", 138, 53)
+        _text(g, t["e_export"], 2, 70, color=ENERGY)
+        self.e_out = _text(g, "--", 136, 83, 2, right=True)
+        _text(g, "kWh", 138, 93)
+
+    def update(self, view, state, now):
+        values = _values(state)[0]
+        view.set_text(self.e_in, kwh(values.get(A_PLUS)))
+        view.set_text(self.e_out, kwh(values.get(A_MINUS)))
+
+
+class Env:
+    """Board temperature, humidity and WiFi signal."""
+
+    name = "env"
+    cycle = True
+
+    def build(self, g, t):
+        self.rows = []
+        for n, (key, unit) in enumerate((("temp", "C"), ("hum", "%"), ("wifi", "dBm"))):
+            y = 30 + 27 * n
+            _text(g, t[key], 2, y + 10, color=LABEL)
+            self.rows.append(_text(g, "--", 136, y, 2, right=True))
+            _text(g, unit, 138, y + 10)
+
+    def update(self, view, state, now):
+        rssi = state.wifi_rssi if state.wifi_connected else None
+        view.set_text(self.rows[0], fixed(state.temperature, 1, 5))
+        view.set_text(self.rows[1], fixed(state.humidity, 1, 5))
+        view.set_text(self.rows[2], fixed(rssi, 0, 5))
+
+
+class Menu:
+    """Restart, system info, setup mode; the cursor follows ``view.menu_index``."""
+
+    name = "menu"
+    cycle = True
+
+    def build(self, g, t):
+        self.items = [_text(g, t["m_" + item], 20, y, 2) for item, y in zip(MENU, _MENU_Y)]
+        self.cursor = _text(g, ">", 4, _MENU_Y[0], 2, VOLT)
+        _text(g, t["m_hint"], 2, 101, color=GREY)
+
+    def update(self, view, state, now):
+        index = view.menu_index
+        for n, item in enumerate(self.items):
+            view.set_color(item, VOLT if n == index else BLACK)
+        y = _MENU_Y[index]
+        if self.cursor.anchored_position[1] != y:
+            self.cursor.anchored_position = (4, y)
+            view.changes += 1
+
+
+class SysInfo:
+    """Name, network or access point, uptime, SD, telegram counts (white on black)."""
+
+    name = "sysinfo"
+    cycle = False
+    background = BLACK
+
+    def build(self, g, t):
+        self.lines = [_text(g, "", 2, 29 + 12 * i, color=WHITE) for i in range(_SYS_LINES)]
+
+    def update(self, view, state, now):
+        t = view.t
+        lines = [t["name"] + (state.hostname or "--")]
+        if state.ap_mode:
+            lines.append(t["ap"] + (state.ap_ssid or "--"))
+            lines.append(t["ap_pw"] + (state.ap_password or "--"))
+        else:
+            lines.append(t["ip"] + (state.ip or "--"))
+            wifi = state.wifi_ssid or "--"
+            if state.wifi_connected and state.wifi_rssi is not None:
+                wifi += " %d dBm" % state.wifi_rssi
+            lines.append(t["wifi"] + ": " + wifi)
+        lines.append(t["uptime"] + uptime(state.uptime_s))
+        sd = t["sd_states"].get(state.sd_state)
+        if sd is None:
+            if state.sd_free is None or state.sd_total is None:
+                sd = "--"
+            else:
+                sd = gigabytes(state.sd_free) + t["sd_free"] + gigabytes(state.sd_total)
+        lines.append(t["sd"] + sd)
+        c = state.counters
+        errors = c.wrong_key + c.tag_mismatch + c.parse_errors + c.checksum_errors
+        lines.append(t["tel_short"] + str(c.decoded) + t["err_short"] + str(errors))
+        if state.web_password_generated:
+            lines.append(t["web_pw"] + state.web_password_generated)
+        elif state.version:
+            lines.append(t["version"] + state.version)
+        view.fill(self.lines, [(line, WHITE) for line in lines])
+
+
+class Confirm:
+    """The restart question (static)."""
+
+    name = "confirm"
+    cycle = False
+
+    def build(self, g, t):
+        _text(g, t["c_question"], 80, 36, 2, RED, center=True)
+        _text(g, t["c_yes"], 2, 72)
+        _text(g, t["c_no"], 2, 88)
+
+    def update(self, view, state, now):
+        pass
+
+
+# Every screen, in NEXT order for those with ``cycle``. The single source of the screen names.
+SCREENS = (Status, Phases, Power, Energy, Env, Menu, SysInfo, Confirm)
+CYCLE = tuple(cls.name for cls in SCREENS if cls.cycle)
+
+
 class View:
-    """All screens of the TFT as one displayio tree (``root``) plus the code that fills them."""
+    """All screens of the TFT as one displayio tree (``root``) plus the code that fills them.
+
+    ``screens`` maps each name of :data:`SCREENS` to its instance (tests read their labels).
+    While a screen updates, ``problems``, ``ticks_diff`` and ``menu_index`` hold this pass's
+    context.
+    """
 
     def __init__(self, language="de"):
         self.language = language
         t = self.t = texts(language)
         self.changes = 0
+        self.problems = []
+        self.ticks_diff = None
+        self.menu_index = 0
         self.root = root = displayio.Group()
         self._bg = _rect(root, WHITE, 0, 0, WIDTH, HEIGHT)
         self.groups = {}
+        self.screens = {}
         # Header bar and timestamp band
         g = self._chrome = displayio.Group()
         root.append(g)
@@ -113,62 +359,10 @@ class View:
         self._title = _text(g, "", 2, 1, color=WHITE)
         self._page = _text(g, "", 158, 1, color=WHITE, right=True)
         self._time = _text(g, "--", 80, 15, color=WHITE, center=True)
-        # Status: headline and lines
-        g = self._group("status")
-        self._s_head = _text(g, "", 2, 29, 2)
-        self._s_lines = [_text(g, "", 2, 54 + 12 * i) for i in range(_STATUS_LINES)]
-        # Phases: L1..L3 rows with U and I
-        g = self._group("phases")
-        self._u = []
-        self._i = []
-        for n in range(3):
-            y = 30 + 27 * n
-            _text(g, "L%d" % (n + 1), 2, y + 10, color=GREY)
-            self._u.append(_text(g, "--", 80, y, 2, VOLT, right=True))
-            _text(g, "V", 82, y + 10, color=VOLT)
-            self._i.append(_text(g, "--", 146, y, 2, AMP, right=True))
-            _text(g, "A", 148, y + 10, color=AMP)
-        # Power: import, export (scale 2), power factors (scale 1)
-        g = self._group("power")
-        _text(g, t["import"], 2, 40, color=LABEL)
-        self._p_in = _text(g, "--", 146, 30, 2, right=True)
-        _text(g, "W", 148, 40)
-        _text(g, t["export"], 2, 66, color=LABEL)
-        self._p_out = _text(g, "--", 146, 56, 2, right=True)
-        _text(g, "W", 148, 66)
-        _text(g, t["pf_meter"], 2, 86, color=LABEL)
-        self._pf_m = _text(g, "--", 158, 86, right=True)
-        _text(g, t["pf_calc"], 2, 100, color=LABEL)
-        self._pf_c = _text(g, "--", 158, 100, right=True)
-        # Energy: import and export registers
-        g = self._group("energy")
-        _text(g, t["e_import"], 2, 30, color=ENERGY)
-        self._e_in = _text(g, "--", 136, 43, 2, right=True)
-        _text(g, "kWh", 138, 53)
-        _text(g, t["e_export"], 2, 70, color=ENERGY)
-        self._e_out = _text(g, "--", 136, 83, 2, right=True)
-        _text(g, "kWh", 138, 93)
-        # Environment: temperature, humidity, WiFi signal
-        g = self._group("env")
-        self._env = []
-        for n, (key, unit) in enumerate((("temp", "C"), ("hum", "%"), ("wifi", "dBm"))):
-            y = 30 + 27 * n
-            _text(g, t[key], 2, y + 10, color=LABEL)
-            self._env.append(_text(g, "--", 136, y, 2, right=True))
-            _text(g, unit, 138, y + 10)
-        # Menu
-        g = self._group("menu")
-        self._m_items = [_text(g, t["m_" + item], 20, y, 2) for item, y in zip(MENU, _MENU_Y)]
-        self._m_cursor = _text(g, ">", 4, _MENU_Y[0], 2, VOLT)
-        _text(g, t["m_hint"], 2, 101, color=GREY)
-        # Restart confirmation
-        g = self._group("confirm")
-        _text(g, t["c_question"], 80, 36, 2, RED, center=True)
-        _text(g, t["c_yes"], 2, 72)
-        _text(g, t["c_no"], 2, 88)
-        # System info (white on black, like the original)
-        g = self._group("sysinfo")
-        self._sys = [_text(g, "", 2, 29 + 12 * i, color=WHITE) for i in range(_SYS_LINES)]
+        for cls in SCREENS:
+            screen = cls()
+            screen.build(self._group(cls.name), t)
+            self.screens[cls.name] = screen
         # Problem banner
         g = self._banner = self._group("banner")
         _rect(g, RED, 0, _BANNER_Y, WIDTH, HEIGHT - _BANNER_Y)
@@ -207,6 +401,16 @@ class View:
             group.hidden = hidden
             self.changes += 1
 
+    def fill(self, labels, lines):
+        """Put ``[(text, colour), ...]`` into ``labels`` (clipped), blanking the rest."""
+        for n, lbl in enumerate(labels):
+            if n < len(lines):
+                text, color = lines[n]
+                self.set_text(lbl, clip(text, _COLS))
+                self.set_color(lbl, color)
+            else:
+                self.set_text(lbl, "")
+
     # -- screens ---------------------------------------------------------------------------
 
     def select(self, name):
@@ -219,8 +423,10 @@ class View:
         self.set_hidden(self._chrome, name == "message")
         if name == "message":
             self.set_hidden(self._banner, True)
-        if self._bg[0] != (BLACK if name == "sysinfo" else WHITE):
-            self._bg[0] = BLACK if name == "sysinfo" else WHITE
+        screen = self.screens.get(name)
+        bg = getattr(screen, "background", WHITE)
+        if self._bg[0] != bg:
+            self._bg[0] = bg
             self.changes += 1
         self.set_text(self._title, self.t.get(name, ""))
         page = "%d/%d" % (CYCLE.index(name) + 1, len(CYCLE)) if name in CYCLE else ""
@@ -232,38 +438,12 @@ class View:
         name = self.screen
         latest = state.latest
         self.set_text(self._time, meter_time(latest.meter_time if latest else None, self.language))
-        problems = state.problems(now, ticks_diff)
-        if name == "status":
-            self._update_status(state, problems, now, ticks_diff)
-        elif name in ("phases", "power", "energy"):
-            values = latest.values if latest is not None else {}
-            derived = latest.derived if latest is not None else {}
-            if name == "phases":
-                for n in range(3):
-                    self.set_text(self._u[n], fixed(values.get(VOLTAGES[n]), 1, 5))
-                    self.set_text(self._i[n], current(values.get(CURRENTS[n])))
-            elif name == "power":
-                self.set_text(self._p_in, fixed(values.get(P_PLUS), 0, 6))
-                self.set_text(self._p_out, fixed(values.get(P_MINUS), 0, 6))
-                self.set_text(self._pf_m, fixed(values.get(POWER_FACTOR), 3, 6))
-                self.set_text(self._pf_c, fixed(derived.get(DERIVED_PF), 3, 6))
-            else:
-                self.set_text(self._e_in, kwh(values.get(A_PLUS)))
-                self.set_text(self._e_out, kwh(values.get(A_MINUS)))
-        elif name == "env":
-            rssi = state.wifi_rssi if state.wifi_connected else None
-            self.set_text(self._env[0], fixed(state.temperature, 1, 5))
-            self.set_text(self._env[1], fixed(state.humidity, 1, 5))
-            self.set_text(self._env[2], fixed(rssi, 0, 5))
-        elif name == "menu":
-            for n, item in enumerate(self._m_items):
-                self.set_color(item, VOLT if n == menu_index else BLACK)
-            y = _MENU_Y[menu_index]
-            if self._m_cursor.anchored_position[1] != y:
-                self._m_cursor.anchored_position = (4, y)
-                self.changes += 1
-        elif name == "sysinfo":
-            self._update_sysinfo(state)
+        problems = self.problems = state.problems(now, ticks_diff)
+        self.ticks_diff = ticks_diff
+        self.menu_index = menu_index
+        screen = self.screens.get(name)
+        if screen is not None:
+            screen.update(self, state, now)
         show = bool(problems) and name not in ("status", "message")
         if show:
             text = problem_text(problems[0], self.language)
@@ -271,89 +451,13 @@ class View:
             self.set_text(self._banner_text, clip(text, _COLS - len(more)) + more)
         self.set_hidden(self._banner, not show)
 
-    def _update_status(self, state, problems, now, ticks_diff):
-        t = self.t
-        lines = []
-        if not problems:
-            self.set_text(self._s_head, t["all_ok"])
-            self.set_color(self._s_head, GREEN)
-            lines.append((t["telegrams"] + str(state.counters.decoded), BLACK))
-            if state.latest_ticks is None or now is None or ticks_diff is None:
-                last = t["never"] if state.latest is None else "--"
-            else:
-                last = _age(max(0, ticks_diff(now, state.latest_ticks)))
-            lines.append((t["last"] + last, BLACK))
-            if state.ip:
-                lines.append((t["ip"] + state.ip, BLACK))
-        else:
-            n = len(problems)
-            head = "%d %s" % (n, t["problems"])
-            if n > 1:
-                head += "e" if self.language == "de" else "s"
-            self.set_text(self._s_head, head)
-            self.set_color(self._s_head, RED)
-            lines.append((problem_text(problems[0], self.language), RED))
-            hint = HINTS.get(self.language, HINTS["en"]).get(problems[0])
-            if hint:
-                lines.append(("  " + hint, GREY))
-            room = _STATUS_LINES - len(lines)
-            rest = problems[1:]
-            if len(rest) > room:
-                rest = rest[: room - 1]
-                more = n - 1 - len(rest)
-            else:
-                more = 0
-            for code in rest:
-                lines.append((problem_text(code, self.language), RED))
-            if more:
-                lines.append(("+%d%s" % (more, t["more"]), RED))
-        self._fill(self._s_lines, lines)
-
-    def _update_sysinfo(self, state):
-        t = self.t
-        lines = [t["name"] + (state.hostname or "--")]
-        if state.ap_mode:
-            lines.append(t["ap"] + (state.ap_ssid or "--"))
-            lines.append(t["ap_pw"] + (state.ap_password or "--"))
-        else:
-            lines.append(t["ip"] + (state.ip or "--"))
-            wifi = state.wifi_ssid or "--"
-            if state.wifi_connected and state.wifi_rssi is not None:
-                wifi += " %d dBm" % state.wifi_rssi
-            lines.append(t["wifi"] + ": " + wifi)
-        lines.append(t["uptime"] + uptime(state.uptime_s))
-        sd = t["sd_states"].get(state.sd_state)
-        if sd is None:
-            if state.sd_free is None or state.sd_total is None:
-                sd = "--"
-            else:
-                sd = gigabytes(state.sd_free) + t["sd_free"] + gigabytes(state.sd_total)
-        lines.append(t["sd"] + sd)
-        c = state.counters
-        errors = c.wrong_key + c.tag_mismatch + c.parse_errors + c.checksum_errors
-        lines.append(t["tel_short"] + str(c.decoded) + t["err_short"] + str(errors))
-        if state.web_password_generated:
-            lines.append(t["web_pw"] + state.web_password_generated)
-        elif state.version:
-            lines.append(t["version"] + state.version)
-        self._fill(self._sys, [(line, WHITE) for line in lines])
-
-    def _fill(self, labels, lines):
-        for n, lbl in enumerate(labels):
-            if n < len(lines):
-                text, color = lines[n]
-                self.set_text(lbl, clip(text, _COLS))
-                self.set_color(lbl, color)
-            else:
-                self.set_text(lbl, "")
-
     def set_message(self, text):
         """Fill the full-screen message: one big line when short, else wrapped small lines."""
         text = text or ""
         big = "\n" not in text and len(text) <= 13
         self.set_text(self._msg_big, text if big else "")
         lines = [] if big else _wrap(text, _COLS)
-        self._fill(self._msg, [(line, WHITE) for line in lines[:_MSG_LINES]])
+        self.fill(self._msg, [(line, WHITE) for line in lines[:_MSG_LINES]])
 
 
 def _wrap(text, width):

@@ -16,8 +16,7 @@ except ImportError:  # CPython
 
 
 ABSENT = "--"
-# Screens NEXT cycles through, and the menu items (names are keys of TEXTS)
-CYCLE = ("status", "phases", "power", "energy", "env", "menu")
+# The menu items (names are keys of TEXTS; the screens and their order are ``screens.SCREENS``)
 MENU = ("restart", "sysinfo", "setup")
 _FMT = ("%.0f", "%.1f", "%.2f", "%.3f")
 _KWH_DECIMAL_BELOW_WH = const(10_000_000)  # one decimal below 10 000 kWh, none above

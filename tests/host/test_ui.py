@@ -374,7 +374,7 @@ def test_next_cycles_screens_and_menu(display):
     keys.press(NEXT)
     ui.poll(NOW + 200)
     assert (ui.screen, ui.menu_index) == ("menu", 1)
-    assert ui.view._m_cursor.anchored_position[1] == 53
+    assert ui.view.screens["menu"].cursor.anchored_position[1] == 53
     keys.press(NEXT, 2)  # past the last item leaves the menu
     ui.poll(NOW + 300)
     assert (ui.screen, ui.menu_index) == ("status", 0)
@@ -531,7 +531,7 @@ def test_telegram_changes_only_what_differs(display):
     ui.poll(NOW + 20)
     assert ui.changes - c0 == 2  # the voltage and the time band
     assert ui.refreshes == f0 + 1
-    assert ui.view._u[0].text == "230.0"
+    assert ui.view.screens["phases"].u[0].text == "230.0"
     ui.poll(NOW + 30)  # no news, within a second: nothing done
     assert ui.changes - c0 == 2 and ui.refreshes == f0 + 1
 
@@ -647,9 +647,10 @@ for n in range(5):
     ui.poll(1100 + n)
     seen.append(ui.screen)
     if ui.screen == "phases":
-        print(ui.view._u[0].text, ui.view._u[1].text, ui.view._time.text)
+        ph = ui.view.screens["phases"]
+        print(ph.u[0].text, ph.u[1].text, ui.view._time.text)
     if ui.screen == "energy":
-        print(ui.view._e_in.text)
+        print(ui.view.screens["energy"].e_in.text)
 print(" ".join(seen))
 k.events.q.append(Ev(1))
 ui.poll(2000)
@@ -730,4 +731,4 @@ def test_display_without_backlight_control_never_goes_dark():
     vals[r.U_L1] = 199.0
     ui.state.latest = S._reading(vals)
     ui.poll(NOW + 61_000)
-    assert ui.view._u[0].text == "199.0"
+    assert ui.view.screens["phases"].u[0].text == "199.0"
