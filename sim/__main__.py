@@ -3,8 +3,10 @@
 
 The same ``smartmeter.app`` loop runs with PC hardware: the virtual meter pushes encrypted,
 framed telegrams into a UART with a bounded buffer every 5 s (``--speed N``: N times faster),
-the SD card is a folder, the web server listens on localhost, the display renders to PNG files.
-The last line printed is a summary: ``sent N decoded N logged N``.
+the SD card is a folder, the web server listens on 127.0.0.1 (``--listen`` to change), the display
+renders to PNG files. The meter sends from its own thread in real time, so a stalled loop loses
+telegrams (UART overflow) as it would on the board. The last line printed is a summary:
+``sent N decoded N logged N uart_overflow N longest_pass_ms N wd_gap_ms N``.
 """
 
 import argparse
@@ -34,6 +36,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--start", default=None, help="simulated start, UTC 'YYYY-MM-DDTHH:MM:SS'")
     p.add_argument("--quiet", action="store_true", help="no status lines, summary only")
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="web server address (default 127.0.0.1: this PC only; 0.0.0.0: the whole network)",
+    )
     return p.parse_args(argv)
 
 
@@ -66,6 +74,8 @@ def main(argv=None):
         display=args.display,
         seed=args.seed,
         quiet=args.quiet,
+        realtime=True,
+        listen=args.listen,
     )
     sim.banner()
     try:

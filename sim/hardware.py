@@ -8,6 +8,7 @@ The UART has a bounded receive buffer that drops bytes when full (and counts it)
 
 import os
 import sys
+import threading
 import time
 from collections import deque
 
@@ -17,35 +18,106 @@ _TICKS_MASK = (1 << 29) - 1
 
 
 class SimUart:
-    """``busio.UART`` receive side: ``readinto`` and ``in_waiting``, bounded buffer."""
+    """``busio.UART`` receive side: ``readinto`` and ``in_waiting``, bounded buffer.
+
+    Thread-safe: the real-time meter (:class:`MeterThread`) pushes from its own thread while
+    the loop reads, like the board's UART fills its buffer in the background.
+    """
 
     def __init__(self, buffer_size=8192):
         self.buffer_size = buffer_size
         self._buf = bytearray()
+        self._lock = threading.Lock()
         self.overflows = 0  # bytes dropped because the buffer was full
         self.max_read = None  # limit bytes per readinto (tests: odd chunk sizes)
 
     def push(self, data):
         """The meter sends ``data``: bytes past the buffer's capacity are lost."""
-        room = self.buffer_size - len(self._buf)
-        if len(data) > room:
-            self.overflows += len(data) - max(room, 0)
-            data = data[: max(room, 0)]
-        self._buf += data
+        with self._lock:
+            room = self.buffer_size - len(self._buf)
+            if len(data) > room:
+                self.overflows += len(data) - max(room, 0)
+                data = data[: max(room, 0)]
+            self._buf += data
 
     @property
     def in_waiting(self):
         return len(self._buf)
 
     def readinto(self, buf):
-        n = min(len(buf), len(self._buf))
-        if self.max_read:
-            n = min(n, self.max_read)
-        if not n:
-            return None  # like busio.UART with timeout=0 and nothing received
-        buf[:n] = self._buf[:n]
-        del self._buf[:n]
-        return n
+        with self._lock:
+            n = min(len(buf), len(self._buf))
+            if self.max_read:
+                n = min(n, self.max_read)
+            if not n:
+                return None  # like busio.UART with timeout=0 and nothing received
+            buf[:n] = self._buf[:n]
+            del self._buf[:n]
+            return n
+
+
+class SimWatchdog:
+    """``microcontroller.watchdog`` stand-in: records the longest gap between feeds.
+
+    ``max_gap_s`` is wall-clock seconds (what a board's watchdog measures); ``timeout_s`` (if
+    set) counts the gaps that would have reset a board in ``bites``.
+    """
+
+    def __init__(self, timeout_s=None):
+        self.timeout_s = timeout_s
+        self.feeds = 0
+        self.max_gap_s = 0.0
+        self.bites = 0
+        self._last = None
+
+    def feed(self):
+        now = time.monotonic()
+        if self._last is not None:
+            gap = now - self._last
+            if gap > self.max_gap_s:
+                self.max_gap_s = gap
+            if self.timeout_s and gap > self.timeout_s:
+                self.bites += 1
+        self._last = now
+        self.feeds += 1
+
+    def reset_stats(self):
+        self.max_gap_s = 0.0
+        self._last = None
+
+
+class MeterThread:
+    """The virtual meter sending on its own, in real time, whatever the loop is doing.
+
+    ``send()`` is called whenever ``due()`` says so; both come from :class:`sim.run.Simulation`.
+    A stalled loop then shows up as it would on the board: the UART buffer fills and bytes (and
+    so telegrams) are lost, counted in ``SimUart.overflows``.
+    """
+
+    def __init__(self, due, send, step_s=0.005):
+        self._due = due
+        self._send = send
+        self._step_s = step_s
+        self._stop = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="sim-meter", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                if self._due():
+                    self._send()
+                self._stop.wait(self._step_s)
+        except BaseException as exc:  # noqa: BLE001 - reported by the simulation
+            self.error = exc
+
+    def stop(self):
+        self._stop.set()
+        if self.thread.is_alive():
+            self.thread.join(2)
 
 
 class SimClock:

@@ -16,7 +16,7 @@ from smartmeter import config as config_mod
 from smartmeter.datalog.sd import RealFS
 
 from . import meter as meter_mod
-from .hardware import Console, Hardware, SimKeys, SimRadio, SimUart
+from .hardware import Console, Hardware, MeterThread, SimKeys, SimRadio, SimUart, SimWatchdog
 
 PUSH_INTERVAL_MS = 5000  # Austrian meters push every 5 s (TINETZ, Netz NOE, VKW)
 
@@ -64,8 +64,12 @@ class Simulation:
         quiet=False,
         web=True,
         console_out=None,
+        realtime=False,
+        listen="127.0.0.1",
+        uart_buffer=8192,
     ):
         self.data_dir = os.path.abspath(data_dir)
+        self.listen = listen
         sd_root = os.path.join(self.data_dir, "sd")
         os.makedirs(sd_root, exist_ok=True)
         self.fs = RealFS(root=self.data_dir)  # "/sd/logs" -> <data_dir>/sd/logs
@@ -82,7 +86,7 @@ class Simulation:
         out = None if quiet else (console_out or sys.stdout)
         self.console = Console(out=out, keys=self.keys, interactive=not quiet and None)
         self.quiet = quiet
-        self.uart = SimUart()
+        self.uart = SimUart(uart_buffer)  # the board's receiver_buffer_size (device.py)
         self.screens_dir = os.path.join(self.data_dir, "screens")
         disp = None
         self._snapshot = None
@@ -112,8 +116,9 @@ class Simulation:
             clock=clock,
             console=self.console,
             reset=self._reset,
+            watchdog=SimWatchdog(self.config.WATCHDOG_S or None),
         )
-        self.app = app_mod.build(self.hw, self.config, web=web)
+        self.app = app_mod.build(self.hw, self.config, web=web, listen=listen)
         self.replay = _replay_telegrams(replay) if replay else None
         self.meter = None
         if self.replay is None:
@@ -124,6 +129,10 @@ class Simulation:
         self._next_push = clock.ticks_ms()
         self._last_frame = -1
         self.resets = []
+        self.meter_thread = None
+        if realtime:
+            self.meter_thread = MeterThread(self._push_is_due, self._push_now)
+            self.meter_thread.start()
 
     def _reset(self, why):
         self.resets.append(why)
@@ -132,11 +141,18 @@ class Simulation:
     # -- running -----------------------------------------------------------------------------
     def push_due(self):
         """Let the virtual meter send when its 5 s have passed (simulated time)."""
-        from smartmeter.timeutil import ticks_add, ticks_diff
-
-        now = self.clock.ticks_ms()
-        if ticks_diff(now, self._next_push) < 0:
+        if not self._push_is_due():
             return False
+        return self._push_now()
+
+    def _push_is_due(self):
+        from smartmeter.timeutil import ticks_diff
+
+        return ticks_diff(self.clock.ticks_ms(), self._next_push) >= 0
+
+    def _push_now(self):
+        from smartmeter.timeutil import ticks_add
+
         self._next_push = ticks_add(self._next_push, PUSH_INTERVAL_MS)
         if self.replay is not None:
             if self.sent >= len(self.replay):
@@ -150,10 +166,17 @@ class Simulation:
         return True
 
     def step(self):
-        """One simulator tick: maybe a telegram, then one pass of the real loop."""
-        self.push_due()
+        """One simulator tick: maybe a telegram (unless the meter runs in its own thread), then
+        one pass of the real loop."""
+        if self.meter_thread is None:
+            self.push_due()
         self.app.loop_once()
         self._render()
+
+    def lost(self):
+        """Telegrams the meter sent that the firmware has not decoded (yet)."""
+        c = self.app.state.counters
+        return self.sent - c.decoded - c.duplicates
 
     def _render(self):
         ui = getattr(self.app, "ui", None)
@@ -194,6 +217,8 @@ class Simulation:
             self.app.loop_once()
 
     def close(self):
+        if self.meter_thread is not None:
+            self.meter_thread.stop()
         web = getattr(self.app, "web", None)
         if web is not None and hasattr(web, "stop"):
             web.stop()
@@ -213,8 +238,9 @@ class Simulation:
             "SD card folder: %s" % os.path.join(self.data_dir, "sd"),
         ]
         if getattr(self.app, "web", None) is not None:
+            host = self.listen if self.listen not in ("0.0.0.0", "") else "<this PC's address>"
             lines.append(
-                "web: http://localhost:%d/  user %s  password %s" % (cfg.WEB_PORT, user, password)
+                "web: http://%s:%d/  user %s  password %s" % (host, cfg.WEB_PORT, user, password)
             )
         if self._snapshot is not None:
             lines.append(
@@ -229,4 +255,13 @@ class Simulation:
 
     def summary(self):
         c = self.app.state.counters
-        return "sent %d decoded %d logged %d" % (self.sent, c.decoded, c.csv_rows)
+        wd = self.hw.watchdog
+        speed = getattr(self.clock, "speed", 1) or 1  # pass times in wall-clock ms
+        return "sent %d decoded %d logged %d uart_overflow %d longest_pass_ms %d wd_gap_ms %d" % (
+            self.sent,
+            c.decoded,
+            c.csv_rows,
+            self.uart.overflows,
+            c.slowest_pass_ms / speed,
+            int(wd.max_gap_s * 1000) if wd is not None else -1,
+        )

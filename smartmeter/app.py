@@ -389,8 +389,10 @@ class _Actions:
             netsetup.request(self._app.clock.ticks_ms())
 
 
-def build(hw, cfg, state=None, web=True):
+def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     """Assemble the app and every sink the hardware and settings allow.
+
+    ``listen``: the web server's address (the board: every interface; the simulator: 127.0.0.1).
 
     Each sink is created in isolation: one that fails to start is reported and left out.
     """
@@ -463,7 +465,7 @@ def build(hw, cfg, state=None, web=True):
         )
         if app.web is not None:
             try:
-                app.web.start()
+                app.web.start(listen)
             except Exception as exc:  # noqa: BLE001 - port in use etc.: the rest runs on
                 app._remember("web", exc)
                 sinks.remove(app.web)
