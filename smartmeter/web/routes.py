@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Route handlers of the web interface (``web.WebServer``) and the dispatcher.
 
-Handlers take ``(web, request[, arg])`` and return a Response. File handlers only ever open
-``LOG_DIR/<name>`` with a name that passed ``web_files.safe_name`` and is a regular file.
+Handlers take ``(web, request[, arg])`` and return a Response; ``@with_card`` hands a handler
+the SD filesystem (or answers 503), ``_busy`` answers 503 while the transfer slots are taken.
+File handlers only ever open ``LOG_DIR/<name>`` with a name that passed ``web_files.safe_name``
+and is a regular file; pages and script come from flash by a fixed name (``pages.ASSETS``).
 """
 
 from .. import config as config_mod
@@ -27,12 +29,6 @@ def _lang(web):
     return web.config.UI_LANGUAGE
 
 
-def _html(request, body):
-    from adafruit_httpserver import Response
-
-    return Response(request, body, content_type="text/html; charset=utf-8")
-
-
 def _fs(web):
     """The filesystem when the card is usable, else None."""
     st = web.storage
@@ -41,31 +37,62 @@ def _fs(web):
     return st.fs
 
 
-def _no_card(request):
-    return text(request, 503, "SD card not available")
+def with_card(handler):
+    """``handler(web, request, fs[, arg])`` called only when the SD card is usable, else 503."""
+
+    def wrapped(web, request, *arg):
+        fs = _fs(web)
+        if fs is None:
+            return text(request, 503, "SD card not available")
+        return handler(web, request, fs, *arg)
+
+    return wrapped
+
+
+def _busy(web, request, spare=0):
+    """The 503 answer when no further transfer may start now (``spare`` extra slots), else None."""
+    if web.busy(spare):
+        return text(request, 503, "busy", {"Retry-After": "5"})
+    return None
 
 
 # -- pages ----------------------------------------------------------------------------------
+_ASSET_SPARE = const(2)  # pages load app.css and app.js at once: two slots beyond downloads
+
+
+def _asset(web, request, name):
+    """Stream asset ``name`` (a key of ``pages.ASSETS``) from flash."""
+    path, ctype = web_pages.asset(name)
+    fs = web_pages.flash_fs()
+    size = web_files.file_size(fs, path)
+    if size is None:
+        return text(request, 500, "page missing on flash: " + name)
+    refused = _busy(web, request, _ASSET_SPARE)
+    if refused is not None:
+        return refused
+    buf = web.take_buffer()
+    chunks = web_files.file_chunks(fs, [(path, 0, size)], buf)
+    return web.stream(request, chunks, size, ctype, None, buf)
+
+
 def page_home(web, request):
-    if web.state.ap_mode:
-        return _html(request, web_pages.page("settings", _lang(web)))
-    return _html(request, web_pages.page("home", _lang(web)))
+    return _asset(web, request, "settings" if web.state.ap_mode else "home")
 
 
 def page_files(web, request):
-    return _html(request, web_pages.page("files", _lang(web)))
+    return _asset(web, request, "files")
 
 
 def page_settings(web, request):
-    return _html(request, web_pages.page("settings", _lang(web)))
+    return _asset(web, request, "settings")
 
 
-def asset(web, request):
-    from adafruit_httpserver import Response
+def app_css(web, request):
+    return _asset(web, request, "app.css")
 
-    if request.path == "/app.css":
-        return Response(request, web_pages.CSS, content_type="text/css")
-    return Response(request, web_pages.JS, content_type="text/javascript")
+
+def app_js(web, request):
+    return _asset(web, request, "app.js")
 
 
 def logout(web, request):
@@ -96,8 +123,9 @@ def api_history(web, request):
         minutes = int(request.args.get("minutes", "60"))
     except ValueError:
         return text(request, 400, "minutes must be a whole number")
-    if web.busy():
-        return text(request, 503, "busy", {"Retry-After": "5"})
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
     return web.stream(request, web_api.history_chunks(web.state, minutes))
 
 
@@ -105,12 +133,11 @@ def api_settings(web, request):
     return json_response(request, web_api.settings_json(web.config))
 
 
-def api_files(web, request):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
-    if web.busy():
-        return text(request, 503, "busy", {"Retry-After": "5"})
+@with_card
+def api_files(web, request, fs):
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
     names = web_files.list_names(fs, web.log_dir)
     return web.stream(request, web_files.listing_chunks(fs, web.log_dir, names))
 
@@ -126,16 +153,15 @@ def _file_path(web, fs, name):
     return path
 
 
-def download_day(web, request, name):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
+@with_card
+def download_day(web, request, fs, name):
     path = _file_path(web, fs, name)
     size = web_files.file_size(fs, path) if path else None
     if size is None:
         return text(request, 404, "not found")
-    if web.busy():
-        return text(request, 503, "busy", {"Retry-After": "5"})
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
     buf = web.take_buffer()
     ctype = "text/csv" if name.endswith(".csv") else "application/octet-stream"
     headers = {"Content-Disposition": 'attachment; filename="%s"' % name}
@@ -143,18 +169,17 @@ def download_day(web, request, name):
     return web.stream(request, chunks, size, ctype, headers, buf)
 
 
-def download_month(web, request, arg):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
+@with_card
+def download_month(web, request, fs, arg):
     month = arg[:-4] if arg.endswith(".csv") else ""
     if len(month) != 7 or month[4] != "-" or not (month[:4] + month[5:]).isdigit():
         return text(request, 404, "not found")
     parts = web_files.month_parts(fs, web.log_dir, month)
     if not parts:
         return text(request, 404, "no files for this month")
-    if web.busy():
-        return text(request, 503, "busy", {"Retry-After": "5"})
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
     total = 0
     for part in parts:
         total += part[2]
@@ -165,10 +190,8 @@ def download_month(web, request, arg):
     )
 
 
-def delete(web, request):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
+@with_card
+def delete(web, request, fs):
     try:
         name = web_files.parse_form(request.body).get("name", "")
     except (ValueError, UnicodeError):
@@ -183,10 +206,8 @@ def delete(web, request):
     return json_response(request, '{"deleted":"%s"}' % name)
 
 
-def upload(web, request):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
+@with_card
+def upload(web, request, fs):
     length = request.length
     if length is None:
         return text(request, 411, "Content-Length required")
@@ -199,11 +220,12 @@ def upload(web, request):
     try:
         free = web.storage.refresh_space()
     except OSError:
-        return _no_card(request)
+        return text(request, 503, "SD card not available")
     if length + _UPLOAD_RESERVE > free:
         return text(request, 507, "not enough free space on the SD card")
-    if web.busy():
-        return text(request, 503, "busy", {"Retry-After": "5"})
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
     up = web_files.Upload(fs, path, length, request.early)
     return web.receive_upload(request, up, name)
 
@@ -217,10 +239,8 @@ def _exists(fs, path):
 
 
 # -- actions --------------------------------------------------------------------------------
-def save_settings(web, request):
-    fs = _fs(web)
-    if fs is None:
-        return _no_card(request)
+@with_card
+def save_settings(web, request, fs):
     try:
         form = web_files.parse_form(request.body)
     except (ValueError, UnicodeError):
@@ -268,8 +288,8 @@ ROUTES = {
     "/": {"GET": page_home},
     "/files": {"GET": page_files},
     "/settings": {"GET": page_settings, "POST": save_settings},
-    "/app.css": {"GET": asset},
-    "/app.js": {"GET": asset},
+    "/app.css": {"GET": app_css},
+    "/app.js": {"GET": app_js},
     "/api/now": {"GET": api_now},
     "/api/status": {"GET": api_status},
     "/api/history": {"GET": api_history},

@@ -331,9 +331,9 @@ class WebServer:
     def start_job(self, job):
         self.jobs.append(job)
 
-    def busy(self):
-        """True when no further transfer may start now."""
-        return len(self.jobs) >= self.max_jobs
+    def busy(self, spare=0):
+        """True when no further transfer may start now (``spare``: extra slots allowed)."""
+        return len(self.jobs) >= self.max_jobs + spare
 
     def stream(
         self, request, chunks, length=None, content_type="application/json", headers=None, buf=None

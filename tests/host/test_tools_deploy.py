@@ -30,6 +30,8 @@ def repo(tmp_path):
     (root / "smartmeter" / "app.py").write_text("APP = 1\n")
     (root / "smartmeter" / "sub" / "x.py").write_text("X = 1\n")
     (root / "smartmeter" / "notes.txt").write_text("not for the board\n")
+    (root / "smartmeter" / "web" / "assets").mkdir(parents=True)
+    (root / "smartmeter" / "web" / "assets" / "app.js").write_text("'use strict';\n")
     (root / "smartmeter" / "__pycache__").mkdir()
     (root / "smartmeter" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     (root / "drivers" / "hte501.py").write_text("D = 1\n")
@@ -44,17 +46,24 @@ def test_device_files_only_py_and_code_last(repo):
         "smartmeter/__init__.py",
         "smartmeter/app.py",
         "smartmeter/sub/x.py",
+        "smartmeter/web/assets/app.js",  # the web assets ship with the modules
         "drivers/hte501.py",
         "code.py",
     ]
-    assert deploy.device_dirs(files) == ["drivers", "smartmeter", "smartmeter/sub"]
+    assert deploy.device_dirs(files) == [
+        "drivers",
+        "smartmeter",
+        "smartmeter/sub",
+        "smartmeter/web",
+        "smartmeter/web/assets",
+    ]
 
 
 def test_usb_deploy_copies_and_keeps_settings(repo, tmp_path):
     drive = tmp_path / "CIRCUITPY"
     drive.mkdir()
     (drive / "boot_out.txt").write_text("Adafruit CircuitPython 10.0.0")
-    assert deploy.deploy(drive, root=repo) == 5
+    assert deploy.deploy(drive, root=repo) == 6
     assert (drive / "smartmeter" / "sub" / "x.py").read_text() == "X = 1\n"
     assert not (drive / "smartmeter" / "notes.txt").exists()
     assert not (drive / "smartmeter" / "__pycache__").exists()
@@ -187,8 +196,9 @@ def server():
 def test_webdeploy_uploads_then_skips_unchanged(repo, server):
     fake = FakeBoard()
     board = webdeploy.Board(server(fake), PASSWORD, timeout=5)
-    assert webdeploy.deploy(board, root=repo) == (5, 0)
+    assert webdeploy.deploy(board, root=repo) == (6, 0)
     assert fake.files["smartmeter/sub/x.py"][0] == b"X = 1\n"
+    assert fake.files["smartmeter/web/assets/app.js"][0] == b"'use strict';\n"
     assert fake.files["settings.toml"][0] == b'METER_KEY = ""\n'
     puts = [p for m, p in fake.requests if m == "PUT" and not p.endswith("/")]
     assert puts[-2:] == ["/fs/code.py", "/fs/settings.toml"]  # code.py after the modules
@@ -196,7 +206,7 @@ def test_webdeploy_uploads_then_skips_unchanged(repo, server):
     fake.files["settings.toml"] = (b'METER_KEY = "mine"\n', 0)
     os.utime(repo / "smartmeter" / "app.py", (1_900_000_000, 1_900_000_000))
     fake.requests.clear()
-    assert webdeploy.deploy(board, root=repo) == (1, 4)
+    assert webdeploy.deploy(board, root=repo) == (1, 5)
     assert [p for m, p in fake.requests if m == "PUT" and not p.endswith("/")] == [
         "/fs/smartmeter/app.py"
     ]

@@ -11,14 +11,16 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
-from _support import Actions
+from _support import REPO_ROOT, Actions
 
 from smartmeter import config as config_mod
 from smartmeter.datalog.sd import RealFS, Storage
@@ -227,6 +229,37 @@ def test_every_route_answers(site):
     s = json.loads(site.request("/api/settings")[1])
     assert s["values"]["METER_KEY"] is True and s["values"]["MQTT_PASSWORD"] is True
     assert site.request("/logout")[0] == 401
+
+
+def test_pages_are_the_asset_files_streamed_from_flash(site):
+    """Every page, the stylesheet and the script are the files in smartmeter/web/assets/, byte
+    for byte, through the fixed allowlist; no other URL reaches that folder."""
+    from smartmeter.web import pages
+
+    assets = REPO_ROOT / "smartmeter" / "web" / "assets"
+    on_disk = sorted(p.name for p in assets.iterdir())
+    assert sorted(f for f, _t in pages.ASSETS.values()) == on_disk  # nothing unlisted, none gone
+    for url, name in (("/", "home"), ("/files", "files"), ("/settings", "settings")):
+        status, body, hdrs = site.request(url)
+        assert status == 200 and body == (assets / pages.ASSETS[name][0]).read_bytes()
+        assert hdrs["Content-Type"].startswith("text/html")
+        assert int(hdrs["Content-Length"]) == len(body)
+        assert b'<html lang="en">' in body and b"<script>" not in body  # CSP: no inline script
+    for url, name in (("/app.js", "app.js"), ("/app.css", "app.css")):
+        status, body, _h = site.request(url)
+        assert status == 200 and body == (assets / name).read_bytes()
+    for url in ("/assets/app.js", "/home.html", "/app.js/", "/smartmeter/web/assets/app.js"):
+        assert site.request(url)[0] == 404, url
+    site.state.ap_mode = True  # the setup access point opens on the settings page
+    assert site.request("/")[1] == (assets / "settings.html").read_bytes()
+
+
+def test_page_script_passes_node_check(require):
+    node = shutil.which("node")
+    require(node is not None, "node is not installed")
+    js = REPO_ROOT / "smartmeter" / "web" / "assets" / "app.js"
+    run = subprocess.run([node, "--check", str(js)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
 
 
 def test_sd_status_reports_free_used_total(site):
