@@ -23,8 +23,14 @@ BENCH_ARGS ?=
 SCREENS_ARGS ?=
 CIRCUP_ARGS ?=
 WEBDEPLOY_ARGS ?=
-# LIBS=0 skips installing bundle libraries with circup (e.g. offline)
-LIBS ?= 1
+# make deploy: LIBS=release (default) installs lib/ from the release zip (offline), LIBS=circup
+# from the internet with circup, LIBS=0 leaves lib/ alone. FROM=source copies the repository's
+# .py files instead of the release's compiled ones (development).
+LIBS ?= release
+FROM ?= release
+# CircuitPython major versions `make release` builds a zip for (tools/release.py knows 9 and 10)
+RELEASE_MAJORS ?= 10
+RELEASE_DIR ?= dist
 
 # Paths that exist right now (other parts of the tree are written in parallel).
 LINT_PATHS := $(wildcard smartmeter drivers sim tests bench tools code.py)
@@ -33,7 +39,7 @@ WEB_JS := $(wildcard smartmeter/web/assets/*.js)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)
 
-.PHONY: help .venv node_modules test sim bench screens lint deploy clean distclean
+.PHONY: help .venv node_modules test sim bench screens lint release deploy clean distclean
 
 help:
 	@echo "Targets:"
@@ -44,9 +50,13 @@ help:
 	@echo "  make lint                    ruff check + format check; mypy (circuitpython-stubs) and"
 	@echo "                               mpy-cross (MicroPython syntax) on the device code,"
 	@echo "                               node --check on the web script (smartmeter/web/assets)"
-	@echo "  make deploy CIRCUITPY=/path  install bundle libs (circup) and copy the firmware to a mounted drive"
+	@echo "  make release                 dist/smartmeter-<version>-circuitpython-<N>.zip: compiled firmware,"
+	@echo "                               pinned libraries, settings example, README (RELEASE_MAJORS='9 10')"
+	@echo "  make deploy CIRCUITPY=/path  install the release onto a mounted drive, offline; unchanged files"
+	@echo "                               are skipped, an existing settings.toml is never overwritten"
 	@echo "  make deploy HOST=name        same over the web workflow (needs CIRCUITPY_WEB_API_PASSWORD in the env)"
-	@echo "                               LIBS=0 skips circup; an existing settings.toml is never overwritten"
+	@echo "                               LIBS=circup: libraries from the internet; LIBS=0: leave lib/ alone;"
+	@echo "                               FROM=source: the repository's .py files instead of the release"
 	@echo "  make .venv | node_modules    set up the Python venv / npm packages (done by the targets above)"
 	@echo "  make clean | distclean       remove caches | also .venv and node_modules"
 
@@ -99,8 +109,15 @@ lint: .venv
 	for f in $(WEB_JS); do node --check "$$f" || status=1; done; \
 	exit $$status
 
+release: .venv
+	@$(PY) tools/release.py --majors "$(RELEASE_MAJORS)" --out "$(RELEASE_DIR)"
+
 $(CIRCUP): | $(VENV_STAMP)
 	$(PY) -m pip install --quiet "circup==$(CIRCUP_VERSION)"
+
+DEPLOY_FLAGS = --dist "$(RELEASE_DIR)" $(if $(filter source,$(FROM)),--source) \
+  $(if $(filter release 1,$(LIBS)),,--no-libs)
+CIRCUP_FAILED := echo "deploy: circup could not install the libraries (no internet?): run again without LIBS=circup to use the release's lib/"; exit 1
 
 ifneq ($(HOST)$(CIRCUITPY),)
 deploy: .venv
@@ -109,23 +126,23 @@ deploy:
 ifdef HOST
 	@[ -n "$${CIRCUITPY_WEB_API_PASSWORD:-}" ] || \
 	  { echo "deploy: set CIRCUITPY_WEB_API_PASSWORD (the board's web workflow password)"; exit 2; }
-	@if [ "$(LIBS)" = 1 ]; then \
-	  if [ -f $(DEVICE_REQUIREMENTS) ]; then \
-	    $(MAKE) $(CIRCUP) && \
-	    CIRCUP_WEBWORKFLOW_PASSWORD="$$CIRCUITPY_WEB_API_PASSWORD" \
-	      $(CIRCUP) --host "$(HOST)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS); \
-	  else echo "deploy: no $(DEVICE_REQUIREMENTS): skipping bundle libraries"; fi; \
+	@if [ "$(FROM)" != source ]; then $(PY) tools/release.py --quiet --majors "$(RELEASE_MAJORS)" --out "$(RELEASE_DIR)"; fi
+	@if [ "$(LIBS)" = circup ]; then \
+	  $(MAKE) $(CIRCUP) >/dev/null && \
+	  CIRCUP_WEBWORKFLOW_PASSWORD="$$CIRCUITPY_WEB_API_PASSWORD" \
+	    $(CIRCUP) --host "$(HOST)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS) \
+	    2>$(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
 	fi
-	$(PY) tools/webdeploy.py "$(HOST)" $(WEBDEPLOY_ARGS)
+	@$(PY) tools/webdeploy.py "$(HOST)" $(DEPLOY_FLAGS) $(WEBDEPLOY_ARGS)
 else ifdef CIRCUITPY
-	@[ -d "$(CIRCUITPY)" ] || { echo "deploy: $(CIRCUITPY) is not a directory (mounted?)"; exit 2; }
-	@if [ "$(LIBS)" = 1 ]; then \
-	  if [ -f $(DEVICE_REQUIREMENTS) ]; then \
-	    $(MAKE) $(CIRCUP) && \
-	    $(CIRCUP) --path "$(CIRCUITPY)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS); \
-	  else echo "deploy: no $(DEVICE_REQUIREMENTS): skipping bundle libraries"; fi; \
+	@[ -d "$(CIRCUITPY)" ] || { echo "deploy: $(CIRCUITPY) is not a directory: is the CIRCUITPY drive mounted?"; exit 2; }
+	@if [ "$(FROM)" != source ]; then $(PY) tools/release.py --quiet --majors "$(RELEASE_MAJORS)" --out "$(RELEASE_DIR)"; fi
+	@if [ "$(LIBS)" = circup ]; then \
+	  $(MAKE) $(CIRCUP) >/dev/null && \
+	  $(CIRCUP) --path "$(CIRCUITPY)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS) \
+	    2>$(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
 	fi
-	$(PY) tools/deploy.py "$(CIRCUITPY)"
+	@$(PY) tools/deploy.py "$(CIRCUITPY)" $(DEPLOY_FLAGS)
 else
 	@echo "usage: make deploy CIRCUITPY=/media/you/CIRCUITPY   or   make deploy HOST=cpy-xxxxxx.local"
 	@exit 2
@@ -134,7 +151,7 @@ endif
 clean:
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -not -path "./node_modules/*" \
 	  -exec rm -rf {} +
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
 distclean: clean
 	rm -rf $(VENV) node_modules

@@ -8,9 +8,13 @@ directory, all with HTTP Basic auth (empty user name, the password is the board'
 ``CIRCUITPY_WEB_API_PASSWORD``, read here from the environment variable of the same name).
 ``/cp/version.json`` needs no auth and names the board.
 
-The file set is the one ``tools/deploy.py`` copies to a USB drive (code.py last). Files whose
-size and time stamp already match are skipped (``--force`` uploads all). The board's
-``settings.toml`` is never overwritten (the web workflow only runs when it exists).
+The file set is the one ``tools/deploy.py`` copies to a USB drive (code.py last): by default
+the release zip from ``make release`` for the CircuitPython major version the board reports,
+``--source`` for the repository's ``.py`` files. Files whose size and time stamp already match
+are skipped (``--force`` uploads all), so a second run uploads nothing. The board's
+``settings.toml`` is never overwritten (the web workflow only runs when it exists). Firmware
+``.py`` files that would shadow the release's ``.mpy`` files are not deleted over the web
+workflow: the summary names them (delete them, or use the USB drive once).
 
 There is no restart endpoint: ``/cp/`` accepts GET only. A write through the web workflow
 triggers CircuitPython's auto-reload (when ``supervisor.runtime.autoreload`` is on, the default),
@@ -32,7 +36,15 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deploy import REPO_ROOT, SETTINGS, SETTINGS_EXAMPLE, device_dirs, device_files  # noqa: E402
+from deploy import (  # noqa: E402
+    DIST,
+    REPO_ROOT,
+    SETTINGS,
+    DeployError,
+    Payload,
+    device_dirs,
+    release_zip,
+)
 
 PASSWORD_ENV = "CIRCUITPY_WEB_API_PASSWORD"
 FAT_TIME_SLACK_NS = 2_000_000_000  # FAT stores modification times in 2 s steps
@@ -45,10 +57,6 @@ _STATUS_HINTS = {
     413: "file too large for the board",
     417: "file too large for the board",
 }
-
-
-class DeployError(Exception):
-    """A request failed; the message says why."""
 
 
 class Board:
@@ -125,21 +133,28 @@ def _split_host(host: str) -> str:
     return "http://" + host
 
 
-def _unchanged(entry: dict | None, src: Path) -> bool:
+def _unchanged(entry: dict | None, size: int, mtime_ns: int) -> bool:
     if not entry or entry.get("directory"):
         return False
-    st = src.stat()
-    if entry.get("file_size") != st.st_size:
+    if entry.get("file_size") != size:
         return False
-    local_ns = (st.st_mtime_ns // 1_000_000) * 1_000_000
+    local_ns = (mtime_ns // 1_000_000) * 1_000_000
     return abs(int(entry.get("modified_ns", 0)) - local_ns) <= FAT_TIME_SLACK_NS
 
 
-def deploy(board: Board, root: Path = REPO_ROOT, force: bool = False, dry_run: bool = False):
+def deploy(
+    board: Board,
+    root: Path = REPO_ROOT,
+    force: bool = False,
+    dry_run: bool = False,
+    payload: Payload | None = None,
+):
     """Upload the firmware; return (written, skipped) file counts."""
     if not board.writable():
         raise DeployError(_STATUS_HINTS[409])
-    files = device_files(root)
+    if payload is None:
+        payload = Payload.from_repo(root)
+    files = payload.files
     listings: dict[str, dict[str, dict] | None] = {"": board.listdir("/")}
     for d in device_dirs(files):
         if dry_run:
@@ -153,23 +168,35 @@ def deploy(board: Board, root: Path = REPO_ROOT, force: bool = False, dry_run: b
 
     written = skipped = 0
     for rel in files:
-        src = root / rel
+        data, mtime_ns = payload.data[rel], payload.mtime_ns[rel]
         parent, _, name = rel.rpartition("/")
         entry = (listings.get(parent) or {}).get(name)
-        if not force and _unchanged(entry, src):
+        if not force and _unchanged(entry, len(data), mtime_ns):
             skipped += 1
             continue
         print(f"  {rel}")
         written += 1
         if not dry_run:
-            board.put(rel, src.read_bytes(), src.stat().st_mtime_ns // 1_000_000)
+            board.put(rel, data, mtime_ns // 1_000_000)
 
+    if payload.release:
+        shadows = []
+        for rel in files:
+            if rel.endswith(".mpy") and not rel.startswith("lib/"):
+                parent, _, name = rel.rpartition("/")
+                if name[:-4] + ".py" in (listings.get(parent) or {}):
+                    shadows.append(rel[:-4] + ".py")
+        if shadows:
+            print(
+                f"webdeploy: warning: {len(shadows)} old .py file(s) such as {shadows[0]} hide the"
+                " release's .mpy files: delete them (or deploy once over USB, which does)"
+            )
     if SETTINGS in (listings[""] or {}):
         print(f"webdeploy: keeping the board's {SETTINGS}")
-    elif (root / SETTINGS_EXAMPLE).is_file():
-        print(f"webdeploy: the board has no {SETTINGS}: uploading {SETTINGS_EXAMPLE} as it")
+    elif payload.settings_example is not None:
+        print(f"webdeploy: the board has no {SETTINGS}: uploading the example as it")
         if not dry_run:
-            board.put(SETTINGS, (root / SETTINGS_EXAMPLE).read_bytes())
+            board.put(SETTINGS, payload.settings_example)
     return written, skipped
 
 
@@ -181,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="upload unchanged files too")
     parser.add_argument("--dry-run", action="store_true", help="only list what would be uploaded")
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds per request")
+    parser.add_argument("--release", type=Path, help="release zip (default: the one in dist/)")
+    parser.add_argument("--dist", type=Path, default=DIST, help="folder of the release zips")
+    parser.add_argument("--source", action="store_true", help="upload the repository's .py files")
+    parser.add_argument("--no-libs", action="store_true", help="leave lib/ alone")
     args = parser.parse_args(argv)
 
     password = os.environ.get(PASSWORD_ENV, "")
@@ -198,7 +229,14 @@ def main(argv: list[str] | None = None) -> int:
             f"webdeploy: {info.get('board_name', '?')} running CircuitPython "
             f"{info.get('version', '?')} at {board.base}"
         )
-        written, skipped = deploy(board, force=args.force, dry_run=args.dry_run)
+        if args.source:
+            payload = Payload.from_repo()
+        else:
+            payload = Payload.from_zip(args.release or release_zip(info.get("version"), args.dist))
+            print(f"webdeploy: installing {payload.label}")
+        if args.no_libs:
+            payload = payload.without_libs()
+        written, skipped = deploy(board, force=args.force, dry_run=args.dry_run, payload=payload)
     except DeployError as exc:
         print(f"webdeploy: {exc}")
         return 1
