@@ -64,7 +64,9 @@ class App:
         cfg = self.config
         self.state = state if state is not None else State()
         st = self.state
-        st.version = __version__
+        st.version, mismatch = firmware_version()
+        if mismatch:
+            cfg.problems.append(mismatch)
         st.hostname = cfg.HOSTNAME
         st.key_set = cfg.METER_KEY is not None
         st.config_problems = list(cfg.problems)
@@ -336,6 +338,36 @@ class App:
 
 
 OVERRIDE_NAME = "smartmeter.toml"
+
+
+def firmware_version(impl=None):
+    """(short text, problem or None) about this firmware and the CircuitPython it runs on.
+
+    The text is "0.1.0 CP10 on 10.0.3" for a release built for CircuitPython 10 (see
+    ``build_info``, written by ``make release``), "0.1.0 src" when running from source. The
+    problem names both versions when the board runs another major version than the release's.
+    """
+    from . import build_info
+
+    if impl is None:
+        import sys
+
+        impl = sys.implementation
+    running = None
+    if impl.name == "circuitpython":
+        running = "%d.%d.%d" % tuple(impl.version[:3])
+    built = build_info.CIRCUITPYTHON
+    version = build_info.VERSION or __version__
+    text = "%s CP%s" % (version, built) if built else version + " src"
+    if running:
+        text += " on " + running
+    problem = None
+    if built and running and running.split(".")[0] != str(built):
+        problem = "release for CircuitPython %s, board runs %s: get the matching zip" % (
+            built,
+            running,
+        )
+    return text, problem
 
 
 class Hardware:

@@ -304,8 +304,15 @@ def main():
     Bad settings never stop the board: they are reported on the display, the serial console and
     the web page, and the firmware runs on with what works (see smartmeter/config.py).
     """
-    from smartmeter import config
+    from smartmeter import build_info, config
 
+    text, mismatch = app.firmware_version()
+    print(
+        "smartmeter %s (built for CircuitPython %s, commit %s)"
+        % (text, build_info.CIRCUITPYTHON or "any: source", build_info.COMMIT or "-")
+    )
+    if mismatch:
+        print("smartmeter:", mismatch)
     cfg = config.load(os.getenv)
     hw = build(cfg)
     if hw.mount is not None:
