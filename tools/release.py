@@ -7,7 +7,8 @@ holding one folder of the same name with:
 - ``code.py`` (source: CircuitPython only runs code.py as source), stamped with the major version
   it was built for, so that it can say so when the board cannot load the compiled modules;
 - ``smartmeter/**.mpy`` and ``drivers/**.mpy``: the firmware compiled to .mpy, plus a generated
-  ``smartmeter/build_info.mpy`` (version, target, commit, library versions);
+  ``smartmeter/build_info.mpy`` (version, target, commit, library versions), and the files of
+  the ``assets/`` folders (web pages, stylesheet, script) as they are;
 - ``lib/``: the bundle libraries at the versions pinned in requirements-device.txt (the same
   versions requirements-dev.txt installs for the host tests), compiled the same way;
 - ``settings.toml.example`` and ``README.txt``.
@@ -129,6 +130,21 @@ def firmware_sources(root: Path = REPO_ROOT) -> list[str]:
         base = root / pkg
         for path in sorted(base.rglob("*.py")) if base.is_dir() else ():
             rel = path.relative_to(root)
+            if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
+                continue
+            files.append(rel.as_posix())
+    return files
+
+
+def firmware_assets(root: Path = REPO_ROOT) -> list[str]:
+    """Files in the packages' ``assets/`` folders (web pages, stylesheet, script): shipped as is."""
+    files = []
+    for pkg in PACKAGES:
+        base = root / pkg
+        for path in sorted(base.rglob("*")) if base.is_dir() else ():
+            rel = path.relative_to(root)
+            if not path.is_file() or "assets" not in rel.parts[:-1] or path.suffix == ".py":
+                continue
             if "__pycache__" in rel.parts or any(p.startswith(".") for p in rel.parts):
                 continue
             files.append(rel.as_posix())
@@ -409,6 +425,8 @@ def build(
                 continue
             data = mpy_cross(binary, (root / rel).read_bytes(), rel)
             z.add(f"{name}/{rel[:-3]}.mpy", data)
+        for rel in firmware_assets(root):
+            z.add(f"{name}/{rel}", (root / rel).read_bytes())
         info = build_info_source(version, major, compiler, commit, libs)
         z.add(
             f"{name}/smartmeter/build_info.mpy",

@@ -50,6 +50,10 @@ def test_every_firmware_module_is_mpy_for_circuitpython_10(built):
         assert mpy.read_bytes()[:4] == CP10_HEADER, rel
     for mpy in top.rglob("*.mpy"):
         assert mpy.read_bytes()[:4] == CP10_HEADER, mpy
+    assets = release.firmware_assets()
+    assert "smartmeter/web/assets/app.js" in assets
+    for rel in assets:
+        assert (top / rel).read_bytes() == (ROOT / rel).read_bytes(), rel
 
 
 def test_no_source_left_but_code_py(built):
