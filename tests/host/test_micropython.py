@@ -82,7 +82,7 @@ def test_copies_directories_and_renamed_files(tmp_path):
 
 def test_repo_relative_paths_resolve_from_repo_root():
     # errors.py is the protocol core's exception hierarchy; it must import under MicroPython.
-    assert (REPO_ROOT / "smartmeter" / "errors.py").is_file()
+    assert (REPO_ROOT / "smartmeter" / "protocol" / "errors.py").is_file()
     rc, out, err = run_micropython(
         "import smartmeter.protocol.errors as e\nprint(e.__file__)\n", files=["smartmeter"]
     )
