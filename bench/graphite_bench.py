@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from sim.hardware import SimClock
 from smartmeter.outputs.graphite import GraphiteSink
 from smartmeter.protocol import reading as r
 from smartmeter.protocol.reading import Reading
@@ -142,7 +143,7 @@ def _original(readings):
 
 def _ours(readings, period_s, interval_s=0):
     pool = CountingPool()
-    sink = GraphiteSink(_Config(interval_s), pool, State())
+    sink = GraphiteSink(_Config(interval_s), pool, State(), SimClock())
     now_ms = 0
     cpu = 0.0
     for epoch, reading, extras in readings:

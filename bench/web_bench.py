@@ -77,6 +77,7 @@ class _Poller:
 
 
 def _ours(root, name, size, chunk):
+    from sim.hardware import SimClock
     from smartmeter import config as config_mod
     from smartmeter.datalog.sd import RealFS, Storage
     from smartmeter.state import State
@@ -88,7 +89,7 @@ def _ours(root, name, size, chunk):
     cfg = config_mod.load(
         lambda _n: None, {"WEB_PORT": port, "LOG_DIR": "/sd/logs", "WEB_PASSWORD": PASSWORD}
     )
-    storage = Storage(RealFS(root=root, fsync=False), None, "/sd/logs")
+    storage = Storage(RealFS(root=root, fsync=False), None, "/sd/logs", SimClock())
     storage.begin()
     services = [0]
 
@@ -102,7 +103,7 @@ def _ours(root, name, size, chunk):
         def setup_mode(self):
             pass
 
-    web = web_mod.WebServer(cfg, State(), socket, storage, Actions(), service)
+    web = web_mod.WebServer(cfg, State(), socket, storage, Actions(), SimClock(), service)
     web.start("127.0.0.1")
     poller = _Poller(lambda: web.poll(0))
     try:

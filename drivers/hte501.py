@@ -28,13 +28,10 @@ Bus interface used (``busio.I2C``): ``try_lock()``, ``unlock()``, ``writeto(addr
 the ESP-IDF timeout on a bus held low; other ports may use 116 (ETIMEDOUT). A transaction on a
 held bus can block for the IDF timeout (about 1 s); the backoff bounds how often that happens.
 
-Time is passed in as ``now_ms`` ticks that wrap at 2**29 (``supervisor.ticks_ms()``,
-``adafruit_ticks.ticks_ms()``); all arithmetic is wrap-safe.
+Time comes from outside: ``poll(now_ms)`` or the ``ticks_ms`` callable given at init, ticks
+that wrap at 2**29 (``supervisor.ticks_ms()``, ``adafruit_ticks.ticks_ms()``); all arithmetic is
+wrap-safe. The driver imports nothing from the firmware, so it can be copied alone.
 """
-
-import time
-
-from smartmeter.timeutil import ticks_add, ticks_diff
 
 try:
     from micropython import const
@@ -44,7 +41,9 @@ except ImportError:  # CPython
         return expr
 
 
+_TICKS_PERIOD = const(1 << 29)
 _TICKS_MAX = const((1 << 29) - 1)
+_TICKS_HALF = const(1 << 28)
 
 _DEFAULT_ADDRESS = const(0x40)
 _CRC_POLY = const(0x31)
@@ -107,16 +106,14 @@ def decode_humidity(hi, lo):
     return ((hi << 8) | lo) / 100
 
 
-def _default_clock():
-    try:
-        from supervisor import ticks_ms  # CircuitPython: already wraps at 2**29
+def ticks_diff(new, old):
+    """``new - old`` for ticks that wrap at 2**29 (valid below 2**28 ms)."""
+    return ((new - old + _TICKS_HALF) & _TICKS_MAX) - _TICKS_HALF
 
-        return ticks_ms
-    except ImportError:
-        pass
-    if hasattr(time, "ticks_ms"):  # MicroPython wraps at 2**30: mask to 2**29
-        return lambda: time.ticks_ms() & _TICKS_MAX
-    return lambda: int(time.monotonic() * 1000) & _TICKS_MAX
+
+def ticks_add(ticks, delta):
+    """``ticks + delta`` wrapped at 2**29."""
+    return (ticks + delta) % _TICKS_PERIOD
 
 
 class HTE501:
@@ -125,17 +122,18 @@ class HTE501:
     :param i2c: a ``busio.I2C``-like bus (try_lock/unlock/writeto/writeto_then_readfrom)
     :param int address: 7-bit address, 0x40..0x47
     :param period_s: measurement interval in seconds (written to the sensor, 0.05 s steps)
-    :param clock: callable returning 2**29-wrapping ms ticks, used when ``poll()`` gets no time
+    :param ticks_ms: callable returning 2**29-wrapping ms ticks, used when ``poll()`` gets no
+        time (``poll()`` without either raises ``TypeError``)
     """
 
-    def __init__(self, i2c, address=_DEFAULT_ADDRESS, period_s=5, clock=None):
+    def __init__(self, i2c, address=_DEFAULT_ADDRESS, period_s=5, ticks_ms=None):
         units = min(max(int(period_s * 20 + 0.5), 1), _MAX_INTERVAL_UNITS)  # 50 ms units
         self._i2c = i2c
         self.address = address
         self.period_ms = units * 50
         # values older than three periods (at least 3 s) are dropped
         self.stale_ms = max(3 * self.period_ms, 3000)
-        self._clock = clock if clock is not None else _default_clock()
+        self._ticks_ms = ticks_ms
         # preallocated command/response buffers
         cfg = bytearray(6)
         cfg[0] = 0x72
@@ -181,10 +179,12 @@ class HTE501:
         """Do whatever is due; return True when new values arrived. Never blocks or raises
         for bus trouble.
 
-        :param now_ms: current 2**29-wrapping ms ticks (default: the clock given at init)
+        :param now_ms: current 2**29-wrapping ms ticks (default: ``ticks_ms()`` given at init)
         """
         if now_ms is None:
-            now_ms = self._clock()
+            if self._ticks_ms is None:
+                raise TypeError("HTE501.poll() needs now_ms or a ticks_ms callable")
+            now_ms = self._ticks_ms()
         self._check_stale(now_ms)
         if self._next_ms is not None and ticks_diff(now_ms, self._next_ms) < 0:
             return False

@@ -478,13 +478,13 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
         backfill = CsvBackfill(app.storage) if app.storage is not None else None
         attempt(
             "graphite",
-            lambda: _load("outputs.graphite").GraphiteSink(cfg, hw.pool, state, backfill),
+            lambda: _load("outputs.graphite").GraphiteSink(cfg, hw.pool, state, clock, backfill),
         )
     if hw.pool is not None and cfg.MQTT_HOST:
         attempt(
             "mqtt",
             lambda: _load("outputs.mqtt").MqttSink(
-                cfg, hw.pool, state, clock.ticks_ms, ticks_diff, getattr(hw, "ssl_context", None)
+                cfg, hw.pool, state, clock, getattr(hw, "ssl_context", None)
             ),
         )
     app.web = None
@@ -492,7 +492,7 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
         app.web = attempt(
             "web",
             lambda: _load("web.server").WebServer(
-                cfg, state, hw.pool, app.storage, actions, app.service_uart, clock.ticks_ms
+                cfg, state, hw.pool, app.storage, actions, clock, app.service_uart
             ),
         )
         if app.web is not None:

@@ -17,7 +17,7 @@ optional ``start_mdns(hostname)`` is called once connected (``mdns.Server`` on t
 
 import os
 
-from .timeutil import ticks_add, ticks_diff
+from .timeutil import Backoff, ticks_add, ticks_diff
 
 try:
     from micropython import const
@@ -74,13 +74,13 @@ class NetSetup:
         self.mdns = False
         self._last_ok = now_ms
         self._forced_until = None
-        self._retry_at = None
+        self._retry = Backoff(_RETRY_MS, _RETRY_MS)  # between failed start_ap() calls
         state.hostname = self.hostname
 
     def request(self, now_ms):
         """Open the AP now (menu or web button) for ``portal_ms``."""
         self._forced_until = ticks_add(now_ms, self.portal_ms)
-        self._retry_at = None
+        self._retry.ok()
 
     def _want(self, now, connected):
         if self._forced_until is not None:
@@ -114,15 +114,15 @@ class NetSetup:
                     self.mdns = True
         want = self._want(now_ms, connected)
         if want and not self.active:
-            if self._retry_at is not None and ticks_diff(now_ms, self._retry_at) < 0:
+            if not self._retry.due(now_ms):
                 return
             try:
                 radio.start_ap(self.ssid, self.password)
             except Exception as exc:  # noqa: BLE001
                 self.state.last_errors["setup"] = str(exc)[:80]
-                self._retry_at = ticks_add(now_ms, _RETRY_MS)
+                self._retry.fail(now_ms)
                 return
-            self._retry_at = None
+            self._retry.ok()
             self.active = True
             self.starts += 1
         elif not want and self.active and connected:

@@ -9,8 +9,8 @@ class SensorSink:
 
     name = "sensor"
 
-    def __init__(self, i2c, state, clock=None):
-        self.driver = HTE501(i2c, clock=clock)
+    def __init__(self, i2c, state, clock):
+        self.driver = HTE501(i2c, ticks_ms=clock.ticks_ms)
         self.state = state
 
     def poll(self, now_ms):

@@ -29,6 +29,49 @@ def ticks_add(ticks, delta):
     return (ticks + delta) % _TICKS_PERIOD
 
 
+class Backoff:
+    """Exponential retry delay on the app's ticks: ``min_ms`` doubling to ``max_ms``.
+
+    ``fail(now)`` schedules the next attempt, ``wait(now, ms)`` any other delay (a batch
+    interval), ``ok()`` makes it due at once with the delay reset, ``due(now)`` asks.
+    """
+
+    def __init__(self, min_ms, max_ms):
+        self.min_ms = min_ms
+        self.max_ms = max_ms
+        self.delay = 0  # ms waited after the last failure (0 while healthy)
+        self.failures = 0  # in a row
+        self.next = None  # ticks of the next attempt; None = due now
+
+    def fail(self, now):
+        """A failed attempt at ``now``: the next one waits twice as long (capped)."""
+        d = self.delay
+        self.delay = self.min_ms if d == 0 else min(2 * d, self.max_ms)
+        self.failures += 1
+        self.next = ticks_add(now, self.delay)
+        return self.next
+
+    def wait(self, now, ms):
+        """Next attempt ``ms`` after ``now``, the failure delay unchanged."""
+        self.next = ticks_add(now, ms)
+
+    def ok(self):
+        """Success: due at once, delay reset."""
+        self.delay = 0
+        self.failures = 0
+        self.next = None
+
+    def due(self, now):
+        return self.next is None or ticks_diff(now, self.next) >= 0
+
+    def left(self, now):
+        """Milliseconds until due (0 when due)."""
+        if self.next is None:
+            return 0
+        left = ticks_diff(self.next, now)
+        return left if left > 0 else 0
+
+
 def days_from_civil(y, m, d):
     """Days since 1970-01-01 of a proleptic Gregorian date."""
     y -= m <= 2

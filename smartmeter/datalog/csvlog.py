@@ -30,6 +30,7 @@ day's file (the meter clock was corrected back) starts the next part file of tha
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
+from ..netutil import errno_of
 from ..timeutil import civil_from_days, days_from_civil  # noqa: F401 - re-exported for callers
 from .csvformat import (  # noqa: F401 - re-exported: callers import them here
     _DIALECTS,
@@ -44,7 +45,7 @@ from .csvformat import (  # noqa: F401 - re-exported: callers import them here
     _write_all,
     read_rows,
 )
-from .sd import ENOENT, errno_of, part_of
+from .sd import ENOENT, part_of
 
 try:
     from micropython import const

@@ -22,7 +22,8 @@ successful mount so the log knows to reopen and re-check its file.
 import os
 import sys
 
-from ..timeutil import ticks_diff
+from ..netutil import errno_of
+from ..timeutil import Backoff
 
 try:
     from micropython import const
@@ -49,35 +50,6 @@ _RESUME_FREE = const(16384)  # bytes free before a "full" card is written to aga
 _MB = const(1048576)
 
 _MISSING_CODES = (ENODEV, ENXIO, ENOMEDIUM)
-
-
-def errno_of(exc):
-    """The errno of an OSError (``exc.errno`` or ``args[0]``), or None."""
-    code = getattr(exc, "errno", None)
-    if code is None and getattr(exc, "args", None):
-        code = exc.args[0]
-    return code if isinstance(code, int) else None
-
-
-class _MonotonicClock:
-    """Default clock: ``supervisor.ticks_ms`` (CircuitPython), ``time.ticks_ms`` (MicroPython)
-    or ``time.monotonic_ns`` (CPython), all as wrapping 29-bit milliseconds."""
-
-    def __init__(self):
-        import time
-
-        try:
-            from supervisor import ticks_ms
-
-            self._ticks = ticks_ms
-        except ImportError:
-            self._ticks = getattr(time, "ticks_ms", None)
-        self._ns = getattr(time, "monotonic_ns", None)
-
-    def ticks_ms(self):
-        if self._ticks is not None:
-            return self._ticks() & 0x1FFFFFFF
-        return (self._ns() // 1000000) & 0x1FFFFFFF
 
 
 class RealFS:
@@ -163,7 +135,7 @@ class Storage:
     :param fs: filesystem object (see module docstring) or None (logging disabled)
     :param mount: callable that (re)mounts the card, raising on failure; None = always mounted
     :param log_dir: absolute directory of the day files, e.g. ``"/sd/logs"``
-    :param clock: object with ``ticks_ms()`` (wrapping allowed); default: ``time`` based
+    :param clock: the app's clock, ``ticks_ms()`` (wrapping); needed unless ``fs`` is None
     :param min_free_mb: retention deletes the oldest day while free space is below this
     """
 
@@ -171,7 +143,9 @@ class Storage:
         self.fs = fs
         self._mount = mount
         self.log_dir = log_dir.rstrip("/") or "/"
-        self._clock = clock if clock is not None else _MonotonicClock()
+        if fs is not None and clock is None:
+            raise TypeError("Storage needs a clock")
+        self._clock = clock
         self.min_free = int(min_free_mb * _MB)
         self.state = "disabled" if fs is None else "missing"
         self.free_bytes = None
@@ -184,9 +158,7 @@ class Storage:
         self.deleted = 0  # files removed by retention
         self.last_error = ""
         self.protect = ()  # name prefixes retention never deletes (set by the log: today's date)
-        self._backoff = _BACKOFF_MIN_MS
-        self._last_try = None  # ticks of the last mount attempt
-        self._wait = 0  # ms to wait after _last_try
+        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)  # between mount attempts
 
     # -- state -----------------------------------------------------------------------------
     def path(self, name):
@@ -218,17 +190,15 @@ class Storage:
                 self.state = "ok"
                 return True
             return False
-        if self._last_try is not None:
-            waited = ticks_diff(self._clock.ticks_ms(), self._last_try)
-            if 0 <= waited < self._wait:
-                return False
+        if not self._backoff.due(self._clock.ticks_ms()):
+            return False
         return self._try_mount()
 
     poll = available  # the app's timed work calls this so a card comes back without telegrams
 
     def _try_mount(self):
         self.mount_attempts += 1
-        self._last_try = self._clock.ticks_ms()
+        now = self._clock.ticks_ms()
         stage = "mount"
         try:
             if self._mount is not None:
@@ -243,16 +213,14 @@ class Storage:
             else:
                 self.state = "error"
             self.last_error = _describe(exc)
-            self._wait = self._backoff
-            self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+            self._backoff.fail(now)
             return False
         if self.mounts and self.faults:
             self.remounts += 1
         self.mounts += 1
         self.generation += 1
         self.state = "ok"
-        self._backoff = _BACKOFF_MIN_MS
-        self._wait = 0
+        self._backoff.ok()
         return True
 
     def _ensure_dir(self):
@@ -277,16 +245,13 @@ class Storage:
                 if errno_of(probe) in _MISSING_CODES:
                     code = ENODEV
         self.state = "missing" if code in _MISSING_CODES else "error"
-        self._last_try = self._clock.ticks_ms()
-        self._wait = self._backoff
-        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
+        self._backoff.fail(self._clock.ticks_ms())
 
     def retry_in_ms(self):
         """Milliseconds until the next mount attempt (0 when due or not waiting)."""
-        if self.state not in ("missing", "error") or self._last_try is None:
+        if self.state not in ("missing", "error"):
             return 0
-        left = self._wait - ticks_diff(self._clock.ticks_ms(), self._last_try)
-        return left if left > 0 else 0
+        return self._backoff.left(self._clock.ticks_ms())
 
     # -- space -----------------------------------------------------------------------------
     def refresh_space(self):

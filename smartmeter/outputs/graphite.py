@@ -13,12 +13,11 @@ Metric paths default to the original firmware's (``smartmeter.strom.L1`` ...), t
 meter's UTC epoch, energy is sent as integer Wh/varh, other floats with fixed decimals.
 """
 
-from array import array
-
+from ..netutil import EAGAIN, ECONNREFUSED, errno_of, timed_out
 from ..protocol import reading as _r
 from ..protocol.reading import A_PLUS, P_MINUS, P_PLUS, Reading
-from ..timeutil import ticks_add
-from ..timeutil import ticks_diff as _ticks_diff29
+from ..timeutil import Backoff, ticks_diff
+from .ring import ByteRing
 
 try:
     from micropython import const
@@ -29,7 +28,6 @@ except ImportError:  # CPython
 
 
 _QUEUE_BYTES = const(16384)  # ~14 telegrams with all metrics; CSV backfill covers the rest
-_MAX_TELEGRAMS = const(64)
 _SCRATCH_BYTES = const(4096)  # one telegram's (or one backfill row's) lines
 _IO_TIMEOUT_MS = const(500)  # connect and each send
 _POLL_BUDGET_MS = const(1000)  # one poll() never takes much longer than this
@@ -39,9 +37,6 @@ _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _BACKFILL_ROWS = const(8)  # CSV rows per poll
 _STATUS_EVERY_S = const(60)
-_ECONNREFUSED = const(111)  # Linux and lwIP
-_ETIMEDOUT = const(110)
-_EAGAIN = const(11)
 
 _INT = const(-1)
 # (source, key, path, decimals): source v=reading.values d=derived x=extras n=net power
@@ -79,29 +74,8 @@ STATUS = tuple(
 )
 
 
-def _default_ticks():
-    try:
-        from supervisor import ticks_ms  # CircuitPython
-
-        return ticks_ms, _ticks_diff29
-    except ImportError:
-        pass
-    import time
-
-    if hasattr(time, "ticks_ms"):  # MicroPython
-        return time.ticks_ms, getattr(time, "ticks_diff")
-    return (lambda: int(time.monotonic() * 1000) & 0x1FFFFFFF), _ticks_diff29
-
-
 class _Budget(OSError):
     pass
-
-
-def _errno(exc):
-    code = getattr(exc, "errno", None)
-    if code is None and exc.args and isinstance(exc.args[0], int):
-        code = exc.args[0]
-    return code
 
 
 class GraphiteSink:
@@ -114,25 +88,33 @@ class GraphiteSink:
 
     name = "graphite"
 
-    def __init__(
-        self,
-        config,
-        pool,
-        state,
-        backfill=None,
-        ticks_ms=None,
-        ticks_diff=None,
-        queue_bytes=_QUEUE_BYTES,
-    ):
+    def __init__(self, config, pool, state, clock, backfill=None, queue_bytes=_QUEUE_BYTES):
         self.pool = pool
         self.state = state
         self._backfill = backfill
-        self._loop_diff = ticks_diff or _ticks_diff29  # for poll()'s now_ms (the app's clock)
-        if ticks_ms is None:
-            ticks_ms, default_diff = _default_ticks()
-            ticks_diff = ticks_diff or default_diff
-        self._ticks_ms = ticks_ms  # measures time spent inside poll()
-        self._diff = ticks_diff or _ticks_diff29
+        self._ticks_ms = clock.ticks_ms  # the app's clock: schedule and the poll() budget
+        self._settings(config)
+        self.ring = ByteRing(queue_bytes)
+        self._scratch = bytearray(_SCRATCH_BYTES)
+        self._smv = memoryview(self._scratch)
+        self._spos = 0
+        self._slines = 0
+        self.sent = 0
+        self.failed = 0
+        self.connections = 0
+        self.backfilled = 0
+        self.backfill_errors = 0
+        self.truncated = 0  # lines that did not fit the scratch buffer
+        self.last_send_ms = None
+        self._addr = None  # cached getaddrinfo entry
+        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
+        self._last_bucket = None
+        self._bf_bucket = None
+        self._last_status = None
+        if state is not None:
+            state.graphite_state = "pending" if self.enabled else "disabled"
+
+    def _settings(self, config):
         self.host = getattr(config, "GRAPHITE_HOST", "") or ""
         self.port = getattr(config, "GRAPHITE_PORT", 2003)
         self.enabled = bool(self.host)
@@ -144,43 +126,16 @@ class GraphiteSink:
         self._paths = tuple((prefix + m[2] + " ").encode() for m in METRICS)
         self._status_paths = tuple((prefix + "status." + n + " ").encode() for n in STATUS)
         self._send_time_path = (prefix + "data.send_time ").encode()
-        # byte ring of formatted telegrams + per-telegram (epoch, bytes, lines)
-        self._cap = queue_bytes
-        self._ring = bytearray(queue_bytes)
-        self._rmv = memoryview(self._ring)
-        self._rhead = 0
-        self._rlen = 0
-        self._tep = array("l", [0] * _MAX_TELEGRAMS)
-        self._tlen = array("H", [0] * _MAX_TELEGRAMS)
-        self._tlines = array("H", [0] * _MAX_TELEGRAMS)
-        self._thead = 0
-        self._tcount = 0
-        self._scratch = bytearray(_SCRATCH_BYTES)
-        self._smv = memoryview(self._scratch)
-        self._spos = 0
-        self._slines = 0
-        # counters
-        self.sent = 0
-        self.failed = 0
-        self.queued = 0
-        self.dropped = 0
-        self.connections = 0
-        self.backfilled = 0
-        self.backfill_errors = 0
-        self.truncated = 0  # lines that did not fit the scratch buffer
-        self.last_send_ms = None
-        # timing and error state
-        self._addr = None  # cached getaddrinfo entry
-        self._fails = 0
-        self._next_ms = None  # ticks before which poll() does nothing
-        self._more = False  # the last push left data behind: next poll is due at once
-        self._last_bucket = None
-        self._bf_bucket = None
-        self._last_status = None
-        self._gap_from = None  # epochs [gap_from, gap_until) were dropped: re-send from the CSV
-        self._gap_until = None
-        if state is not None:
-            state.graphite_state = "pending" if self.enabled else "disabled"
+
+    @property
+    def queued(self):
+        """Points waiting in memory."""
+        return self.ring.queued
+
+    @property
+    def dropped(self):
+        """Points dropped from the full queue (re-sent from the CSV when a backfill is set)."""
+        return self.ring.dropped
 
     # -- formatting (no I/O) ----------------------------------------------------------------
     def _put(self, path, value, decimals, ts):
@@ -262,58 +217,8 @@ class GraphiteSink:
             return
         ts = self._format(epoch, reading.values, reading.derived, extras, self._offset_wh)
         self._format_status(epoch, ts)
-        self._push(epoch)
+        self.ring.push(self._smv, self._spos, epoch, self._slines)
         self._sync_counters()
-
-    # -- the byte ring ----------------------------------------------------------------------
-    def _push(self, epoch):
-        n = self._spos
-        if not n:
-            return
-        cap = self._cap
-        if n > cap:
-            self.dropped += self._slines
-            self._mark_gap(epoch)
-            return
-        while self._tcount and (self._rlen + n > cap or self._tcount >= _MAX_TELEGRAMS):
-            self._mark_gap(self._tep[self._thead])
-            self.dropped += self._tlines[self._thead]
-            self._pop()
-        start = (self._rhead + self._rlen) % cap
-        first = min(n, cap - start)
-        self._rmv[start : start + first] = self._smv[0:first]
-        if first < n:
-            self._rmv[0 : n - first] = self._smv[first:n]
-        self._rlen += n
-        i = (self._thead + self._tcount) % _MAX_TELEGRAMS
-        self._tep[i] = epoch
-        self._tlen[i] = n
-        self._tlines[i] = self._slines
-        self._tcount += 1
-        self.queued += self._slines
-
-    def _pop(self):
-        i = self._thead
-        self._rhead = (self._rhead + self._tlen[i]) % self._cap
-        self._rlen -= self._tlen[i]
-        self.queued -= self._tlines[i]
-        self._thead = (i + 1) % _MAX_TELEGRAMS
-        self._tcount -= 1
-        if not self._tcount:
-            self._rhead = 0
-
-    def _mark_gap(self, epoch):
-        if self._gap_from is None or epoch < self._gap_from:
-            self._gap_from = epoch
-        if self._gap_until is None or epoch + 1 > self._gap_until:
-            self._gap_until = epoch + 1
-
-    @property
-    def gap(self):
-        """(from_epoch, until_epoch) still to re-send from the CSV, or None."""
-        if self._gap_from is None:
-            return None
-        return (self._gap_from, self._gap_until)
 
     # -- sending ----------------------------------------------------------------------------
     def _resolve(self):
@@ -335,7 +240,7 @@ class GraphiteSink:
         off = 0
         total = len(mv)
         while off < total:
-            left = _POLL_BUDGET_MS - self._diff(self._ticks_ms(), t0)
+            left = _POLL_BUDGET_MS - ticks_diff(self._ticks_ms(), t0)
             if left <= 0:
                 raise _Budget("poll budget")
             sock.settimeout(min(_IO_TIMEOUT_MS, left) / 1000)
@@ -343,60 +248,47 @@ class GraphiteSink:
             if n is None:  # some ports return None for "all of it"
                 n = total - off
             if n <= 0:
-                raise OSError(_EAGAIN)
+                raise OSError(EAGAIN)
             off += n
 
     def _send_queue(self, sock, t0):
-        cap = self._cap
+        ring = self.ring
         budget = _BATCH_BYTES
-        rmv = self._rmv
-        while self._tcount and budget > 0:
-            i = self._thead
-            n = self._tlen[i]
-            start = self._rhead
-            end = start + n
-            if end <= cap:
-                self._send_all(sock, rmv[start:end], t0)
-            else:
-                self._send_all(sock, rmv[start:cap], t0)
-                self._send_all(sock, rmv[0 : end - cap], t0)
-            self.sent += self._tlines[i]
-            self._pop()
-            budget -= n
+        while ring.count and budget > 0:
+            part, rest, lines = ring.oldest()
+            self._send_all(sock, part, t0)
+            if rest:
+                self._send_all(sock, rest, t0)
+            self.sent += lines
+            ring.pop()
+            budget -= len(part) + len(rest)
 
     def _send_backfill(self, sock, t0):
-        since, until = self._gap_from, self._gap_until
-        if since is None or until is None:
-            return
+        ring = self.ring
         try:
-            rows = self._backfill(since, until, _BACKFILL_ROWS)
+            rows = self._backfill(ring.gap_from, ring.gap_until, _BACKFILL_ROWS)
         except Exception as exc:  # noqa: BLE001 - an SD fault must not count as a network one
             # Give this gap up: retrying every pass would hammer a failing card.
             self.backfill_errors += 1
-            self._gap_from = self._gap_until = None
+            ring.clear_gap()
             self._note("backfill: %s" % (str(exc) or type(exc).__name__))
             return
-        count = 0
-        done = since  # every row before this epoch has been sent
-        for row in rows:
-            count += 1
-            epoch, values = int(row[0]), row[1]
-            if epoch < done or epoch >= until:
-                continue
-            if self._due_bucket(epoch, "_bf_bucket"):
-                extras = row[2] if len(row) > 2 else values
-                derived = values
-                if _r.DERIVED_PF not in values and _r.APPARENT_POWER not in values:
-                    r = Reading()
-                    r.values = values
-                    derived = r.derive()
-                self._format(epoch, values, derived, extras, 0)  # CSV A+ includes the offset
-                self._send_all(sock, self._smv[0 : self._spos], t0)
-                self.sent += self._slines
-                self.backfilled += self._slines
-            done = self._gap_from = epoch + 1
-        if count < _BACKFILL_ROWS or done >= until or done == since:
-            self._gap_from = self._gap_until = None
+
+        def emit(epoch, values, extras):
+            if not self._due_bucket(epoch, "_bf_bucket"):
+                return
+            derived = values
+            if _r.DERIVED_PF not in values and _r.APPARENT_POWER not in values:
+                r = Reading()
+                r.values = values
+                derived = r.derive()
+            self._format(epoch, values, derived, extras, 0)  # CSV A+ includes the offset
+            self._send_all(sock, self._smv[0 : self._spos], t0)
+            self.sent += self._slines
+            self.backfilled += self._slines
+
+        ring.commit(ring.refill(rows, _BACKFILL_ROWS, emit))
+        if ring.gap_from is None:
             self._bf_bucket = None
 
     def _note(self, text):
@@ -408,80 +300,82 @@ class GraphiteSink:
         if counters is not None:
             counters.graphite_sent = self.sent
             counters.graphite_failed = self.failed
-            counters.graphite_queued = self.queued
-            counters.graphite_dropped = self.dropped
+            counters.graphite_queued = self.ring.queued
+            counters.graphite_dropped = self.ring.dropped
 
     def _fail(self, now_ms, kind, text):
         self.failed += 1
-        self._fails += 1
-        delay = _BACKOFF_MIN_MS << min(self._fails - 1, 6)
-        self._next_ms = ticks_add(now_ms, min(delay, _BACKOFF_MAX_MS))
-        self._more = False
+        self._backoff.fail(now_ms)
         st = self.state
         if st is not None:
             st.graphite_state = kind
         self._note(text)
+        self._sync_counters()
 
-    def poll(self, now_ms):
-        """When due: one connection, send a batch (and a backfill slice), close. Bounded time.
+    def _error_text(self, exc):
+        """Short text for a failed push; forgets the address unless it was refused/timed out."""
+        if errno_of(exc) == ECONNREFUSED:
+            return "port %d refused" % self.port
+        if isinstance(exc, _Budget) or timed_out(exc):
+            return "timeout %s:%d" % (self.host, self.port)
+        self._addr = None  # re-resolve next time (behind the back-off)
+        return "%s:%d %s" % (self.host, self.port, str(exc) or type(exc).__name__)
 
-        :returns: True if something was sent
-        """
-        if not self.enabled:
-            return False
-        if self._next_ms is not None and self._loop_diff(now_ms, self._next_ms) < 0:
-            return False
-        gap = self._backfill is not None and self._gap_from is not None
-        if not self._tcount and not gap:
-            return False
-        t0 = self._ticks_ms()
+    def _gap_pending(self):
+        return self._backfill is not None and self.ring.gap_from is not None
+
+    def _push_batch(self, addr, t0):
+        """One connection: the queue (a batch of it), then a backfill slice if time is left."""
         pool = self.pool
+        sock = pool.socket(addr[0], getattr(pool, "SOCK_STREAM", 1))
         try:
-            addr = self._resolve()
-        except Exception:  # noqa: BLE001 - gaierror, OSError, whatever the port raises
-            self._fail(now_ms, "unresolved", "cannot resolve %s" % self.host)
-            self._sync_counters()
-            return False
-        sock = None
-        try:
-            sock = pool.socket(addr[0], getattr(pool, "SOCK_STREAM", 1))
             self.connections += 1
             sock.settimeout(_IO_TIMEOUT_MS / 1000)
             sock.connect(addr[4])
             self._send_queue(sock, t0)
             if (
-                self._backfill is not None
-                and not self._tcount
-                and self._gap_from is not None
-                and self._diff(self._ticks_ms(), t0) < _POLL_BUDGET_MS // 2
+                not self.ring.count
+                and self._gap_pending()
+                and ticks_diff(self._ticks_ms(), t0) < _POLL_BUDGET_MS // 2
             ):
                 self._send_backfill(sock, t0)
-        except OSError as exc:
-            code = _errno(exc)
-            if code == _ECONNREFUSED:
-                text = "port %d refused" % self.port
-            elif isinstance(exc, _Budget) or code in (_ETIMEDOUT, _EAGAIN) or "timed" in str(exc):
-                text = "timeout %s:%d" % (self.host, self.port)
-            else:
-                text = "%s:%d %s" % (self.host, self.port, str(exc) or type(exc).__name__)
-                self._addr = None  # re-resolve next time (behind the back-off)
-            self._fail(now_ms, "error", text)
-            self._sync_counters()
-            return False
         finally:
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-        self.last_send_ms = self._diff(self._ticks_ms(), t0)
-        self._fails = 0
-        self._more = bool(self._tcount) or (gap and self._gap_from is not None)
-        self._next_ms = ticks_add(now_ms, 0 if self._more else self.batch_ms)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _succeeded(self, now_ms, t0):
+        self.last_send_ms = ticks_diff(self._ticks_ms(), t0)
+        self._backoff.ok()
+        more = bool(self.ring.count) or self._gap_pending()
+        self._backoff.wait(now_ms, 0 if more else self.batch_ms)
         st = self.state
         if st is not None:
             st.graphite_state = "ok"
             if st.last_errors.get("graphite"):
                 st.last_errors["graphite"] = ""
         self._sync_counters()
+
+    def poll(self, now_ms):
+        """When due: one connection, send a batch (and a backfill slice), close. Bounded time.
+
+        :returns: True if something was sent
+        """
+        if not self.enabled or not self._backoff.due(now_ms):
+            return False
+        if not self.ring.count and not self._gap_pending():
+            return False
+        t0 = self._ticks_ms()
+        try:
+            addr = self._resolve()
+        except Exception:  # noqa: BLE001 - gaierror, OSError, whatever the port raises
+            self._fail(now_ms, "unresolved", "cannot resolve %s" % self.host)
+            return False
+        try:
+            self._push_batch(addr, t0)
+        except OSError as exc:
+            self._fail(now_ms, "error", self._error_text(exc))
+            return False
+        self._succeeded(now_ms, t0)
         return True

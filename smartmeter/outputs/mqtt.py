@@ -16,9 +16,9 @@ timeouts, one discovery message or a few states per pass, a bounded drop-oldest 
 """
 
 from .. import __version__  # noqa: F401 - re-exported for callers
+from ..netutil import EAGAIN_CODES, ECONNREFUSED, ECONNRESET
 from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
-from ..timeutil import ticks_add
-from ..timeutil import ticks_diff as _ticks_diff
+from ..timeutil import Backoff, ticks_diff
 from .hass import (
     KIND,
     OID,
@@ -55,47 +55,29 @@ def _clean(text):
     return "".join(ch if ch.isalpha() or ch.isdigit() or ch in "_-" else "_" for ch in text)
 
 
-def _default_ticks():
-    try:
-        from supervisor import ticks_ms  # CircuitPython
-
-        return ticks_ms
-    except ImportError:
-        pass
-    try:
-        from time import ticks_ms  # MicroPython
-
-        return ticks_ms
-    except ImportError:
-        import time
-
-        return lambda: int(time.monotonic() * 1000) & ((1 << 29) - 1)
-
-
 class MqttSink:
     """The MQTT sink. ``on_reading`` queues (fast); ``poll`` does the network work in small steps.
 
     :param config: Config (MQTT_* settings, HOSTNAME)
     :param pool: socket pool (``socketpool.SocketPool`` on the board, the ``socket`` module on a PC)
     :param state: State; gets ``mqtt_state``, ``last_errors["mqtt"]`` and the mqtt_* counters
+    :param clock: the app's clock (``ticks_ms()``)
     :param ssl_context: for MQTT_TLS (default: ``ssl.create_default_context()``)
     """
 
     name = "mqtt"
 
-    def __init__(self, config, pool, state, ticks_ms=None, ticks_diff=None, ssl_context=None):
+    def __init__(self, config, pool, state, clock, ssl_context=None):
         self.config = config
         self.pool = pool
         self.state = state
-        self._ticks_ms = ticks_ms or _default_ticks()
-        self._diff = ticks_diff or _ticks_diff
+        self._ticks_ms = clock.ticks_ms
         self.ssl_context = ssl_context
         self.enabled = bool(config.MQTT_HOST) and pool is not None
         self.sent = self.failed = self.dropped = self.connects = 0
         self._queue = []
         self._client = None
-        self._retry_at = None
-        self._backoff = _BACKOFF_MIN_MS
+        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
         self._last_tx = self._last_loop = self._up_since = 0
         self._last_epoch = self._last_ticks = None
         self._node = None  # "smartmeter_<meter>", set by the first reading
@@ -127,7 +109,7 @@ class MqttSink:
             if epoch_utc is not None and self._last_epoch is not None:
                 if epoch_utc - self._last_epoch < interval:
                     return
-            elif self._diff(now, self._last_ticks) < interval * 1000 - 500:
+            elif ticks_diff(now, self._last_ticks) < interval * 1000 - 500:
                 return
         self._last_epoch = epoch_utc
         self._last_ticks = now
@@ -180,7 +162,7 @@ class MqttSink:
             return
         if self._client is not None:
             self._close()  # new meter: reconnect with the new last-will topic
-            self._retry_at = None
+            self._backoff.next = None
         self._node = node
         self._base = "%s/%s" % (self.config.MQTT_BASE_TOPIC.rstrip("/"), meter)
         model = reading.values.get(DEVICE_NAME)
@@ -196,7 +178,7 @@ class MqttSink:
         now = self._ticks_ms() if now_ms is None else now_ms
         client = self._client
         if client is None:
-            if self._retry_at is None or self._diff(now, self._retry_at) >= 0:
+            if self._backoff.due(now):
                 self._connect(now)
             return
         try:
@@ -213,20 +195,20 @@ class MqttSink:
                     self.sent += 1
                     n += 1
                     self._last_tx = now
-                if self._diff(now, self._last_tx) >= _REFRESH_MS:
+                if ticks_diff(now, self._last_tx) >= _REFRESH_MS:
                     client.publish(self._base + "/status", "online", True, 0)
                     self._last_tx = now
-                if self._diff(now, self._last_loop) >= _LOOP_EVERY_MS:
+                if ticks_diff(now, self._last_loop) >= _LOOP_EVERY_MS:
                     self._last_loop = now
                     client.loop(_IO_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - any failure: drop the link, retry with backoff
             self.failed += 1
             self._close()
-            if self._diff(now, self._up_since) >= _BACKOFF_MAX_MS:
-                self._backoff = _BACKOFF_MIN_MS  # it was a good link: retry soon
+            if ticks_diff(now, self._up_since) >= _BACKOFF_MAX_MS:
+                self._backoff.ok()  # it was a good link: retry soon
             # else the link flaps (e.g. a second client with our id): keep backing off
             self._set_error("error", "connection lost: " + _reason(exc))
-            self._schedule(now)
+            self._backoff.fail(now)
         self._sync()
 
     def _connect(self, now):
@@ -234,8 +216,8 @@ class MqttSink:
             import adafruit_minimqtt.adafruit_minimqtt as minimqtt
         except ImportError:
             self._set_error("error", "adafruit_minimqtt is not installed")
-            self._backoff = _BACKOFF_MAX_MS
-            self._schedule(now)
+            self._backoff.delay = _BACKOFF_MAX_MS
+            self._backoff.fail(now)
             return
         cfg = self.config
         tls = bool(cfg.MQTT_TLS)
@@ -278,11 +260,11 @@ class MqttSink:
                 self._set_error("error", "not enough memory to connect" + (" (TLS)" if tls else ""))
             else:
                 self._set_error("error", "broker unreachable: " + _reason(exc))
-            self._schedule(now)
+            self._backoff.fail(now)
             self._sync()
             return
         self.connects += 1
-        self._retry_at = None
+        self._backoff.next = None  # the delay stays: a flapping link keeps backing off
         self._up_since = self._last_tx = self._last_loop = now
         self._pending = [k for k, e in self._entities.items() if e is not None]
         self.state.mqtt_state = "ok"
@@ -307,10 +289,6 @@ class MqttSink:
             client._is_connected = False
         except AttributeError:
             pass
-
-    def _schedule(self, now):
-        self._retry_at = ticks_add(now, self._backoff)
-        self._backoff = min(self._backoff * 2, _BACKOFF_MAX_MS)
 
     def _set_error(self, kind, text):
         self.state.mqtt_state = kind
@@ -354,19 +332,11 @@ def _reason(exc):
     num = getattr(cause, "errno", None)
     if name == "gaierror":
         return "cannot resolve MQTT_HOST"
-    if name in ("timeout", "TimeoutError") or num in (_errno("ETIMEDOUT", 110), _errno("EAGAIN")):
+    if name in ("timeout", "TimeoutError") or num in EAGAIN_CODES:
         return "timed out"
-    if name == "ConnectionRefusedError" or num == _errno("ECONNREFUSED", 111):
+    if name == "ConnectionRefusedError" or num == ECONNREFUSED:
         return "connection refused"
-    if name == "ConnectionResetError" or num == _errno("ECONNRESET", 104):
+    if name == "ConnectionResetError" or num == ECONNRESET:
         return "connection reset"
     text = str(cause) or name
     return text[:60]
-
-
-def _errno(name, default=11):
-    try:
-        import errno
-    except ImportError:
-        return default
-    return getattr(errno, name, default)

@@ -44,6 +44,8 @@ class Ui:
     :param ticks_diff: wrap-safe ``ticks_diff(new, old)`` in ms (default: 2**29 ticks)
     """
 
+    name = "display"
+
     def __init__(
         self,
         display,

@@ -12,6 +12,7 @@ import binascii
 from adafruit_httpserver import Response
 from adafruit_httpserver.request import Request
 
+from ..netutil import would_block
 from ..timeutil import ticks_diff
 from .files import unquote
 
@@ -27,7 +28,6 @@ HEADER_MAX = const(4096)  # request line + headers; a browser sends < 1 KiB
 _BODY_MAX = const(4096)  # form bodies (settings, delete); uploads are streamed
 _RECV_MS = const(1000)  # whole request head must arrive within this
 _RECV_STEP_S = 0.05  # socket wait per step while receiving (service() between steps)
-_EAGAIN = (11, 35, 110, 116, 119)  # EAGAIN/EWOULDBLOCK, ETIMEDOUT, MicroPython's EINPROGRESS..
 
 _REASONS = {
     200: "OK",
@@ -47,23 +47,6 @@ _REASONS = {
     503: "Service Unavailable",
     507: "Insufficient Storage",
 }
-
-
-def _would_block(exc):
-    return isinstance(exc, OSError) and (exc.errno in _EAGAIN or exc.errno is None)
-
-
-def _default_ticks():
-    try:
-        from supervisor import ticks_ms
-
-        return ticks_ms
-    except ImportError:
-        import time
-
-        if hasattr(time, "ticks_ms"):
-            return time.ticks_ms
-        return lambda: (time.monotonic_ns() // 1000000) & 0x1FFFFFFF
 
 
 def _same(a, b):
@@ -130,7 +113,7 @@ def _recv(web, sock, mv, start):
         try:
             return sock.recv_into(mv, len(mv))
         except OSError as exc:
-            if not _would_block(exc):
+            if not would_block(exc):
                 raise
         if ticks_diff(web.ticks(), start) >= _RECV_MS:
             return None

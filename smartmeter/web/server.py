@@ -31,10 +31,11 @@ flattens, and it keeps one buffer per transfer small on the device.
 from adafruit_httpserver import Response, Server
 
 from ..netsetup import random_password
+from ..netutil import would_block
 from ..timeutil import ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
-from .intake import HEADER_MAX, _default_ticks, _parent, _would_block, reply_raw
+from .intake import HEADER_MAX, _parent, reply_raw
 
 try:
     from micropython import const
@@ -150,7 +151,7 @@ class _SendJob:
             try:
                 n = conn.send(self.pending)
             except OSError as exc:
-                if _would_block(exc):
+                if would_block(exc):
                     return False
                 raise
             if not n:
@@ -208,7 +209,7 @@ class _RecvJob:
             try:
                 n = self.conn.recv_into(mv[:want], want)
             except OSError as exc:
-                if _would_block(exc):
+                if would_block(exc):
                     return False
                 raise
             if not n:
@@ -249,21 +250,21 @@ class WebServer:
     :param pool: socket pool (``socketpool.SocketPool`` or CPython's ``socket`` module)
     :param storage: ``smartmeter.datalog.sd.Storage`` or None (no SD: no files, no settings file)
     :param actions: object with ``restart()`` and ``setup_mode()``
+    :param clock: the app's clock (``ticks_ms()``: wrapping milliseconds)
     :param service: callable run between slices of long work (``App.service_uart``)
-    :param ticks_ms: millisecond tick source (wrapping); default supervisor/time based
     """
 
     name = "web"
 
     def __init__(
-        self, config, state, pool, storage, actions, service=None, ticks_ms=None, override_path=None
+        self, config, state, pool, storage, actions, clock, service=None, override_path=None
     ):
         self.config = config
         self.state = state
         self.storage = storage
         self.actions = actions
         self.service = service
-        self.ticks = ticks_ms or _default_ticks()
+        self.ticks = clock.ticks_ms
         self.requests = 0
         self.errors = 0
         self.last_error = ""

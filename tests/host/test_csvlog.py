@@ -470,7 +470,7 @@ def test_read_rows_resumes_from_an_offset_in_bounded_slices():
 
 def test_real_filesystem_round_trip(tmp_path):
     (tmp_path / "logs").mkdir()
-    st = Storage(RealFS(), log_dir=str(tmp_path / "logs"), min_free_mb=0)
+    st = Storage(RealFS(), log_dir=str(tmp_path / "logs"), clock=Clock(), min_free_mb=0)
     log = CsvLog(st)
     log.start()
     assert st.state == "ok" and st.free_bytes > 0 and st.total_bytes >= st.free_bytes

@@ -12,6 +12,7 @@ import time
 import pytest
 from servers import black_hole_server, carbon_server, open_fds
 
+from sim.hardware import SimClock
 from smartmeter.outputs.graphite import GraphiteSink
 from smartmeter.protocol import reading as r
 from smartmeter.protocol.reading import Reading
@@ -20,6 +21,7 @@ from smartmeter.state import State
 BUDGET_S = 1.0 + 0.25  # _POLL_BUDGET_MS plus scheduling slack
 STEP_S = 5  # meter push period (Netz NOE)
 TICK_MS = 500  # 10x speed: one telegram per 500 ms of loop ticks
+WALL = SimClock()  # the poll() budget runs on the PC's monotonic clock
 
 
 class Cfg:
@@ -183,7 +185,7 @@ def _start_epoch():
 def test_lines_use_original_paths_and_exact_values():
     pool = FakePool()
     st = State()
-    sink = GraphiteSink(Cfg(prefix="home.meter", offset=9_520_525), pool, st)
+    sink = GraphiteSink(Cfg(prefix="home.meter", offset=9_520_525), pool, st, WALL)
     reading = Reading()
     reading.values = {r.I_L1: 3.83, r.U_L1: 234.5, r.P_PLUS: 1055, r.P_MINUS: 0}
     reading.values.update({r.A_PLUS: 10_860_961, r.POWER_FACTOR: 0.968})
@@ -216,20 +218,20 @@ def test_lines_use_original_paths_and_exact_values():
 def test_disabled_and_clockless_readings_send_nothing():
     pool = FakePool()
     st = State()
-    off = GraphiteSink(Cfg(host=""), pool, st)
+    off = GraphiteSink(Cfg(host=""), pool, st, WALL)
     assert st.graphite_state == "disabled"
     reading = Reading()
     reading.values = {r.P_PLUS: 5}
     off.on_reading(reading, 1_700_000_000, {})
     assert off.poll(0) is False and off.queued == 0
-    on = GraphiteSink(Cfg(), pool, State())
+    on = GraphiteSink(Cfg(), pool, State(), WALL)
     on.on_reading(reading, None, {})  # RTC not set, meter sent no time
     assert on.queued == 0 and on.poll(0) is False and on.connections == 0
 
 
 def test_interval_sends_first_telegram_of_each_bucket_and_batches():
     pool = FakePool()
-    sink = GraphiteSink(Cfg(interval=30), pool, State())
+    sink = GraphiteSink(Cfg(interval=30), pool, State(), WALL)
     reading = Reading()
     reading.values = {r.P_PLUS: 100}
     base = 1_700_000_010  # a multiple of 30
@@ -244,19 +246,19 @@ def test_interval_sends_first_telegram_of_each_bucket_and_batches():
 
 
 def test_queue_is_bounded_drops_oldest_and_remembers_the_gap():
-    small = GraphiteSink(Cfg(), FakePool(), State(), backfill=lambda *a: [], queue_bytes=4096)
-    big = GraphiteSink(Cfg(), FakePool(), State(), queue_bytes=65536)
+    small = GraphiteSink(Cfg(), FakePool(), State(), WALL, backfill=lambda *a: [], queue_bytes=4096)
+    big = GraphiteSink(Cfg(), FakePool(), State(), WALL, queue_bytes=65536)
     feed = Feed(1_700_000_000)
     for _ in range(30):
         row = feed.next()
         small.on_reading(*row)
         big.on_reading(*row)
     assert big.dropped == 0
-    assert small._rlen <= 4096 and 0 < small.queued < big.queued
+    assert small.ring.used <= 4096 and 0 < small.queued < big.queued
     assert small.dropped + small.queued == big.queued  # every point is either kept or counted
-    first_kept = small._tep[small._thead]
+    first_kept = small.ring._epoch[small.ring._first]
     # exactly the dropped telegrams: from the first one to just past the last one
-    assert small.gap == (1_700_000_000, first_kept - STEP_S + 1)
+    assert (small.ring.gap_from, small.ring.gap_until) == (1_700_000_000, first_kept - STEP_S + 1)
     assert small.state.counters.graphite_dropped == small.dropped
 
 
@@ -265,7 +267,7 @@ def test_every_telegram_lands_in_whisper_with_its_timestamp(carbon):
     host, port, _ = carbon
     st = State()
     st.counters.checksum_errors = 3
-    sink = GraphiteSink(Cfg(host, port), socket, st)
+    sink = GraphiteSink(Cfg(host, port), socket, st, WALL)
     feed = Feed(_start_epoch())
     for _ in range(30):
         sink.on_reading(*feed.next())
@@ -287,7 +289,7 @@ def test_outage_then_backfill_leaves_no_hole(carbon):
     host, port, _ = carbon
     st = State()
     feed = Feed(_start_epoch())
-    sink = GraphiteSink(Cfg(host, port), socket, st, backfill=feed.read_rows)
+    sink = GraphiteSink(Cfg(host, port), socket, st, WALL, backfill=feed.read_rows)
 
     def run(telegrams, passes=5):
         for _ in range(telegrams):
@@ -306,7 +308,7 @@ def test_outage_then_backfill_leaves_no_hole(carbon):
     carbon.stop()
     run(40)  # 200 s of meter time with the server down
     assert st.graphite_state == "error" and "refused" in st.last_errors["graphite"]
-    assert sink.dropped > 0 and sink.gap is not None  # the queue overflowed
+    assert sink.dropped > 0 and sink.ring.gap_from is not None  # the queue overflowed
     carbon.start()
     back = feed.now_ms
     ok_at = None
@@ -314,10 +316,10 @@ def test_outage_then_backfill_leaves_no_hole(carbon):
         run(1)
         if ok_at is None and st.graphite_state == "ok":
             ok_at = feed.now_ms
-        if sink.queued == 0 and sink.gap is None and ok_at is not None:
+        if sink.queued == 0 and sink.ring.gap_from is None and ok_at is not None:
             break
     assert ok_at is not None and ok_at - back <= 60_000 + 5_000  # within one back-off step
-    assert sink.gap is None and sink.backfilled > 0
+    assert sink.ring.gap_from is None and sink.backfilled > 0
     wrong = carbon.wait_points(expected_all(feed.sent))
     assert not wrong, list(wrong.items())[:3]
 
@@ -342,7 +344,7 @@ def _drive_failures(sink, n, refill=None):
 
 
 def _loaded_sink(host, port, pool, st, telegrams=20):
-    sink = GraphiteSink(Cfg(host, port), pool, st)
+    sink = GraphiteSink(Cfg(host, port), pool, st, WALL)
     feed = Feed(_start_epoch())
     for _ in range(telegrams):
         sink.on_reading(*feed.next())
@@ -392,7 +394,7 @@ def test_black_hole_keeps_poll_within_budget(accept):
     with black_hole_server(accept=accept, rcvbuf=1) as (host, port, held):
         # lwIP's TCP send buffer is ~5.7 KiB; the PC's default would swallow a whole batch
         pool = RecordingPool(sndbuf=1)
-        sink = GraphiteSink(Cfg(host, port), pool, st)
+        sink = GraphiteSink(Cfg(host, port), pool, st, WALL)
         feed = Feed(_start_epoch())
 
         def refill():
@@ -416,7 +418,7 @@ def test_black_hole_keeps_poll_within_budget(accept):
             slow += took > 0.05
             now += 500
         assert slow <= 5  # back-off 4, 8, 16, 32, 60 s: attempts at 0, 4, 12, 28, 60 s
-        assert sink._rlen <= sink._cap and sink.dropped > 0  # bounded, drop-oldest
+        assert sink.ring.used <= sink.ring.capacity and sink.dropped > 0  # bounded, drop-oldest
         assert open_fds() - len(held) == fds
 
 
@@ -461,7 +463,11 @@ class Pool:
 
 pool = Pool()
 st = State()
-sink = GraphiteSink(Cfg(), pool, st, queue_bytes=4096)
+class Clock:
+    def ticks_ms(self):
+        return 0
+
+sink = GraphiteSink(Cfg(), pool, st, Clock(), queue_bytes=4096)
 rd = r.Reading()
 rd.values = {r.I_L1: 3.83, r.U_L1: 234.5, r.P_PLUS: 1055, r.A_PLUS: 10860961, r.POWER_FACTOR: 0.968}
 rd.derive()
@@ -474,7 +480,7 @@ before = gc.mem_alloc()
 for k in range(20):
     sink.on_reading(rd, 1700000005 + 5 * k, extras)
 per = (gc.mem_alloc() - before) // 20
-print("dropped", sink.dropped > 0, "bounded", sink._rlen <= 4096)
+print("dropped", sink.dropped > 0, "bounded", sink.ring.used <= 4096)
 pool.refuse = False
 while sink.poll(10 ** 6):
     pass

@@ -31,7 +31,7 @@ def make(start_ms=1_000, period_s=5, **sensor):
     clock = FakeClock(start_ms)
     bus = FakeI2C(clock)
     dev = bus.attach(FakeHTE501(clock, **sensor))
-    drv = HTE501(bus, period_s=period_s, clock=clock)
+    drv = HTE501(bus, period_s=period_s, ticks_ms=clock.ticks)
     return clock, bus, dev, drv
 
 
@@ -454,7 +454,42 @@ def test_other_address_is_used():
     clock = FakeClock()
     bus = FakeI2C(clock)
     bus.attach(FakeHTE501(clock, address=0x45, temperature=-5.5))
-    drv = HTE501(bus, address=0x45, clock=clock)
+    drv = HTE501(bus, address=0x45, ticks_ms=clock.ticks)
     hits = run(clock, drv, 400)
     assert hits and drv.temperature == pytest.approx(-5.5)
     assert {e[1] for e in bus.log} == {0x45}
+
+
+# -- the driver inside the app: one clock vocabulary ------------------------------------------
+
+
+def test_sensor_built_by_the_app_polls_without_a_time_on_the_app_clock():
+    """Regression: ``build`` handed the app's clock *object* to the driver, which called it
+    (``TypeError: 'Clock' object is not callable``) whenever ``poll()`` got no time."""
+    from sim.hardware import Hardware, ManualClock
+    from smartmeter import app as app_mod
+    from smartmeter import config
+
+    clock = ManualClock(ticks=1_000)
+    fake_ms = FakeClock(1_000)
+    bus = FakeI2C(fake_ms)
+    bus.attach(FakeHTE501(fake_ms))
+    app = app_mod.build(Hardware(i2c=bus, clock=clock), config.load(lambda _n: None, {}))
+    sensor = [s for s in app.sinks if s.name == "sensor"][0]
+    hits = []
+    for _ in range(60):  # 600 ms: break, settle, interval + start, first reading
+        if sensor.driver.poll():  # no time given: the driver asks the app's clock
+            hits.append(clock.ticks_ms())
+        clock.advance(10)
+        fake_ms.advance(10)
+    assert sensor.driver.state == "ok", sensor.driver.last_error
+    assert hits and 1_300 <= hits[0] <= 1_500, hits
+    assert sensor.driver.temperature == 21.5
+
+
+def test_poll_without_any_time_source_says_what_is_missing():
+    clock = FakeClock(0)
+    bus = FakeI2C(clock)
+    bus.attach(FakeHTE501(clock))
+    with pytest.raises(TypeError, match="now_ms or a ticks_ms"):
+        HTE501(bus).poll()

@@ -14,6 +14,7 @@ import pytest
 from _support import REPO_ROOT, require
 from servers import black_hole_server, free_port, open_fds
 
+from sim.hardware import SimClock
 from sim.meter import VirtualMeter
 from smartmeter.config import Config
 from smartmeter.outputs import mqtt as m
@@ -62,13 +63,16 @@ def settled_fds():
     return open_fds()
 
 
+WALL = SimClock()  # the PC's monotonic clock, for tests on real time
+
+
 class FakeTicks:
     """Injected ms clock for backoff tests (the sockets stay real)."""
 
     def __init__(self):
         self.now = 0
 
-    def __call__(self):
+    def ticks_ms(self):
         return self.now
 
 
@@ -178,7 +182,7 @@ def test_energy_text_is_exact_kwh_from_integer_wh():
 def test_state_message_content_and_bounded_queue():
     meter = VirtualMeter("netznoe")
     st = State()
-    sink = m.MqttSink(make_config(), socket, st)
+    sink = m.MqttSink(make_config(), socket, st, WALL)
     rd = make_reading(meter, EPOCH)
     sink.on_reading(rd, EPOCH, {"temperature": 21.5, "humidity": None, "rssi": -61})
     assert sink.queued == 1
@@ -205,7 +209,7 @@ def test_state_message_content_and_bounded_queue():
 
 def test_l1_only_meter_gets_no_l2_l3_entities():
     meter = VirtualMeter("tinetz", meter_number="1KFM0200182517")
-    sink = m.MqttSink(make_config(), socket, State())
+    sink = m.MqttSink(make_config(), socket, State(), WALL)
     drop = (r.U_L2, r.U_L3, r.I_L2, r.I_L3, r.POWER_FACTOR)
     sink.on_reading(make_reading(meter, EPOCH, drop), EPOCH, None)
     oids = [sink._entities[k][0] for k in sink._pending]
@@ -219,7 +223,7 @@ def test_l1_only_meter_gets_no_l2_l3_entities():
 
 def test_interval_publishes_every_nth_reading():
     meter = VirtualMeter("netznoe")
-    sink = m.MqttSink(make_config(MQTT_INTERVAL_S=10), socket, State())
+    sink = m.MqttSink(make_config(MQTT_INTERVAL_S=10), socket, State(), WALL)
     for k in range(6):  # the meter pushes every 5 s
         sink.on_reading(make_reading(meter, EPOCH + 5 * k), EPOCH + 5 * k, None)
     assert [json.loads(t)["ts"] for t in sink._queue] == [EPOCH, EPOCH + 10, EPOCH + 20]
@@ -227,7 +231,7 @@ def test_interval_publishes_every_nth_reading():
 
 def test_disabled_without_host():
     st = State()
-    sink = m.MqttSink(make_config(host=""), socket, st)
+    sink = m.MqttSink(make_config(host=""), socket, st, WALL)
     sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
     sink.poll(0)
     assert st.mqtt_state == "disabled" and sink.queued == 0 and sink.connects == 0
@@ -249,7 +253,9 @@ def test_payload_code_runs_on_micropython(run_micropython):
         "             '1-0:32.7.0': 234.5, '1-0:31.7.0': 3.83, '0-0:96.1.0': '181220002177'}\n"
         "rd.derive()\n"
         "st = State()\n"
-        "s = MqttSink(Cfg(), object(), st, ticks_ms=lambda: 0)\n"
+        "class Clock:\n"
+        "    def ticks_ms(self): return 0\n"
+        "s = MqttSink(Cfg(), object(), st, Clock())\n"
         "s.on_reading(rd, 1700000000, {'temperature': None})\n"
         "print(s._queue[0])\n"
         "print(s._config_topic('1-0:1.8.0'))\n"
@@ -271,7 +277,7 @@ def test_payload_code_runs_on_micropython(run_micropython):
 def test_discovery_and_state_arrive_with_the_right_content(broker):
     listener = Listener(broker)
     st = State()
-    sink = m.MqttSink(make_config(port=broker.port), socket, st)
+    sink = m.MqttSink(make_config(port=broker.port), socket, st, WALL)
     meter = VirtualMeter("netznoe", meter_number=METER)
     slowest = [0.0]
     try:
@@ -330,7 +336,7 @@ def test_discovery_and_state_arrive_with_the_right_content(broker):
 
 def test_broker_restart_reconnects_by_itself(broker):
     st = State()
-    sink = m.MqttSink(make_config(port=broker.port), socket, st)
+    sink = m.MqttSink(make_config(port=broker.port), socket, st, WALL)
     meter = VirtualMeter("netznoe", meter_number=METER)
     listener = Listener(broker, "smartmeter/#")
     slowest = [0.0]
@@ -374,7 +380,7 @@ def last_status(listener):
 
 def test_last_will_marks_the_meter_offline(broker):
     st = State()
-    sink = m.MqttSink(make_config(port=broker.port), socket, st)
+    sink = m.MqttSink(make_config(port=broker.port), socket, st, WALL)
     meter = VirtualMeter("netznoe", meter_number=METER)
     run(sink, meter, 5, EPOCH, until=lambda: sink.connects and not sink._pending)
     listener = Listener(broker, "smartmeter/%s/status" % METER)
@@ -396,7 +402,7 @@ def test_wrong_password_is_reported_clearly(tmp_path):
     with mosquitto_broker(tmp_path / "auth", users={"meter": secret}) as b:
         st = State()
         cfg = make_config(port=b.port, MQTT_USER="meter", MQTT_PASSWORD=wrong)
-        sink = m.MqttSink(cfg, socket, st)
+        sink = m.MqttSink(cfg, socket, st, WALL)
         sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
         t0 = time.monotonic()
         sink.poll()
@@ -406,11 +412,11 @@ def test_wrong_password_is_reported_clearly(tmp_path):
         assert MQTT_AUTH in st.problems()
         assert problem_text(MQTT_AUTH) == "MQTT login refused"
         assert wrong not in repr(st.__dict__) and wrong not in repr(cfg)
-        assert sink.connects == 0 and sink._retry_at is not None  # retried later, with backoff
+        assert sink.connects == 0 and sink._backoff.next is not None  # retried later, with backoff
 
         st2 = State()
         cfg2 = make_config(port=b.port, MQTT_USER="meter", MQTT_PASSWORD=secret)
-        ok = m.MqttSink(cfg2, socket, st2)
+        ok = m.MqttSink(cfg2, socket, st2, WALL)
         ok.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
         ok.poll()
         assert st2.mqtt_state == "ok" and ok.connects == 1
@@ -421,7 +427,7 @@ def test_broker_down_polls_fast_backs_off_and_leaks_no_socket():
     port = free_port()  # nothing listens here
     st = State()
     ticks = FakeTicks()
-    sink = m.MqttSink(make_config(port=port), socket, st, ticks_ms=ticks)
+    sink = m.MqttSink(make_config(port=port), socket, st, ticks)
     sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
     fds = settled_fds()
     attempts = []
@@ -443,7 +449,7 @@ def test_broker_down_polls_fast_backs_off_and_leaks_no_socket():
     assert settled_fds() == fds
     # and 100 failures in a row at real speed do not leak either
     for _ in range(100):
-        sink._retry_at = None
+        sink._backoff.next = None
         sink.poll(ticks.now)
     assert sink.failed == len(attempts) + 100
     assert settled_fds() == fds
@@ -452,7 +458,7 @@ def test_broker_down_polls_fast_backs_off_and_leaks_no_socket():
 def test_black_hole_broker_costs_bounded_time():
     st = State()
     with black_hole_server(accept=True) as (host, port, held):
-        sink = m.MqttSink(make_config(host=host, port=port), socket, st, ticks_ms=FakeTicks())
+        sink = m.MqttSink(make_config(host=host, port=port), socket, st, FakeTicks())
         sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
         fds = settled_fds()
         t0 = time.monotonic()
@@ -475,14 +481,14 @@ def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
         trusted = ssl.create_default_context(cafile=str(certfile))
         st = State()
         cfg = make_config(port=b.port, MQTT_TLS=True)
-        sink = m.MqttSink(cfg, socket, st, ssl_context=trusted)
+        sink = m.MqttSink(cfg, socket, st, WALL, ssl_context=trusted)
         meter = VirtualMeter("netznoe", meter_number=METER)
         run(sink, meter, 5, EPOCH, until=lambda: sink.sent >= 2)
         assert st.mqtt_state == "ok" and sink.connects == 1 and sink.sent >= 2, st.last_errors
         sink._close()
 
         st2 = State()
-        untrusted = m.MqttSink(cfg, socket, st2, ssl_context=ssl.create_default_context())
+        untrusted = m.MqttSink(cfg, socket, st2, WALL, ssl_context=ssl.create_default_context())
         untrusted.on_reading(make_reading(meter, EPOCH), EPOCH, None)
         untrusted.poll(0)
         assert st2.mqtt_state == "error"

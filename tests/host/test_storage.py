@@ -4,7 +4,8 @@ import pytest
 from fakefs import EIO, ENODEV, ENOSPC, FakeFS
 from mpy import run_micropython
 
-from smartmeter.datalog.sd import EROFS, RealFS, Storage, part_of, ticks_diff
+from smartmeter.datalog.sd import EROFS, RealFS, Storage, part_of
+from smartmeter.timeutil import ticks_diff
 
 LOG = "/sd/logs"
 
@@ -184,7 +185,7 @@ def test_ticks_diff_wraps_like_circuitpython():
 
 def test_realfs_on_a_pc_folder(tmp_path):
     fs = RealFS()
-    st = Storage(fs, log_dir=str(tmp_path / "logs"), min_free_mb=0)
+    st = Storage(fs, log_dir=str(tmp_path / "logs"), clock=Clock(), min_free_mb=0)
     assert st.begin() and (tmp_path / "logs").is_dir()
     path = st.path("2024-04-02.csv")
     f = fs.open(path, "ab")
@@ -211,7 +212,11 @@ def reading(t, a):
     return r
 
 os.mkdir("/app/logs")
-st = Storage(RealFS(), log_dir="/app/logs", min_free_mb=0)
+class Clock:
+    def ticks_ms(self):
+        return 0
+
+st = Storage(RealFS(), log_dir="/app/logs", clock=Clock(), min_free_mb=0)
 log = CsvLog(st, energy_offset_wh=5)
 log.start()
 print(st.state, st.free_bytes > 0)

@@ -22,12 +22,15 @@ import urllib.request
 import pytest
 from _support import REPO_ROOT, Actions
 
+from sim.hardware import SimClock
 from smartmeter import config as config_mod
 from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.netsetup import NetSetup
 from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
 from smartmeter.state import State
 from smartmeter.web.server import WebServer
+
+WALL = SimClock()  # the PC's monotonic clock
 
 PASSWORD = "correct-horse-1"
 SECRET = b"TOPSECRET-DO-NOT-SERVE"
@@ -99,12 +102,12 @@ class Site:
         self.config = config_mod.load(lambda _n: None, base)
         self.state = State()
         self.fs = RealFS(root=str(root), fsync=False)
-        self.storage = storage_cls(self.fs, None, "/sd/logs")
+        self.storage = storage_cls(self.fs, None, "/sd/logs", WALL)
         self.storage.begin()
         self.actions = Actions()
         self.services = 0
         self.web = WebServer(
-            self.config, self.state, socket, self.storage, self.actions, self.service
+            self.config, self.state, socket, self.storage, self.actions, WALL, self.service
         )
         self.web.start("127.0.0.1")
         self.port = self.config.WEB_PORT
@@ -612,7 +615,7 @@ def test_generated_password_stored_and_reused(tmp_path):
         assert site.request("/", password=generated)[0] == 200
         body = b"".join(site.request(p, password=generated)[1] for p in PATHS)
         assert generated.encode() not in body
-        again = WebServer(site.config, State(), socket, site.storage, Actions())
+        again = WebServer(site.config, State(), socket, site.storage, Actions(), WALL)
         assert again.state.web_password_generated == generated
     finally:
         site.close()

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: MIT
+"""Socket error helpers shared by the outputs and the web server: one errno vocabulary.
+
+Numbers are Linux/lwIP's (CircuitPython and MicroPython use them on every port); where the
+``errno`` module knows a name (CPython on another OS) its value wins.
+"""
+
+try:
+    import errno as _errno
+except ImportError:  # a port without the module
+    _errno = None
+
+
+def _code(name, default):
+    return getattr(_errno, name, default) if _errno is not None else default
+
+
+EAGAIN = _code("EAGAIN", 11)
+ETIMEDOUT = _code("ETIMEDOUT", 110)
+ECONNREFUSED = _code("ECONNREFUSED", 111)
+ECONNRESET = _code("ECONNRESET", 104)
+# "try again later": EAGAIN/EWOULDBLOCK (11, 35 on BSD), ETIMEDOUT, EINPROGRESS/EALREADY (115,
+# 114 Linux; MicroPython's lwIP reports 116/119 on some ports)
+EAGAIN_CODES = tuple({EAGAIN, ETIMEDOUT, 11, 35, 110, 116, 119})
+
+
+def errno_of(exc):
+    """The errno of an OSError (``exc.errno`` or ``args[0]``), or None."""
+    code = getattr(exc, "errno", None)
+    if code is None and getattr(exc, "args", None):
+        code = exc.args[0]
+    return code if isinstance(code, int) else None
+
+
+def would_block(exc):
+    """True for a socket error that means "nothing yet, try again" (incl. a bare timeout)."""
+    if not isinstance(exc, OSError):
+        return False
+    code = errno_of(exc)
+    return code is None or code in EAGAIN_CODES
+
+
+def timed_out(exc):
+    """True for a timeout, whatever the port calls it."""
+    return errno_of(exc) in EAGAIN_CODES or "timed" in str(exc) or "timeout" in str(exc)

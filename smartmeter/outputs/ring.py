@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: MIT
+"""A bounded byte ring of records (one per telegram) for the batching outputs.
+
+Preallocated once: the bytes in one ``bytearray`` ring, the per-record index (epoch, length,
+items) in fixed ``array``s. ``push`` copies a formatted record in; when it does not fit, the
+oldest records are dropped (their items counted in ``dropped``) and their epochs widen the
+``gap`` - the range an output re-sends from the SD card, the source of truth, once the server is
+back. Senders read the oldest record as at most two memoryview slices (it may wrap) or copy
+whole records into a body buffer, and ``pop`` only what the server took.
+"""
+
+from array import array
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_MAX_RECORDS = const(64)
+
+
+class ByteRing:
+    """Drop-oldest FIFO of byte records with a gap of dropped epochs.
+
+    :param capacity: bytes of the ring
+    :param max_records: records indexed at most (each costs 8 bytes of index)
+    :ivar queued: items (lines, points) in the ring  :ivar dropped: items dropped when full
+    """
+
+    def __init__(self, capacity, max_records=_MAX_RECORDS):
+        self.capacity = capacity
+        self._buf = bytearray(capacity)
+        self._mv = memoryview(self._buf)
+        self._head = 0  # byte offset of the oldest record
+        self.used = 0  # bytes held
+        self._max = max_records
+        self._epoch = array("l", [0] * max_records)
+        self._len = array("H", [0] * max_records)
+        self._items = array("H", [0] * max_records)
+        self._first = 0  # index slot of the oldest record
+        self.count = 0  # records held
+        self.queued = 0
+        self.dropped = 0
+        self.gap_from = None  # epochs [gap_from, gap_until) were dropped: re-send from the CSV
+        self.gap_until = None
+
+    # -- writing -----------------------------------------------------------------------------
+    def push(self, src, n, epoch, items):
+        """Append ``src[:n]`` as one record of ``items`` items at ``epoch`` (drop-oldest)."""
+        if not n:
+            return
+        cap = self.capacity
+        if n > cap:
+            self.dropped += items
+            self.mark_gap(epoch)
+            return
+        while self.count and (self.used + n > cap or self.count >= self._max):
+            self.mark_gap(self._epoch[self._first])
+            self.dropped += self._items[self._first]
+            self.pop()
+        start = (self._head + self.used) % cap
+        first = min(n, cap - start)
+        self._mv[start : start + first] = src[0:first]
+        if first < n:
+            self._mv[0 : n - first] = src[first:n]
+        self.used += n
+        i = (self._first + self.count) % self._max
+        self._epoch[i] = epoch
+        self._len[i] = n
+        self._items[i] = items
+        self.count += 1
+        self.queued += items
+
+    def mark_gap(self, epoch):
+        """Widen the gap to include ``epoch`` (its record is lost from memory)."""
+        if self.gap_from is None or epoch < self.gap_from:
+            self.gap_from = epoch
+        if self.gap_until is None or epoch + 1 > self.gap_until:
+            self.gap_until = epoch + 1
+
+    def clear_gap(self):
+        self.gap_from = self.gap_until = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def oldest(self):
+        """The oldest record as ``(part, rest, items)``: ``rest`` is empty unless it wraps."""
+        start = self._head
+        end = start + self._len[self._first]
+        cap = self.capacity
+        items = self._items[self._first]
+        if end <= cap:
+            return self._mv[start:end], self._mv[0:0], items
+        return self._mv[start:cap], self._mv[0 : end - cap], items
+
+    def copy_out(self, dst, limit):
+        """Copy whole records, oldest first, into ``dst`` up to ``limit`` bytes (at least one
+        record if it fits ``dst``); nothing is removed.
+
+        :returns: (bytes copied, records, items)
+        """
+        pos = records = items = 0
+        i = self._first
+        start = self._head
+        cap = self.capacity
+        while records < self.count:
+            n = self._len[i]
+            if pos + n > len(dst) or (records and pos + n > limit):
+                break
+            first = min(n, cap - start)
+            dst[pos : pos + first] = self._mv[start : start + first]
+            if first < n:
+                dst[pos + first : pos + n] = self._mv[0 : n - first]
+            pos += n
+            records += 1
+            items += self._items[i]
+            start = (start + n) % cap
+            i = (i + 1) % self._max
+        return pos, records, items
+
+    def pop(self, records=1):
+        """Remove the ``records`` oldest records."""
+        for _ in range(min(records, self.count)):
+            i = self._first
+            self._head = (self._head + self._len[i]) % self.capacity
+            self.used -= self._len[i]
+            self.queued -= self._items[i]
+            self._first = (i + 1) % self._max
+            self.count -= 1
+        if not self.count:
+            self._head = 0
+
+    # -- the gap -----------------------------------------------------------------------------
+    def refill(self, rows, max_rows, emit):
+        """Pass the CSV rows that fall into the gap to ``emit(epoch, values, extras)``.
+
+        ``rows`` is what the backfill read for ``[gap_from, gap_until)``, at most ``max_rows``.
+        Nothing changes here: after the server took them, ``commit(next_from)`` moves the gap
+        on (servers overwrite a point with the same timestamp, so a retry re-sends safely).
+
+        :returns: the epoch the gap continues from, or None when it is closed by these rows
+        """
+        since, until = self.gap_from, self.gap_until
+        if since is None or until is None:
+            return None
+        count = 0
+        done = since  # every row before this epoch is covered
+        for row in rows:
+            count += 1
+            epoch = int(row[0])
+            if epoch < done or epoch >= until:
+                continue
+            emit(epoch, row[1], row[2] if len(row) > 2 else row[1])
+            done = epoch + 1
+        if count < max_rows or done >= until or done == since:
+            return None
+        return done
+
+    def commit(self, next_from):
+        """The server has the rows ``refill`` emitted: the gap now starts at ``next_from``."""
+        if next_from is None:
+            self.clear_gap()
+        else:
+            self.gap_from = next_from
