@@ -32,7 +32,17 @@ from .config import Config
 from .protocol.dlms import COUNTERS
 from .protocol.pipeline import Pipeline
 from .protocol.reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
-from .state import State, problem_text
+from .state import (
+    OFF_CSV,
+    OFF_DISPLAY,
+    OFF_GRAPHITE,
+    OFF_MQTT,
+    OFF_SENSOR,
+    OFF_SETUP,
+    OFF_WEB,
+    State,
+    problem_text,
+)
 from .timeutil import ticks_diff
 
 try:
@@ -49,6 +59,18 @@ _STATUS_EVERY_MS = const(60_000)  # status line on the console when no telegram 
 _NTP_EVERY_MS = const(6 * 3600_000)
 _NTP_RETRY_MS = const(60_000)
 _WIFI_RETRY_MS = const(30_000)
+
+# The parts build() starts (in this order: the decoder first, then CSV logging, ...) with the
+# problem code and the words used when a part is left out because the heap is too small.
+_PARTS = {
+    "csv": (OFF_CSV, "CSV logging"),
+    "display": (OFF_DISPLAY, "Display"),
+    "sensor": (OFF_SENSOR, "Sensor"),
+    "setup": (OFF_SETUP, "Setup access point"),
+    "graphite": (OFF_GRAPHITE, "Graphite"),
+    "mqtt": (OFF_MQTT, "MQTT"),
+    "web": (OFF_WEB, "Web page"),
+}
 
 # Which counters come from the reader / decoder objects
 _READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors", "framing_errors")
@@ -228,6 +250,23 @@ class App:
             self.state.counters.sink_errors += 1
             self._remember(sink.name, exc)
         return None
+
+    def left_out(self, name):
+        """Part ``name`` did not start for lack of heap: show it as a problem and say so."""
+        gc.collect()
+        st = self.state
+        code, words = _PARTS.get(name, (None, name))
+        if code is not None and code not in st.left_out:
+            st.left_out.append(code)
+        st.last_errors[name] = "not enough memory"
+        mem_free = getattr(self.hw, "mem_free", None)
+        free = ""
+        if mem_free is not None:
+            try:
+                free = " (%d bytes free)" % mem_free()
+            except Exception:  # noqa: BLE001, S110 - the figure is only a hint
+                pass
+        self._log("%s off: not enough memory%s" % (words, free))
 
     def _remember(self, name, exc):
         text = str(exc) or type(exc).__name__
@@ -426,7 +465,11 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
 
     ``listen``: the web server's address (the board: every interface; the simulator: 127.0.0.1).
 
-    Each sink is created in isolation: one that fails to start is reported and left out.
+    Each sink is created in isolation: one that fails to start is reported and left out. Parts
+    start in priority order (the decoder with the app, then CSV logging, display, sensor, setup
+    access point, Graphite, MQTT, web page): on a board whose heap is too small for everything,
+    a part that hits MemoryError is left out and named on the display, the web page and the
+    console ("CSV logging off: not enough memory") while the parts that fit run.
     """
     state = state if state is not None else State()
     app = App(hw, cfg, state)
@@ -437,6 +480,9 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     def attempt(name, make):
         try:
             sink = make()
+        except MemoryError:
+            app.left_out(name)
+            return None
         except Exception as exc:  # noqa: BLE001 - a sink that cannot start must not stop the board
             app._remember(name, exc)
             return None
@@ -498,6 +544,10 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
         if app.web is not None:
             try:
                 app.web.start(listen)
+            except MemoryError:
+                sinks.remove(app.web)
+                app.web = None
+                app.left_out("web")
             except Exception as exc:  # noqa: BLE001 - port in use etc.: the rest runs on
                 app._remember("web", exc)
                 sinks.remove(app.web)

@@ -172,6 +172,10 @@ def build(cfg):
     def attempt(what, fn):
         try:
             return fn()
+        except MemoryError:
+            gc.collect()
+            hw.problems.append("%s: not enough memory" % what)
+            return None
         except Exception as exc:  # noqa: BLE001 - optional hardware must not stop the board
             hw.problems.append("%s: %s" % (what, exc))
             return None
@@ -327,7 +331,18 @@ def main():
         except OSError:
             pass  # no card or no override file: settings.toml alone
     hw.fs = app.device_fs()
-    firmware = app.build(hw, cfg)
+    try:
+        firmware = app.build(hw, cfg)
+    except MemoryError:
+        # Not even the decoder fits: nothing to run. Say so and stay (no reset loop).
+        gc.collect()
+        free = getattr(gc, "mem_free", lambda: -1)()  # CircuitPython's gc has it
+        print(
+            "smartmeter: not enough memory to start the meter decoder (%d bytes free):"
+            " use a board with PSRAM" % free
+        )
+        while True:
+            time.sleep(60)
     firmware.state.reset_reason = reset_reason()
     for problem in hw.problems:
         firmware.state.last_errors["hardware"] = problem

@@ -40,6 +40,14 @@ GRAPHITE = "graphite"
 MQTT = "mqtt"
 MQTT_AUTH = "mqtt_auth"
 SENSOR = "sensor"
+# A part of the firmware left out at start because the heap was too small (app.build)
+OFF_CSV = "off_csv"
+OFF_DISPLAY = "off_display"
+OFF_SENSOR = "off_sensor"
+OFF_SETUP = "off_setup"
+OFF_GRAPHITE = "off_graphite"
+OFF_MQTT = "off_mqtt"
+OFF_WEB = "off_web"
 
 TEXTS = {
     "en": {
@@ -60,6 +68,13 @@ TEXTS = {
         MQTT: "MQTT unreachable",
         MQTT_AUTH: "MQTT login refused",
         SENSOR: "Sensor error",
+        OFF_CSV: "CSV log off: low memory",
+        OFF_DISPLAY: "Display off: low memory",
+        OFF_SENSOR: "Sensor off: low memory",
+        OFF_SETUP: "Setup AP off: low memory",
+        OFF_GRAPHITE: "Graphite off: low memory",
+        OFF_MQTT: "MQTT off: low memory",
+        OFF_WEB: "Web page off: low memory",
     },
     "de": {
         NO_KEY: "Kein Schluessel",
@@ -79,6 +94,13 @@ TEXTS = {
         MQTT: "MQTT nicht erreichbar",
         MQTT_AUTH: "MQTT-Login abgelehnt",
         SENSOR: "Sensorfehler",
+        OFF_CSV: "CSV-Log aus: zu wenig RAM",
+        OFF_DISPLAY: "Anzeige aus: zu wenig RAM",
+        OFF_SENSOR: "Sensor aus: zu wenig RAM",
+        OFF_SETUP: "Setup-AP aus: wenig RAM",
+        OFF_GRAPHITE: "Graphite aus: wenig RAM",
+        OFF_MQTT: "MQTT aus: zu wenig RAM",
+        OFF_WEB: "Webseite aus: wenig RAM",
     },
 }
 
@@ -216,6 +238,7 @@ class State:
         self.last_errors = {}
         self.graphite_state = "disabled"  # disabled | ok | error | unresolved
         self.mqtt_state = "disabled"  # disabled | ok | error | auth
+        self.left_out = []  # OFF_* codes of the parts app.build could not start (heap too small)
         self.config_problems = []  # ["METER_KEY: must be 32 hex digits", ...] (never values)
         self.key_set = False
         self.clock_set = False
@@ -233,6 +256,7 @@ class State:
             out.append(CONFIG)
         if not self.key_set:
             out.append(NO_KEY)
+        out.extend(self.left_out)
         stale = self.latest_ticks is None
         if not stale and now_ticks is not None and ticks_diff is not None:
             stale = ticks_diff(now_ticks, self.latest_ticks) > _NO_SIGNAL_MS

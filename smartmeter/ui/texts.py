@@ -133,6 +133,13 @@ HINTS = {
         "sd_full": "Alte Logdateien loeschen",
         "sd_error": "SD-Karte pruefen",
         "no_wifi": "Menue > Einrichtung",
+        "off_csv": "Board mit PSRAM noetig",
+        "off_display": "Board mit PSRAM noetig",
+        "off_sensor": "Board mit PSRAM noetig",
+        "off_setup": "Board mit PSRAM noetig",
+        "off_graphite": "Board mit PSRAM noetig",
+        "off_mqtt": "Board mit PSRAM noetig",
+        "off_web": "Board mit PSRAM noetig",
     },
     "en": {
         "no_key": "Set METER_KEY",
@@ -148,6 +155,13 @@ HINTS = {
         "sd_full": "Delete old log files",
         "sd_error": "Check the SD card",
         "no_wifi": "Menu > Setup mode",
+        "off_csv": "Needs a board with PSRAM",
+        "off_display": "Needs a board with PSRAM",
+        "off_sensor": "Needs a board with PSRAM",
+        "off_setup": "Needs a board with PSRAM",
+        "off_graphite": "Needs a board with PSRAM",
+        "off_mqtt": "Needs a board with PSRAM",
+        "off_web": "Needs a board with PSRAM",
     },
 }
 

@@ -1,0 +1,128 @@
+"""A board whose heap is too small for everything starts what fits and says what it left out.
+
+On CPython a MemoryError is injected where a part's module is loaded (that is where it strikes
+first on a small board: importing a module needs its bytecode in the heap); the decoder, CSV
+logging and the display must run on and name the missing parts on the display, the web page
+(/api/status) and the serial console. The MicroPython VM run of the same app is in
+bench/memory_bench.py (and tests/host/test_memory_bench.py).
+"""
+
+import json
+
+from fakefs import FakeFS
+from test_ui import texts_on_screen
+
+from sim.display import make_png_display
+from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
+from sim.meter import VirtualMeter
+from smartmeter import app as app_mod
+from smartmeter import config
+from smartmeter.datalog.csvlog import read_rows
+from smartmeter.timeutil import epoch_from_fields
+from smartmeter.web import api
+
+KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+
+
+class FakePool:
+    """Enough of a socket pool for the sinks to be built (nothing connects in this test)."""
+
+    AF_INET = 2
+    SOCK_STREAM = 1
+
+
+def build_with_memory_errors(monkeypatch, failing, fs=None):
+    real_load = app_mod._load
+
+    def load(name):
+        if name in failing:
+            raise MemoryError("memory allocation failed, allocating 4096 bytes")
+        return real_load(name)
+
+    monkeypatch.setattr(app_mod, "_load", load)
+    clock = ManualClock(start_epoch=epoch_from_fields((2024, 5, 1, 10, 0, 0)))
+    uart = SimUart()
+    display, _snapshot = make_png_display()
+    console = Console(out=None, interactive=False)
+    fs = fs if fs is not None else FakeFS()
+    fs.dirs.add("/sd")
+    values = {
+        "METER_KEY": KEY,
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "UI_LANGUAGE": "en",
+        "CIRCUITPY_WIFI_SSID": "home",
+        "MQTT_HOST": "broker.local",
+        "GRAPHITE_HOST": "graphite.local",
+    }
+    cfg = config.load(lambda _n: None, values)
+    hw = Hardware(
+        uart=uart,
+        display=display,
+        fs=fs,
+        mount=fs.mount,
+        log_dir="/sd/logs",
+        pool=FakePool(),
+        radio=SimRadio(),
+        clock=clock,
+        console=console,
+        mem_free=lambda: 20_480,
+    )
+    firmware = app_mod.build(hw, cfg, web=True, listen="127.0.0.1")
+    return firmware, uart, clock, console, fs
+
+
+def test_parts_that_hit_memory_error_are_left_out_and_named(monkeypatch):
+    firmware, uart, clock, console, fs = build_with_memory_errors(
+        monkeypatch, {"outputs.mqtt", "web.server", "outputs.graphite"}
+    )
+    st = firmware.state
+    assert firmware.csv in firmware.sinks and firmware.ui in firmware.sinks
+    names = [getattr(sink, "name", None) for sink in firmware.sinks]
+    assert not any(n in names for n in ("mqtt", "web", "graphite"))
+    assert firmware.web is None
+    assert st.left_out == ["off_graphite", "off_mqtt", "off_web"]
+    assert st.last_errors["mqtt"] == "not enough memory"
+
+    # console: one plain line per part, at start
+    lines = list(console.lines)
+    assert "Graphite off: not enough memory (20480 bytes free)" in lines
+    assert "MQTT off: not enough memory (20480 bytes free)" in lines
+    assert "Web page off: not enough memory (20480 bytes free)" in lines
+
+    # what fits runs: telegrams are decoded and logged
+    meter = VirtualMeter("netznoe", bytes.fromhex(KEY), None, seed=3)
+    for _ in range(3):
+        uart.push(meter.telegram(clock.epoch))
+        for _ in range(3):
+            firmware.loop_once()
+            clock.advance(1700)
+    assert st.counters.decoded == 3
+    rows = [r for name in fs.listdir("/sd/logs") for r in read_rows(fs, "/sd/logs/" + name)]
+    assert len(rows) == 3
+
+    # display (status screen), web page (/api/status) and the periodic console line
+    shown = texts_on_screen(firmware.ui)
+    assert "Graphite off: low memory" in shown, shown
+    status = json.loads(api.status_json(st, "en"))
+    texts = [p["text"] for p in status["problems"]]
+    assert {"Graphite off: low memory", "MQTT off: low memory", "Web page off: low memory"} <= set(
+        texts
+    )
+    assert "MQTT off: low memory" in firmware.status_line()
+
+
+def test_csv_left_out_first_in_priority_order(monkeypatch):
+    """Even CSV logging can be left out: the decoder still runs and the display says so."""
+    firmware, uart, clock, console, _fs = build_with_memory_errors(monkeypatch, {"datalog.csvlog"})
+    st = firmware.state
+    assert firmware.csv is None and st.left_out == ["off_csv"]
+    assert "CSV logging off: not enough memory (20480 bytes free)" in console.lines
+    meter = VirtualMeter("netznoe", bytes.fromhex(KEY), None, seed=3)
+    uart.push(meter.telegram(clock.epoch))
+    firmware.loop_once()
+    assert st.counters.decoded == 1
+    firmware.ui.poll(clock.ticks_ms())
+    shown = texts_on_screen(firmware.ui)
+    assert "CSV log off: low memory" in shown, shown
+    assert "  Needs a board with PSRAM" in shown, shown
