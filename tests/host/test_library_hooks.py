@@ -1,0 +1,190 @@
+"""The firmware reaches into private parts of two bundle libraries; at the pinned versions
+(requirements-device.txt = requirements-dev.txt) those parts exist with the expected shape.
+
+The private names are found by reading our code: every ``_name`` it uses that one of the
+library classes defines (as a method or as an attribute set in ``__init__``) must be listed in
+HOOKS below with its check, so a new hook cannot slip in unchecked and a library update that
+renames or reshapes one fails here instead of on the board.
+"""
+
+import ast
+import inspect
+import re
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from adafruit_httpserver import Request, Response, Server
+from adafruit_httpserver import server as server_mod
+from adafruit_minimqtt import adafruit_minimqtt as minimqtt
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import release  # noqa: E402
+
+OUR_FILES = sorted((ROOT / "smartmeter" / "web").glob("*.py")) + [
+    ROOT / "smartmeter" / "outputs" / "mqtt.py"
+]
+LIBRARY_CLASSES = (Server, Response, Request, minimqtt.MQTT)
+
+
+def params(fn):
+    return list(inspect.signature(fn).parameters)
+
+
+def _instances():
+    server = Server(socket, None)
+    request = Request(server, None, ("127.0.0.1", 1), b"GET /x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    response = Response(request, "body", content_type="text/plain")
+    client = minimqtt.MQTT(broker="127.0.0.1", socket_pool=socket)
+    return server, request, response, client
+
+
+def check_receive_request():
+    assert params(Server._receive_request)[:3] == ["self", "sock", "client_address"]
+    # poll() calls it with (conn, client_address) and treats None as "nothing to answer"
+    src = inspect.getsource(Server.poll)
+    assert "self._receive_request(conn, client_address)) is None" in src
+
+
+def check_find_handler():
+    assert params(Server._find_handler) == ["self", "method", "path"]
+    src = inspect.getsource(Server.poll)
+    assert "self._find_handler(request.method, request.path)" in src
+
+
+def check_send_headers():
+    assert params(Response._send_headers) == ["self", "content_length", "content_type"]
+
+
+def check_send():
+    assert params(Response._send) == ["self"]
+    # the server sends a handler's response through _send()
+    assert "_send()" in inspect.getsource(server_mod)
+
+
+def check_status():
+    _s, _r, response, _c = _instances()
+    assert response._status.code == 200
+
+
+def check_content_type():
+    _s, _r, response, _c = _instances()
+    assert response._content_type == "text/plain"
+
+
+def check_request():
+    _s, request, response, _c = _instances()
+    assert response._request is request
+    assert request.connection is None and request.path == "/x"
+
+
+def check_sock():
+    *_, client = _instances()
+    assert client._sock is None  # set by connect(), used by _short_timeouts
+
+
+def check_is_connected():
+    *_, client = _instances()
+    assert client._is_connected is False
+    assert "self._is_connected" in inspect.getsource(minimqtt.MQTT.is_connected)
+
+
+def check_close_socket():
+    assert params(minimqtt.MQTT._close_socket) == ["self"]
+    *_, client = _instances()
+    client._close_socket()  # no socket yet: must not raise
+    assert client._sock is None
+
+
+def check_socket_timeout():
+    *_, client = _instances()
+    assert isinstance(client._socket_timeout, (int, float))
+    assert "self._socket_timeout" in inspect.getsource(minimqtt.MQTT)
+
+
+def check_recv_timeout():
+    *_, client = _instances()
+    assert isinstance(client._recv_timeout, (int, float))
+    assert "self._recv_timeout" in inspect.getsource(minimqtt.MQTT)
+
+
+HOOKS = {
+    "_receive_request": check_receive_request,
+    "_find_handler": check_find_handler,
+    "_send_headers": check_send_headers,
+    "_send": check_send,
+    "_status": check_status,
+    "_content_type": check_content_type,
+    "_request": check_request,
+    "_sock": check_sock,
+    "_is_connected": check_is_connected,
+    "_close_socket": check_close_socket,
+    "_socket_timeout": check_socket_timeout,
+    "_recv_timeout": check_recv_timeout,
+}
+
+
+def library_privates():
+    names = set()
+    for cls in LIBRARY_CLASSES:
+        names |= {n for n in dir(cls) if n.startswith("_") and not n.startswith("__")}
+        for klass in cls.__mro__:
+            if klass.__module__.startswith(("adafruit_httpserver", "adafruit_minimqtt")):
+                src = inspect.getsource(klass)
+                names |= set(re.findall(r"self\.(_[a-z]\w*)\s*(?::[^=\n]+)?=", src))
+    return names
+
+
+def our_privates():
+    """Private names our code takes from library objects.
+
+    ``obj._x`` on anything but ``self``, ``getattr(obj, "_x")``, and in our subclasses of the
+    library classes every ``self._x`` and every ``def _x`` (overrides). Names of our own other
+    classes (``self._x`` there) are ours, even where a library happens to use the same name.
+    """
+    library_bases = {cls.__name__ for cls in LIBRARY_CLASSES}
+    names = set()
+    for path in OUR_FILES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        subclass_nodes = set()
+        for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
+            bases = {getattr(b, "id", getattr(b, "attr", None)) for b in cls.bases}
+            if bases & library_bases:
+                for node in ast.walk(cls):
+                    subclass_nodes.add(id(node))
+                    if isinstance(node, ast.FunctionDef) and node.name.startswith("_"):
+                        names.add(node.name)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and re.match(r"_[a-z]", node.attr):
+                on_self = isinstance(node.value, ast.Name) and node.value.id == "self"
+                if not on_self or id(node) in subclass_nodes:
+                    names.add(node.attr)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr":
+                arg = node.args[1] if len(node.args) > 1 else None
+                if isinstance(arg, ast.Constant) and str(arg.value).startswith("_"):
+                    names.add(arg.value)
+    return names
+
+
+def test_libraries_are_the_pinned_versions():
+    import importlib.metadata
+
+    pins = {dist: ver for _m, dist, ver in release.device_libraries()}
+    for dist in ("adafruit-circuitpython-httpserver", "adafruit-circuitpython-minimqtt"):
+        assert importlib.metadata.version(dist) == pins[dist]
+
+
+def test_every_hook_used_by_our_code_is_checked():
+    used = our_privates() & library_privates()
+    assert used == set(HOOKS), "hooks used but not checked: %s; checked but no longer used: %s" % (
+        sorted(used - set(HOOKS)),
+        sorted(set(HOOKS) - used),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(HOOKS))
+def test_hook_exists_with_expected_shape(name):
+    HOOKS[name]()
