@@ -56,6 +56,39 @@ class SimUart:
             return n
 
 
+class SmallBufferPool:
+    """The ``socket`` module as a socket pool whose TCP sockets have an ESP32-sized send buffer.
+
+    lwIP on the ESP32-S3 buffers about 5.7 KiB per TCP socket (``TCP_SND_BUF``); Linux buffers
+    megabytes on loopback, so a peer that stops reading would take minutes to block a send. With
+    this pool it blocks as soon as it would on the board.
+    """
+
+    SNDBUF = 5744
+
+    def __init__(self):
+        import socket
+
+        self._socket = socket
+        self.AF_INET = socket.AF_INET
+        self.SOCK_STREAM = socket.SOCK_STREAM
+        self.SOCK_DGRAM = socket.SOCK_DGRAM
+        self.SOL_SOCKET = socket.SOL_SOCKET
+        self.SO_REUSEADDR = socket.SO_REUSEADDR
+        self.timeout = socket.timeout
+        self.gaierror = socket.gaierror
+
+    def getaddrinfo(self, *args, **kw):
+        return self._socket.getaddrinfo(*args, **kw)
+
+    def socket(self, family=None, kind=None, proto=0):
+        s = self._socket
+        sock = s.socket(s.AF_INET if family is None else family, kind or s.SOCK_STREAM, proto)
+        if (kind or s.SOCK_STREAM) == s.SOCK_STREAM:
+            sock.setsockopt(s.SOL_SOCKET, s.SO_SNDBUF, self.SNDBUF // 2)  # Linux doubles it
+        return sock
+
+
 class SimWatchdog:
     """``microcontroller.watchdog`` stand-in: records the longest gap between feeds.
 

@@ -67,6 +67,7 @@ class Simulation:
         realtime=False,
         listen="127.0.0.1",
         uart_buffer=8192,
+        pool=None,
     ):
         self.data_dir = os.path.abspath(data_dir)
         self.listen = listen
@@ -111,7 +112,7 @@ class Simulation:
             keys=self.keys,
             fs=self.fs,
             log_dir=self.config.LOG_DIR,
-            pool=socket,
+            pool=socket if pool is None else pool,
             radio=SimRadio(),
             clock=clock,
             console=self.console,

@@ -26,7 +26,7 @@ from smartmeter import app
 
 # UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
-# (0.5 s each), an NTP query (<= 2 s) and a WiFi reconnect attempt (the radio call can block for
+# (0.5 s each), an NTP query (<= 1 s) and a WiFi reconnect attempt (the radio call can block for
 # several seconds). 8 KiB holds 37 s of M-Bus at 2400 baud (218 bytes/s) and 9 s of HDLC at
 # 9600 baud (873 bytes/s): every blocking step fits with a wide margin.
 _UART_BUFFER = const(8192)
@@ -59,7 +59,8 @@ class Clock:
         import adafruit_ntp
         import rtc
 
-        ntp = adafruit_ntp.NTP(self.pool, server=server, tz_offset=0, socket_timeout=2)
+        # one UDP query: DNS + at most 1 s waiting for the answer (a pass bound, docs/security.md)
+        ntp = adafruit_ntp.NTP(self.pool, server=server, tz_offset=0, socket_timeout=1)
         rtc.RTC().datetime = ntp.datetime
         return True
 

@@ -10,9 +10,11 @@ Topics (``<base>`` = ``MQTT_BASE_TOPIC/<meter number>``, e.g. ``smartmeter/18122
 - ``<prefix>/sensor/smartmeter_<meter>/<entity>/config`` one retained discovery config per value
   the meter actually sends (an L1-only meter gets no L2/L3 entities).
 
-Never blocks the meter: the client connects only in ``poll()``, one attempt per due time
-(``connect_retries=1``: minimqtt's own retry sleeps), backoff 1 s doubling to 60 s, short socket
-timeouts, one discovery message or a few states per pass, a bounded drop-oldest queue.
+Never blocks the meter: the client (``mqttclient``, ours: every wait has a deadline counted by our
+clock, whatever the broker sends) connects only in ``poll()``, one attempt per due time, backoff
+1 s doubling to 60 s; the only blocking step is the TCP connect (0.5 s, TLS 3 s); CONNACK is
+awaited across passes without blocking; one discovery message or a few states per pass, a
+bounded drop-oldest queue.
 """
 
 from .. import __version__  # noqa: F401 - re-exported for callers
@@ -28,6 +30,7 @@ from .hass import (
     entity,
     value_text,
 )
+from .mqttclient import UP, MqttClient
 
 try:
     from micropython import const
@@ -41,13 +44,9 @@ _QUEUE_MAX = const(4)  # states kept while the broker is away; older ones carry 
 _STATES_PER_POLL = const(2)
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60_000)
-_KEEP_ALIVE_S = const(60)
-_REFRESH_MS = const(25_000)  # re-send "online" when idle: keeps the session alive without PINGREQ
-_LOOP_EVERY_MS = const(2000)  # look for a closed connection (broker restart) this often
+_KEEP_ALIVE_S = const(60)  # PINGREQ every 30 s; no PINGRESP within 10 s drops the link
 _CONNECT_TIMEOUT_S = 0.5  # TCP connect; loopback/LAN answers in ms, a dead host costs this much
 _CONNECT_TIMEOUT_TLS_S = 3  # TLS handshake on an ESP32-S3 takes about 1 s
-_IO_TIMEOUT_S = 0.02  # socket timeout once connected: a loop() check costs about this
-_EOF_TIMEOUT_S = 0.3  # minimqtt spins this long on a closed socket before it raises
 
 
 def _clean(text):
@@ -77,8 +76,9 @@ class MqttSink:
         self.sent = self.failed = self.dropped = self.connects = 0
         self._queue = []
         self._client = None
+        self._addr = None  # cached getaddrinfo entry of MQTT_HOST
         self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
-        self._last_tx = self._last_loop = self._up_since = 0
+        self._up_since = 0
         self._last_epoch = self._last_ticks = None
         self._node = None  # "smartmeter_<meter>", set by the first reading
         self._base = None
@@ -96,7 +96,7 @@ class MqttSink:
 
     @property
     def connected(self):
-        return self._client is not None
+        return self._client is not None and self._client.state == UP
 
     # -- readings (fast path) ----------------------------------------------------------------
     def on_reading(self, reading, epoch_utc, extras):
@@ -172,7 +172,11 @@ class MqttSink:
 
     # -- network (slow path, bounded per pass) --------------------------------------------------
     def poll(self, now_ms=None):
-        """Connect when due, then send one discovery config or a few states; never blocks long."""
+        """Connect when due, then send one discovery config or a few states; never blocks long.
+
+        Bound per call: the TCP connect timeout (0.5 s; TLS 3 s) when a connection is started,
+        otherwise a few ms of non-blocking socket work (see ``mqttclient``).
+        """
         if not self.enabled or self._node is None:
             return
         now = self._ticks_ms() if now_ms is None else now_ms
@@ -181,29 +185,31 @@ class MqttSink:
             if self._backoff.due(now):
                 self._connect(now)
             return
+        was_up = client.state == UP
         try:
+            client.service(now)
+            if client.state != UP:
+                return  # still waiting for CONNACK (its deadline is checked in service())
+            if not was_up:
+                self._on_up(client, now)
             if self._pending:
                 key = self._pending[0]
-                client.publish(self._config_topic(key), self._config_payload(key), True, 0)
-                self._pending.pop(0)
-                self._last_tx = now
+                if client.publish(self._config_topic(key), self._config_payload(key), True, now):
+                    self._pending.pop(0)
             else:
                 n = 0
                 while self._queue and n < _STATES_PER_POLL:
-                    client.publish(self._base + "/state", self._queue[0], False, 0)
+                    if not client.publish(self._base + "/state", self._queue[0], False, now):
+                        break  # the broker is slow to take data: next pass
                     self._queue.pop(0)
                     self.sent += 1
                     n += 1
-                    self._last_tx = now
-                if ticks_diff(now, self._last_tx) >= _REFRESH_MS:
-                    client.publish(self._base + "/status", "online", True, 0)
-                    self._last_tx = now
-                if ticks_diff(now, self._last_loop) >= _LOOP_EVERY_MS:
-                    self._last_loop = now
-                    client.loop(_IO_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - any failure: drop the link, retry with backoff
             self.failed += 1
             self._close()
+            if not was_up:
+                self._connect_failed(exc, now)
+                return
             if ticks_diff(now, self._up_since) >= _BACKOFF_MAX_MS:
                 self._backoff.ok()  # it was a good link: retry soon
             # else the link flaps (e.g. a second client with our id): keep backing off
@@ -212,83 +218,68 @@ class MqttSink:
         self._sync()
 
     def _connect(self, now):
-        try:
-            import adafruit_minimqtt.adafruit_minimqtt as minimqtt
-        except ImportError:
-            self._set_error("error", "adafruit_minimqtt is not installed")
-            self._backoff.delay = _BACKOFF_MAX_MS
-            self._backoff.fail(now)
-            return
         cfg = self.config
         tls = bool(cfg.MQTT_TLS)
-        timeout = _CONNECT_TIMEOUT_TLS_S if tls else _CONNECT_TIMEOUT_S
-        ssl_context = self.ssl_context
-        client = None
         try:
+            ssl_context = self.ssl_context
             if tls and ssl_context is None:
                 import ssl
 
                 ssl_context = self.ssl_context = ssl.create_default_context()
-            client = minimqtt.MQTT(
-                broker=cfg.MQTT_HOST,
-                port=cfg.MQTT_PORT,
-                username=cfg.MQTT_USER or None,
-                password=cfg.MQTT_PASSWORD if cfg.MQTT_USER else None,
-                client_id=_clean("%s-%s" % (cfg.HOSTNAME or "smartmeter", self._node[11:])),
-                is_ssl=tls,
-                keep_alive=_KEEP_ALIVE_S,
-                recv_timeout=timeout + 0.5,  # CONNACK must arrive within this
-                socket_pool=self.pool,
-                ssl_context=ssl_context,
-                socket_timeout=timeout,
-                connect_retries=1,  # one attempt, no sleeps: the backoff is ours
+            client = MqttClient(
+                self.pool,
+                cfg.MQTT_HOST,
+                cfg.MQTT_PORT,
+                _clean("%s-%s" % (cfg.HOSTNAME or "smartmeter", self._node[11:])),
+                _KEEP_ALIVE_S,
+                self._ticks_ms,
+                ticks_diff,
+                ssl_context if tls else None,
+                _CONNECT_TIMEOUT_TLS_S if tls else _CONNECT_TIMEOUT_S,
             )
-            client.will_set(self._base + "/status", "offline", True, 0)
-            client.connect()
             self._client = client
-            _short_timeouts(client)
-            client.publish(self._base + "/status", "online", True, 0)
+            self._addr = client.start(
+                (self._base + "/status", "offline", True),
+                cfg.MQTT_USER or None,
+                cfg.MQTT_PASSWORD if cfg.MQTT_USER else None,
+                self._addr,
+            )
         except Exception as exc:  # noqa: BLE001 - classified below, never raised into the loop
             self.failed += 1
-            if client is not None:
-                self._client = client
-                self._close()
-            code = getattr(exc, "code", None)
-            if code in (4, 5):
-                self._set_error("auth", "login refused: check MQTT_USER/MQTT_PASSWORD")
-            elif isinstance(exc, MemoryError) or isinstance(_cause(exc), MemoryError):
-                self._set_error("error", "not enough memory to connect" + (" (TLS)" if tls else ""))
-            else:
-                self._set_error("error", "broker unreachable: " + _reason(exc))
-            self._backoff.fail(now)
-            self._sync()
+            self._close()
+            if type(exc).__name__ == "gaierror":
+                self._addr = None
+            self._connect_failed(exc, now)
             return
+        self._sync()
+
+    def _connect_failed(self, exc, now):
+        tls = bool(self.config.MQTT_TLS)
+        code = getattr(exc, "code", None)
+        if code in (4, 5):
+            self._set_error("auth", "login refused: check MQTT_USER/MQTT_PASSWORD")
+        elif isinstance(exc, MemoryError) or isinstance(_cause(exc), MemoryError):
+            self._set_error("error", "not enough memory to connect" + (" (TLS)" if tls else ""))
+        else:
+            self._set_error("error", "broker unreachable: " + _reason(exc))
+        self._backoff.fail(now)
+        self._sync()
+
+    def _on_up(self, client, now):
         self.connects += 1
         self._backoff.next = None  # the delay stays: a flapping link keeps backing off
-        self._up_since = self._last_tx = self._last_loop = now
+        self._up_since = now
         self._pending = [k for k, e in self._entities.items() if e is not None]
+        client.publish(self._base + "/status", "online", True, now)
         self.state.mqtt_state = "ok"
         self.state.last_errors["mqtt"] = ""
-        self._sync()
 
     def _close(self):
         """Drop the connection without DISCONNECT (so the broker publishes the last will)."""
         client = self._client
         self._client = None
-        if client is None:
-            return
-        try:
-            closer = getattr(client, "_close_socket", None)  # minimqtt 8: closes via its manager
-            if closer is not None:
-                closer()
-            else:
-                client.disconnect()
-        except Exception:  # noqa: BLE001, S110 - the socket is gone either way
-            pass
-        try:
-            client._is_connected = False
-        except AttributeError:
-            pass
+        if client is not None:
+            client.close()
 
     def _set_error(self, kind, text):
         self.state.mqtt_state = kind
@@ -309,16 +300,6 @@ class MqttSink:
     def _config_payload(self, key):
         """The discovery config of one entity (built when sent: one small dict at a time)."""
         return config_payload(self._entities[key], self._node, self._base, self._device)
-
-
-def _short_timeouts(client):
-    """Once connected, socket waits drop to milliseconds so ``loop()`` costs ~20 ms."""
-    sock = getattr(client, "_sock", None)
-    if sock is None:
-        return
-    sock.settimeout(_IO_TIMEOUT_S)
-    client._socket_timeout = _IO_TIMEOUT_S
-    client._recv_timeout = _EOF_TIMEOUT_S
 
 
 def _cause(exc):
