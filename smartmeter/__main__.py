@@ -4,7 +4,9 @@
 Reads hex text of a captured byte stream (any case, whitespace, ``:``/``-``/``,`` separators,
 ``0x`` prefixes, ``#`` comments) and prints one JSON object per decoded telegram on stdout and one
 line per failed frame or telegram on stderr, naming the stage. Exit status 0 only if at least one
-telegram decoded and none failed. Keys are never printed.
+telegram decoded and none failed. Keys are never printed. The framing is detected from the
+bytes: M-Bus (DLMS segments and Netz OÖ AMIS/OMS frames), HDLC (with block transfer), or, when
+the capture holds no frame at all, unframed GCM bursts (Energienetze Steiermark T210-D-r).
 """
 
 import argparse
@@ -15,6 +17,7 @@ import sys
 from .protocol import layouts
 from .protocol.errors import KeyFormatError, MeterError
 from .protocol.pipeline import decode
+from .protocol.transport import TRANSPORTS
 
 _COMMENT = re.compile(r"#[^\n]*")
 _PREFIX = re.compile(r"0[xX](?=[0-9a-fA-F])")
@@ -45,7 +48,12 @@ def main(argv=None):
     dec.add_argument("--auth-key", help="authentication key, for meters that send a GCM tag")
     dec.add_argument("--plaintext", action="store_true", help="input is one decrypted APDU")
     dec.add_argument("--layout", default="auto", choices=("auto",) + layouts.LAYOUTS)
-    dec.add_argument("--transport", default="auto", choices=("auto", "mbus", "hdlc"))
+    dec.add_argument(
+        "--transport",
+        default="auto",
+        choices=TRANSPORTS,
+        help="auto: M-Bus/HDLC frames, else unframed GCM bursts (T210-D-r) if no frame is found",
+    )
     dec.add_argument("file", nargs="?", default="-", help="hex text file, or - for stdin")
     args = parser.parse_args(argv)
 

@@ -10,6 +10,7 @@ degraded mode that shows the problem instead of crashing into the REPL.
 
 from .protocol.crypto import parse_key
 from .protocol.errors import KeyFormatError
+from .protocol.layouts import LAYOUTS
 
 # name: (kind, default, extra)  kind: str | int | bool | choice | key | secret | pin
 # extra: (min, max) for int, tuple of choices for choice
@@ -19,11 +20,7 @@ SCHEMA = {
     "METER_TRANSPORT": ("choice", "auto", ("auto", "mbus", "hdlc")),
     "METER_BAUD": ("int", 0, (0, 921600)),  # 0 = by transport: 2400 M-Bus, 9600 HDLC
     "METER_PARITY": ("choice", "auto", ("auto", "even", "none", "odd")),
-    "METER_LAYOUT": (
-        "choice",
-        "auto",
-        ("auto", "netznoe", "tinetz", "obis-pairs", "burgenland", "kng"),
-    ),
+    "METER_LAYOUT": ("choice", "auto", ("auto",) + LAYOUTS),
     "ENERGY_OFFSET_WH": ("int", 0, (0, 10**12)),
     "LOG_DIR": ("str", "/sd/logs", None),
     "LOG_MIN_FREE_MB": ("int", 100, (1, 1_000_000)),

@@ -9,11 +9,13 @@ Block cipher backends (``new_cipher(key, backend=None)``), best available first:
 
 - ``"aesio"``: CircuitPython's built-in (ECB and CTR; one CTR call per telegram, re-keyed per call).
 - ``"cryptography"``: CPython.
-- ``"python"``: pure-Python AES-128, encryption direction only (CTR and GHASH need only E_K).
+- ``"python"``: pure-Python AES-128 (the MicroPython VM in tests); the inverse cipher is used
+  only by CBC decryption.
 
-Each returns an object with ``name``, ``encrypt_block(src16, dst16)`` and
-``ctr_xcrypt(icb16, src, dst)``; ``dst`` is a writable buffer of exactly ``len(src)`` bytes
-(bytearray or memoryview; it may be ``src`` itself).
+Each returns an object with ``name``, ``encrypt_block(src16, dst16)``,
+``ctr_xcrypt(icb16, src, dst)`` and ``cbc_decrypt(iv16, src, dst)`` (AES-128-CBC, for OMS mode 5
+of the Netz OÖ AMIS meters; ``len(src)`` a multiple of 16); ``dst`` is a writable buffer of
+exactly ``len(src)`` bytes (bytearray or memoryview; for CTR it may be ``src`` itself).
 
 GHASH is pure Python with a per-key table, built once when an auth key is set
 (``table_bits=8``: 16 x 256 entries, ~100 KiB, 16 lookups per block; ``table_bits=4``:
@@ -86,6 +88,7 @@ class _AesioAes:
         self._key = bytes(key)
         self._ecb = aesio.AES(self._key, aesio.MODE_ECB)
         self._ctr = aesio.AES(self._key, aesio.MODE_CTR, bytes(16))
+        self._cbc = None  # built on first use (AMIS only)
 
     def encrypt_block(self, src, dst):
         self._ecb.encrypt_into(src, dst)
@@ -95,6 +98,16 @@ class _AesioAes:
             # aesio keeps its counter across calls and drops unused keystream: one call, fresh IV.
             self._ctr.rekey(self._key, icb)
             self._ctr.encrypt_into(src, dst)
+
+    def cbc_decrypt(self, iv, src, dst):
+        if len(src):
+            import aesio
+
+            if self._cbc is None:
+                self._cbc = aesio.AES(self._key, aesio.MODE_CBC, bytes(iv))
+            else:  # the chaining value carries over between calls: fresh IV per telegram
+                self._cbc.rekey(self._key, bytes(iv))
+            self._cbc.decrypt_into(src, dst)
 
 
 class _CryptographyAes:
@@ -143,6 +156,14 @@ class _CryptographyAes:
         ks = int.from_bytes(self._ecb.update(blocks), "big") >> (8 * (16 * nb - n))
         dst[:n] = (int.from_bytes(bytes(src), "big") ^ ks).to_bytes(n, "big")
 
+    def cbc_decrypt(self, iv, src, dst):
+        from cryptography.hazmat.primitives.ciphers import modes
+
+        n = len(src)
+        if n:
+            dec = self._cipher(self._alg, modes.CBC(bytes(iv))).decryptor()
+            dst[:n] = dec.update(bytes(src))
+
     def gcm_decrypt_into(self, iv, aad, src, tag, dst):
         """Decrypt and verify with the library's GCM (C speed); False if the tag mismatches."""
         from cryptography.exceptions import InvalidTag
@@ -163,6 +184,8 @@ class _CryptographyAes:
 
 _SBOX = None
 _X2 = None
+_INV = None  # inverse S-box, built on first CBC use
+_INV_SHIFT = tuple(4 * (((i >> 2) - (i & 3)) & 3) + (i & 3) for i in range(16))
 
 
 def _aes_tables():
@@ -213,6 +236,8 @@ class _PyAes:
         self._rk = rk
         self._ctr = bytearray(16)
         self._ks = bytearray(16)
+        self._st = bytearray(16)
+        self._tmp = bytearray(16)
 
     def encrypt_block(self, src, dst):
         rk, S, X2 = self._rk, _SBOX, _X2
@@ -259,6 +284,55 @@ class _PyAes:
         dst[9], dst[10], dst[11] = S[s13] ^ rk[169], S[s2] ^ rk[170], S[s7] ^ rk[171]
         dst[12], dst[13], dst[14] = S[s12] ^ rk[172], S[s1] ^ rk[173], S[s6] ^ rk[174]
         dst[15] = S[s11] ^ rk[175]
+
+    def decrypt_block(self, src, dst):
+        """The inverse cipher (FIPS-197 5.3), byte-wise: used for CBC only (AMIS, 5 blocks)."""
+        global _INV
+        if _INV is None:
+            inv = bytearray(256)
+            for i in range(256):
+                inv[_SBOX[i]] = i
+            _INV = bytes(inv)
+        rk, INV, X2, sh = self._rk, _INV, _X2, _INV_SHIFT
+        st = self._st
+        for i in range(16):
+            st[i] = src[i] ^ rk[160 + i]
+        t = self._tmp
+        o = 144
+        while True:
+            for i in range(16):  # InvShiftRows + InvSubBytes + AddRoundKey
+                t[i] = INV[st[sh[i]]] ^ rk[o + i]
+            if not o:
+                break
+            for c in range(0, 16, 4):  # InvMixColumns = a 4x pre-step, then MixColumns
+                a0, a1, a2, a3 = t[c], t[c + 1], t[c + 2], t[c + 3]
+                u = X2[X2[a0 ^ a2]]
+                v = X2[X2[a1 ^ a3]]
+                a0 ^= u
+                a1 ^= v
+                a2 ^= u
+                a3 ^= v
+                x = a0 ^ a1 ^ a2 ^ a3
+                st[c] = a0 ^ x ^ X2[a0 ^ a1]
+                st[c + 1] = a1 ^ x ^ X2[a1 ^ a2]
+                st[c + 2] = a2 ^ x ^ X2[a2 ^ a3]
+                st[c + 3] = a3 ^ x ^ X2[a3 ^ a0]
+            o -= 16
+        for i in range(16):
+            dst[i] = t[i]
+
+    def cbc_decrypt(self, iv, src, dst):
+        n = len(src)
+        prev = self._ctr  # scratch: the previous ciphertext block (or the IV)
+        blk = self._ks
+        for i in range(16):
+            prev[i] = iv[i]
+        for p in range(0, n - n % 16, 16):
+            self.decrypt_block(src[p : p + 16], blk)
+            for i in range(16):
+                c = src[p + i]
+                dst[p + i] = blk[i] ^ prev[i]
+                prev[i] = c
 
     def ctr_xcrypt(self, icb, src, dst):
         ctr, ks = self._ctr, self._ks

@@ -16,7 +16,7 @@ from .errors import (
     ParseError,
     WrongKeyError,
 )
-from .reading import Reading, security_name
+from .reading import SECURITY_UNCHECKED, Reading, security_name
 
 try:
     from micropython import const
@@ -29,6 +29,7 @@ except ImportError:  # CPython
 _GLO_CIPHERING = const(0xDB)
 _DATA_NOTIFICATION = const(0x0F)
 _TAG_LEN = const(12)
+_DSMR_START = const(0x2F)  # "/": a DSMR telegram inside the envelope (T210-D-r)
 _MAX_PLAINTEXT = const(2048)  # largest APDU the transport reader can reassemble
 
 # Counter names, in the order /api/status shows them (same names as state.Counters)
@@ -111,6 +112,9 @@ class Decoder:
         self.layout = layout
         self._plain = bytearray(_MAX_PLAINTEXT)
         self._template = None  # the learned shape of this meter's telegrams (fastpath.py)
+        self._dsmr_template = None  # the same for DSMR text telegrams (dsmr.py)
+        self._oms_template = None  # and for AMIS record lists (oms.py)
+        self._iv = bytearray(16)  # AMIS CBC IV
         self.learn = True  # learn templates (tests switch it off to compare both paths)
         self.fast = 0  # telegrams decoded by the learned template
         self._last_title = None
@@ -123,15 +127,23 @@ class Decoder:
         """The stage counters as a dict."""
         return {name: getattr(self, name) for name in COUNTERS}
 
-    def decode(self, payload):
+    def decode(self, payload, transport=None):
         """Decode one application payload (DB envelope, or a plain 0F data-notification).
 
+        :param transport: the reader's transport name; ``"oms"`` is an AMIS SND_UD frame
+            (:mod:`~smartmeter.protocol.oms`), anything else a DLMS payload whose decrypted
+            content is a data-notification or DSMR text (:mod:`~smartmeter.protocol.dsmr`)
         :returns: a Reading
         :raises MeterError: a subclass naming the stage; the matching counter is incremented
         """
         self.telegrams += 1
         try:
-            reading = self._decode(payload)
+            if transport == "oms":
+                from . import oms
+
+                reading = oms.decode(payload, self)
+            else:
+                reading = self._decode(payload)
         except MeterError as exc:
             self.last_error = exc
             name = _STAGE_COUNTER.get(exc.stage)
@@ -157,16 +169,33 @@ class Decoder:
         plain = memoryview(self._plain)[:n]
         mv = memoryview(payload)
         tag = mv[env.tag_start : env.end] if env.security & 0x10 else None
+        # Authentication key policy: without METER_AUTH_KEY a tagged telegram is decrypted
+        # anyway and marked "tag not checked"; with it, a bad tag is rejected.
+        unchecked = tag is not None and self.gcm.auth_key is None
+        if unchecked:
+            tag = None
         self.gcm.decrypt_into(title, fc, env.security, mv[env.start : env.tag_start], plain, tag)
-        reading = self.decode_apdu(plain, authenticated=tag is not None)
+        reading = self.decode_plain(plain, authenticated=tag is not None)
         reading.system_title = title
         reading.frame_counter = fc
-        reading.security = security_name(env.security)
+        if unchecked:
+            reading.security = SECURITY_UNCHECKED
+            self.auth_key_missing += 1  # telegrams decoded whose tag could not be checked
+        else:
+            reading.security = security_name(env.security)
         if title == self._last_title and self._last_counter is not None and fc < self._last_counter:
             self.counter_resets += 1  # meter replaced or reset: reported, reading kept
         self._last_title = title
         self._last_counter = fc
         return reading
+
+    def decode_plain(self, plain, authenticated=False):
+        """Decode decrypted content: a DLMS data-notification, or DSMR text (T210-D-r)."""
+        if len(plain) and plain[0] == _DSMR_START:
+            from . import dsmr
+
+            return dsmr.decode(plain, self, authenticated)
+        return self.decode_apdu(plain, authenticated)
 
     def decode_apdu(self, apdu, authenticated=False):
         """Decode a plaintext data-notification APDU (``0F ...``) into a Reading.

@@ -126,6 +126,7 @@ class HdlcFraming:
             if close - info < 2:
                 return self._reject(s, _FRAMING, "HDLC frame length out of range")
             if crc16_x25(self._mv[s + 1 : close - 2]) != buf[close - 2] | (buf[close - 1] << 8):
+                self.bad_bodies += 1
                 return self._reject(s, _CHECKSUM, "HDLC FCS mismatch")
         self.frames_ok += 1
         self._pos = close  # the closing flag may be the next frame's opening flag

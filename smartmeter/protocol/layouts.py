@@ -1,17 +1,35 @@
 # SPDX-License-Identifier: MIT
 """Map a data-notification body onto OBIS-keyed values, whatever shape the meter sends.
 
-Austrian meters use four body shapes (see docs): OBIS codes with scaler/unit, flat or nested
-(Netz NOE, TINETZ/Salzburg/VKW/IKB, L+G E450 block transfer without scalers), and two positional
-lists with no OBIS codes at all (Netz Burgenland E450, KNG AM550). The shape is detected from
-the body; ``METER_LAYOUT`` may force one. Each value is scaled with the frame's own scaler.
+Austrian meters use these body shapes (see docs): OBIS codes with scaler/unit, flat or nested
+(Netz NOE, TINETZ/Salzburg/VKW/IKB, L+G E450 block transfer without scalers); positional lists
+with no OBIS codes at all (Netz Burgenland E450, KNG AM550, the Wiener Netze 8-value list of
+AM550/E450/IM350); and the self-describing E450 list (Stadtwerke Klagenfurt: the capture objects,
+then the values in their order). The shape is detected from the body (never from the system
+title); ``METER_LAYOUT`` may force one. Each value is scaled with the frame's own scaler.
+
+Two more formats are not A-XDR bodies and are decoded elsewhere, but their names are layouts
+too (``LAYOUTS`` is the one list of names the settings, the CLI and the simulator use): ``amis``
+(Netz OÖ, :mod:`~smartmeter.protocol.oms`) and ``t210dr`` (Energienetze Steiermark DSMR text,
+:mod:`~smartmeter.protocol.dsmr`).
 """
 
 from . import reading as r
 from .axdr import parse_datetime
 from .errors import LayoutError, ParseError
 
-LAYOUTS = ("netznoe", "tinetz", "obis-pairs", "burgenland", "kng")
+LAYOUTS = (
+    "netznoe",
+    "tinetz",
+    "obis-pairs",
+    "burgenland",
+    "kng",
+    "wienernetze",
+    "e450-list",
+    "amis",
+    "t210dr",
+)
+NOT_AXDR = ("amis", "t210dr")  # layouts of telegrams that are not DLMS data-notifications
 
 # Units that stay integers (energy, power): W, VA, var, Wh, VAh, varh
 _INT_UNITS = (27, 28, 29, 30, 31, 32)
@@ -20,6 +38,7 @@ _INT_C = (1, 2, 3, 4, 9, 10, 15, 16)
 
 _CLOCK = b"\x00\x00\x01\x00\x00\xff"
 _KNG_LIST = b"\x00\x06\x19\x09\x00\xff"  # 0-6:25.9.0, the AM550 list id
+_PUSH_SETUP = 40  # COSEM class of the push setup (its capture list opens a self-describing body)
 
 _NAMES = {}  # bytes(6) -> interned OBIS text, filled lazily
 
@@ -227,12 +246,97 @@ def _kng(body, reading, shape=None, plan=None):
                 plan.append((None, None, TIME, 0, None))  # two leaves: no fast path
 
 
+# Wiener Netze: +A -A (Wh), +R -R (varh), +P -P (W), +Q -Q (var), after the date-time
+_WIENERNETZE = (
+    (0, r.A_PLUS, 0, 30),
+    (1, r.A_MINUS, 0, 30),
+    (2, r.R_PLUS, 0, 32),
+    (3, r.R_MINUS, 0, 32),
+    (4, r.P_PLUS, 0, 27),
+    (5, r.P_MINUS, 0, 27),
+    (6, r.Q_PLUS, 0, 29),
+    (7, r.Q_MINUS, 0, 29),
+)
+
+
+def _wn_start(body):
+    """Index of the date-time in a Wiener Netze list (0: AM550/E450, 1: IM350), or -1.
+
+    Shape: [meter id octet-string (IM350 only)], 12-byte date-time, then 8 integers.
+    """
+    n = len(body)
+    if n == 9:
+        k = 0
+    elif n == 10:
+        ident = body[0]
+        if not isinstance(ident, bytes) or not 0 < len(ident) <= 32:
+            return -1
+        k = 1
+    else:
+        return -1
+    dt = body[k]
+    if not isinstance(dt, bytes) or len(dt) != 12 or not _ints(body, k + 1, n):
+        return -1
+    return k
+
+
+def _wienernetze(body, reading, shape=None, plan=None):
+    k = _wn_start(body) if isinstance(body, list) else -1
+    if k < 0:
+        raise LayoutError("body does not match the Wiener Netze list")
+    for i, key, scaler, unit in _WIENERNETZE:
+        loc = shape[k + 1 + i] if shape else None
+        _put(reading, key, body[k + 1 + i], None, scaler, unit, plan, loc)
+    if k:
+        _put(reading, r.METER_NUMBER, body[0], TEXT, 0, None, plan, shape[0] if shape else None)
+    _set_time(reading, body[k], plan, shape[k] if shape else None)
+
+
+def _captures(body):
+    """The capture-object list opening a self-describing body, or None.
+
+    Each capture object is ``(class-id, OBIS, attribute, data-index)``; the values follow in
+    the same order, the first being the capture list itself (attribute 2 of the push setup).
+    """
+    if not body or not isinstance(body[0], list) or len(body[0]) != len(body):
+        return None
+    for obj in body[0]:
+        if not (
+            isinstance(obj, list)
+            and len(obj) == 4
+            and isinstance(obj[0], int)
+            and _is_obis(obj[1])
+            and isinstance(obj[2], int)
+        ):
+            return None
+    return body[0]
+
+
+def _e450_list(body, reading, shape=None, plan=None):
+    caps = _captures(body) if isinstance(body, list) else None
+    if caps is None:
+        raise LayoutError("body does not match the self-describing E450 list")
+    entries = 0
+    for k in range(1, len(body)):
+        cls, code, attr = caps[k][0], caps[k][1], caps[k][2]
+        if cls == _PUSH_SETUP or attr != 2:
+            continue  # the push setup's own name/list: no reading
+        # Registers come without scaler or unit: energy/power as integers by OBIS C field,
+        # voltage and current exactly as the meter sends them (their scale is not stated).
+        _store(reading, code, body[k], None, plan, shape[k] if shape else None)
+        entries += 1
+    if not entries:
+        raise LayoutError("no values in the self-describing list")
+
+
 def detect(body):
     """Name the layout of a data-notification body (a list), or raise LayoutError."""
     if not isinstance(body, list) or not body:
         raise LayoutError("telegram body is not a list of values")
     if body[0] == _KNG_LIST:
         return "kng"
+    if _captures(body) is not None:
+        return "e450-list"
     has_obis = False
     nested = False
     last = len(body) - 1
@@ -242,6 +346,8 @@ def detect(body):
         elif isinstance(item, list) and item and _is_obis(item[0]):
             has_obis = nested = True
     if not has_obis:
+        if _wn_start(body) >= 0:
+            return "wienernetze"
         if len(body) >= 10 and _ints(body, 0, 10):
             return "burgenland"
         raise LayoutError("unknown meter data format")
@@ -268,10 +374,16 @@ def apply(body, reading, layout="auto", shape=None, plan=None):
         _burgenland(body, reading, shape, plan)
     elif name == "kng":
         _kng(body, reading, shape, plan)
+    elif name == "wienernetze":
+        _wienernetze(body, reading, shape, plan)
+    elif name == "e450-list":
+        _e450_list(body, reading, shape, plan)
     elif name in ("netznoe", "tinetz", "obis-pairs"):
         entries = _obis_walk(body, reading, shape, plan)
         if not entries:
             raise LayoutError("no OBIS values in telegram")
+    elif name in NOT_AXDR:
+        raise LayoutError("METER_LAYOUT %s does not match this DLMS telegram" % name)
     else:
         raise ParseError("unknown layout setting")
     if not reading.values:

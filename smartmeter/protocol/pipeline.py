@@ -18,7 +18,9 @@ class Pipeline:
     :param auth_key: 16-byte authentication key or None
     :param on_reading: ``on_reading(reading)`` for each decoded telegram
     :param on_error: ``on_error(exc)`` for each failed frame or telegram (a MeterError)
-    :param transport: "auto" | "mbus" | "hdlc"
+    :param transport: "auto" | "mbus" | "hdlc" | "raw" (``transport.TRANSPORTS``)
+    :param on_ack: optional ``on_ack()``: send one ``E5`` to the meter now (AMIS, see
+        :class:`~smartmeter.protocol.transport.FrameReader`); or poll ``reader.take_acks()``
     :param layout: "auto" or a layout name
     """
 
@@ -31,26 +33,30 @@ class Pipeline:
         transport="auto",
         layout="auto",
         aes_backend=None,
+        on_ack=None,
     ):
         gcm = Gcm(key, auth_key, aes_backend) if key else None
         self.decoder = Decoder(gcm, layout)
         self.on_reading = on_reading
         self.on_error = on_error
-        self.reader = FrameReader(self._telegram, transport, on_error)
+        self.reader = FrameReader(self._telegram, transport, on_error, on_ack)
 
     def feed(self, data):
         """Feed any number of bytes (any chunking); callbacks fire synchronously."""
         self.reader.feed(data)
 
-    def _telegram(self, payload, _transport):
+    def _telegram(self, payload, transport):
         try:
-            reading = self.decoder.decode(payload)
+            reading = self.decoder.decode(payload, transport)
         except MeterError as exc:
             if self.on_error is not None:
                 self.on_error(exc)
-            return
+            # a raw burst that does not decode may have been a false start: let the reader
+            # look inside it (a repeated frame counter is a real burst, though)
+            return exc.stage == "duplicate"
         if self.on_reading is not None:
             self.on_reading(reading)
+        return True
 
 
 def decode(data, key, auth_key=None, plaintext=False, layout="auto", transport="auto"):
@@ -78,4 +84,12 @@ def decode(data, key, auth_key=None, plaintext=False, layout="auto", transport="
         return results
     pipe = Pipeline(key, auth_key, results.append, results.append, transport, layout)
     pipe.feed(data)
+    if transport == "auto" and not pipe.reader.frames_ok and not pipe.reader.bad_bodies:
+        # no M-Bus or HDLC frame at all, not even a damaged one: unframed GCM bursts
+        # (T210-D-r) are tried
+        raw = []
+        pipe = Pipeline(key, auth_key, raw.append, raw.append, "raw", layout)
+        pipe.feed(data)
+        if pipe.reader.telegrams:
+            return raw
     return results

@@ -3,8 +3,11 @@
 
 Values are keyed by OBIS code text ``"A-B:C.D.E"`` and scaled to base units with the frame's own
 scalers: energy as integer Wh/varh, power as W/var (int), voltage V, current A and power factor
-as floats, text as str. A value the meter did not send is absent from ``values`` - never 0.
-Derived quantities live apart, in ``derived``.
+as floats, text as str. A value the meter did not send is absent from ``values`` - never 0:
+``reading.get(key)`` gives None for it. Meters differ in what they send (Wiener Netze, AMIS and
+the T210-D-r send no voltages, currents or power factor; several send reactive energy and power):
+:data:`FIELDS` is the one list of the values the firmware knows, with their units, for sinks that
+lay out columns or entities. Derived quantities live apart, in ``derived``.
 """
 
 from ..timeutil import format_offset
@@ -28,6 +31,32 @@ POWER_FACTOR = "1-0:13.7.0"
 METER_NUMBER = "0-0:96.1.0"
 DEVICE_NAME = "0-0:42.0.0"
 
+AMIS_BILLING = "1-0:1.128.0"  # Netz OÖ AMIS "Inkassozählwerk" (int32)
+
+# Every value the firmware knows, in display order: (OBIS key, unit). Energy and power are
+# integers (Wh, varh, W, var); voltage, current and power factor floats; the rest text/ints.
+# Tariff registers (1.8.1, 1.8.2, ...) and other codes a meter sends are kept in ``values`` too.
+FIELDS = (
+    (A_PLUS, "Wh"),
+    (A_MINUS, "Wh"),
+    (R_PLUS, "varh"),
+    (R_MINUS, "varh"),
+    (P_PLUS, "W"),
+    (P_MINUS, "W"),
+    (Q_PLUS, "var"),
+    (Q_MINUS, "var"),
+    (U_L1, "V"),
+    (U_L2, "V"),
+    (U_L3, "V"),
+    (I_L1, "A"),
+    (I_L2, "A"),
+    (I_L3, "A"),
+    (POWER_FACTOR, ""),
+    (METER_NUMBER, ""),
+    (DEVICE_NAME, ""),
+)
+REACTIVE = (R_PLUS, R_MINUS, Q_PLUS, Q_MINUS)
+
 VOLTAGES = (U_L1, U_L2, U_L3)
 CURRENTS = (I_L1, I_L2, I_L3)
 
@@ -36,6 +65,8 @@ APPARENT_POWER = "apparent_power"  # VA, sum(Ux * Ix) over the phases sent
 DERIVED_PF = "power_factor"  # (P+ - P-) / S, clamped to [-1, 1]
 
 _SECURITY_NAMES = {0: "plain", 0x20: "encrypted", 0x30: "encrypted+authenticated"}
+# A telegram that carries a GCM tag, decrypted without METER_AUTH_KEY: its tag was not verified
+SECURITY_UNCHECKED = "encrypted, tag not checked"
 
 
 def security_name(sc):
@@ -50,10 +81,14 @@ class Reading:
 
     :ivar system_title: 8 bytes or None (plaintext input)
     :ivar frame_counter: int or None
-    :ivar security: "plain" | "encrypted" | "encrypted+authenticated"
+    :ivar security: "plain" | "encrypted" | "encrypted+authenticated" |
+        "encrypted, tag not checked" (:data:`SECURITY_UNCHECKED`: the telegram has a tag but no
+        METER_AUTH_KEY is set; the hint "set METER_AUTH_KEY to verify telegrams" belongs to it)
     :ivar layout: name of the layout that decoded the body
     :ivar meter_time: (year, month, day, hour, minute, second) local meter time, or None
     :ivar utc_offset: minutes east of UTC the meter stated (+60 for CET), or None if it did not
+    :ivar offset_derived: True when ``utc_offset`` was not sent by the meter but derived from the
+        Austrian summer-time rules (AMIS, whose CP48 time is local time without an offset)
     :ivar values: dict OBIS -> value (only what the meter sent)
     :ivar derived: dict of derived values (apparent power, power factor) - never mixed into values
     """
@@ -65,6 +100,7 @@ class Reading:
         "layout",
         "meter_time",
         "utc_offset",
+        "offset_derived",
         "dst",
         "values",
         "derived",
@@ -77,9 +113,19 @@ class Reading:
         self.layout = None
         self.meter_time = None
         self.utc_offset = None
+        self.offset_derived = False
         self.dst = None
         self.values = {}
         self.derived = {}
+
+    def get(self, key):
+        """The value for OBIS ``key``, or None when this meter did not send it."""
+        return self.values.get(key)
+
+    @property
+    def tag_unchecked(self):
+        """True if the telegram had a GCM tag that was not verified (no METER_AUTH_KEY)."""
+        return self.security == SECURITY_UNCHECKED
 
     @property
     def meter_number(self):
@@ -142,6 +188,7 @@ class Reading:
             "frame_counter": self.frame_counter,
             "meter_time": self.iso_time(),
             "security": self.security,
+            "offset_derived": self.offset_derived,
             "layout": self.layout,
             "values": dict(self.values),
             "derived": dict(self.derived),

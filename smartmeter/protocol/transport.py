@@ -21,11 +21,42 @@ after the first carry none). On a bad frame the reader skips one byte past the s
 hunts again; a frame that began inside the rejected one is still found. A closing flag may also
 be the next frame's opening flag.
 
+Two more kinds of input:
+
+* wired M-Bus frames of a meter that expects a slave (Netz OÖ AMIS): the SND_NKE short frame
+  ``10 40 A CS 16`` and SND_UD long frames whose CI is an OMS long header (``5B``/``72``); the
+  latter are delivered whole (C through the last data byte) as transport ``"oms"``. Such a
+  meter repeats or stops unless every SND_NKE and SND_UD addressed to it is answered with
+  ``E5``: see **Acknowledgements** below;
+* unframed general-glo-ciphering bursts (transport ``"raw"``, Sagemcom T210-D-r on P1):
+  ``DB 08 <system title> <length> <SC> <FC> ...`` found by the ``DB 08`` header, a plausible
+  security byte and the length. There is no checksum: the callback tells the reader whether the
+  candidate decoded (see ``on_telegram``); if not, the reader hunts again from the byte after
+  its start, so a real burst that began inside a false candidate is still found. Only with
+  ``transport="raw"`` (the T210-D-r line setting, 115200 8N1): framed meters carry the same
+  ``DB 08`` envelope inside their frames, and a damaged frame must not turn into a raw burst.
+  (:func:`smartmeter.protocol.pipeline.decode` tries ``"raw"`` on a capture in which ``"auto"``
+  found no frame.)
+
+**Acknowledgements** (M-Bus slave duty): for every valid SND_NKE and SND_UD frame whose address
+is not the broadcast ``FF`` the reader counts one due acknowledgement *before* it delivers the
+telegram: ``acks_due`` goes up by one and ``on_ack()`` is called if set. The app either sets
+``reader.on_ack = lambda: uart.write(b"\xe5")`` (answers at once, within the M-Bus reply window
+of ~11 bit times to 330 bit times + 50 ms), or polls after each :meth:`feed`::
+
+    n = reader.take_acks()
+    if n:
+        uart.write(ACK * n)   # ACK = b"\xe5"
+
+``acks_total`` counts all of them. Push-only meters (Netz NÖ, TINETZ, ...) send to ``FF`` and are
+never answered.
+
 Memory: one raw buffer of ``RAW_CAPACITY`` bytes and one payload buffer of ``PAYLOAD_CAPACITY``
 bytes, both allocated once. The raw buffer holds at least two of the largest frames accepted
 (M-Bus 266 bytes incl. the T210-D 263-byte frame; HDLC frames whose length field is at most
-``HDLC_MAX_LEN`` = 510, i.e. 512 bytes with flags), so a real frame that starts inside a
-rejected candidate is still complete in the buffer when the candidate is rejected.
+``HDLC_MAX_LEN`` = 510, i.e. 512 bytes with flags; raw bursts of at most ``RAW_MAX_LEN`` =
+1024 bytes), so a real frame that starts inside a rejected candidate is still complete in the
+buffer when the candidate is rejected.
 """
 
 try:
@@ -40,18 +71,27 @@ from .errors import FrameError
 from .hdlc import HDLC_MAX_LEN, HdlcFraming, crc16_x25, crc16_x25_py
 
 __all__ = [
+    "ACK",
     "FrameReader",
     "HDLC_MAX_LEN",
     "PAYLOAD_CAPACITY",
     "RAW_CAPACITY",
+    "RAW_MAX_LEN",
+    "TRANSPORTS",
     "crc16_x25",
     "crc16_x25_py",
 ]
 
-_RAW_CAP = const(1024)  # holds two of the largest HDLC frames: 2 * (HDLC_MAX_LEN + 2)
+_RAW_CAP = const(2048)  # holds two of the largest raw bursts (and HDLC frames)
+_RAW_MAX = const(1024)  # largest unframed GCM burst accepted (T210-D-r: 511 bytes)
 _PAYLOAD_CAP = const(2048)
 _MBUS_START = const(0x68)
+_MBUS_SHORT = const(0x10)
 _MBUS_STOP = const(0x16)
+_GLO = const(0xDB)
+_SND_NKE = const(0x40)
+_SND_UD = const(0x53)  # C field with FCB masked out (0x53 / 0x73)
+_BROADCAST = const(0xFF)
 _FRAMING = const(0)  # error kinds; hdlc.py uses the same values
 _CHECKSUM = const(1)
 _OVERFLOW = const(2)
@@ -59,7 +99,10 @@ _NONE = const(0)
 _MBUS = const(1)  # reassembly owners; hdlc.py uses the same values
 
 RAW_CAPACITY = _RAW_CAP
+RAW_MAX_LEN = _RAW_MAX
 PAYLOAD_CAPACITY = _PAYLOAD_CAP
+TRANSPORTS = ("auto", "mbus", "hdlc", "raw")
+ACK = b"\xe5"  # the M-Bus single-character acknowledgement
 
 # The M-Bus checksum is the byte sum mod 256: ``_csum(v, 0) & 0xFF`` for up to 256 bytes.
 _csum = sum  # MicroPython/CircuitPython: sum() over a memoryview runs in C
@@ -75,25 +118,33 @@ class FrameReader(HdlcFraming):
 
     :param on_telegram: ``on_telegram(payload, transport_name)``, called synchronously with a
         memoryview over one reassembled application payload (valid only during the call) and
-        ``"mbus"`` or ``"hdlc"``. It must not call :meth:`feed` or :meth:`reset`.
-    :param transport: ``"auto"`` (hunt for both start bytes), ``"mbus"`` or ``"hdlc"``
+        ``"mbus"``, ``"hdlc"``, ``"oms"`` (an OMS SND_UD frame from C on) or ``"raw"``. For
+        ``"raw"`` a return value of ``False`` means "this was no telegram" (it did not decode):
+        the reader then hunts again from the byte after its start. It must not call
+        :meth:`feed` or :meth:`reset`.
+    :param transport: ``"auto"`` (M-Bus and HDLC), ``"mbus"``, ``"hdlc"`` or ``"raw"``
+        (unframed bursts only) (:data:`TRANSPORTS`)
     :param on_error: optional ``on_error(exc)`` with a :class:`FrameError` for each discarded
         frame or partial telegram (not for each garbage byte)
     :raises ValueError: for an unknown transport name
 
     Counters (plain ints, monotonic; :meth:`reset` keeps them): ``bytes_in``, ``bytes_skipped``
     (garbage and rejected start bytes; idle HDLC flags ``7E 7E`` are not counted), ``frames_ok``,
-    ``checksum_errors``, ``framing_errors``, ``telegrams``, ``overflows``, ``buffer_high_water``;
-    ``last_error`` is the last FrameError or None.
+    ``checksum_errors``, ``framing_errors``, ``telegrams``, ``overflows``, ``buffer_high_water``,
+    ``snd_nke`` (SND_NKE frames seen), ``acks_total``; ``acks_due`` is the number of ``E5``
+    acknowledgements owed (see :meth:`take_acks`); ``last_error`` is the last FrameError or None.
+    :ivar on_ack: optional ``on_ack()`` called once per acknowledgement owed, at once
     """
 
-    def __init__(self, on_telegram, transport="auto", on_error=None):
-        if transport not in ("auto", "mbus", "hdlc"):
-            raise ValueError("transport must be auto, mbus or hdlc")
+    def __init__(self, on_telegram, transport="auto", on_error=None, on_ack=None):
+        if transport not in TRANSPORTS:
+            raise ValueError("transport must be auto, mbus, hdlc or raw")
         self.on_telegram = on_telegram
         self.on_error = on_error
-        self._mbus_on = transport != "hdlc"
-        self._hdlc_on = transport != "mbus"
+        self.on_ack = on_ack
+        self._mbus_on = transport in ("auto", "mbus")
+        self._hdlc_on = transport in ("auto", "hdlc")
+        self._raw_on = transport == "raw"
         self._buf = bytearray(_RAW_CAP)
         self._mv = memoryview(self._buf)
         self._pay = bytearray(_PAYLOAD_CAP)
@@ -106,6 +157,10 @@ class FrameReader(HdlcFraming):
         self.telegrams = 0
         self.overflows = 0
         self.buffer_high_water = 0
+        self.snd_nke = 0
+        self.bad_bodies = 0  # frames with a valid header whose checksum failed (damaged)
+        self.acks_due = 0
+        self.acks_total = 0
         self.last_error = None
         self._n = 0
         self._pos = 0
@@ -123,6 +178,18 @@ class FrameReader(HdlcFraming):
         self._pos = 0
         self._need = 0
         self._clear()
+
+    def take_acks(self):
+        """Return the number of ``E5`` acknowledgements owed and clear it (the app sends them)."""
+        n = self.acks_due
+        self.acks_due = 0
+        return n
+
+    def _ack(self):
+        self.acks_due += 1
+        self.acks_total += 1
+        if self.on_ack is not None:
+            self.on_ack()
 
     def feed(self, data):
         """Feed any number of bytes; callbacks fire synchronously for each complete telegram.
@@ -170,7 +237,9 @@ class FrameReader(HdlcFraming):
         self._need = 0
         pos = self._pos = 0
         p68 = -1 if self._mbus_on else n
+        p10 = -1 if self._mbus_on else n
         p7e = -1 if self._hdlc_on else n
+        pdb = -1 if self._raw_on else n
         try:
             while pos < n:
                 if p68 < pos:
@@ -181,13 +250,32 @@ class FrameReader(HdlcFraming):
                     p7e = buf.find(b"\x7e", pos, n)
                     if p7e < 0:
                         p7e = n
+                if p10 < pos:
+                    p10 = buf.find(b"\x10", pos, n)
+                    if p10 < 0:
+                        p10 = n
+                if pdb < pos:
+                    pdb = buf.find(b"\xdb", pos, n)
+                    if pdb < 0:
+                        pdb = n
                 s = p68 if p68 < p7e else p7e
+                if p10 < s:
+                    s = p10
+                if pdb < s:
+                    s = pdb
                 if s > pos:
                     self.bytes_skipped += s - pos
                     pos = self._pos = s
                 if s >= n:
                     break
-                r = self._mbus(s, n) if s == p68 else self._hdlc(s, n)
+                if s == p68:
+                    r = self._mbus(s, n)
+                elif s == p7e:
+                    r = self._hdlc(s, n)
+                elif s == p10:
+                    r = self._short(s, n)
+                else:
+                    r = self._raw(s, n)
                 if r < 0:  # incomplete: wait for more bytes
                     break
                 pos = self._pos = r
@@ -294,12 +382,19 @@ class FrameReader(HdlcFraming):
         v = mv[s + 4 : cs]  # the high bits of _csum drop out of & 0xFF (65536 = 0 mod 256)
         c = _csum(v, 0) if ln <= 256 else _csum(v[:256], 0) + _csum(v[256:], 0)
         if c & 0xFF != buf[cs]:
+            self.bad_bodies += 1
             return self._reject(s, _CHECKSUM, "M-Bus checksum mismatch")
         self.frames_ok += 1
         self._pos = end
         # the segment: CI after C and A, then [01 67], then data up to the checksum
         ci = buf[s + 6]
         d = s + 7
+        if buf[s + 4] & 0xDF == _SND_UD and buf[s + 5] != _BROADCAST:
+            self._ack()  # the meter expects a slave: acknowledge before decoding
+        if ci in (0x5B, 0x72):  # OMS long header (AMIS): one frame, one telegram
+            self.telegrams += 1
+            self.on_telegram(mv[s + 4 : cs], "oms")
+            return end
         if ci & 0xE0:
             self._fail(_FRAMING, "M-Bus CI is not a DLMS segment")
             return end
@@ -335,4 +430,62 @@ class FrameReader(HdlcFraming):
         self._seq = seg + 1
         if ci & 0x10:
             self._finish("mbus")
+        return end
+
+    # -- M-Bus short frames (SND_NKE) ----------------------------------------------------------
+
+    def _short(self, s, n):
+        buf = self._buf
+        if n - s < 5:
+            return self._wait(s + 5)
+        c = buf[s + 1]
+        a = buf[s + 2]
+        if (
+            buf[s + 4] != _MBUS_STOP
+            or (c + a) & 0xFF != buf[s + 3]
+            or (c != _SND_NKE and c & 0xDE != 0x5A)  # SND_NKE, REQ_UD1/2 (a master polling)
+        ):
+            self.bytes_skipped += 1  # plain garbage
+            return s + 1
+        self.frames_ok += 1
+        if c == _SND_NKE:
+            self.snd_nke += 1
+            if a != _BROADCAST:
+                self._ack()
+        return s + 5
+
+    # -- unframed general-glo-ciphering bursts -------------------------------------------------
+
+    def _raw(self, s, n):
+        buf = self._buf
+        if n - s < 2:
+            return self._wait(s + 2)
+        if buf[s + 1] != 8:
+            self.bytes_skipped += 1
+            return s + 1
+        if n - s < 16:
+            return self._wait(s + 16)
+        ln = buf[s + 10]
+        h = 11
+        if ln == 0x81:
+            ln = buf[s + 11]
+            h = 12
+        elif ln == 0x82:
+            ln = (buf[s + 11] << 8) | buf[s + 12]
+            h = 13
+        elif ln >= 0x80:
+            self.bytes_skipped += 1
+            return s + 1
+        sc = buf[s + h]
+        if ln < 6 or h + ln > _RAW_MAX or sc & 0xE0 != 0x20 or sc & 0x0F > 2:
+            self.bytes_skipped += 1  # not a plausible burst header: garbage
+            return s + 1
+        end = s + h + ln
+        if end > n:
+            return self._wait(end)
+        self.telegrams += 1
+        if self.on_telegram(self._mv[s:end], "raw") is False:
+            self.bytes_skipped += 1  # it did not decode: look for a burst inside it
+            return s + 1
+        self.frames_ok += 1
         return end

@@ -168,13 +168,27 @@ def test_flipped_bit_in_tagged_telegram_is_a_tag_mismatch():
     assert dec.tag_mismatch == 1
 
 
-def test_missing_auth_key_is_a_clear_error():
+def test_tagged_telegram_without_auth_key_decodes_marked_unchecked():
+    # auth key policy: no METER_AUTH_KEY -> decrypted anyway, marked, counted; with it: verified
     wire = _stream(security=0x30, auth=AUTH)
-    (err,) = _decode(wire)
-    assert isinstance(err, AuthKeyMissingError)
-    assert "METER_AUTH_KEY" in str(err)
+    got, errors = [], []
+    pipe = Pipeline(KEY, None, got.append, errors.append)
+    pipe.feed(wire)
+    (reading,) = got
+    assert not errors
+    assert reading.security == r.SECURITY_UNCHECKED == "encrypted, tag not checked"
+    assert reading.tag_unchecked and reading.values[r.A_PLUS] == 1340436
+    assert pipe.decoder.auth_key_missing == 1
     (ok,) = _decode(wire, auth=AUTH)
-    assert ok.security == "encrypted+authenticated"
+    assert ok.security == "encrypted+authenticated" and not ok.tag_unchecked
+    # without the auth key the inner checks still reject garbage: a wrong key is a wrong key
+    (err,) = _decode(wire, key=bytes(16))
+    assert isinstance(err, WrongKeyError)
+
+
+def test_no_meter_key_is_a_clear_error():
+    (err,) = _decode(_stream(), key=None)
+    assert isinstance(err, AuthKeyMissingError)
 
 
 def test_wrong_auth_key_is_a_tag_mismatch():

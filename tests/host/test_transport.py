@@ -506,7 +506,7 @@ def _msgs(sink):
 
 def test_mbus_rare_paths():
     want = PAYLOADS["netznoe-kaifa-ma309m-real"]
-    not_dlms = frames.mbus_long_frame(b"\x53\xff\x72" + bytes(30))  # EN 13757-3 CI 0x72
+    not_dlms = frames.mbus_long_frame(b"\x53\xff\x78" + bytes(30))  # EN 13757-3 CI 0x78
     s = Sink().feed(not_dlms + MBUS_RAW)
     assert s.payloads() == [want] and _msgs(s) == ["M-Bus CI is not a DLMS segment"]
     first_seg = frames.hdlc_frames(bytes(300), max_info=120).split(b"\x7e\x7e")[0] + b"\x7e"
