@@ -1,6 +1,6 @@
 """``make bench``: speed and memory, measured (not asserted by timed tests).
 
-Sections (``python -m bench [decode mpy loop ui web graphite]``, default all):
+Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default all):
   decode    CPython µs per telegram by stage, and ours vs the PyPI peers in interleaved rounds
   mpy       the same core under the real MicroPython VM: µs by stage, AES block primitive
             timed separately (native C on the device), bytes allocated per telegram, GHASH
@@ -8,12 +8,14 @@ Sections (``python -m bench [decode mpy loop ui web graphite]``, default all):
   ui        display update time after a telegram and display-tree changes per telegram
   web       download throughput vs Python's http.server, longest loop pause during a download
   graphite  bytes and connections per telegram vs the original firmware's scheme
+  memory    heap per configuration (decode+CSV, +display, +web, +MQTT, +Graphite, everything)
+            running the real loop in the MicroPython VM, from .mpy and from .py
 """
 
 import os
 import sys
 
-SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite")
+SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite", "memory")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -101,6 +103,17 @@ def graphite():
     _out("== Graphite: bytes and connections per telegram ==")
     for scheme, r in graphite_bench.run().items():
         _out("%-22s %s" % (scheme, ", ".join("%s %s" % kv for kv in r.items())))
+
+
+def memory():
+    import shutil
+
+    if shutil.which("node") is None:
+        _out("node is not installed: memory section skipped (make node_modules)")
+        return
+    from bench import memory_bench
+
+    memory_bench.report(_out)
 
 
 def main(argv):

@@ -1,0 +1,2 @@
+# See typing.py: only imported off CircuitPython.
+ReadableBuffer = WriteableBuffer = object

@@ -1,0 +1,3 @@
+# See ../typing.py: only imported off CircuitPython.
+CircuitPythonSocketType = InterfaceType = SocketpoolModuleType = SocketType = object
+SSLContextType = object
