@@ -262,7 +262,7 @@ class Bench:
             "display": ("smartmeter.ui.control", "smartmeter.ui.screens"),
             "graphite": ("smartmeter.outputs.graphite",),
             "influx": ("smartmeter.outputs.influx",),
-            "mqtt": ("smartmeter.outputs.mqtt", "adafruit_minimqtt.adafruit_minimqtt"),
+            "mqtt": ("smartmeter.outputs.mqtt", "smartmeter.outputs.mqttclient"),
             "web": ("smartmeter.web.server", "smartmeter.web.routes", "smartmeter.web.api"),
         }
         for part in PARTS:

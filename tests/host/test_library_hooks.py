@@ -1,4 +1,4 @@
-"""The firmware reaches into private parts of two bundle libraries; at the pinned versions
+"""The firmware reaches into private parts of a bundle library; at the pinned versions
 (requirements-device.txt = requirements-dev.txt) those parts exist with the expected shape.
 
 The private names are found by reading our code: every ``_name`` it uses that one of the
@@ -17,17 +17,14 @@ from pathlib import Path
 import pytest
 from adafruit_httpserver import Request, Response, Server
 from adafruit_httpserver import server as server_mod
-from adafruit_minimqtt import adafruit_minimqtt as minimqtt
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import release  # noqa: E402
 
-OUR_FILES = sorted((ROOT / "smartmeter" / "web").glob("*.py")) + [
-    ROOT / "smartmeter" / "outputs" / "mqtt.py"
-]
-LIBRARY_CLASSES = (Server, Response, Request, minimqtt.MQTT)
+OUR_FILES = sorted((ROOT / "smartmeter").rglob("*.py"))
+LIBRARY_CLASSES = (Server, Response, Request)
 
 
 def params(fn):
@@ -38,8 +35,7 @@ def _instances():
     server = Server(socket, None)
     request = Request(server, None, ("127.0.0.1", 1), b"GET /x?a=1 HTTP/1.1\r\nHost: h\r\n\r\n")
     response = Response(request, "body", content_type="text/plain")
-    client = minimqtt.MQTT(broker="127.0.0.1", socket_pool=socket)
-    return server, request, response, client
+    return server, request, response
 
 
 def check_receive_request():
@@ -66,49 +62,19 @@ def check_send():
 
 
 def check_status():
-    _s, _r, response, _c = _instances()
+    _s, _r, response = _instances()
     assert response._status.code == 200
 
 
 def check_content_type():
-    _s, _r, response, _c = _instances()
+    _s, _r, response = _instances()
     assert response._content_type == "text/plain"
 
 
 def check_request():
-    _s, request, response, _c = _instances()
+    _s, request, response = _instances()
     assert response._request is request
     assert request.connection is None and request.path == "/x"
-
-
-def check_sock():
-    *_, client = _instances()
-    assert client._sock is None  # set by connect(), used by _short_timeouts
-
-
-def check_is_connected():
-    *_, client = _instances()
-    assert client._is_connected is False
-    assert "self._is_connected" in inspect.getsource(minimqtt.MQTT.is_connected)
-
-
-def check_close_socket():
-    assert params(minimqtt.MQTT._close_socket) == ["self"]
-    *_, client = _instances()
-    client._close_socket()  # no socket yet: must not raise
-    assert client._sock is None
-
-
-def check_socket_timeout():
-    *_, client = _instances()
-    assert isinstance(client._socket_timeout, (int, float))
-    assert "self._socket_timeout" in inspect.getsource(minimqtt.MQTT)
-
-
-def check_recv_timeout():
-    *_, client = _instances()
-    assert isinstance(client._recv_timeout, (int, float))
-    assert "self._recv_timeout" in inspect.getsource(minimqtt.MQTT)
 
 
 HOOKS = {
@@ -119,11 +85,6 @@ HOOKS = {
     "_status": check_status,
     "_content_type": check_content_type,
     "_request": check_request,
-    "_sock": check_sock,
-    "_is_connected": check_is_connected,
-    "_close_socket": check_close_socket,
-    "_socket_timeout": check_socket_timeout,
-    "_recv_timeout": check_recv_timeout,
 }
 
 
@@ -132,7 +93,7 @@ def library_privates():
     for cls in LIBRARY_CLASSES:
         names |= {n for n in dir(cls) if n.startswith("_") and not n.startswith("__")}
         for klass in cls.__mro__:
-            if klass.__module__.startswith(("adafruit_httpserver", "adafruit_minimqtt")):
+            if klass.__module__.startswith("adafruit_httpserver"):
                 src = inspect.getsource(klass)
                 names |= set(re.findall(r"self\.(_[a-z]\w*)\s*(?::[^=\n]+)?=", src))
     return names
@@ -173,8 +134,8 @@ def test_libraries_are_the_pinned_versions():
     import importlib.metadata
 
     pins = {dist: ver for _m, dist, ver in release.device_libraries()}
-    for dist in ("adafruit-circuitpython-httpserver", "adafruit-circuitpython-minimqtt"):
-        assert importlib.metadata.version(dist) == pins[dist]
+    dist = "adafruit-circuitpython-httpserver"
+    assert importlib.metadata.version(dist) == pins[dist]
 
 
 def test_every_hook_used_by_our_code_is_checked():
