@@ -257,7 +257,7 @@ class MqttClient:
                 n = 0
             if not n:
                 break
-            del out[:n]
+            out = self._out = out[n:]  # no del on a bytearray slice in Micro/CircuitPython
             budget -= n
             self._last_tx = self._last_progress = now
         if out and self._diff(now, self._last_progress) >= _STALL_MS:

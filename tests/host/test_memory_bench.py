@@ -32,3 +32,12 @@ def test_part_without_memory_is_left_out_under_micropython(require):
     assert r["web_responses"] == 2, r["output"]  # /api/status and / after the fifth telegram
     assert "'mqtt': 'not enough memory'" in r["output"]
     assert "b'HTTP/1.1 200'" in r["output"]
+
+
+def test_mqtt_and_graphite_publish_under_micropython(require):
+    """Our MQTT client and the Graphite sink talk to the bench's broker/server in the VM (the
+    dialect: e.g. ``del buf[:n]`` on a bytearray is a TypeError on Micro/CircuitPython)."""
+    _need_vm(require)
+    r = memory_bench.run("csv+mqtt+graphite", "mpy", n=3)
+    assert "mqtt ok graphite ok" in r["output"], r["output"]
+    assert "errors {}" in r["output"] or "'mqtt': ''" in r["output"], r["output"]
