@@ -217,6 +217,7 @@ class App:
         extras["rssi"] = st.wifi_rssi
         extras["temperature"] = st.temperature
         extras["humidity"] = st.humidity
+        _usage_extras(extras, st.usage, epoch)
         for sink in self.sinks:
             handler = getattr(sink, "on_reading", None)
             if handler is not None:
@@ -376,6 +377,19 @@ class App:
             console.write(text)
 
 
+def _usage_extras(extras, usage, epoch):
+    """Today's import/export (Wh) and this hour's price (mct/kWh) for MQTT, when known."""
+    today = None
+    price = None
+    if usage is not None and epoch is not None:
+        today = usage.period(usage.days, usage.day_key(epoch))
+        if usage.tariff is not None:
+            price = usage.tariff.import_price(epoch // 3600)[0]
+    extras["today_import"] = today[0] if today else None
+    extras["today_export"] = today[1] if today else None
+    extras["price_now"] = price
+
+
 OVERRIDE_NAME = "smartmeter.toml"
 
 
@@ -498,6 +512,33 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
             app.storage = app.csv.storage
     else:
         state.sd_state = "disabled"
+    # Energy per hour/day/month and its cost (always on; the file needs the card)
+    tariff = app.tariff = _load("datalog.usage").Tariff(
+        cfg.PRICE_CT_KWH,
+        cfg.FEED_IN_CT_KWH,
+        cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
+        cfg.PRICE_MARKUP_CT_KWH,
+        cfg.PRICE_VAT_PERCENT,
+    )
+    app.usage = attempt(
+        "usage",
+        lambda: _load("datalog.usagelog").UsageSink(
+            state, app.storage, tariff, cfg.ENERGY_OFFSET_WH, clock.ticks_ms
+        ),
+    )
+    if hw.pool is not None and cfg.PRICE_DYNAMIC and cfg.PRICE_API_URL:
+        attempt(
+            "prices",
+            lambda: _load("outputs.prices").PriceSink(
+                cfg,
+                hw.pool,
+                state,
+                tariff,
+                clock,
+                getattr(hw, "ssl_context", None),
+                app.service_uart,
+            ),
+        )
     app.ui = None
     if hw.display is not None:
         app.ui = attempt(

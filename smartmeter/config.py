@@ -12,8 +12,10 @@ from .protocol.crypto import parse_key
 from .protocol.errors import KeyFormatError
 from .protocol.layouts import LAYOUTS
 
-# name: (kind, default, extra)  kind: str | int | bool | choice | key | secret | pin
-# extra: (min, max) for int, tuple of choices for choice
+# name: (kind, default, extra)  kind: str | int | milli | bool | choice | key | secret | pin
+# extra: (min, max) for int and milli, tuple of choices for choice. A "milli" setting is a decimal
+# number with up to 3 decimals ("24.95", dot or comma) kept as an integer in thousandths (24950):
+# prices stay exact without floats (single precision on the device).
 SCHEMA = {
     "METER_KEY": ("key", None, None),
     "METER_AUTH_KEY": ("key", None, None),
@@ -40,6 +42,14 @@ SCHEMA = {
     "MQTT_BASE_TOPIC": ("str", "smartmeter", None),
     "MQTT_DISCOVERY_PREFIX": ("str", "homeassistant", None),
     "MQTT_INTERVAL_S": ("int", 0, (0, 86400)),
+    # Usage and cost (smartmeter/datalog/usage.py, smartmeter/outputs/prices.py)
+    "PRICE_CT_KWH": ("milli", 0, (0, 1_000_000)),  # gross ct/kWh, 0 = unknown
+    "FEED_IN_CT_KWH": ("milli", 0, (0, 1_000_000)),
+    "BASE_FEE_EUR_MONTH": ("milli", 0, (0, 1_000_000)),
+    "PRICE_DYNAMIC": ("bool", False, None),
+    "PRICE_API_URL": ("str", "https://api.awattar.at/v1/marketdata", None),
+    "PRICE_MARKUP_CT_KWH": ("milli", 0, (-1_000_000, 1_000_000)),
+    "PRICE_VAT_PERCENT": ("milli", 20_000, (0, 100_000)),
     "DISPLAY_TIMEOUT_S": ("int", 120, (0, 86400)),  # 0 = never off
     "UI_LANGUAGE": ("choice", "de", ("de", "en")),
     "NTP_SERVER": ("str", "at.pool.ntp.org", None),
@@ -142,6 +152,12 @@ def _convert(name, kind, raw, extra):
         if not lo <= value <= hi:
             raise ValueError("must be between %d and %d" % (lo, hi))
         return value
+    if kind == "milli":
+        value = parse_milli(raw)
+        lo, hi = extra
+        if not lo <= value <= hi:
+            raise ValueError("must be between %s and %s" % (format_milli(lo), format_milli(hi)))
+        return value
     if kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -165,6 +181,37 @@ def _convert(name, kind, raw, extra):
         except KeyFormatError as exc:
             raise ValueError(str(exc).replace(name + " ", "", 1)) from None
     raise ValueError("unknown setting kind")
+
+
+def parse_milli(raw):
+    """ "24.95", "24,95", 24 or "-0.5" -> thousandths as int (24950). Integer math only.
+
+    :raises ValueError: not a number, or more than 3 decimals
+    """
+    if isinstance(raw, bool):
+        raise ValueError("must be a number")
+    if isinstance(raw, int):
+        return raw * 1000
+    text = str(raw).strip().replace(",", ".").replace("_", "")
+    neg = text.startswith("-")
+    if neg or text.startswith("+"):
+        text = text[1:]
+    whole, _, frac = text.partition(".")
+    if not (whole or frac) or (whole and not whole.isdigit()) or (frac and not frac.isdigit()):
+        raise ValueError("must be a number like 24.95")
+    if len(frac) > 3:
+        raise ValueError("must have at most 3 decimals")
+    value = int(whole or "0") * 1000 + int((frac + "000")[:3])
+    return -value if neg else value
+
+
+def format_milli(value):
+    """Thousandths as the shortest decimal text: 24950 -> "24.95"."""
+    sign = "-" if value < 0 else ""
+    whole, frac = divmod(abs(value), 1000)
+    if not frac:
+        return "%s%d" % (sign, whole)
+    return ("%s%d.%03d" % (sign, whole, frac)).rstrip("0")
 
 
 def load(getenv, overrides=None):

@@ -245,6 +245,8 @@ class State:
         self.uptime_s = 0
         self.reset_reason = None
         self.version = None
+        self.usage = None  # datalog.usage.Usage: energy per hour/day/month (set by the usage sink)
+        self.prices = None  # outputs.prices.PriceSink when day-ahead prices are on
         self.last_stage_error = None  # (stage, message) of the last failed telegram
         self.last_stage_ticks = None
 

@@ -73,6 +73,28 @@ _OTHER = {
     "temperature": _measure("temperature", "Board temperature", "temperature", "°C", 1, _DIAG),
     "humidity": _measure("humidity", "Board humidity", "humidity", "%", 0, _DIAG),
     "rssi": _measure("wifi_rssi", "WiFi signal", "signal_strength", "dBm", 0, _DIAG),
+    # from the usage summary (smartmeter/datalog/usage.py): Wh -> kWh, milli-cent -> ct/kWh
+    "today_import": (
+        "energy_today_import",
+        "Energy import today",
+        "energy",
+        "kWh",
+        "total_increasing",
+        _K_MILLI,
+        3,
+        None,
+    ),
+    "today_export": (
+        "energy_today_export",
+        "Energy export today",
+        "energy",
+        "kWh",
+        "total_increasing",
+        _K_MILLI,
+        3,
+        None,
+    ),
+    "price_now": ("price", "Electricity price now", None, "ct/kWh", _M, _K_MILLI, 2, None),
 }
 
 

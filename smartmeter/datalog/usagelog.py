@@ -1,0 +1,208 @@
+# SPDX-License-Identifier: MIT
+"""The usage summary (``usage.Usage``) on the SD card: load, save atomically, rebuild from CSV.
+
+Files: two slots next to the log directory (``/sd/usage-a.bin`` and ``/sd/usage-b.bin`` for
+``LOG_DIR=/sd/logs``), 2864 bytes each. A save writes the slot *not* holding the newest good copy
+(header with a sequence number and a Fletcher-32 checksum), so a power cut in the middle of a
+save leaves the other slot intact: there is always one good copy (FAT has no atomic rename and
+CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card wear).
+
+Start-up: the newer good slot is loaded and the day files since its last telegram are replayed
+(catch-up: what happened between the last save and the reboot). With no good slot (first start,
+card changed, both damaged) the summary is rebuilt from the day files of the last 13 months.
+Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a year of CSV
+never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
+"""
+
+from ..protocol.reading import A_MINUS, A_PLUS
+from ..timeutil import civil_from_days, ticks_diff
+from .csvformat import read_rows
+from .usage import Usage, local_day
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_ROWS_PER_POLL = const(400)
+_SLICE_MS = const(30)
+_REBUILD_DAYS = const(400)  # 13 months of day files (the month ring)
+SLOTS = ("usage-a.bin", "usage-b.bin")
+
+
+def _parent(path):
+    path = path.rstrip("/")
+    i = path.rfind("/")
+    return path[:i] if i > 0 else ""
+
+
+def _date(day):
+    return "%04d-%02d-%02d" % civil_from_days(day)
+
+
+class UsageSink:
+    """Feeds the summary from every reading, keeps it on the card, publishes it to the state.
+
+    :param state: the app State (``state.usage`` is set to the :class:`Usage`)
+    :param storage: the SD :class:`~smartmeter.datalog.sd.Storage`, or None (RAM only)
+    :param tariff: :class:`~smartmeter.datalog.usage.Tariff` or None
+    :param energy_offset_wh: added to A+ like the CSV log does (``ENERGY_OFFSET_WH``)
+    :param ticks_ms: millisecond tick source (bounds the replay slice)
+    """
+
+    name = "usage"
+
+    def __init__(self, state, storage=None, tariff=None, energy_offset_wh=0, ticks_ms=None):
+        self.state = state
+        self.storage = storage
+        self.usage = Usage(tariff)
+        self.offset = int(energy_offset_wh)
+        self._ticks = ticks_ms
+        self.saves = 0
+        self.save_errors = 0
+        self.loaded_from = None  # slot name, "rebuilt", or None (RAM only so far)
+        self.replayed = 0  # CSV rows replayed
+        self.replaying = False
+        self._replay = None  # generator of rows
+        self._dirty = False
+        self._good = None  # slot index holding the newest good copy
+        self._ready = False  # loaded or rebuilt: only then may a save replace the card's copy
+        state.usage = self.usage
+        self.start()
+
+    # -- start-up ---------------------------------------------------------------------------
+    def _fs(self):
+        st = self.storage
+        if st is None or st.fs is None or st.state not in ("ok", "full"):
+            return None
+        return st.fs
+
+    def _path(self, slot):
+        return _parent(self.storage.log_dir) + "/" + SLOTS[slot]
+
+    def start(self):
+        """Load the newest good slot and start the catch-up, or start a rebuild."""
+        fs = self._fs()
+        if fs is None:
+            return False
+        best = None
+        for slot in (0, 1):
+            try:
+                f = fs.open(self._path(slot), "rb")
+                try:
+                    data = bytes(f.read(4096))
+                finally:
+                    f.close()
+                probe = Usage(self.usage.tariff)
+                probe.from_bytes(data)
+            except (OSError, ValueError):
+                continue
+            if best is None or probe.seq > best[1].seq:
+                best = (slot, probe)
+        tariff = self.usage.tariff
+        if best is not None:
+            self._good = best[0]
+            self.usage = best[1]
+            self.usage.tariff = tariff
+            self.loaded_from = SLOTS[best[0]]
+            since = self.usage.last_epoch
+            first = None if since is None else _date(local_day(since) - 1)
+        else:
+            self.usage = Usage(tariff)
+            self.loaded_from = "rebuilt"
+            first = ""
+        self.state.usage = self.usage
+        self._ready = True
+        self._start_replay(first)
+        return True
+
+    def _start_replay(self, first_date):
+        try:
+            names = self.storage.log_files()
+        except OSError:
+            names = []
+        if first_date == "" and names:  # rebuild: the month ring's worth of files
+            newest = names[-1][:10]
+            y, m, d = int(newest[:4]), int(newest[5:7]), int(newest[8:10])
+            from ..timeutil import days_from_civil
+
+            first_date = _date(days_from_civil(y, m, d) - _REBUILD_DAYS)
+        if first_date is None:
+            first_date = ""
+        names = [n for n in names if n[:10] >= first_date]
+        self._replay = self._rows(names)
+        self.replaying = True
+
+    def _rows(self, names):
+        for name in names:
+            try:
+                for epoch, values in read_rows(self.storage, name):
+                    yield epoch, values.get(A_PLUS), values.get(A_MINUS)
+            except OSError:
+                continue
+
+    # -- loop -------------------------------------------------------------------------------
+    def on_reading(self, reading, epoch, extras):
+        """Book the reading (the CSV replay books it instead while it runs)."""
+        if epoch is None or self.replaying:
+            return
+        values = reading.values
+        imp = values.get(A_PLUS)
+        if imp is None:
+            return
+        if self.usage.add(epoch, imp + self.offset, values.get(A_MINUS)):
+            self._dirty = True
+
+    def poll(self, now_ms=None):
+        """A slice of replay, or a save when an hour closed."""
+        if not self._ready:
+            if self._fs() is None or not self.start():
+                return
+        if self.replaying:
+            self._replay_slice()
+            return
+        if self._dirty:
+            self.save()
+
+    def _replay_slice(self):
+        ticks = self._ticks
+        t0 = ticks() if ticks is not None else None
+        add = self.usage.add
+        n = 0
+        for epoch, imp, exp in self._replay:
+            add(epoch, imp, exp)
+            n += 1
+            if n >= _ROWS_PER_POLL or (t0 is not None and ticks_diff(ticks(), t0) >= _SLICE_MS):
+                self.replayed += n
+                return
+        self.replayed += n
+        self.replaying = False
+        self._replay = None
+        self.save()
+
+    def save(self):
+        """Write the summary to the slot without the newest good copy. Never raises."""
+        fs = self._fs()
+        if fs is None or not self._ready:
+            return False
+        slot = 1 if self._good == 0 else 0
+        data = self.usage.to_bytes()
+        try:
+            f = fs.open(self._path(slot), "wb")
+            try:
+                f.write(data)
+                f.flush()
+                fs.sync(f)
+            finally:
+                f.close()
+        except OSError as exc:
+            self.save_errors += 1
+            self.state.last_errors["usage"] = ("save failed: %s" % exc)[:80]
+            return False
+        self._good = slot
+        self._dirty = False
+        self.saves += 1
+        return True

@@ -1,0 +1,382 @@
+# SPDX-License-Identifier: MIT
+"""Hourly day-ahead prices from a price API (aWATTar's market data by default), once a day.
+
+``PRICE_DYNAMIC = true`` and ``PRICE_API_URL`` (default ``https://api.awattar.at/v1/marketdata``)
+turn it on. The answer is aWATTar's JSON: ``{"object":"list","data":[{"start_timestamp": ms,
+"end_timestamp": ms, "marketprice": EUR/MWh, "unit":"Eur/MWh"}, ...]}``; intervals of 15, 30 or
+60 minutes are averaged (time-weighted) into UTC hours; an hour the answer does not cover fully
+has no price. The gross price per kWh is ``(marketprice / 10 + PRICE_MARKUP_CT_KWH) * (1 +
+PRICE_VAT_PERCENT / 100)`` ct (``usage.Tariff``); hours without one are costed at the fixed
+``PRICE_CT_KWH`` (or not at all when that is 0). No network never breaks anything.
+
+When: at start (once the clock is set), whenever the current hour has no price, and after 13:00
+local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed or
+incomplete fetch is retried after 1 min, doubling to 1 h. So on a normal day: one fetch.
+
+Never blocks the loop for long: the whole fetch - connect, TLS, request, headers, body - runs
+against one deadline of ``_BUDGET_MS`` (3.5 s, what the MQTT output may take for a TLS connect)
+enforced by our code: every socket the HTTP library gets comes through :class:`_Pool`, whose
+sockets cap each wait at what is left and wait for data in ``_STEP_S`` steps, running the UART
+pump (``service``) between steps. Only DNS (``getaddrinfo``) is outside it. The answer is parsed
+while it streams in (one object at a time, at most ``_MAX_ITEMS``), never held whole in RAM.
+"""
+
+from ..timeutil import eu_offset, ticks_add, ticks_diff
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_BUDGET_MS = const(3500)  # one fetch, all of it
+_STEP_S = 0.2  # a wait for data is cut into steps this long; the UART is drained between
+_RETRY_MIN_MS = const(60_000)
+_RETRY_MAX_MS = const(3_600_000)
+_MAX_ITEMS = const(200)  # 2 days of 15-minute prices = 192
+_MAX_BODY = const(65536)
+_CARRY_MAX = const(512)  # longest price object
+_TOMORROW_FROM_H = const(13)  # local hour from which tomorrow's prices are looked for
+
+
+class _Deadline:
+    """One deadline shared by every socket of a fetch."""
+
+    def __init__(self, ticks, service):
+        self.ticks = ticks
+        self.service = service
+        self.end = None
+
+    def arm(self, budget_ms):
+        self.end = ticks_add(self.ticks(), budget_ms)
+
+    def left_s(self):
+        """Seconds left; raises OSError(ETIMEDOUT) when none are."""
+        ms = ticks_diff(self.end, self.ticks())
+        if ms <= 0:
+            raise OSError(110, "price fetch took longer than %d ms" % _BUDGET_MS)
+        return ms / 1000
+
+
+def _is_timeout(exc):
+    name = type(exc).__name__
+    return name in ("timeout", "TimeoutError") or getattr(exc, "errno", None) in (11, 110, 116)
+
+
+class _Socket:
+    """A socket whose every wait ends at the fetch deadline (the HTTP library sees no change)."""
+
+    def __init__(self, sock, deadline):
+        self.sock = sock
+        self.dl = deadline
+        self.timeout = None
+
+    def settimeout(self, timeout):
+        self.timeout = timeout
+
+    def _cap(self, step=None):
+        left = self.dl.left_s()
+        t = self.timeout if self.timeout is not None else left
+        if step is not None and step < t:
+            t = step
+        self.sock.settimeout(t if t < left else left)
+
+    def connect(self, address, *args):
+        self._cap()
+        return self.sock.connect(address, *args)
+
+    def send(self, data):
+        self._cap()
+        return self.sock.send(data)
+
+    def _wait(self, fn, *args):
+        while True:
+            self._cap(_STEP_S)
+            try:
+                return fn(*args)
+            except OSError as exc:
+                if not _is_timeout(exc):
+                    raise
+            if self.dl.service is not None:
+                self.dl.service()
+
+    def recv_into(self, buf, nbytes=0):
+        return self._wait(self.sock.recv_into, buf, nbytes or len(buf))
+
+    def recv(self, nbytes):
+        return self._wait(self.sock.recv, nbytes)
+
+    def close(self):
+        self.sock.close()
+
+
+class _Pool:
+    """The socket pool as the HTTP library sees it: real sockets behind :class:`_Socket`."""
+
+    def __init__(self, pool, deadline):
+        self.pool = pool
+        self.dl = deadline
+        self.AF_INET = pool.AF_INET
+        self.SOCK_STREAM = pool.SOCK_STREAM
+
+    def getaddrinfo(self, *args):
+        self.dl.left_s()
+        return self.pool.getaddrinfo(*args)
+
+    def socket(self, *args):
+        return _Socket(self.pool.socket(*args), self.dl)
+
+
+class _TlsContext:
+    """Wraps the real socket in TLS and the result in :class:`_Socket` again."""
+
+    def __init__(self, context, deadline):
+        self.context = context
+        self.dl = deadline
+
+    def wrap_socket(self, sock, server_hostname=None):
+        inner = sock.sock if isinstance(sock, _Socket) else sock
+        return _Socket(self.context.wrap_socket(inner, server_hostname=server_hostname), self.dl)
+
+
+def _milli(text):
+    """Decimal bytes -> thousandths (rounded), e.g. b"-5.1234" -> -5123. ValueError if bad."""
+    text = bytes(text).strip()
+    neg = text[:1] == b"-"
+    if neg or text[:1] == b"+":
+        text = text[1:]
+    whole, _, frac = text.partition(b".")
+    if not whole.isdigit() or (frac and not frac.isdigit()):
+        raise ValueError("not a number")
+    frac = frac + b"0000"
+    value = int(whole) * 1000 + int(frac[:3]) + (1 if frac[3:4] >= b"5" else 0)
+    return -value if neg else value
+
+
+def _field(seg, key):
+    i = seg.find(key)
+    if i < 0:
+        return None
+    i += len(key)
+    n = len(seg)
+    while i < n and seg[i : i + 1] in (b" ", b":", b"\t", b"\r", b"\n"):
+        i += 1
+    j = i
+    while j < n and seg[j : j + 1] in b"+-0123456789.":
+        j += 1
+    if j == i:
+        raise ValueError("no number after " + key.decode())
+    return seg[i:j]
+
+
+class Scanner:
+    """Parses the price answer while it streams in: one ``{...}`` object at a time.
+
+    ``items`` collects ``(start_s, end_s, milli_eur_per_mwh)``. Raises ValueError for text that
+    is not price data (no object closes within ``_CARRY_MAX`` bytes) or too many items.
+    """
+
+    def __init__(self):
+        self.carry = b""
+        self.items = []
+
+    def feed(self, chunk):
+        data = self.carry + bytes(chunk) if self.carry else bytes(chunk)
+        while True:
+            i = data.find(b"}")
+            if i < 0:
+                break
+            self._object(data[:i])
+            data = data[i + 1 :]
+        if len(data) > _CARRY_MAX:
+            raise ValueError("the answer is not price data")
+        self.carry = data
+
+    def _object(self, seg):
+        start = _field(seg, b'"start_timestamp"')
+        price = _field(seg, b'"marketprice"')
+        if start is None or price is None:
+            return  # the closing of the outer object, or an object of something else
+        end = _field(seg, b'"end_timestamp"')
+        start_s = int(start) // 1000
+        end_s = int(end) // 1000 if end is not None else start_s + 3600
+        if len(self.items) >= _MAX_ITEMS:
+            raise ValueError("too many prices in the answer")
+        self.items.append((start_s, end_s, _milli(price)))
+
+
+def hourly(items):
+    """``[(utc_hour, milli_eur_mwh), ...]`` of the hours ``items`` cover fully (time-weighted)."""
+    sums = {}
+    for start, end, price in items:
+        dur = end - start
+        if dur <= 0 or dur > 3600 or start // 3600 != (end - 1) // 3600:
+            continue  # longer than an hour, or across an hour boundary: not our format
+        hour = start // 3600
+        acc = sums.get(hour)
+        if acc is None:
+            acc = sums[hour] = [0, 0]
+        acc[0] += price * dur
+        acc[1] += dur
+    out = []
+    for hour, (total, dur) in sums.items():
+        if dur == 3600:
+            out.append((hour, (total + 1800) // 3600 if total >= 0 else -((-total + 1800) // 3600)))
+    out.sort()
+    return out
+
+
+class PriceSink:
+    """Fetches day-ahead prices into the shared :class:`~smartmeter.datalog.usage.Tariff`.
+
+    :param config: Config (PRICE_API_URL; the tariff settings are in ``tariff`` already)
+    :param pool: socket pool; ``ssl_context`` for https (default: ``ssl.create_default_context()``)
+    :param tariff: the Tariff the usage summary prices with
+    :param clock: ``ticks_ms()`` and ``time()`` (UTC epoch or None while unset)
+    :param service: called between waits for data (``App.service_uart``)
+    """
+
+    name = "prices"
+
+    def __init__(self, config, pool, state, tariff, clock, ssl_context=None, service=None):
+        self.url = config.PRICE_API_URL
+        self.state = state
+        self.tariff = tariff
+        self.clock = clock
+        self.ssl_context = ssl_context
+        self.budget_ms = _BUDGET_MS
+        self.fetches = 0
+        self.failures = 0
+        self.last_error = ""
+        self.status = "waiting"  # waiting | ok | error
+        self.longest_ms = 0  # longest fetch (the loop pause it caused)
+        self._retry_at = None
+        self._backoff = _RETRY_MIN_MS
+        self._deadline = _Deadline(clock.ticks_ms, service)
+        self._pool = _Pool(pool, self._deadline)
+        self._session = None
+        state.prices = self
+
+    def _now(self):
+        t = self.clock.time()
+        if t is None:
+            t = self.state.latest_epoch
+        return None if t is None else int(t)
+
+    def due(self, epoch):
+        """True when prices are missing that a fetch now could bring."""
+        tariff = self.tariff
+        hour = epoch // 3600
+        if tariff.dynamic(hour) is None:
+            return True
+        off = eu_offset(epoch, 60)
+        local = epoch + off * 60
+        if local % 86400 < _TOMORROW_FROM_H * 3600:
+            return False
+        tomorrow_noon = (local - local % 86400 + 86400 + 12 * 3600 - off * 60) // 3600
+        return tariff.dynamic(tomorrow_noon) is None
+
+    def poll(self, now_ms=None):
+        """Fetch when due and the retry time has come; never raises, never blocks long."""
+        now = self.clock.ticks_ms() if now_ms is None else now_ms
+        if self._retry_at is not None and ticks_diff(now, self._retry_at) < 0:
+            return
+        epoch = self._now()
+        if epoch is None or not self.due(epoch):
+            return
+        t0 = self.clock.ticks_ms()
+        try:
+            hours = self.fetch(epoch)
+        except Exception as exc:  # noqa: BLE001 - any failure: keep what we have, retry later
+            hours = None
+            self.failures += 1
+            self.status = "error"
+            self.last_error = _reason(exc)[:80]
+            self.state.last_errors["prices"] = self.last_error
+        took = ticks_diff(self.clock.ticks_ms(), t0)
+        if took > self.longest_ms:
+            self.longest_ms = took
+        if hours is not None:
+            self.fetches += 1
+            self.tariff.set_market(hours)
+            self.status = "ok"
+            self.last_error = ""
+            self.state.last_errors["prices"] = ""
+        if self.due(epoch):
+            self._retry_at = ticks_add(now, self._backoff)
+            self._backoff = min(self._backoff * 2, _RETRY_MAX_MS)
+        else:
+            self._retry_at = None
+            self._backoff = _RETRY_MIN_MS
+
+    def fetch(self, epoch):
+        """One bounded fetch of today's and tomorrow's prices -> ``hourly()`` list.
+
+        :raises OSError: network failure or the deadline; ValueError: not price data / HTTP error
+        """
+        off = eu_offset(epoch, 60)
+        midnight = epoch + off * 60
+        midnight = midnight - midnight % 86400 - off * 60
+        url = "%s%sstart=%d000&end=%d000" % (
+            self.url,
+            "&" if "?" in self.url else "?",
+            midnight,
+            midnight + 2 * 86400 + 3600,  # a 25-hour day included
+        )
+        self._deadline.arm(self.budget_ms)
+        session = self._session
+        if session is None:
+            import adafruit_requests
+
+            context = None
+            if self.url.startswith("https:"):
+                if self.ssl_context is None:
+                    import ssl
+
+                    self.ssl_context = ssl.create_default_context()
+                context = _TlsContext(self.ssl_context, self._deadline)
+            session = self._session = adafruit_requests.Session(self._pool, context)
+        response = session.get(
+            url, headers={"Connection": "close"}, timeout=self.budget_ms / 1000, stream=True
+        )
+        try:
+            if response.status_code != 200:
+                raise ValueError("price API answered HTTP %d" % response.status_code)
+            scanner = Scanner()
+            total = 0
+            for chunk in response.iter_content(512):
+                total += len(chunk)
+                if total > _MAX_BODY:
+                    raise ValueError("price answer too long")
+                scanner.feed(chunk)
+                self._deadline.left_s()
+        finally:
+            _close(session, response)
+        hours = hourly(scanner.items)
+        if not hours:
+            raise ValueError("no prices in the answer")
+        return hours
+
+
+def _close(session, response):
+    """Close the response and its socket (no keep-alive: one fetch a day)."""
+    sock = getattr(response, "socket", None)
+    try:
+        response.close()
+    except Exception:  # noqa: BLE001, S110 - the socket goes below either way
+        pass
+    manager = getattr(session, "_connection_manager", None)
+    if sock is not None and manager is not None:
+        try:
+            manager.close_socket(sock)
+        except Exception:  # noqa: BLE001, S110 - already closed/forgotten
+            pass
+
+
+def _reason(exc):
+    if _is_timeout(exc):
+        return "price API timed out"
+    text = str(exc) or type(exc).__name__
+    return text
