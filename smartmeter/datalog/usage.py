@@ -22,9 +22,10 @@ Cost: each hour's import is priced when the hour closes, with the tariff's price
 (dynamic day-ahead price if known, else the fixed ``PRICE_CT_KWH``), export likewise with the
 feed-in tariff. Prices and costs are integers in milli-cent (1/1000 ct); energies in Wh.
 
-Memory (bounded, fixed at start): three rings of ``_FIELDS`` int32 (``array("i")``) per row - 72 hours, 32 days,
-13 months - ``(72 + 32 + 13) * 6 * 4 = 2808`` bytes of arrays; :meth:`Usage.to_bytes` is
-``2864`` bytes with its header, the file on the card. Runs under the MicroPython VM.
+Memory (bounded, fixed at start): three rings of ``_FIELDS`` int32 (``array("i")``) per row -
+72 hours, 32 days, 13 months - ``(72 + 32 + 13) * 6 * 4 = 2808`` bytes of arrays, plus the
+tariff's 50 hours of prices (400 bytes); :meth:`Usage.to_bytes` is ``2864`` bytes with its
+header, the file on the card. Runs under the MicroPython VM.
 """
 
 from array import array
@@ -102,7 +103,8 @@ class Tariff:
         self._n = 0
 
     def set_market(self, hours):
-        """Take ``[(utc_hour, eur_per_mwh_milli), ...]`` (market price * 1000), keeps the newest 50."""
+        """Take ``[(utc_hour, milli_eur_per_mwh), ...]`` (market price * 1000); keeps the
+        newest 50 hours."""
         hours = sorted(hours)[-_MARKET_HOURS:]
         for i in range(_MARKET_HOURS):
             self._hours[i] = 0
