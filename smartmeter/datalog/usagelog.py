@@ -15,7 +15,7 @@ never stalls the meter; readings that arrive meanwhile are in the CSV and are pi
 """
 
 from ..protocol.reading import A_MINUS, A_PLUS
-from ..timeutil import civil_from_days, ticks_diff
+from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import read_rows
 from .usage import Usage, local_day
 
@@ -120,29 +120,38 @@ class UsageSink:
         return True
 
     def _start_replay(self, first_date):
-        try:
-            names = self.storage.log_files()
-        except OSError:
-            names = []
-        if first_date == "" and names:  # rebuild: the month ring's worth of files
-            newest = names[-1][:10]
-            y, m, d = int(newest[:4]), int(newest[5:7]), int(newest[8:10])
-            from ..timeutil import days_from_civil
-
-            first_date = _date(days_from_civil(y, m, d) - _REBUILD_DAYS)
-        if first_date is None:
-            first_date = ""
-        names = [n for n in names if n[:10] >= first_date]
-        self._replay = self._rows(names)
+        self._replay = self._rows(first_date)
         self.replaying = True
 
-    def _rows(self, names):
-        for name in names:
+    def _rows(self, first):
+        """Rows of the day files from date ``first`` on ("" = the last 13 months), oldest first;
+        listed again at the end until a round finds nothing new, so rows written while the
+        replay runs (new telegrams, a new day file at midnight) are read too."""
+        read = {}  # file name -> offset read up to
+        while True:
             try:
-                for epoch, values in read_rows(self.storage, name):
-                    yield epoch, values.get(A_PLUS), values.get(A_MINUS)
+                names = self.storage.log_files()
             except OSError:
-                continue
+                return
+            if first == "" and names:
+                newest = names[-1][:10]
+                y, m, d = int(newest[:4]), int(newest[5:7]), int(newest[8:10])
+                first = _date(days_from_civil(y, m, d) - _REBUILD_DAYS)
+            new = False
+            for name in names:
+                if name[:10] < (first or ""):
+                    continue
+                try:
+                    for epoch, values, end in read_rows(
+                        self.storage, name, read.get(name, 0), True
+                    ):
+                        read[name] = end
+                        new = True
+                        yield epoch, values.get(A_PLUS), values.get(A_MINUS)
+                except OSError:
+                    continue
+            if not new:
+                return
 
     # -- loop -------------------------------------------------------------------------------
     def on_reading(self, reading, epoch, extras):

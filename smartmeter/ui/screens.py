@@ -32,11 +32,13 @@ from ..protocol.reading import (
     VOLTAGES,
 )
 from ..state import problem_text
+from ..timeutil import civil_from_days
 from .texts import (
     HINTS,
     MENU,
     clip,
     current,
+    euro,
     fixed,
     gigabytes,
     kwh,
@@ -98,6 +100,16 @@ def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
     )
     group.append(lbl)
     return lbl
+
+
+_GAP = const(1)  # usage.GAP, NOPRICE and NOFEED (the usage module stays unimported here)
+_NOPRICE = const(2)
+_NOFEED = const(16)
+
+
+def _month_of(day):
+    y, m, _d = civil_from_days(day)
+    return y * 12 + m - 1
 
 
 def _values(state):
@@ -230,6 +242,77 @@ class Energy:
         view.set_text(self.e_out, kwh(values.get(A_MINUS)))
 
 
+class Usage:
+    """Energy and cost today, yesterday and this month (from ``state.usage``), the price now.
+
+    Cost is import cost minus feed-in credit; the month includes the base fee. A row whose
+    period has a gap (or a meter change) is marked with "*".
+    """
+
+    name = "usage"
+    cycle = True
+
+    def build(self, g, t):
+        _text(g, "kWh", 2, 30, color=GREY)
+        _text(g, t["u_in"], 94, 30, color=GREY, right=True)
+        _text(g, t["u_out"], 126, 30, color=GREY, right=True)
+        _text(g, "EUR", 158, 30, color=GREY, right=True)
+        self.rows = []
+        for n in range(3):
+            y = 44 + 14 * n
+            self.rows.append(
+                (
+                    _text(g, t["u_rows"][n], 2, y, color=ENERGY),
+                    _text(g, "--", 94, y, right=True),
+                    _text(g, "--", 126, y, right=True),
+                    _text(g, "--", 158, y, right=True),
+                )
+            )
+        self.price = _text(g, "", 2, 88, color=LABEL)
+        self.note = _text(g, "", 2, 100, color=GREY)
+
+    def update(self, view, state, now):
+        t = view.t
+        usage = state.usage
+        epoch = state.latest_epoch
+        if epoch is None and usage is not None:
+            epoch = usage.last_epoch
+        tariff = usage.tariff if usage is not None else None
+        gaps = False
+        for n in range(3):
+            label, imp, exp, cost = self.rows[n]
+            row = None
+            if usage is not None and epoch is not None:
+                day = usage.day_key(epoch)
+                if n < 2:
+                    row = usage.period(usage.days, day - n)
+                else:
+                    row = usage.period(usage.months, _month_of(day))
+            gap = row is not None and row[4] & _GAP
+            gaps = gaps or gap
+            view.set_text(label, t["u_rows"][n] + ("*" if gap else ""))
+            view.set_text(imp, kwh(row[0], 6) if row else "--")
+            view.set_text(exp, kwh(row[1], 5) if row else "--")
+            net = None
+            if row and tariff is not None and not row[4] & _NOPRICE:
+                if tariff.price_mct or tariff.market_hours() or row[2]:
+                    net = row[2] - (0 if row[4] & _NOFEED else row[3])
+                    if n == 2:
+                        net += tariff.base_fee_mct
+            view.set_text(cost, euro(net, 5))
+        price = None
+        if tariff is not None and epoch is not None:
+            price, dynamic = tariff.import_price(epoch // 3600)
+        if price is None:
+            line = t["u_noprice"]
+        else:
+            head = t["u_price"] if dynamic else t["u_fixed"]
+            line = head + euro(price * 100, 6) + " ct/kWh"  # mct/kWh as ct with 2 decimals
+        view.set_text(self.price, clip(line, _COLS))
+        fee = tariff is not None and tariff.base_fee_mct
+        view.set_text(self.note, t["u_gap"] if gaps else (t["u_fee"] if fee else ""))
+
+
 class Env:
     """Board temperature, humidity and WiFi signal."""
 
@@ -328,7 +411,7 @@ class Confirm:
 
 
 # Every screen, in NEXT order for those with ``cycle``. The single source of the screen names.
-SCREENS = (Status, Phases, Power, Energy, Env, Menu, SysInfo, Confirm)
+SCREENS = (Status, Phases, Power, Energy, Usage, Env, Menu, SysInfo, Confirm)
 CYCLE = tuple(cls.name for cls in SCREENS if cls.cycle)
 
 

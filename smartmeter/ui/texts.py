@@ -29,6 +29,15 @@ TEXTS = {
         "power": "Leistung",
         "energy": "Energie",
         "env": "Umgebung",
+        "usage": "Verbrauch",
+        "u_in": "Bezug",
+        "u_out": "Einsp",
+        "u_rows": ("Heute", "Gestern", "Monat"),
+        "u_price": "Preis jetzt: ",
+        "u_fixed": "Tarif: ",
+        "u_noprice": "Kein Preis eingestellt",
+        "u_gap": "* Daten mit Luecken",
+        "u_fee": "Monat inkl. Grundgebuehr",
         "menu": "Menue",
         "sysinfo": "Systeminfo",
         "confirm": "Neustart",
@@ -75,6 +84,15 @@ TEXTS = {
         "power": "Power",
         "energy": "Energy",
         "env": "Environment",
+        "usage": "Usage",
+        "u_in": "Import",
+        "u_out": "Exp.",
+        "u_rows": ("Today", "Yesterday", "Month"),
+        "u_price": "Price now: ",
+        "u_fixed": "Tariff: ",
+        "u_noprice": "No price set",
+        "u_gap": "* data with gaps",
+        "u_fee": "Month incl. base fee",
         "menu": "Menu",
         "sysinfo": "System info",
         "confirm": "Restart",
@@ -224,6 +242,20 @@ def kwh(wh, width=8):
         s = "%s%d" % (sign, (a + 500) // 1000)
     if len(s) > width:
         return overflow(wh < 0, width)
+    return s
+
+
+def euro(mct, width=5):
+    """Milli-cent as euros: "12.34", or whole euros when that does not fit; "--" if None."""
+    if mct is None:
+        return ABSENT
+    cents = (abs(mct) + 500) // 1000
+    sign = "-" if mct < 0 and cents else ""
+    s = "%s%d.%02d" % (sign, cents // 100, cents % 100)
+    if len(s) > width:
+        s = "%s%d" % (sign, (cents + 50) // 100)
+    if len(s) > width:
+        return overflow(mct < 0, width)
     return s
 
 

@@ -231,8 +231,12 @@ class FakeFS:
         if path not in self.dirs:
             raise _oserror(ENOENT, path)
         prefix = path.rstrip("/") + "/"
-        names = [p[len(prefix) :] for p in list(self.files) + list(self.dirs) if p != path]
-        return [n for n in names if n and "/" not in n and (prefix + n).startswith(prefix)]
+        names = [
+            p[len(prefix) :]
+            for p in list(self.files) + list(self.dirs)
+            if p != path and p.startswith(prefix)  # a file beside the folder is not in it
+        ]
+        return [n for n in names if n and "/" not in n]
 
     def remove(self, path):
         path = self._norm(path)

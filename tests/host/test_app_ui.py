@@ -7,8 +7,10 @@ from sim.meter import VirtualMeter
 from smartmeter import app as app_mod
 from smartmeter import config
 from smartmeter.timeutil import epoch_from_fields
+from smartmeter.ui.screens import CYCLE
 
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+
 NEXT, ENTER = 0, 1
 
 
@@ -52,11 +54,12 @@ def test_next_cycles_the_screens_through_the_loop():
     rig.telegram()
     assert rig.ui.screen_name() == "status"
     seen = []
-    for _ in range(6):
+    for _ in range(len(CYCLE)):
         rig.press(NEXT)
         seen.append(rig.ui.screen_name())
     # on the menu, NEXT moves the cursor; past the last item it leaves the menu
-    assert seen == ["phases", "power", "energy", "env", "menu", "menu"]
+    assert seen == ["phases", "power", "energy", "usage", "env", "menu", "menu"]
+    assert tuple(seen[:-1]) == CYCLE[1:]
     assert rig.ui.menu_index == 1
     rig.press(NEXT)
     rig.press(NEXT)
@@ -66,7 +69,7 @@ def test_next_cycles_the_screens_through_the_loop():
 def test_menu_restart_asks_then_restarts_the_app():
     rig = Rig()
     rig.telegram()
-    for _ in range(5):
+    for _ in range(CYCLE.index("menu")):
         rig.press(NEXT)
     assert rig.ui.screen_name() == "menu"
     rig.press(ENTER)  # "restart" is the first item
@@ -82,7 +85,7 @@ def test_menu_restart_asks_then_restarts_the_app():
 def test_menu_setup_mode_opens_the_access_point():
     rig = Rig()
     rig.telegram()
-    for _ in range(5):
+    for _ in range(CYCLE.index("menu")):
         rig.press(NEXT)
     rig.press(NEXT)  # -> sysinfo item
     rig.press(NEXT)  # -> setup item

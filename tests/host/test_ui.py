@@ -329,6 +329,7 @@ GOLDEN_CASES = [(lang, "normal", s) for lang in S.LANGUAGES for s in S.ALL_SCREE
     ("de", "no_signal", "phases"),
     ("en", "setup_ap", "sysinfo"),
     ("de", "message", "long"),
+    ("en", "absent", "usage"),
 ]
 
 
@@ -369,7 +370,10 @@ def test_next_cycles_screens_and_menu(display):
         keys.press(NEXT)
         ui.poll(NOW + 100)
         seen.append(ui.screen)
-    assert seen == ["status", "phases", "power", "energy", "env", "menu"]
+    assert seen == ["status", "phases", "power", "energy", "usage", "env"]
+    keys.press(NEXT)
+    ui.poll(NOW + 150)
+    assert ui.screen == "menu"
     assert ui.view.groups["menu"].hidden is False and ui.view.groups["env"].hidden is True
     keys.press(NEXT)
     ui.poll(NOW + 200)
@@ -635,6 +639,12 @@ rd.values["1-0:1.7.0"] = 830
 rd.derive()
 st.latest = rd
 st.latest_ticks = 1000
+from smartmeter.datalog.usage import Usage, Tariff
+u = Usage(Tariff(price_mct=25000))
+for i in range(0, 7200, 5):
+    u.add(1714550000 + i, 1000000 + i, 0)
+st.usage = u
+st.latest_epoch = 1714557199
 st.key_set = st.clock_set = st.wifi_connected = True
 d = Disp()
 k = Keys()
@@ -642,7 +652,7 @@ a = Act()
 ui = Ui(d, k, st, language="de", timeout_s=10, actions=a)
 ui.poll(1000)
 seen = [ui.screen]
-for n in range(5):
+for n in range(6):
     k.events.q.append(Ev(0))
     ui.poll(1100 + n)
     seen.append(ui.screen)
@@ -651,6 +661,8 @@ for n in range(5):
         print(ph.u[0].text, ph.u[1].text, ui.view._time.text)
     if ui.screen == "energy":
         print(ui.view.screens["energy"].e_in.text)
+    if ui.screen == "usage":
+        print(" ".join(lbl.text for lbl in ui.view.screens["usage"].rows[0]))
 print(" ".join(seen))
 k.events.q.append(Ev(1))
 ui.poll(2000)
@@ -684,6 +696,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "ui/control",
         "ui/texts",
         "ui/screens",
+        "datalog/__init__",
+        "datalog/usage",
     ):
         files.append(("smartmeter/%s.py" % mod, "smartmeter/%s.py" % mod))
     rc, out, err = run_micropython(_MPY_SCRIPT, files=files)
@@ -692,7 +706,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "99999 -1234.6 -- 0.47 >9999",
         "231.4 -- 01.05.2024 12:34:56",
         "12346",
-        "status phases power energy env menu",
+        "Heute 7.2 0.0 1.80",  # 7199 Wh at 25 ct/kWh under the MicroPython VM
+        "status phases power energy usage env menu",
         "confirm 0",
         "menu 1",
         "False 0 1 menu True True",
@@ -732,3 +747,42 @@ def test_display_without_backlight_control_never_goes_dark():
     ui.state.latest = S._reading(vals)
     ui.poll(NOW + 61_000)
     assert ui.view.screens["phases"].u[0].text == "199.0"
+
+
+def test_usage_screen_today_yesterday_month_and_cost(display):
+    """The usage screen shows the summary's own numbers: kWh, net cost, base fee in the month,
+    a star on a period with a gap, the price of this hour; dashes without a summary."""
+    from smartmeter.datalog.usage import Tariff, Usage
+
+    u = Usage(Tariff(price_mct=30_000, feed_in_mct=10_000, base_fee_mct=500_000))
+    t0 = 1714514400  # 2024-05-01 00:00 CEST (22:00 UTC the day before)
+    a, e = 5_000_000, 1_000_000
+    for t in range(t0 - 86400, t0 + 10 * 3600, 10):
+        if t0 - 43200 <= t < t0 - 36000:
+            continue  # 2 h without telegrams yesterday: a gap
+        a += 2  # 720 Wh per hour
+        e += 1 if (t // 3600) % 2 else 0  # 360 Wh every other hour
+        u.add(t, a, e)
+    st = S.normal()
+    st.usage = u
+    st.latest_epoch = t0 + 10 * 3600 - 10
+    ui = Ui(display, None, st, language="en")
+    ui.goto("usage")
+    ui.poll(NOW)
+    rows = [[lbl.text for lbl in row] for row in ui.view.screens["usage"].rows]
+    today = u.period(u.days, u.day_key(st.latest_epoch))
+    assert today[0] == 10 * 720 and rows[0][0] == "Today"  # A+ at the end minus before midnight
+    assert rows[0][1] == ui_text.kwh(today[0], 6) == "7.2"
+    net_today = today[2] - today[3]  # import cost minus feed-in credit
+    assert net_today == (today[0] * 30 - today[1] * 10)  # mct: Wh * ct/kWh
+    assert rows[0][3] == ui_text.euro(net_today)
+    assert rows[1][0] == "Yesterday*"  # the gap is marked
+    month = u.period(u.months, 2024 * 12 + 4)
+    assert rows[2][3] == ui_text.euro(month[2] - month[3] + 500_000)  # with the base fee
+    shown = texts_on_screen(ui)
+    assert "Tariff: 30.00 ct/kWh" in shown and "* data with gaps" in shown
+    check_layout(ui, "usage")
+    ui.state = S.absent()  # no summary: dashes, never zeros
+    ui.poll(NOW + 2000)
+    rows = [[lbl.text for lbl in row][1:] for row in ui.view.screens["usage"].rows]
+    assert rows == [["--", "--", "--"]] * 3 and "No price set" in texts_on_screen(ui)

@@ -1,0 +1,297 @@
+"""Energy per hour/day/month (smartmeter/datalog/usage.py, usagelog.py) through the real loop.
+
+A simulated October (the DST change on the 27th makes a 25-hour day) runs through
+``App.loop_once`` with the virtual meter, the real CSV log and the usage sink on a fake SD card:
+a 3-hour power cut (the reader reboots and catches up from the CSV) and a meter replacement
+whose counters restart at 0. The summary is then checked against the energy registers in the
+CSV files, to the Wh; a summary rebuilt from the CSV alone must equal the live one.
+"""
+
+import pytest
+from fakefs import FakeFS
+from test_app import KEY, Rig
+
+from sim.meter import VirtualMeter
+from smartmeter.datalog import usage as U
+from smartmeter.datalog.csvlog import read_rows
+from smartmeter.datalog.usagelog import SLOTS
+from smartmeter.protocol.reading import A_MINUS, A_PLUS
+from smartmeter.timeutil import epoch_from_fields
+
+STEP = 300  # one telegram per 5 minutes (well inside GAP_S) keeps a month at ~9000 telegrams
+START = epoch_from_fields((2024, 9, 30, 22, 0, 0))  # 2024-10-01 00:00 CEST
+END = epoch_from_fields((2024, 10, 31, 23, 0, 0))  # 2024-11-01 00:00 CET
+CUT = (epoch_from_fields((2024, 10, 10, 7, 2, 0)), 3 * 3600)  # 09:02-12:02 CEST
+SWAP = epoch_from_fields((2024, 10, 20, 10, 31, 0))  # the new meter starts at 0 Wh
+PRICE = "30.5"  # ct/kWh
+
+
+def _run_month(fs):
+    rig = Rig(START, fs=fs, PRICE_CT_KWH=PRICE, FEED_IN_CT_KWH="8")
+    reboots = 0
+    t = START
+    while t < END:
+        if CUT[0] <= t < CUT[0] + CUT[1]:
+            t += STEP  # no power: no telegrams, and the meter counts nothing
+            continue
+        if t >= CUT[0] + CUT[1] and reboots == 0:
+            reboots = 1  # power is back: the reader boots again on the same card
+            rig.meter._last_epoch = t
+            meter = rig.meter
+            rig = Rig(t, fs=fs, PRICE_CT_KWH=PRICE, FEED_IN_CT_KWH="8")
+            rig.meter = meter
+            for _ in range(50):  # the catch-up replay from the CSV, a slice per pass
+                rig.app.loop_once()
+            assert rig.app.usage.loaded_from in SLOTS and not rig.app.usage.replaying
+        if t >= SWAP and rig.meter.meter_number != "NEW":
+            old = rig.meter
+            rig.meter = VirtualMeter("netznoe", KEY, None, seed=3, meter_number="NEW")
+            rig.meter.a_plus_wh = rig.meter.a_minus_wh = 0
+            rig.meter.frame_counter = old.frame_counter + 1
+        rig.clock.epoch = t
+        rig.telegram(t, passes=1)
+        t += STEP
+    rig.app.loop_once()
+    return rig
+
+
+def _csv_rows(fs):
+    rows = []
+    for name in sorted(fs.listdir("/sd/logs")):
+        for epoch, values in read_rows(fs, "/sd/logs/" + name):
+            rows.append((epoch, values[A_PLUS], values[A_MINUS]))
+    rows.sort()
+    return rows
+
+
+def _expected(rows, key):
+    """Register differences between consecutive CSV rows, booked to ``key(later row)``; none
+    across a gap (> GAP_S) or a register that went down (the new meter)."""
+    out = {}
+    for (t0, a0, e0), (t1, a1, e1) in zip(rows, rows[1:]):
+        if t1 - t0 > U.GAP_S or a1 < a0 or e1 < e0:
+            continue
+        k = key(t1)
+        imp, exp = out.get(k, (0, 0))
+        out[k] = (imp + a1 - a0, exp + e1 - e0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def month():
+    fs = FakeFS()
+    rig = _run_month(fs)
+    return rig, fs, _csv_rows(fs)
+
+
+def test_month_hours_and_days_equal_the_register_differences(month):
+    rig, fs, rows = month
+    u = rig.app.state.usage
+    assert len(rows) > 8800 and rig.counters.csv_lost == 0  # rows since the reboot + before
+    hours = _expected(rows, lambda t: t // 3600)
+    kept = list(u.hours.rows())
+    assert len(kept) == U.HOURS
+    for base in kept:  # the last 72 hours, to the Wh
+        key = u.hours.data[base]
+        got = u.period(u.hours, key)
+        assert (got[0], got[1]) == hours.get(key, (0, 0)), key
+    days = _expected(rows, u.day_key)
+    assert u.days.count == 31  # October (the first telegram is at 00:00 on the 1st)
+    for day, (imp, exp) in days.items():
+        got = u.period(u.days, day)
+        if day == u.day_key(SWAP):
+            assert got[0] == imp and got[4] & U.JUMP
+            continue
+        assert (got[0], got[1]) == (imp, exp), day
+    # a whole normal day is A+ at its end minus A+ at the end of the day before
+    d = u.day_key(epoch_from_fields((2024, 10, 5, 12, 0, 0)))
+    last = {u.day_key(t): (a, e) for t, a, e in rows}
+    assert u.period(u.days, d)[:2] == (
+        last[d][0] - last[d - 1][0],
+        last[d][1] - last[d - 1][1],
+    )
+    month_total = u.period(u.months, 2024 * 12 + 9)
+    assert month_total[0] == sum(v[0] for k, v in days.items() if k >= u.day_key(START))
+
+
+def test_dst_day_has_25_hours(month):
+    rig, _fs, rows = month
+    u = rig.app.state.usage
+    day = u.day_key(epoch_from_fields((2024, 10, 27, 12, 0, 0)))
+    hours_of_day = {t // 3600 for t, _a, _e in rows if u.day_key(t) == day}
+    assert len(hours_of_day) == 25
+    last = {u.day_key(t): a for t, a, _e in rows}
+    assert u.period(u.days, day)[0] == last[day] - last[day - 1]
+    assert not u.period(u.days, day)[4] & U.GAP
+
+
+def test_power_cut_is_a_gap_not_zero(month):
+    rig, _fs, rows = month
+    u = rig.app.state.usage
+    day = u.day_key(CUT[0])
+    assert u.period(u.days, day)[4] & U.GAP
+    first_after = min(t for t, _a, _e in rows if t >= CUT[0] + CUT[1])
+    last_before = max(t for t, _a, _e in rows if t < CUT[0])
+    assert first_after - last_before > 3 * 3600
+    # the rebooted reader's rings still hold the days before the cut (loaded from the card)
+    assert u.period(u.days, day - 5) is not None and u.period(u.days, day - 5)[0] > 1000
+
+
+def test_meter_replacement_makes_no_spike(month):
+    rig, _fs, rows = month
+    u = rig.app.state.usage
+    assert u.jumps == 1
+    day = u.day_key(SWAP)
+    imp = u.period(u.days, day)[0]
+    normal = [u.period(u.days, day - k)[0] for k in (1, 2, 3)]
+    assert imp < 2 * max(normal)  # no 11 MWh spike from the old counter
+    # the day is the old meter's part plus the new meter's part, to the Wh
+    old = [r for r in rows if u.day_key(r[0]) <= day and r[0] < SWAP]
+    new = [r for r in rows if u.day_key(r[0]) == day and r[0] >= SWAP]
+    before = [r for r in rows if u.day_key(r[0]) == day - 1][-1]
+    assert imp == (old[-1][1] - before[1]) + (new[-1][1] - new[0][1])
+
+
+def test_cost_of_each_day_is_its_hours_at_the_tariff(month):
+    rig, _fs, rows = month
+    u = rig.app.state.usage
+    hours = _expected(rows, lambda t: t // 3600)
+    day = u.day_key(epoch_from_fields((2024, 10, 30, 12, 0, 0)))
+    want = sum(U.cost_mct(v[0], 30_500) for h, v in hours.items() if u.day_key(h * 3600) == day)
+    credit = sum(U.cost_mct(v[1], 8_000) for h, v in hours.items() if u.day_key(h * 3600) == day)
+    got = u.period(u.days, day)
+    assert (got[2], got[3]) == (want, credit)
+    assert not got[4] & (U.NOPRICE | U.NOFEED)
+
+
+def test_summary_rebuilt_from_the_csv_equals_the_live_one(month):
+    rig, fs, rows = month
+    live = rig.app.state.usage
+    for slot in SLOTS:
+        fs.remove("/sd/" + slot)
+    again = Rig(END, fs=fs, PRICE_CT_KWH=PRICE, FEED_IN_CT_KWH="8")
+    sink = again.app.usage
+    assert sink.loaded_from == "rebuilt" and sink.replaying
+    passes = 0
+    while sink.replaying:
+        again.app.loop_once()
+        passes += 1
+    assert passes > 10  # sliced: a pass never replays the whole month
+    rebuilt = again.app.state.usage
+    assert sink.replayed == len(rows)
+    for ring in ("hours", "days", "months"):
+        a, b = getattr(live, ring), getattr(rebuilt, ring)
+        rows_a = [tuple(a.data[i : i + 6]) for i in a.rows()]
+        rows_b = [tuple(b.data[i : i + 6]) for i in b.rows()]
+        if ring == "hours":  # the live summary closed its last hour; compare energy and cover
+            rows_a = [r[:3] for r in rows_a]
+            rows_b = [r[:3] for r in rows_b]
+        assert rows_a == rows_b, ring
+    assert fs.stat("/sd/" + SLOTS[0])[6] == U.size_bytes() or fs.stat("/sd/" + SLOTS[1])[6]
+
+
+def test_damaged_newest_slot_falls_back_to_the_other(tmp_path):
+    fs = FakeFS()
+    rig = Rig(START, fs=fs, PRICE_CT_KWH=PRICE)
+    for k in range(40):  # 3 h 20 min: three saves, both slots written
+        rig.telegram(START + STEP * k, passes=1)
+        rig.clock.epoch = START + STEP * (k + 1)
+    assert rig.app.usage.saves >= 2
+    newest = SLOTS[rig.app.usage._good]
+    other = SLOTS[1 - rig.app.usage._good]
+    good = bytes(fs.files["/sd/" + other].data)
+    fs.files["/sd/" + newest].data[100:110] = b"\0" * 10  # torn by a power cut
+    again = Rig(START + STEP * 40, fs=fs, PRICE_CT_KWH=PRICE)
+    assert again.app.usage.loaded_from == other
+    probe = U.Usage()
+    probe.from_bytes(good)
+    assert again.app.state.usage.seq == probe.seq
+    while again.app.usage.replaying:  # catch-up brings back what the torn save held
+        again.app.loop_once()
+    u, v = rig.app.state.usage, again.app.state.usage
+    day = u.day_key(START + 3600)
+    assert u.period(u.days, day)[:2] == v.period(v.days, day)[:2]
+
+
+def test_time_going_back_and_duplicates_are_not_counted():
+    u = U.Usage()
+    t = START
+    u.add(t, 1000, 0)
+    u.add(t + 5, 1010, 0)
+    u.add(t + 5, 1010, 0)  # duplicate
+    u.add(t + 3, 1005, 0)  # older (clock corrected back)
+    u.add(t + 10, 1020, 0)
+    assert u.period(u.hours, t // 3600)[0] == 20
+
+
+def test_memory_and_file_size_are_fixed():
+    u = U.Usage()
+    data = u.to_bytes()
+    assert len(data) == U.size_bytes() == 2864
+    for ring in (u.hours, u.days, u.months):
+        assert ring.data.itemsize == 4
+    assert sum(len(r.data) * 4 for r in (u.hours, u.days, u.months)) == 2808
+    t = START
+    for k in range(0, 400 * 86400, 3600):  # 400 days: the rings stay their size
+        u.add(t + k, 1000 + k // 100, 0)
+    assert (u.hours.count, u.days.count, u.months.count) == (U.HOURS, U.DAYS, U.MONTHS)
+    assert len(u.to_bytes()) == 2864
+
+
+_VM_SCRIPT = """
+import gc
+from smartmeter.datalog.usage import Usage, Tariff, size_bytes
+gc.collect()
+before = gc.mem_alloc()
+u = Usage(Tariff(price_mct=30500, feed_in_mct=8000))
+gc.collect()
+print("bytes", gc.mem_alloc() - before)
+t = 1727733600
+a = 10000000
+e = 500
+for k in range(0, 3 * 86400, 60):
+    if 40000 <= k < 50800:
+        continue
+    a += 7
+    e += k % 2
+    u.add(t + k, a, e)
+u.add(t + 3 * 86400, 5, 0)
+day = u.day_key(t + 86400)
+print("day", u.period(u.days, day))
+data = u.to_bytes()
+v = Usage(Tariff(price_mct=30500, feed_in_mct=8000))
+v.from_bytes(data)
+print("file", len(data), size_bytes(), v.period(v.days, day) == u.period(u.days, day), v.jumps)
+"""
+
+
+def test_usage_core_runs_under_micropython_with_a_bounded_heap(run_micropython, require):
+    """The same summary under the MicroPython VM: identical numbers, and the heap it costs."""
+    from mpy import micropython_available
+
+    ok, why = micropython_available()
+    require(ok, why)
+    files = [
+        ("smartmeter/__init__.py", "smartmeter/__init__.py"),
+        ("smartmeter/timeutil.py", "smartmeter/timeutil.py"),
+        ("smartmeter/datalog/__init__.py", "smartmeter/datalog/__init__.py"),
+        ("smartmeter/datalog/usage.py", "smartmeter/datalog/usage.py"),
+    ]
+    rc, out, err = run_micropython(_VM_SCRIPT, files=files)
+    assert rc == 0, out + err
+    lines = out.strip().splitlines()
+    heap = int(lines[0].split()[1])
+    # the three rings (2808 B) and the tariff's 50 hours (400 B) plus object headers
+    assert 3208 <= heap <= 4096, heap
+    u = U.Usage(U.Tariff(price_mct=30500, feed_in_mct=8000))  # the same on CPython
+    t, a, e = 1727733600, 10000000, 500
+    for k in range(0, 3 * 86400, 60):
+        if 40000 <= k < 50800:
+            continue
+        a += 7
+        e += k % 2
+        u.add(t + k, a, e)
+    u.add(t + 3 * 86400, 5, 0)
+    assert lines[1] == "day %r" % (u.period(u.days, u.day_key(t + 86400)),)
+    assert lines[2] == "file 2864 2864 True 1"
+    print("usage summary heap under the MicroPython VM: %d bytes" % heap)
