@@ -157,8 +157,10 @@ def deploy(
     files = payload.files
     listings: dict[str, dict[str, dict] | None] = {"": board.listdir("/")}
     for d in device_dirs(files):
-        if dry_run:
-            listings[d] = board.listdir("/" + d + "/")
+        parent, _, name = d.rpartition("/")
+        known = (listings.get(parent) or {}).get(name)
+        if dry_run or (known and known.get("directory")):
+            listings[d] = board.listdir("/" + d + "/")  # exists: no PUT, nothing written
             continue
         if board.mkdir(d):
             print(f"  created {d}/")

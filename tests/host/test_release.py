@@ -324,3 +324,45 @@ def test_firmware_version_names_target_and_board(monkeypatch):
     dump = firmware.status_dump()
     assert dump[0].startswith("smartmeter 1.2.3 CP10 on 9.2.1")
     assert "  setting: " + problem in dump
+
+
+@pytest.fixture
+def fake_web_workflow():
+    """A board behind CircuitPython's web workflow file API (test_tools_deploy's fake)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from test_tools_deploy import FakeBoard, make_handler
+
+    fake = FakeBoard()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(fake))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield fake, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_webdeploy_release_twice_uploads_nothing_the_second_time(built, fake_web_workflow):
+    """``make deploy HOST=...``: the release over the web workflow; settings.toml is kept."""
+    import webdeploy
+    from test_tools_deploy import PASSWORD
+
+    path, top = built
+    fake, url = fake_web_workflow
+    board = webdeploy.Board(url, PASSWORD, timeout=5)
+    payload = deploy.Payload.from_zip(path)
+    written, skipped = webdeploy.deploy(board, payload=payload)
+    assert (written, skipped) == (len(payload.files), 0)
+    assert (
+        fake.files["lib/adafruit_httpserver/server.mpy"][0]
+        == (top / "lib" / "adafruit_httpserver" / "server.mpy").read_bytes()
+    )
+    assert fake.files["settings.toml"][0] == (top / "settings.toml.example").read_bytes()
+    fake.files["settings.toml"] = (b'METER_KEY = "mine"\n', 0)
+    fake.requests.clear()
+    assert webdeploy.deploy(board, payload=deploy.Payload.from_zip(path)) == (
+        0,
+        len(payload.files),
+    )
+    assert not [p for m, p in fake.requests if m == "PUT"]
+    assert fake.files["settings.toml"][0] == b'METER_KEY = "mine"\n'
