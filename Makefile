@@ -65,6 +65,7 @@ help:
 $(VENV_STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) tools/release.py --install-compilers
 	touch $@
 
 .venv: $(VENV_STAMP)
@@ -117,7 +118,7 @@ $(CIRCUP): | $(VENV_STAMP)
 
 DEPLOY_FLAGS = --dist "$(RELEASE_DIR)" $(if $(filter source,$(FROM)),--source) \
   $(if $(filter release 1,$(LIBS)),,--no-libs)
-CIRCUP_FAILED := echo "deploy: circup could not install the libraries (no internet?): run again without LIBS=circup to use the release's lib/"; exit 1
+CIRCUP_FAILED := echo "deploy: circup could not install the libraries (no internet? details in $(VENV)/circup.log): run again without LIBS=circup to use the release's lib/"; exit 1
 
 ifneq ($(HOST)$(CIRCUITPY),)
 deploy: .venv
@@ -128,19 +129,19 @@ ifdef HOST
 	  { echo "deploy: set CIRCUITPY_WEB_API_PASSWORD (the board's web workflow password)"; exit 2; }
 	@if [ "$(FROM)" != source ]; then $(PY) tools/release.py --quiet --majors "$(RELEASE_MAJORS)" --out "$(RELEASE_DIR)"; fi
 	@if [ "$(LIBS)" = circup ]; then \
-	  $(MAKE) $(CIRCUP) >/dev/null && \
+	  { [ -x $(CIRCUP) ] || $(MAKE) $(CIRCUP) >/dev/null 2>&1; } && \
 	  CIRCUP_WEBWORKFLOW_PASSWORD="$$CIRCUITPY_WEB_API_PASSWORD" \
 	    $(CIRCUP) --host "$(HOST)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS) \
-	    2>$(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
+	    >$(VENV)/circup.log 2>&1 && cat $(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
 	fi
 	@$(PY) tools/webdeploy.py "$(HOST)" $(DEPLOY_FLAGS) $(WEBDEPLOY_ARGS)
 else ifdef CIRCUITPY
 	@[ -d "$(CIRCUITPY)" ] || { echo "deploy: $(CIRCUITPY) is not a directory: is the CIRCUITPY drive mounted?"; exit 2; }
 	@if [ "$(FROM)" != source ]; then $(PY) tools/release.py --quiet --majors "$(RELEASE_MAJORS)" --out "$(RELEASE_DIR)"; fi
 	@if [ "$(LIBS)" = circup ]; then \
-	  $(MAKE) $(CIRCUP) >/dev/null && \
+	  { [ -x $(CIRCUP) ] || $(MAKE) $(CIRCUP) >/dev/null 2>&1; } && \
 	  $(CIRCUP) --path "$(CIRCUITPY)" $(CIRCUP_ARGS) install -r $(DEVICE_REQUIREMENTS) \
-	    2>$(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
+	    >$(VENV)/circup.log 2>&1 && cat $(VENV)/circup.log || { $(CIRCUP_FAILED); }; \
 	fi
 	@$(PY) tools/deploy.py "$(CIRCUITPY)" $(DEPLOY_FLAGS)
 else

