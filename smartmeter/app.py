@@ -396,9 +396,10 @@ OVERRIDE_NAME = "smartmeter.toml"
 def firmware_version(impl=None):
     """(short text, problem or None) about this firmware and the CircuitPython it runs on.
 
-    The text is "0.1.0 CP10 on 10.0.3" for a release built for CircuitPython 10 (see
-    ``build_info``, written by ``make release``), "0.1.0 src" when running from source. The
-    problem names both versions when the board runs another major version than the release's.
+    The text is "0.1.0 CP10/10.0.3" for a release built for CircuitPython 10 running on 10.0.3
+    (see ``build_info``, written by ``make release``; short enough for the system screen),
+    "0.1.0 src" when running from source. The problem names both versions when the board runs
+    another major version than the release's.
     """
     from . import build_info
 
@@ -413,7 +414,7 @@ def firmware_version(impl=None):
     version = build_info.VERSION or __version__
     text = "%s CP%s" % (version, built) if built else version + " src"
     if running:
-        text += " on " + running
+        text += "/" + running
     problem = None
     if built and running and running.split(".")[0] != str(built):
         problem = "release for CircuitPython %s, board runs %s: get the matching zip" % (

@@ -312,21 +312,21 @@ def test_firmware_version_names_target_and_board(monkeypatch):
     monkeypatch.setattr(build_info, "CIRCUITPYTHON", "10")
     monkeypatch.setattr(build_info, "VERSION", "1.2.3")
     assert app_mod.firmware_version(_Impl("circuitpython", (10, 0, 3))) == (
-        "1.2.3 CP10 on 10.0.3",
+        "1.2.3 CP10/10.0.3",
         None,
     )
     text, problem = app_mod.firmware_version(_Impl("circuitpython", (9, 2, 1)))
-    assert text == "1.2.3 CP10 on 9.2.1"
+    assert text == "1.2.3 CP10/9.2.1"
     assert problem == "release for CircuitPython 10, board runs 9.2.1: get the matching zip"
 
     # the app shows its version (system screen, /api/status, 'd' on the console)
     monkeypatch.setattr(app_mod, "firmware_version", lambda: (text, problem))
     hw = Hardware(clock=ManualClock(start_epoch=1_700_000_000), console=Console(out=None))
     firmware = app_mod.build(hw, config.load(lambda _n: None), web=False)
-    assert firmware.state.version == "1.2.3 CP10 on 9.2.1"
+    assert firmware.state.version == "1.2.3 CP10/9.2.1"
     assert problem in firmware.state.config_problems
     dump = firmware.status_dump()
-    assert dump[0].startswith("smartmeter 1.2.3 CP10 on 9.2.1")
+    assert dump[0].startswith("smartmeter 1.2.3 CP10/9.2.1")
     assert "  setting: " + problem in dump
 
 
