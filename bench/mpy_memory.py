@@ -385,10 +385,7 @@ class Bench:
         print(
             "out_bytes",
             getattr(self.pool, "out_bytes", 0),
-            "mqtt",
-            st.mqtt_state,
-            "graphite",
-            st.graphite_state,
+            " ".join("%s %s" % (n, s.state) for n, s in st.sinks.items()),
         )
         print(
             "RESULT peak %d at %s live %d at %s"

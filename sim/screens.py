@@ -18,6 +18,7 @@ ROOT = os.path.dirname(HERE)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from smartmeter.outputs import graphite, mqtt  # noqa: E402
 from smartmeter.protocol import reading as r  # noqa: E402
 from smartmeter.state import State  # noqa: E402
 from smartmeter.ui.screens import CYCLE, SCREENS  # noqa: E402
@@ -186,8 +187,8 @@ def _everything(st):
     st.sd_state = "full"
     st.clock_set = False
     st.wifi_connected = False
-    st.graphite_state = "error"
-    st.mqtt_state = "auth"
+    st.add_sink(graphite.NAME, graphite.PROBLEMS).state = "error"
+    st.add_sink(mqtt.NAME, mqtt.PROBLEMS).state = "auth"
     st.sensor_state = "error"
 
 

@@ -11,23 +11,18 @@ One pass (``loop_once``):
 4. Timed work when due: Graphite, MQTT, sensor, SD remount/retention, NTP, WiFi, status line.
 5. Feed the watchdog: the pass completed.
 
-The hardware arrives as one object (see ``hardware.py`` on the device, ``sim/`` on a PC): uart,
-display, keys, i2c, fs, mount, log_dir, pool, radio, clock, watchdog, console, reset, mem_free.
-Anything optional may be None and the rest runs on.
+The hardware arrives as one ``interfaces.Hardware`` object (filled by ``device.py`` on the
+board, ``sim/`` on a PC): uart, display, keys, i2c, fs, mount, log_dir, pool, radio, clock,
+watchdog, console, reset, mem_free. Anything optional may be None and the rest runs on.
 
-A sink is any object with a ``name`` and optionally ``on_reading(reading, epoch, extras)``
-(fast: queue only) and ``poll(now_ms)`` (the timed I/O). Every exception from either is
-caught, counted and kept as text in ``state.last_errors[name]``.
+The parts the loop drives follow ``interfaces.Output``: a ``name`` and optionally
+``on_reading(reading, epoch, extras)`` (fast: queue only) and ``poll(now_ms)`` (the timed I/O).
+Every exception from either is caught, counted and kept as text in ``state.last_errors[name]``.
 """
 
 import gc
 
 from . import __version__, timeutil
-
-try:
-    from typing import Any  # noqa: F401 - annotations only
-except ImportError:  # CircuitPython
-    pass
 from .config import Config
 from .protocol.dlms import COUNTERS
 from .protocol.pipeline import Pipeline
@@ -343,6 +338,8 @@ class App:
             )
         )
         parts.append("sd %s rows %d err %d" % (st.sd_state, c.csv_rows, c.csv_errors))
+        for s in st.sinks.values():
+            parts.append("%s %s %d/%d" % (s.name, s.state, s.sent, s.queued))
         problems = st.problems(self.clock.ticks_ms(), ticks_diff)
         if problems:
             parts.append("! " + ", ".join(problem_text(p) for p in problems))
@@ -357,12 +354,19 @@ class App:
             "wifi %s ssid %s ip %s rssi %s"
             % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
             "sd %s free %s total %s" % (st.sd_state, st.sd_free, st.sd_total),
-            "graphite %s mqtt %s" % (st.graphite_state, st.mqtt_state),
         ]
+        for s in st.sinks.values():
+            lines.append(
+                "%s %s sent %d failed %d queued %d dropped %d"
+                % (s.name, s.state, s.sent, s.failed, s.queued, s.dropped)
+            )
         for name, value in st.counters.as_dict().items():
             lines.append("  %s %s" % (name, value))
         for name, text in st.last_errors.items():
             lines.append("  last %s error: %s" % (name, text))
+        for s in st.sinks.values():
+            if s.error:
+                lines.append("  last %s error: %s" % (s.name, s.error))
         for text in st.config_problems:
             lines.append("  setting: %s" % text)
         return lines
@@ -422,37 +426,6 @@ def firmware_version(impl=None):
             running,
         )
     return text, problem
-
-
-class Hardware:
-    """What the app receives: each attribute None where that hardware is absent.
-
-    ``smartmeter.device`` fills it on the board, ``sim.hardware`` on a PC, tests with fakes.
-    Keyword arguments set attributes; an unknown name is an error.
-    """
-
-    uart: "Any" = None  # readinto(buf) -> n or None
-    display: "Any" = None  # displayio-compatible
-    keys: "Any" = None  # keypad-style: .events.get()
-    i2c: "Any" = None
-    fs: "Any" = None  # storage.RealFS or a fake
-    mount: "Any" = None  # callable: (re)mount the SD card, raises OSError without a card
-    log_dir: "Any" = None
-    pool: "Any" = None  # socket pool
-    radio: "Any" = None  # connected, ip, rssi, reconnect(), start_ap(), stop_ap(), start_mdns()
-    clock: "Any" = None  # ticks_ms(), time() (UTC epoch or None), optional sync_ntp(server)
-    watchdog: "Any" = None  # feed()
-    console: "Any" = None  # read_char(), write(line)
-    reset: "Any" = None  # reset(why)
-    mem_free: "Any" = None  # callable
-    aes_backend: "Any" = None  # "aesio" | "cryptography" | "python" | None (best available)
-    ssl_context: "Any" = None  # for MQTT_TLS
-
-    def __init__(self, **kw):
-        for name, value in kw.items():
-            if name.startswith("_") or not hasattr(Hardware, name):
-                raise TypeError("unknown hardware attribute " + name)
-            setattr(self, name, value)
 
 
 def _load(name):

@@ -22,7 +22,7 @@ import microcontroller
 import supervisor
 from micropython import const
 
-from smartmeter import app
+from smartmeter import app, interfaces
 
 # UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
@@ -139,8 +139,8 @@ class Watchdog:
         self._wd.feed()
 
 
-class Hardware(app.Hardware):
-    """The board's hardware (see ``smartmeter.app.Hardware``)."""
+class Hardware(interfaces.Hardware):
+    """The board's hardware (see ``smartmeter.interfaces``)."""
 
     def __init__(self):
         super().__init__(

@@ -5,6 +5,10 @@ Sinks (CSV, display, web, Graphite, MQTT) read from here and never talk to each 
 app loop writes to it. ``problems()`` turns the counters into the plain-language list of what is
 wrong ("no signal", "wrong key?", "SD full", ...) that the display banner, the web page and the
 serial line all show.
+
+Outputs register themselves: ``state.add_sink(name, PROBLEMS)`` returns the ``SinkStatus``
+the output keeps current (state, last error, sent/failed/queued/dropped) and adds its problem
+texts and hints to the tables here, so every status surface shows a new output unchanged.
 """
 
 from array import array
@@ -17,12 +21,12 @@ except ImportError:  # CPython
         return x
 
 
-_HISTORY_MINUTES = const(
-    1440
-)  # one day of per-minute power averages: 2 x 4 bytes x 1440 = 11.5 KiB
+# one day of per-minute power averages: 2 x 4 bytes x 1440 = 11.5 KiB
+_HISTORY_MINUTES = const(1440)
 _NO_SIGNAL_MS = const(30_000)  # no telegram for 30 s (meters push every 1-10 s) -> "no signal"
 
-# Problem codes, most important first. Texts for the UI are in the ``TEXTS`` table below.
+# Problem codes, most important first. Texts and hints are in the ``TEXTS``/``HINTS`` tables
+# below; an output adds its own codes through ``State.add_sink``.
 NO_KEY = "no_key"
 CONFIG = "config"
 NO_SIGNAL = "no_signal"
@@ -36,9 +40,6 @@ SD_MISSING = "sd_missing"
 SD_FULL = "sd_full"
 SD_ERROR = "sd_error"
 NO_WIFI = "no_wifi"
-GRAPHITE = "graphite"
-MQTT = "mqtt"
-MQTT_AUTH = "mqtt_auth"
 SENSOR = "sensor"
 # A part of the firmware left out at start because the heap was too small (app.build)
 OFF_CSV = "off_csv"
@@ -64,9 +65,6 @@ TEXTS = {
         SD_FULL: "SD full",
         SD_ERROR: "SD error",
         NO_WIFI: "No WiFi",
-        GRAPHITE: "Graphite unreachable",
-        MQTT: "MQTT unreachable",
-        MQTT_AUTH: "MQTT login refused",
         SENSOR: "Sensor error",
         OFF_CSV: "CSV log off: low memory",
         OFF_DISPLAY: "Display off: low memory",
@@ -90,9 +88,6 @@ TEXTS = {
         SD_FULL: "SD-Karte voll",
         SD_ERROR: "SD-Fehler",
         NO_WIFI: "Kein WLAN",
-        GRAPHITE: "Graphite nicht erreichbar",
-        MQTT: "MQTT nicht erreichbar",
-        MQTT_AUTH: "MQTT-Login abgelehnt",
         SENSOR: "Sensorfehler",
         OFF_CSV: "CSV-Log aus: zu wenig RAM",
         OFF_DISPLAY: "Anzeige aus: zu wenig RAM",
@@ -103,6 +98,88 @@ TEXTS = {
         OFF_WEB: "Webseite aus: wenig RAM",
     },
 }
+
+# What to do about a problem (the first one, on the status screen), at most 26 characters.
+HINTS = {
+    "de": {
+        NO_KEY: "METER_KEY eintragen",
+        CONFIG: "settings.toml pruefen",
+        NO_SIGNAL: "Kabel zum Zaehler pruefen",
+        NO_FRAMES: "Kabel/Anschluss pruefen",
+        WRONG_KEY: "Schluessel vom Netzbetr.",
+        AUTH_KEY: "Auth-Schluessel eintragen",
+        TAG: "Auth-Schluessel pruefen",
+        LAYOUT: "Zaehlertyp bitte melden",
+        CLOCK: "Wartet auf Zaehler/NTP",
+        SD_MISSING: "SD-Karte einstecken",
+        SD_FULL: "Alte Logdateien loeschen",
+        SD_ERROR: "SD-Karte pruefen",
+        NO_WIFI: "Menue > Einrichtung",
+        OFF_CSV: "Board mit PSRAM noetig",
+        OFF_DISPLAY: "Board mit PSRAM noetig",
+        OFF_SENSOR: "Board mit PSRAM noetig",
+        OFF_SETUP: "Board mit PSRAM noetig",
+        OFF_GRAPHITE: "Board mit PSRAM noetig",
+        OFF_MQTT: "Board mit PSRAM noetig",
+        OFF_WEB: "Board mit PSRAM noetig",
+    },
+    "en": {
+        NO_KEY: "Set METER_KEY",
+        CONFIG: "Check settings.toml",
+        NO_SIGNAL: "Check the meter cable",
+        NO_FRAMES: "Check cable/connection",
+        WRONG_KEY: "Check key from grid op.",
+        AUTH_KEY: "Set the auth key",
+        TAG: "Check the auth key",
+        LAYOUT: "Please report meter type",
+        CLOCK: "Waiting for meter/NTP",
+        SD_MISSING: "Insert an SD card",
+        SD_FULL: "Delete old log files",
+        SD_ERROR: "Check the SD card",
+        NO_WIFI: "Menu > Setup mode",
+        OFF_CSV: "Needs a board with PSRAM",
+        OFF_DISPLAY: "Needs a board with PSRAM",
+        OFF_SENSOR: "Needs a board with PSRAM",
+        OFF_SETUP: "Needs a board with PSRAM",
+        OFF_GRAPHITE: "Needs a board with PSRAM",
+        OFF_MQTT: "Needs a board with PSRAM",
+        OFF_WEB: "Needs a board with PSRAM",
+    },
+}
+
+
+class SinkStatus:
+    """One output's entry in ``State.sinks``: what every status surface shows of it.
+
+    ``state``: "disabled", "pending" (nothing sent yet), "ok", or a failure the output names
+    ("error", "unresolved", "auth", ...); failures listed in its PROBLEMS become problems.
+    """
+
+    __slots__ = ("name", "state", "error", "sent", "failed", "queued", "dropped", "_codes")
+
+    def __init__(self, name, codes):
+        self.name = name
+        self.state = "disabled"
+        self.error = ""  # last error text (English, never a secret); "" when fine
+        self.sent = 0
+        self.failed = 0
+        self.queued = 0
+        self.dropped = 0
+        self._codes = codes  # state -> problem code
+
+    def problem(self):
+        """The problem code of the current state, or None."""
+        return self._codes.get(self.state)
+
+    def as_dict(self):
+        return {
+            "state": self.state,
+            "error": self.error,
+            "sent": self.sent,
+            "failed": self.failed,
+            "queued": self.queued,
+            "dropped": self.dropped,
+        }
 
 
 class Counters:
@@ -130,14 +207,6 @@ class Counters:
         "csv_errors",
         "csv_lost",
         "sd_remounts",
-        "graphite_sent",
-        "graphite_failed",
-        "graphite_queued",
-        "graphite_dropped",
-        "mqtt_sent",
-        "mqtt_failed",
-        "mqtt_queued",
-        "mqtt_dropped",
         "http_requests",
         "http_errors",
         "display_errors",
@@ -234,10 +303,9 @@ class State:
         self.sd_state = "unknown"  # ok | missing | full | error | disabled | unknown
         self.sd_free = None  # bytes
         self.sd_total = None
-        # Sinks: name -> short error text (English); "" when fine
+        # Parts: name -> short error text (English); "" when fine
         self.last_errors = {}
-        self.graphite_state = "disabled"  # disabled | ok | error | unresolved
-        self.mqtt_state = "disabled"  # disabled | ok | error | auth
+        self.sinks = {}  # output name -> SinkStatus, in the order they were built
         self.left_out = []  # OFF_* codes of the parts app.build could not start (heap too small)
         self.config_problems = []  # ["METER_KEY: must be 32 hex digits", ...] (never values)
         self.key_set = False
@@ -291,17 +359,38 @@ class State:
             out.append(CLOCK)
         if not self.wifi_connected:
             out.append(NO_WIFI)
-        if self.graphite_state in ("error", "unresolved"):
-            out.append(GRAPHITE)
-        if self.mqtt_state == "auth":
-            out.append(MQTT_AUTH)
-        elif self.mqtt_state == "error":
-            out.append(MQTT)
+        for sink in self.sinks.values():
+            code = sink.problem()
+            if code is not None:
+                out.append(code)
         if self.sensor_state == "error":
             out.append(SENSOR)
         return out
+
+    def add_sink(self, name, problems=()):
+        """Register output ``name``; returns its :class:`SinkStatus` (in ``self.sinks``).
+
+        :param problems: ``((code, states, {"en": (text, hint), "de": (text, hint)}), ...)``:
+            while the output is in one of ``states`` the problem ``code`` is listed; the texts
+            join ``TEXTS``/``HINTS`` (text at most 26 characters for the display, hint too)
+        """
+        codes = {}
+        for code, states, texts in problems:
+            for st in states:
+                codes[st] = code
+            for language, (text, hint) in texts.items():
+                TEXTS.setdefault(language, {})[code] = text
+                HINTS.setdefault(language, {})[code] = hint
+        status = SinkStatus(name, codes)
+        self.sinks[name] = status
+        return status
 
 
 def problem_text(code, language="en"):
     """The short user text for a problem code in ``language`` ("de" or "en")."""
     return TEXTS.get(language, TEXTS["en"]).get(code, code)
+
+
+def problem_hint(code, language="en"):
+    """What to do about a problem, or None."""
+    return HINTS.get(language, HINTS["en"]).get(code)

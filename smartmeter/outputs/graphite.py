@@ -64,13 +64,26 @@ METRICS = (
     ("d", _r.APPARENT_POWER, "scheinleistung", _INT),
     ("d", _r.DERIVED_PF, "leistungsfaktor", 3),  # (P+ - P-) / S, signed
 )
-# Status counters, sent at most every _STATUS_EVERY_S as <prefix>.status.<name>
+# Status counters, sent at most every _STATUS_EVERY_S as <prefix>.status.<name>; then this
+# output's own as status.graphite_dropped / status.graphite_failed (dashboard names)
 STATUS = tuple(
     (
         "telegrams decoded checksum_errors framing_errors wrong_key tag_mismatch parse_errors "
-        "duplicates uart_overflows csv_errors csv_lost graphite_dropped graphite_failed "
-        "sink_errors memory_errors slowest_pass_ms mem_free_min"
+        "duplicates uart_overflows csv_errors csv_lost sink_errors memory_errors "
+        "slowest_pass_ms mem_free_min"
     ).split()
+)
+OWN_STATUS = ("dropped", "failed")  # status.graphite_<name>, from this output's SinkStatus
+NAME = "graphite"
+PROBLEMS = (
+    (
+        "graphite",
+        ("error", "unresolved"),
+        {
+            "en": ("Graphite unreachable", "Check GRAPHITE_HOST"),
+            "de": ("Graphite nicht erreichbar", "GRAPHITE_HOST pruefen"),
+        },
+    ),
 )
 
 
@@ -86,11 +99,12 @@ class GraphiteSink:
     :ivar connections: sockets opened  :ivar backfilled: points re-sent from the CSV
     """
 
-    name = "graphite"
+    name = NAME
 
     def __init__(self, config, pool, state, clock, backfill=None, queue_bytes=_QUEUE_BYTES):
         self.pool = pool
         self.state = state
+        self.status = state.add_sink(NAME, PROBLEMS)
         self._backfill = backfill
         self._ticks_ms = clock.ticks_ms  # the app's clock: schedule and the poll() budget
         self._settings(config)
@@ -111,8 +125,7 @@ class GraphiteSink:
         self._last_bucket = None
         self._bf_bucket = None
         self._last_status = None
-        if state is not None:
-            state.graphite_state = "pending" if self.enabled else "disabled"
+        self.status.state = "pending" if self.enabled else "disabled"
 
     def _settings(self, config):
         self.host = getattr(config, "GRAPHITE_HOST", "") or ""
@@ -125,6 +138,9 @@ class GraphiteSink:
         prefix = (prefix.strip(".") + ".") if prefix.strip(".") else ""
         self._paths = tuple((prefix + m[2] + " ").encode() for m in METRICS)
         self._status_paths = tuple((prefix + "status." + n + " ").encode() for n in STATUS)
+        self._own_paths = tuple(
+            (prefix + "status.graphite_" + n + " ").encode() for n in OWN_STATUS
+        )
         self._send_time_path = (prefix + "data.send_time ").encode()
 
     @property
@@ -190,12 +206,13 @@ class GraphiteSink:
         if last is not None and 0 <= epoch - last < _STATUS_EVERY_S:
             return
         self._last_status = epoch
-        counters = getattr(self.state, "counters", None)
-        if counters is not None:
-            for k in range(len(STATUS)):
-                value = getattr(counters, STATUS[k], None)
-                if value is not None and value >= 0:
-                    self._put(self._status_paths[k], value, _INT, ts)
+        counters = self.state.counters
+        for k in range(len(STATUS)):
+            value = getattr(counters, STATUS[k], None)
+            if value is not None and value >= 0:
+                self._put(self._status_paths[k], value, _INT, ts)
+        for k in range(len(OWN_STATUS)):
+            self._put(self._own_paths[k], getattr(self.status, OWN_STATUS[k]), _INT, ts)
         self._put(self._send_time_path, self.last_send_ms, _INT, ts)
 
     def _due_bucket(self, epoch, attr):
@@ -292,23 +309,19 @@ class GraphiteSink:
             self._bf_bucket = None
 
     def _note(self, text):
-        if self.state is not None:
-            self.state.last_errors["graphite"] = text[:60]
+        self.status.error = text[:60]
 
     def _sync_counters(self):
-        counters = getattr(self.state, "counters", None)
-        if counters is not None:
-            counters.graphite_sent = self.sent
-            counters.graphite_failed = self.failed
-            counters.graphite_queued = self.ring.queued
-            counters.graphite_dropped = self.ring.dropped
+        status = self.status
+        status.sent = self.sent
+        status.failed = self.failed
+        status.queued = self.ring.queued
+        status.dropped = self.ring.dropped
 
     def _fail(self, now_ms, kind, text):
         self.failed += 1
         self._backoff.fail(now_ms)
-        st = self.state
-        if st is not None:
-            st.graphite_state = kind
+        self.status.state = kind
         self._note(text)
         self._sync_counters()
 
@@ -350,11 +363,8 @@ class GraphiteSink:
         self._backoff.ok()
         more = bool(self.ring.count) or self._gap_pending()
         self._backoff.wait(now_ms, 0 if more else self.batch_ms)
-        st = self.state
-        if st is not None:
-            st.graphite_state = "ok"
-            if st.last_errors.get("graphite"):
-                st.last_errors["graphite"] = ""
+        self.status.state = "ok"
+        self.status.error = ""
         self._sync_counters()
 
     def poll(self, now_ms):

@@ -54,17 +54,38 @@ def _clean(text):
     return "".join(ch if ch.isalpha() or ch.isdigit() or ch in "_-" else "_" for ch in text)
 
 
+NAME = "mqtt"
+PROBLEMS = (
+    (
+        "mqtt_auth",
+        ("auth",),
+        {
+            "en": ("MQTT login refused", "Check MQTT_USER/PASSWORD"),
+            "de": ("MQTT-Login abgelehnt", "MQTT_USER/PASSWORD pruefen"),
+        },
+    ),
+    (
+        "mqtt",
+        ("error",),
+        {
+            "en": ("MQTT unreachable", "Check MQTT_HOST"),
+            "de": ("MQTT nicht erreichbar", "MQTT_HOST pruefen"),
+        },
+    ),
+)
+
+
 class MqttSink:
     """The MQTT sink. ``on_reading`` queues (fast); ``poll`` does the network work in small steps.
 
     :param config: Config (MQTT_* settings, HOSTNAME)
     :param pool: socket pool (``socketpool.SocketPool`` on the board, the ``socket`` module on a PC)
-    :param state: State; gets ``mqtt_state``, ``last_errors["mqtt"]`` and the mqtt_* counters
+    :param state: State; this output registers ``state.sinks["mqtt"]`` and keeps it current
     :param clock: the app's clock (``ticks_ms()``)
     :param ssl_context: for MQTT_TLS (default: ``ssl.create_default_context()``)
     """
 
-    name = "mqtt"
+    name = NAME
 
     def __init__(self, config, pool, state, clock, ssl_context=None):
         self.config = config
@@ -85,9 +106,8 @@ class MqttSink:
         self._device = None
         self._entities = {}  # source key -> entity tuple (or None)
         self._pending = []  # source keys whose discovery config is still to be sent
-        state.mqtt_state = "ok" if self.enabled else "disabled"
-        if not self.enabled:
-            state.last_errors.pop("mqtt", None)
+        self.status = state.add_sink(NAME, PROBLEMS)
+        self.status.state = "pending" if self.enabled else "disabled"
 
     @property
     def queued(self):
@@ -271,8 +291,8 @@ class MqttSink:
         self._up_since = now
         self._pending = [k for k, e in self._entities.items() if e is not None]
         client.publish(self._base + "/status", "online", True, now)
-        self.state.mqtt_state = "ok"
-        self.state.last_errors["mqtt"] = ""
+        self.status.state = "ok"
+        self.status.error = ""
 
     def _close(self):
         """Drop the connection without DISCONNECT (so the broker publishes the last will)."""
@@ -282,15 +302,15 @@ class MqttSink:
             client.close()
 
     def _set_error(self, kind, text):
-        self.state.mqtt_state = kind
-        self.state.last_errors["mqtt"] = text[:80]
+        self.status.state = kind
+        self.status.error = text[:80]
 
     def _sync(self):
-        c = self.state.counters
-        c.mqtt_sent = self.sent
-        c.mqtt_failed = self.failed
-        c.mqtt_queued = len(self._queue)
-        c.mqtt_dropped = self.dropped
+        status = self.status
+        status.sent = self.sent
+        status.failed = self.failed
+        status.queued = len(self._queue)
+        status.dropped = self.dropped
 
     # -- discovery ------------------------------------------------------------------------------
     def _config_topic(self, key):

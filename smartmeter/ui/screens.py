@@ -31,10 +31,9 @@ from ..protocol.reading import (
     POWER_FACTOR,
     VOLTAGES,
 )
-from ..state import problem_text
+from ..state import problem_hint, problem_text
 from ..timeutil import civil_from_days
 from .texts import (
-    HINTS,
     MENU,
     clip,
     current,
@@ -155,7 +154,7 @@ class Status:
             view.set_text(self.head, head)
             view.set_color(self.head, RED)
             lines.append((problem_text(problems[0], language), RED))
-            hint = HINTS.get(language, HINTS["en"]).get(problems[0])
+            hint = problem_hint(problems[0], language)
             if hint:
                 lines.append(("  " + hint, GREY))
             room = _STATUS_LINES - len(lines)

@@ -135,54 +135,6 @@ TEXTS = {
     },
 }
 
-# What to do about a problem (first problem only, on the status screen), at most 26 characters.
-HINTS = {
-    "de": {
-        "no_key": "METER_KEY eintragen",
-        "config": "settings.toml pruefen",
-        "no_signal": "Kabel zum Zaehler pruefen",
-        "no_frames": "Kabel/Anschluss pruefen",
-        "wrong_key": "Schluessel vom Netzbetr.",
-        "auth_key": "Auth-Schluessel eintragen",
-        "tag_mismatch": "Auth-Schluessel pruefen",
-        "layout": "Zaehlertyp bitte melden",
-        "clock": "Wartet auf Zaehler/NTP",
-        "sd_missing": "SD-Karte einstecken",
-        "sd_full": "Alte Logdateien loeschen",
-        "sd_error": "SD-Karte pruefen",
-        "no_wifi": "Menue > Einrichtung",
-        "off_csv": "Board mit PSRAM noetig",
-        "off_display": "Board mit PSRAM noetig",
-        "off_sensor": "Board mit PSRAM noetig",
-        "off_setup": "Board mit PSRAM noetig",
-        "off_graphite": "Board mit PSRAM noetig",
-        "off_mqtt": "Board mit PSRAM noetig",
-        "off_web": "Board mit PSRAM noetig",
-    },
-    "en": {
-        "no_key": "Set METER_KEY",
-        "config": "Check settings.toml",
-        "no_signal": "Check the meter cable",
-        "no_frames": "Check cable/connection",
-        "wrong_key": "Check key from grid op.",
-        "auth_key": "Set the auth key",
-        "tag_mismatch": "Check the auth key",
-        "layout": "Please report meter type",
-        "clock": "Waiting for meter/NTP",
-        "sd_missing": "Insert an SD card",
-        "sd_full": "Delete old log files",
-        "sd_error": "Check the SD card",
-        "no_wifi": "Menu > Setup mode",
-        "off_csv": "Needs a board with PSRAM",
-        "off_display": "Needs a board with PSRAM",
-        "off_sensor": "Needs a board with PSRAM",
-        "off_setup": "Needs a board with PSRAM",
-        "off_graphite": "Needs a board with PSRAM",
-        "off_mqtt": "Needs a board with PSRAM",
-        "off_web": "Needs a board with PSRAM",
-    },
-}
-
 
 def texts(language):
     """The text table for ``language`` ("de" or "en"; anything else gives English)."""

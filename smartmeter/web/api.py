@@ -90,8 +90,7 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
             "ap_mode": state.ap_mode,
             "ap_ssid": state.ap_ssid,
         },
-        "graphite": state.graphite_state,
-        "mqtt": state.mqtt_state,
+        "sinks": {name: s.as_dict() for name, s in state.sinks.items()},
         "sensor": {
             "state": state.sensor_state,
             "temperature": state.temperature,
@@ -100,6 +99,9 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
         "clock_set": state.clock_set,
         "key_set": state.key_set,
     }
+    for alias in ("graphite", "mqtt"):  # before "sinks" (0.1): kept for one release
+        sink = state.sinks.get(alias)
+        out[alias] = sink.state if sink is not None else "disabled"
     return json.dumps(out)
 
 

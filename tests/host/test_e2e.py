@@ -46,5 +46,5 @@ def test_simulator_feeds_carbon_every_telegram_lands_in_whisper(tmp_path):
             "smartmeter.strom.L3": {e: v[r.I_L3] for e, v in rows},
         }
         assert carbon.wait_points(expected, timeout=20) == {}
-        assert sim.app.state.graphite_state == "ok"
-        assert c.graphite_failed == 0
+        assert sim.app.state.sinks["graphite"].state == "ok"
+        assert sim.app.state.sinks["graphite"].failed == 0

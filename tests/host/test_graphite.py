@@ -212,14 +212,14 @@ def test_lines_use_original_paths_and_exact_values():
     assert not any(
         n.endswith(("strom.L2", "spannung.L3", "pcb_rh", "blindenergie.plus")) for n in names
     )
-    assert st.graphite_state == "ok" and sink.sent == len(lines) and sink.queued == 0
+    assert st.sinks["graphite"].state == "ok" and sink.sent == len(lines) and sink.queued == 0
 
 
 def test_disabled_and_clockless_readings_send_nothing():
     pool = FakePool()
     st = State()
     off = GraphiteSink(Cfg(host=""), pool, st, WALL)
-    assert st.graphite_state == "disabled"
+    assert st.sinks["graphite"].state == "disabled"
     reading = Reading()
     reading.values = {r.P_PLUS: 5}
     off.on_reading(reading, 1_700_000_000, {})
@@ -259,7 +259,7 @@ def test_queue_is_bounded_drops_oldest_and_remembers_the_gap():
     first_kept = small.ring._epoch[small.ring._first]
     # exactly the dropped telegrams: from the first one to just past the last one
     assert (small.ring.gap_from, small.ring.gap_until) == (1_700_000_000, first_kept - STEP_S + 1)
-    assert small.state.counters.graphite_dropped == small.dropped
+    assert small.state.sinks["graphite"].dropped == small.dropped
 
 
 # -- real carbon-cache -----------------------------------------------------------------------
@@ -276,7 +276,7 @@ def test_every_telegram_lands_in_whisper_with_its_timestamp(carbon):
             feed.now_ms += 100
     sink.poll(feed.now_ms + 10_000)
     assert sink.queued == 0 and sink.dropped == 0 and sink.failed == 0
-    assert st.graphite_state == "ok"
+    assert st.sinks["graphite"].state == "ok"
     assert sink.connections <= 8  # batched: ~1 per 5 s of ticks, not 16 per telegram
     wrong = carbon.wait_points(expected_all(feed.sent))
     assert not wrong, list(wrong.items())[:3]
@@ -307,14 +307,14 @@ def test_outage_then_backfill_leaves_no_hole(carbon):
     assert not carbon.wait_points(expected_all(feed.sent))
     carbon.stop()
     run(40)  # 200 s of meter time with the server down
-    assert st.graphite_state == "error" and "refused" in st.last_errors["graphite"]
+    assert st.sinks["graphite"].state == "error" and "refused" in st.sinks["graphite"].error
     assert sink.dropped > 0 and sink.ring.gap_from is not None  # the queue overflowed
     carbon.start()
     back = feed.now_ms
     ok_at = None
     for _ in range(200):
         run(1)
-        if ok_at is None and st.graphite_state == "ok":
+        if ok_at is None and st.sinks["graphite"].state == "ok":
             ok_at = feed.now_ms
         if sink.queued == 0 and sink.ring.gap_from is None and ok_at is not None:
             break
@@ -361,8 +361,11 @@ def test_refused_port_backs_off_and_leaks_no_socket():
     longest = _drive_failures(sink, 100)
     assert open_fds() == fds
     assert longest < 0.1
-    assert st.graphite_state == "error" and st.last_errors["graphite"] == "port %d refused" % port
-    assert st.counters.graphite_failed == 100 and sink.queued > 0  # kept for later
+    assert (
+        st.sinks["graphite"].state == "error"
+        and st.sinks["graphite"].error == "port %d refused" % port
+    )
+    assert st.sinks["graphite"].failed == 100 and sink.queued > 0  # kept for later
     # exponential back-off, capped at 60 s: attempts at 0, 1, 3, 7, 15, 31, 63, 123 s ...
     fresh = _loaded_sink("127.0.0.1", port, socket, State())
     attempts = []
@@ -381,8 +384,8 @@ def test_unresolvable_host_is_shown_and_backs_off():
     fds = open_fds()
     _drive_failures(sink, 3)
     assert open_fds() == fds
-    assert st.graphite_state == "unresolved"
-    assert st.last_errors["graphite"] == "cannot resolve nosuchhost.invalid"
+    assert st.sinks["graphite"].state == "unresolved"
+    assert st.sinks["graphite"].error == "cannot resolve nosuchhost.invalid"
     assert "graphite" in st.problems()
     assert sink.connections == 0
     assert sink.poll(122_500) is False and sink.failed == 3  # backs off between attempts
@@ -405,7 +408,7 @@ def test_black_hole_keeps_poll_within_budget(accept):
         longest = _drive_failures(sink, 2, refill)
         assert longest < BUDGET_S
         assert open_fds() - len(held) == fds  # the server's held sockets are its own
-        assert st.graphite_state == "error" and "timeout" in st.last_errors["graphite"]
+        assert st.sinks["graphite"].state == "error" and "timeout" in st.sinks["graphite"].error
         # a 10x meter while the black hole persists: few blocking passes thanks to the back-off
         slow = 0
         now = 10_000_000
@@ -474,7 +477,7 @@ rd.derive()
 extras = {"rssi": -67, "temperature": 23.45, "humidity": None}
 sink.on_reading(rd, 1700000000, extras)
 sink.poll(0)
-print(st.graphite_state, st.last_errors["graphite"])
+print(st.sinks["graphite"].state, st.sinks["graphite"].error)
 gc.collect()
 before = gc.mem_alloc()
 for k in range(20):
@@ -537,7 +540,7 @@ def test_dashboard_queries_only_metrics_the_sink_sends():
 
     from _support import REPO_ROOT
 
-    from smartmeter.outputs.graphite import METRICS, STATUS
+    from smartmeter.outputs.graphite import METRICS, OWN_STATUS, STATUS
 
     dash = json.loads((REPO_ROOT / "grafana" / "dashboard.json").read_text())
     assert dash["__inputs"][0]["pluginId"] == "graphite"
@@ -545,6 +548,7 @@ def test_dashboard_queries_only_metrics_the_sink_sends():
     assert variables["prefix"]["query"] == "smartmeter"
     sendable = {"smartmeter." + m[2] for m in METRICS}
     sendable |= {"smartmeter.status." + n for n in STATUS} | {"smartmeter.data.send_time"}
+    sendable |= {"smartmeter.status.graphite_" + n for n in OWN_STATUS}
     used = set()
     for panel in dash["panels"]:
         assert panel["targets"], panel["title"]

@@ -146,7 +146,7 @@ def test_hostile_mqtt_broker_cannot_stall_the_loop(tmp_path, mode):
     assert broker.connections >= 2  # it was tried, dropped and tried again (with backoff)
     assert broker.sent > 0
     assert sink.connects == 0 and sink.failed >= 2
-    assert sim.app.state.mqtt_state == "error"
+    assert sim.app.state.sinks["mqtt"].state == "error"
     assert sim.sent >= 4
     assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
     assert longest < MQTT_PASS_BOUND_S, longest
@@ -168,8 +168,8 @@ def test_black_hole_graphite_cannot_stall_the_loop(tmp_path):
     c = sim.app.state.counters
     sink = [s for s in sim.app.sinks if s.name == "graphite"][0]
     assert sink.connections >= 2 and sink.sent == 0
-    assert sim.app.state.graphite_state == "error"
-    assert sim.app.state.last_errors["graphite"].startswith("timeout")
+    assert sim.app.state.sinks["graphite"].state == "error"
+    assert sim.app.state.sinks["graphite"].error.startswith("timeout")
     assert sim.sent >= 4
     assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
     assert longest < GRAPHITE_PASS_BOUND_S, longest

@@ -21,8 +21,10 @@ from smartmeter.outputs import mqtt as m
 from smartmeter.outputs import mqttclient as mqc
 from smartmeter.protocol import reading as r
 from smartmeter.protocol.reading import Reading
-from smartmeter.state import MQTT, MQTT_AUTH, State, problem_text
+from smartmeter.state import State, problem_text
 from smartmeter.timeutil import fields_from_epoch
+
+MQTT, MQTT_AUTH = m.PROBLEMS[1][0], m.PROBLEMS[0][0]  # the problem codes it registers
 
 try:
     import paho.mqtt.client as paho
@@ -218,7 +220,7 @@ def test_state_message_content_and_bounded_queue():
     for k in range(1, 10):
         sink.on_reading(make_reading(meter, EPOCH + 5 * k), EPOCH + 5 * k, None)
     assert sink.queued == 4 and sink.dropped == 6
-    assert st.counters.mqtt_dropped == 6 and st.counters.mqtt_queued == 4
+    assert st.sinks["mqtt"].dropped == 6 and st.sinks["mqtt"].queued == 4
     assert json.loads(sink._queue[-1])["ts"] == EPOCH + 45  # the newest are kept
 
 
@@ -249,7 +251,7 @@ def test_disabled_without_host():
     sink = m.MqttSink(make_config(host=""), socket, st, WALL)
     sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
     sink.poll(0)
-    assert st.mqtt_state == "disabled" and sink.queued == 0 and sink.connects == 0
+    assert st.sinks["mqtt"].state == "disabled" and sink.queued == 0 and sink.connects == 0
     assert MQTT not in st.problems() and MQTT_AUTH not in st.problems()
 
 
@@ -297,8 +299,8 @@ def test_discovery_and_state_arrive_with_the_right_content(broker):
     slowest = [0.0]
     try:
         run(sink, meter, 8, EPOCH, until=lambda: len(listener.states()) >= 3, slowest=slowest)
-        assert st.mqtt_state == "ok", st.last_errors
-        assert st.last_errors["mqtt"] == ""
+        assert st.sinks["mqtt"].state == "ok", st.last_errors
+        assert st.sinks["mqtt"].error == ""
         states = listener.states()
         assert len(states) >= 3
         last = states[-1]
@@ -362,8 +364,8 @@ def test_broker_restart_reconnects_by_itself(broker):
 
     broker.stop()  # crash/restart: the board's connection drops
     epoch = run(sink, meter, 1.5, epoch, slowest=slowest)
-    assert st.mqtt_state == "error"
-    assert st.last_errors["mqtt"].startswith(("connection lost", "broker unreachable"))
+    assert st.sinks["mqtt"].state == "error"
+    assert st.sinks["mqtt"].error.startswith(("connection lost", "broker unreachable"))
     assert sink.connects == 1 and sink.failed >= 1
 
     broker.start()
@@ -379,7 +381,7 @@ def test_broker_restart_reconnects_by_itself(broker):
             until=lambda: [s for s in listener.states() if s["ts"] > restarted_at + 10],
         )
         assert sink.connects == 2, st.last_errors
-        assert st.mqtt_state == "ok" and st.last_errors["mqtt"] == ""
+        assert st.sinks["mqtt"].state == "ok" and st.sinks["mqtt"].error == ""
         later = [s["ts"] for s in listener.states() if s["ts"] > restarted_at]
         assert later, "no reading arrived after the broker came back"
         assert ("smartmeter/%s/status" % METER, "online", False) in listener.snapshot()
@@ -421,8 +423,8 @@ def test_wrong_password_is_reported_clearly(tmp_path):
         sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
         slowest = poll_until(sink, lambda: sink.failed or sink.connects)
         assert slowest < POLL_LIMIT_S
-        assert st.mqtt_state == "auth"
-        assert st.last_errors["mqtt"] == "login refused: check MQTT_USER/MQTT_PASSWORD"
+        assert st.sinks["mqtt"].state == "auth"
+        assert st.sinks["mqtt"].error == "login refused: check MQTT_USER/MQTT_PASSWORD"
         assert MQTT_AUTH in st.problems()
         assert problem_text(MQTT_AUTH) == "MQTT login refused"
         assert wrong not in repr(st.__dict__) and wrong not in repr(cfg)
@@ -433,7 +435,7 @@ def test_wrong_password_is_reported_clearly(tmp_path):
         ok = m.MqttSink(cfg2, socket, st2, WALL)
         ok.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
         poll_until(ok, lambda: ok.failed or ok.connects)
-        assert st2.mqtt_state == "ok" and ok.connects == 1
+        assert st2.sinks["mqtt"].state == "ok" and ok.connects == 1
         ok._close()
 
 
@@ -458,8 +460,8 @@ def test_broker_down_polls_fast_backs_off_and_leaks_no_socket():
     assert gaps[:6] == [1000, 2000, 4000, 8000, 16000, 32000]
     assert set(gaps[6:]) == {60000}  # capped at one attempt a minute
     assert slowest < POLL_LIMIT_S, slowest
-    assert st.mqtt_state == "error"
-    assert st.last_errors["mqtt"] == "broker unreachable: connection refused"
+    assert st.sinks["mqtt"].state == "error"
+    assert st.sinks["mqtt"].error == "broker unreachable: connection refused"
     assert settled_fds() == fds
     # and 100 failures in a row at real speed do not leak either
     for _ in range(100):
@@ -490,7 +492,7 @@ def test_black_hole_broker_costs_bounded_time():
         assert settled_fds() == fds + len(held)  # the server's end; ours is closed
     assert slowest < 0.1, slowest
     assert sink.failed == 1 and ticks.now == mqc._CONNACK_MS + 100
-    assert st.mqtt_state == "error" and st.last_errors["mqtt"].startswith("broker unreachable")
+    assert st.sinks["mqtt"].state == "error" and st.sinks["mqtt"].error.startswith("broker unreachable")
 
 
 def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
@@ -506,15 +508,17 @@ def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
         sink = m.MqttSink(cfg, socket, st, WALL, ssl_context=trusted)
         meter = VirtualMeter("netznoe", meter_number=METER)
         run(sink, meter, 5, EPOCH, until=lambda: sink.sent >= 2)
-        assert st.mqtt_state == "ok" and sink.connects == 1 and sink.sent >= 2, st.last_errors
+        assert st.sinks["mqtt"].state == "ok" and sink.connects == 1 and sink.sent >= 2, (
+            st.last_errors
+        )
         sink._close()
 
         st2 = State()
         untrusted = m.MqttSink(cfg, socket, st2, WALL, ssl_context=ssl.create_default_context())
         untrusted.on_reading(make_reading(meter, EPOCH), EPOCH, None)
         untrusted.poll(0)
-        assert st2.mqtt_state == "error"
-        assert "CERTIFICATE_VERIFY_FAILED" in st2.last_errors["mqtt"], st2.last_errors
+        assert st2.sinks["mqtt"].state == "error"
+        assert "CERTIFICATE_VERIFY_FAILED" in st2.sinks["mqtt"].error, st2.last_errors
 
 
 def test_simulator_app_loop_publishes_and_survives_broker_restart(broker, tmp_path):
@@ -547,14 +551,14 @@ def test_simulator_app_loop_publishes_and_survives_broker_restart(broker, tmp_pa
         assert len(first) >= 2, sim.app.state.last_errors
         listener.close()
         broker.stop()
-        run_until(lambda: sim.app.state.mqtt_state == "error", 3)
-        assert sim.app.state.mqtt_state == "error"
+        run_until(lambda: sim.app.state.sinks["mqtt"].state == "error", 3)
+        assert sim.app.state.sinks["mqtt"].state == "error"
         broker.start()
         listener = Listener(broker, "smartmeter/#")
         run_until(lambda: len(listener.states()) >= 2, 10)
         later = listener.states()
         assert later and later[-1]["ts"] > first[-1]["ts"]
-        assert sink.connects == 2 and sim.app.state.mqtt_state == "ok"
+        assert sink.connects == 2 and sim.app.state.sinks["mqtt"].state == "ok"
         # the sim clock runs 25x fast: slowest pass in real ms, MQTT outage included
         assert sim.app.state.counters.slowest_pass_ms / 25 < POLL_LIMIT_S * 1000
     finally:

@@ -274,10 +274,15 @@ def test_sd_status_reports_free_used_total(site):
 
 
 def test_problems_in_words(site):
+    from smartmeter.outputs import graphite
+
     site.state.sd_state = "full"
-    site.state.graphite_state = "error"
-    texts = [p["text"] for p in json.loads(site.request("/api/status")[1])["problems"]]
+    site.state.add_sink(graphite.NAME, graphite.PROBLEMS).state = "error"
+    body = json.loads(site.request("/api/status")[1])
+    texts = [p["text"] for p in body["problems"]]
     assert "SD-Karte voll" in texts and "Graphite nicht erreichbar" in texts  # UI_LANGUAGE=de
+    assert body["sinks"]["graphite"]["state"] == "error"
+    assert (body["graphite"], body["mqtt"]) == ("error", "disabled")  # the aliases of 0.1
 
 
 def test_downloads_day_and_month(site):

@@ -47,6 +47,10 @@ function home(){function tick(){now().catch(function(){});status().then(function
   $('net').innerHTML=(n.ap_mode?'setup access point '+esc(n.ap_ssid):(n.connected?'WiFi '+
    esc(n.ssid||'')+'<br>'+esc(n.ip||'')+' &middot; '+n.rssi+' dBm':'not connected'));
   $('sys').innerHTML='up '+dur(s.uptime_s)+'<br>version '+esc(s.version);
+  var o=s.sinks||{};$('outputs').innerHTML=Object.keys(o).map(function(k){var x=o[k];
+   return '<p><b>'+esc(k)+'</b> '+esc(x.state)+' &middot; sent '+x.sent+' &middot; failed '+
+   x.failed+' &middot; queued '+x.queued+' &middot; dropped '+x.dropped+
+   (x.error?'<br><span class="dim">'+esc(x.error)+'</span>':'')+'</p>'}).join('')||'none configured';
   var c=s.counters;$('counters').innerHTML=Object.keys(c).map(function(k){return '<tr><td>'+esc(k)+
    '</td><td>'+c[k]+'</td></tr>'}).join('');var e=s.last_errors;
   $('errors').innerHTML=Object.keys(e).filter(function(k){return e[k]}).map(function(k){
