@@ -492,7 +492,9 @@ def test_black_hole_broker_costs_bounded_time():
         assert settled_fds() == fds + len(held)  # the server's end; ours is closed
     assert slowest < 0.1, slowest
     assert sink.failed == 1 and ticks.now == mqc._CONNACK_MS + 100
-    assert st.sinks["mqtt"].state == "error" and st.sinks["mqtt"].error.startswith("broker unreachable")
+    assert st.sinks["mqtt"].state == "error" and st.sinks["mqtt"].error.startswith(
+        "broker unreachable"
+    )
 
 
 def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
