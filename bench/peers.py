@@ -60,9 +60,10 @@ PEER_STAGES = {
         " UI frames); HDLC deframing for frames whose destination address is 2 bytes "
         "(Burgenland/L+G E450 'CE FF': the library re-encodes the address as 1 byte and rejects "
         "the HCS) - still checked with its CRCCCITT; the LLC strip; General Block Transfer "
-        "reassembly (not in the library); decryption when SC has no authentication bit (its "
-        "decrypt() always treats the last 12 bytes as a GCM tag), with cryptography AES-CTR from "
-        "IV||00000002; the layout step and scaling (map_layout)."
+        "reassembly (not in the library); decryption when SC has no authentication bit or no "
+        "auth key is known (its decrypt() always treats the last 12 bytes as a GCM tag and "
+        "checks it), with cryptography AES-CTR from IV||00000002 (the tag bytes stripped); the "
+        "layout step and scaling (map_layout)."
     ),
     "austria-energy": (
         "smartmeter-austria-energy (Decrypt + Supplier + Obis name table; Kaifa M-Bus only). "
@@ -197,16 +198,52 @@ def _walk(items, out):
         i += 1
 
 
+# Wiener Netze (telegram-formats-2.md): [meter id (IM350)], date-time, 8 uint32
+_WIENER_NETZE = tuple(
+    (k, 0)
+    for k in (
+        "1-0:1.8.0",
+        "1-0:2.8.0",
+        "1-0:3.8.0",
+        "1-0:4.8.0",
+        "1-0:1.7.0",
+        "1-0:2.7.0",
+        "1-0:3.7.0",
+        "1-0:4.7.0",
+    )
+)
+
+
+def _self_describing(body):
+    """Klagenfurt E450: capture objects (class, OBIS, attribute, index), then the values."""
+    out = {}
+    for obj, value in zip(body[0][1:], body[1:]):
+        cls, code, attr = obj[0], bytes(obj[1]), obj[2]
+        if cls == 40 or attr != 2 or code == b"\x00\x00\x01\x00\x00\xff":
+            continue
+        if isinstance(value, (bytes, bytearray)):
+            if _is_text(value):
+                out[_obis_text(code)] = bytes(value).decode("ascii")
+        elif isinstance(value, int):
+            out[_obis_text(code)] = value
+    return out
+
+
 def map_layout(body):
     """Map a decoded A-XDR body (nested lists of int/bytes) to ``{OBIS: scaled value}``.
 
     The layout stage none of the peers has: OBIS/value/scaler triples (3a, 3b), OBIS/value pairs
-    (L+G block transfer) and the operator-known positional lists (3c).
+    (L+G block transfer), the operator-known positional lists (3c, Wiener Netze) and the
+    self-describing capture-object list (Klagenfurt).
     """
     if not isinstance(body, list):
         raise ValueError("body is not a structure")
     if len(body) == 12 and _is_obis(body[0]) and bytes(body[0]) == _KNG_LIST_ID:
         return _positional(body, _KNG_AM550)
+    if len(body) in (9, 10) and all(isinstance(x, int) for x in body[-8:]):
+        return _positional(body[-8:], _WIENER_NETZE)
+    if body and isinstance(body[0], list) and len(body[0]) == len(body):
+        return _self_describing(body)
     if len(body) == 14 and not any(_is_obis(x) for x in body):
         return _positional(body, _BURGENLAND_E450)
     out = {}
@@ -325,10 +362,20 @@ def _gurux_client(interface, key, auth_key):
     return client
 
 
+def _unsupported(raw, peer):
+    """Formats no peer library has (issue 10): say why instead of failing somewhere inside."""
+    if raw[:1] == b"\x68" and len(raw) > 6 and raw[6] in (0x5B, 0x72):
+        raise PeerCannotDecode(peer + " has no OMS mode 5 (AES-CBC) / DIF-VIF records (AMIS)")
+    if raw[:2] == b"\xdb\x08":
+        raise PeerCannotDecode(peer + " has no DSMR parser and no unframed bursts (T210-D-r)")
+
+
 def decode_gurux(raw, key, auth_key=None):
     """Decode one push with gurux-dlms; see ``PEER_STAGES['gurux']``."""
     from gurux_dlms import GXByteBuffer, GXReplyData
     from gurux_dlms.enums import InterfaceType
+
+    _unsupported(raw, "gurux")
 
     if raw[:1] == b"\x68":
         interface = InterfaceType.WIRED_MBUS
@@ -382,6 +429,8 @@ def decode_dlms_cosem(raw, key, auth_key=None):
     from dlms_cosem.io import LLC_RESPONSE_HEADER
     from dlms_cosem.protocol.xdlms import DataNotification, GeneralGlobalCipher
 
+    _unsupported(raw, "dlms-cosem")
+
     if raw[:1] == b"\x68":
         apdu = _mbus_payload(raw)
     elif raw[:1] == b"\x7e":
@@ -399,10 +448,13 @@ def decode_dlms_cosem(raw, key, auth_key=None):
     else:
         raise PeerCannotDecode("unknown transport")
     ggc = GeneralGlobalCipher.from_bytes(apdu)
-    if ggc.security_control.authenticated:
+    if ggc.security_control.authenticated and auth_key:
         plain = ggc.to_plain_apdu(key, auth_key)
     else:
-        plain = _ctr_decrypt(key, ggc.system_title, ggc.invocation_counter, ggc.ciphered_text)
+        ct = ggc.ciphered_text
+        if ggc.security_control.authenticated:
+            ct = ct[:-12]  # the tag: not checked without an auth key
+        plain = _ctr_decrypt(key, ggc.system_title, ggc.invocation_counter, ct)
     notification = DataNotification.from_bytes(plain)
     return map_layout(utils.parse_as_dlms_data(notification.body))
 

@@ -240,17 +240,12 @@ class Decoder:
             if authenticated:
                 raise ParseError("data-notification date-time malformed")
             raise WrongKeyError("decrypted data is not a meter reading: wrong key?")
-        start = p.pos
-        body = p.value()
+        plan = [] if self.learn else None
+        leaves = [] if plan is not None else None
+        body, shape = p.walk(leaves)  # one pass: values, and leaf offsets when learning
         if p.pos != n:
             raise ParseError("%d unexpected bytes after the data" % (n - p.pos))
         header_time = reading.meter_time is not None
-        plan = [] if self.learn else None
-        shape = leaves = None
-        if plan is not None:
-            leaves = []
-            p.pos = start
-            shape = p.locate(leaves)
         reading.layout = layouts.apply(body, reading, self.layout, shape, plan)
         if plan is not None and dt_len in (0x0C, 0x00):
             self._template = fastpath.learn(apdu, leaves, plan, reading.layout, header_time)

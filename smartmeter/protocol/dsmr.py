@@ -68,12 +68,48 @@ def _make_table():
 _CRC_TABLE = _make_table()
 
 
-def crc16_arc(data, crc=0):
-    """CRC-16/ARC: reflected poly 0xA001 (0x8005), init 0, no final XOR."""
+def crc16_arc_py(data, crc=0):
+    """CRC-16/ARC: reflected poly 0xA001 (0x8005), init 0, no final XOR. Runs on the device."""
     t = _CRC_TABLE
     for b in data:
         crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
     return crc
+
+
+crc16_arc = crc16_arc_py
+_T16 = None
+
+
+def _crc16_arc_wide(data, crc=0):
+    # CPython: 16 bits per step with a 64 Ki-entry table (built on first use, 128 KiB): the
+    # register is shifted out completely, so crc' = T16[crc ^ next little-endian word]
+    global _T16
+    t = _T16
+    if t is None:
+        from array import array
+
+        t8 = _CRC_TABLE
+        t = array("H", bytes(131072))
+        for w in range(65536):
+            c = (w >> 8) ^ t8[w & 0xFF]
+            t[w] = (c >> 8) ^ t8[c & 0xFF]
+        _T16 = t
+    mv = memoryview(data)
+    n = len(mv)
+    for w in mv[: n & ~1].cast("H"):
+        crc = t[crc ^ w]
+    if n & 1:
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ mv[n - 1]) & 0xFF]
+    return crc
+
+
+try:
+    import sys
+
+    if sys.implementation.name == "cpython" and sys.byteorder == "little":
+        crc16_arc = _crc16_arc_wide
+except (ImportError, AttributeError):
+    pass
 
 
 def _hexval(ch):
@@ -189,8 +225,16 @@ class Template:
         values = reading.values
         for key, value in self.consts:  # text values: their bytes were compared by the mask
             values[key] = value
-        for a, b, key, exp10, as_int in self.items:
-            values[key] = _number(bytes(text[a:b]), exp10, as_int)
+        raw = bytes(text)
+        try:
+            for a, b, key, exp10, as_int in self.items:
+                if exp10 < 0:  # learned as plain digits: int() of the slice
+                    values[key] = int(raw[a:b])
+                else:
+                    values[key] = _number(raw[a:b], exp10, as_int)
+        except (ValueError, ParseError):
+            values.clear()  # not this shape after all: the general path decides
+            return False
         t = self.time_at
         if t >= 0:
             reading.meter_time, reading.utc_offset, reading.dst = _time(bytes(text[t : t + 13]))
@@ -209,7 +253,12 @@ def _learn(text, slices, time_at, consts):
     t.length = n
     t.mask = int.from_bytes(bytes(mask), "big")
     t.expected = int.from_bytes(bytes(text), "big") & t.mask
-    t.items = tuple(slices)
+    items = []
+    for a, b, key, exp10, as_int in slices:
+        if exp10 == 0 and as_int and bytes(text[a:b]).isdigit():
+            exp10 = -1  # marker: plain digits, no unit prefix
+        items.append((a, b, key, exp10, as_int))
+    t.items = tuple(items)
     t.time_at = time_at
     t.consts = tuple(consts)
     return t
