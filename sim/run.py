@@ -13,6 +13,7 @@ import time
 
 from smartmeter import app as app_mod
 from smartmeter import config as config_mod
+from smartmeter import overrides as overrides_mod
 from smartmeter.datalog.sd import RealFS
 
 from . import meter as meter_mod
@@ -74,14 +75,11 @@ class Simulation:
         sd_root = os.path.join(self.data_dir, "sd")
         os.makedirs(sd_root, exist_ok=True)
         self.fs = RealFS(root=self.data_dir)  # "/sd/logs" -> <data_dir>/sd/logs
-        overrides_path = os.path.join(sd_root, app_mod.OVERRIDE_NAME)
-        overrides = {}
-        if os.path.exists(overrides_path):
-            with open(overrides_path, encoding="utf-8") as f:
-                overrides = config_mod.parse_toml(f.read())[0]
+        found = overrides_mod.load(self.fs)  # what the web settings page saved, as on the board
         merged = dict(values)
-        merged.update(overrides)
+        merged.update(found.values)
         self.config = config_mod.load(lambda _name: None, merged)
+        self.config.problems.extend(found.problems)
         self.clock = clock
         self.keys = SimKeys()
         out = None if quiet else (console_out or sys.stdout)

@@ -394,9 +394,6 @@ def _usage_extras(extras, usage, epoch):
     extras["price_now"] = price
 
 
-OVERRIDE_NAME = "smartmeter.toml"
-
-
 def firmware_version(impl=None):
     """(short text, problem or None) about this firmware and the CircuitPython it runs on.
 

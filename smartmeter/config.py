@@ -3,9 +3,17 @@
 
 Sources, later ones win: ``settings.toml`` (through ``os.getenv`` on the device, which returns
 str from CircuitPython 10.2 on - every value is converted here), then the override file on the SD
-card that the web settings page writes (CIRCUITPY is read-only to code while USB is connected).
+card that the web settings page writes (CIRCUITPY is read-only to code while USB is connected;
+``smartmeter/overrides.py`` reads and writes it at ``OVERRIDE_DIR``, a folder the web file routes
+can never reach, whatever LOG_DIR is).
 A bad value keeps the default and adds a line to ``Config.problems``; the firmware runs on in a
 degraded mode that shows the problem instead of crashing into the REPL.
+
+Every text value is checked for where it is used: no control characters anywhere (they could
+break the settings file, a Graphite line or an HTTP header); HOSTNAME 1-26 letters, digits or
+``-`` (the setup access point ``<HOSTNAME>-setup`` must fit WiFi's 32 bytes); MQTT topics without
+``#``/``+``; the Graphite prefix letters, digits, ``_ - .``; WEB_PASSWORD empty (generated) or
+8-64 characters; AP_PASSWORD empty or 8-63 (WPA2); WEB_USER without ``:`` (Basic auth).
 """
 
 from .protocol.crypto import parse_key
@@ -80,6 +88,16 @@ SCHEMA = {
     "PIN_I2C_SCL": ("pin", "IO2", None),
 }
 
+# Where the web settings page keeps its files on the SD card: a dot-folder, so no web file route
+# can name it (``web.files.safe_name`` refuses a leading dot) whatever LOG_DIR is. Boot
+# (``device.main``), the simulator and the web page all use these constants.
+OVERRIDE_DIR = "/sd/.smartmeter"
+OVERRIDE_SLOTS = (OVERRIDE_DIR + "/settings-1.toml", OVERRIDE_DIR + "/settings-2.toml")
+OVERRIDE_MAX = 16384  # bytes; a larger file is reported and ignored, never cut short
+WEB_PASSWORD_PATH = OVERRIDE_DIR + "/webpass.txt"  # the generated web password
+LEGACY_OVERRIDE = "/sd/smartmeter.toml"  # before 2026-11: read once, removed by the next save
+LEGACY_WEB_PASSWORD = "/sd/webpass.txt"
+
 SECRETS = ("METER_KEY", "METER_AUTH_KEY", "WEB_PASSWORD", "MQTT_PASSWORD")
 SECRETS += ("CIRCUITPY_WIFI_PASSWORD", "AP_PASSWORD")
 
@@ -130,16 +148,89 @@ class Config:
         return "none" if self.METER_TRANSPORT == "hdlc" else "even"
 
 
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_HOST_CHARS = _ALNUM + ".-:"
+# name: (min length, max length, allowed characters or None, characters refused)
+_TEXT_RULES = {
+    "HOSTNAME": (1, 26, _ALNUM + "-", ""),
+    "MQTT_BASE_TOPIC": (1, 64, None, "#+"),
+    "MQTT_DISCOVERY_PREFIX": (1, 64, None, "#+"),
+    "GRAPHITE_PREFIX": (0, 64, _ALNUM + "_-.", ""),
+    "GRAPHITE_HOST": (0, 253, _HOST_CHARS, ""),
+    "MQTT_HOST": (0, 253, _HOST_CHARS, ""),
+    "NTP_SERVER": (0, 253, _HOST_CHARS, ""),
+    "WEB_USER": (1, 32, None, ":"),
+    "MQTT_USER": (0, 64, None, ""),
+    "WEB_PASSWORD": (8, 64, None, ""),  # empty = generated; a longer one would not fit a header
+    "AP_PASSWORD": (8, 63, None, ""),  # WPA2 passphrase
+    "CIRCUITPY_WIFI_PASSWORD": (0, 64, None, ""),
+    "MQTT_PASSWORD": (0, 128, None, ""),
+}
+_OPTIONAL = ("WEB_PASSWORD", "AP_PASSWORD")  # empty is allowed besides min..max
+
+
+def _is_key(text):
+    """A bare TOML key / pin name: ASCII letters, digits and ``_`` (MicroPython has no isalnum)."""
+    if not text:
+        return False
+    for ch in text:
+        if ch not in _ALNUM and ch != "_":
+            return False
+    return True
+
+
+def is_control(ch):
+    """True for characters that must never reach a file, a header or a line protocol."""
+    o = ord(ch)
+    return o < 32 or 127 <= o < 160 or o in (0x2028, 0x2029)
+
+
+def _check_text(name, kind, text):
+    for ch in text:
+        if is_control(ch):
+            raise ValueError("must not contain control characters (line breaks, tabs, NUL)")
+    if kind == "str" and len(text) > 200:
+        raise ValueError("is too long")
+    if name == "LOG_DIR":
+        parts = text.split("/")
+        if parts[0] != "" or len(parts) < 2:
+            raise ValueError("must be an absolute folder such as /sd/logs")
+        for part in parts[1:]:
+            if not part or any(ch not in _ALNUM + "_-" for ch in part):
+                raise ValueError("folder names may hold letters, digits, _ and - only")
+        return
+    rule = _TEXT_RULES.get(name)
+    if rule is None:
+        return
+    lo, hi, allowed, refused = rule
+    n = len(text.encode())
+    if n == 0 and name in _OPTIONAL:
+        return
+    if not lo <= n <= hi:
+        raise ValueError("must be %d to %d characters long" % (lo, hi))
+    for ch in text:
+        if (allowed is not None and ch not in allowed) or ch in refused:
+            if allowed is not None:
+                raise ValueError("may only hold " + _describe(allowed))
+            raise ValueError("must not contain " + " or ".join(refused))
+    if name == "HOSTNAME" and (text[0] == "-" or text[-1] == "-"):
+        raise ValueError("must not start or end with -")
+
+
+def _describe(allowed):
+    extra = allowed.replace(_ALNUM, "")
+    return "letters, digits" + (" and " + " ".join(extra) if extra else "")
+
+
 def _convert(name, kind, raw, extra):
     """Convert one raw setting (str, int or bool) to its type; raise ValueError with a message."""
     if kind in ("str", "secret", "pin"):
         if not isinstance(raw, str):
             raw = str(raw)
         text = raw.strip()
-        if kind == "pin" and text and not text.replace("_", "").isalnum():
+        if kind == "pin" and text and not _is_key(text):
             raise ValueError("is not a pin name")
-        if kind == "str" and len(text) > 200:
-            raise ValueError("is too long")
+        _check_text(name, kind, text)
         return text
     if kind == "int":
         if isinstance(raw, bool):
@@ -251,8 +342,10 @@ def parse_toml(text):
     """
     values = {}
     problems = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
+    # Lines end at LF only (CRLF tolerated): ``splitlines`` would also split at CR, VT, FF and
+    # U+2028, which is how a value holding one once became a hidden setting of its own.
+    for lineno, line in enumerate(text.split("\n"), 1):
+        s = line.strip(" \t\r")
         if not s or s.startswith("#"):
             continue
         if "=" not in s:
@@ -261,7 +354,7 @@ def parse_toml(text):
         key, _, rest = s.partition("=")
         key = key.strip()
         rest = rest.strip()
-        if not key or not key.replace("_", "").isalnum():
+        if not _is_key(key):
             problems.append("line %d: bad key" % lineno)
             continue
         try:
@@ -284,11 +377,17 @@ def _toml_value(rest):
                 if i >= len(rest):
                     raise ValueError
                 esc = rest[i]
-                if esc == "u":
-                    out.append(chr(int(rest[i + 1 : i + 5], 16)))
-                    i += 4
+                if esc in "uU":
+                    width = 4 if esc == "u" else 8
+                    digits = rest[i + 1 : i + 1 + width]
+                    if len(digits) != width:
+                        raise ValueError
+                    out.append(chr(int(digits, 16)))
+                    i += width
+                elif esc in _UNESCAPE:
+                    out.append(_UNESCAPE[esc])
                 else:
-                    out.append({"n": "\n", "t": "\t", '"': '"', "\\": "\\"}.get(esc, esc))
+                    raise ValueError
             elif ch == '"':
                 tail = rest[i + 1 :].strip()
                 if tail and not tail.startswith("#"):
@@ -304,18 +403,43 @@ def _toml_value(rest):
     return int(token.replace("_", ""), 0)
 
 
+_UNESCAPE = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", '"': '"', "\\": "\\"}
+_ESCAPE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f"}
+_ESCAPE['"'] = '\\"'
+_ESCAPE["\\"] = "\\\\"
+
+
+def quote(value):
+    """A TOML basic string for ``value``: every control character escaped, so a value can never
+    end its line (the one writer of the override file)."""
+    out = ['"']
+    for ch in str(value):
+        esc = _ESCAPE.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif is_control(ch):
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 def dump_toml(values):
-    """Write a dict as settings.toml lines (for the SD override file)."""
+    """Write a dict as settings.toml lines (for the SD override file).
+
+    :raises ValueError: for a key that is not a bare TOML key (letters, digits, ``_``)
+    """
     lines = []
     for key in sorted(values):
+        if not _is_key(key):
+            raise ValueError("bad setting name")
         value = values[key]
         if isinstance(value, bool):
             text = "true" if value else "false"
         elif isinstance(value, int):
             text = str(value)
         else:
-            text = '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"').replace(
-                "\n", "\\n"
-            )
+            text = quote(value)
         lines.append("%s = %s" % (key, text))
     return "\n".join(lines) + "\n"

@@ -309,7 +309,7 @@ def main():
     Bad settings never stop the board: they are reported on the display, the serial console and
     the web page, and the firmware runs on with what works (see smartmeter/config.py).
     """
-    from smartmeter import build_info, config
+    from smartmeter import build_info, config, overrides
 
     text, mismatch = app.firmware_version()
     print(
@@ -323,14 +323,18 @@ def main():
     if hw.mount is not None:
         # The web settings page stores its changes on the SD card (CIRCUITPY is read-only to
         # code while USB is connected); they override settings.toml.
+        # A file that cannot be read, parsed or is damaged is reported and ignored: the board
+        # boots on settings.toml alone (overrides.load never raises for a bad file).
         try:
             hw.mount()
-            with open("/sd/" + app.OVERRIDE_NAME) as f:
-                overrides, problems = config.parse_toml(f.read())
-            cfg = config.load(os.getenv, overrides)
-            cfg.problems.extend(problems)
-        except OSError:
-            pass  # no card or no override file: settings.toml alone
+            found = overrides.load(app.device_fs())
+            if found.values or found.problems:
+                cfg = config.load(os.getenv, found.values)
+                cfg.problems.extend(found.problems)
+        except Exception as exc:  # noqa: BLE001 - no card, or anything else: settings.toml alone
+            if not isinstance(exc, OSError):
+                what = type(exc).__name__
+                cfg.problems.append("settings file: %s, settings.toml alone applies" % what)
     hw.fs = app.device_fs()
     try:
         firmware = app.build(hw, cfg)

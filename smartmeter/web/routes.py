@@ -7,7 +7,7 @@ File handlers only ever open ``LOG_DIR/<name>`` with a name that passed ``web_fi
 and is a regular file; pages and script come from flash by a fixed name (``pages.ASSETS``).
 """
 
-from .. import config as config_mod
+from .. import overrides
 from . import api as web_api
 from . import files as web_files
 from . import pages as web_pages
@@ -22,7 +22,6 @@ except ImportError:  # CPython
 
 
 _UPLOAD_RESERVE = const(1048576)  # free space an upload must leave on the card
-_OVERRIDE_MAX = const(8192)
 
 
 def _lang(web):
@@ -138,18 +137,24 @@ def api_files(web, request, fs):
     refused = _busy(web, request)
     if refused is not None:
         return refused
-    names = web_files.list_names(fs, web.log_dir)
+    names = [n for n in web_files.list_names(fs, web.log_dir) if _file_path(web, fs, n)]
     return web.stream(request, web_files.listing_chunks(fs, web.log_dir, names))
 
 
 # -- files ----------------------------------------------------------------------------------
 def _file_path(web, fs, name):
-    """Absolute path of a servable file ``name`` in LOG_DIR, or None."""
+    """Absolute path of a servable file ``name`` in LOG_DIR, or None.
+
+    Never a settings or password file, whatever LOG_DIR is (``LOG_DIR = "/sd"`` included).
+    """
     if not web_files.safe_name(name):
         return None
     path = web.log_dir + "/" + name
-    if path in (web.override_path, web.password_path):
-        return None
+    low = path.lower()  # FAT ignores case: /sd/SMARTMETER.TOML is the same file
+    for private in web.private:
+        private = private.lower()
+        if low == private or low.startswith(private + "/"):
+            return None
     return path
 
 
@@ -245,31 +250,16 @@ def save_settings(web, request, fs):
         form = web_files.parse_form(request.body)
     except (ValueError, UnicodeError):
         return text(request, 400, "bad form")
-    existing = {}
-    try:
-        f = fs.open(web.override_path, "rb")
-        try:
-            existing = config_mod.parse_toml(bytes(f.read(_OVERRIDE_MAX)).decode())[0]
-        finally:
-            f.close()
-    except (OSError, UnicodeError):
-        existing = {}
-    merged, changed, problems = web_api.apply_settings(form, existing)
-    if problems:
-        import json
-
-        return json_response(request, json.dumps({"saved": False, "problems": problems}), 400)
-    data = config_mod.dump_toml(merged).encode()
-    f = fs.open(web.override_path, "wb")
-    try:
-        f.write(data)
-        f.flush()
-        sync = getattr(fs, "sync", None)
-        if sync is not None:
-            sync(f)
-    finally:
-        f.close()
     import json
+
+    current = overrides.load(fs)  # a damaged or unreadable file counts as empty
+    merged, changed, problems = web_api.apply_settings(form, current.values)
+    if problems:
+        return json_response(request, json.dumps({"saved": False, "problems": problems}), 400)
+    try:
+        overrides.save(fs, merged, current)
+    except ValueError as exc:
+        return text(request, 413, str(exc))
 
     return json_response(request, json.dumps({"saved": True, "changed": changed, "reboot": True}))
 

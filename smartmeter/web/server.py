@@ -30,12 +30,13 @@ flattens, and it keeps one buffer per transfer small on the device.
 
 from adafruit_httpserver import Response, Server
 
+from .. import config as config_mod
 from ..netsetup import random_password
 from ..netutil import would_block
 from ..timeutil import ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
-from .intake import HEADER_MAX, _parent, reply_raw
+from .intake import HEADER_MAX, reply_raw
 
 try:
     from micropython import const
@@ -57,7 +58,6 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
 }
-PASSWORD_NAME = "webpass.txt"  # the generated web password, next to the override file
 
 
 class _HttpServer(Server):
@@ -256,9 +256,7 @@ class WebServer:
 
     name = "web"
 
-    def __init__(
-        self, config, state, pool, storage, actions, clock, service=None, override_path=None
-    ):
+    def __init__(self, config, state, pool, storage, actions, clock, service=None):
         self.config = config
         self.state = state
         self.storage = storage
@@ -274,13 +272,14 @@ class WebServer:
         self._bufs = []
         self._head = bytearray(HEADER_MAX)
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
-        root = _parent(self.log_dir)
-        if override_path is None:
-            from ..app import OVERRIDE_NAME
-
-            override_path = root + "/" + OVERRIDE_NAME
-        self.override_path = override_path
-        self.password_path = root + "/" + PASSWORD_NAME
+        # The settings files and the generated password live in config.OVERRIDE_DIR, a dot-folder
+        # no file route can name; the legacy places are refused by name (routes._file_path).
+        self.password_path = config_mod.WEB_PASSWORD_PATH
+        self.private = (
+            config_mod.OVERRIDE_DIR,
+            config_mod.LEGACY_OVERRIDE,
+            config_mod.LEGACY_WEB_PASSWORD,
+        )
         user = config.WEB_USER or "admin"
         self._expected = (user + ":" + self._password()).encode()
         self.server = _HttpServer(pool, self)
@@ -371,26 +370,19 @@ class WebServer:
         fs = self.storage.fs if self.storage is not None else None
         password = None
         if fs is not None:
-            try:
-                f = fs.open(self.password_path, "rb")
-                try:
-                    password = bytes(f.read(64)).decode().strip()
-                finally:
-                    f.close()
-            except (OSError, UnicodeError):
-                password = None
-        if not password or len(password) < 8:
+            password = _read_password(fs, self.password_path)
+            if password is None:  # an older firmware kept it next to the logs: move it
+                password = _read_password(fs, config_mod.LEGACY_WEB_PASSWORD)
+                if password is not None and _write_password(fs, self.password_path, password):
+                    try:
+                        fs.remove(config_mod.LEGACY_WEB_PASSWORD)
+                    except OSError:
+                        pass
+        if password is None:
             password = random_password(12)
             if fs is not None:
-                try:
-                    f = fs.open(self.password_path, "wb")
-                    try:
-                        f.write(password.encode())
-                        f.flush()
-                    finally:
-                        f.close()
-                except OSError:
-                    pass  # no card: this boot's password only, still on the display
+                _write_password(fs, self.password_path, password)
+                # no card: this boot's password only, still on the display
         self.state.web_password_generated = password
         return password
 
@@ -402,3 +394,38 @@ class WebServer:
     def dispatch(self, request):
         """Auth, routing, method and origin checks: every request goes through here."""
         return web_routes.dispatch(self, request)
+
+
+def _read_password(fs, path):
+    """A stored generated password (8-64 printable characters), else None."""
+    try:
+        f = fs.open(path, "rb")
+        try:
+            password = bytes(f.read(65)).decode().strip()
+        finally:
+            f.close()
+    except (OSError, UnicodeError):
+        return None
+    if not 8 <= len(password) <= 64 or any(config_mod.is_control(ch) for ch in password):
+        return None
+    return password
+
+
+def _write_password(fs, path, password):
+    try:
+        try:
+            fs.stat(config_mod.OVERRIDE_DIR)
+        except OSError:
+            fs.mkdir(config_mod.OVERRIDE_DIR)
+        f = fs.open(path, "wb")
+        try:
+            f.write(password.encode())
+            f.flush()
+            sync = getattr(fs, "sync", None)
+            if sync is not None:
+                sync(f)
+        finally:
+            f.close()
+    except OSError:
+        return False
+    return True

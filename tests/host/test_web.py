@@ -24,6 +24,7 @@ from _support import REPO_ROOT, Actions
 
 from sim.hardware import SimClock
 from smartmeter import config as config_mod
+from smartmeter import overrides
 from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.netsetup import NetSetup
 from smartmeter.protocol.reading import P_MINUS, P_PLUS, Reading
@@ -574,8 +575,9 @@ def test_settings_write_override_without_echoing_secrets(site):
     )
     status, body, _ = site.request("/settings", "POST", form)
     assert status == 200 and json.loads(body)["saved"] is True
-    values, problems = config_mod.parse_toml((site.root / "sd" / "smartmeter.toml").read_text())
-    assert not problems
+    saved = overrides.load(site.fs)
+    values = saved.values
+    assert not saved.problems and saved.path == config_mod.OVERRIDE_SLOTS[0]
     assert values == {
         "CIRCUITPY_WIFI_SSID": "home",
         "CIRCUITPY_WIFI_PASSWORD": "wifi-pass-123",
@@ -588,7 +590,7 @@ def test_settings_write_override_without_echoing_secrets(site):
     status, body, _ = site.request("/settings", "POST", b"METER_KEY=secretbutbad&GRAPHITE_PORT=0")
     assert status == 400 and b"secretbutbad" not in body
     assert b"METER_KEY" in body and b"GRAPHITE_PORT" in body
-    assert config_mod.parse_toml((site.root / "sd" / "smartmeter.toml").read_text())[0] == values
+    assert overrides.load(site.fs).values == values
     settings = site.request("/api/settings")[1]
     assert b"wifi-pass" not in settings
 
@@ -614,7 +616,7 @@ def test_generated_password_stored_and_reused(tmp_path):
     try:
         generated = site.state.web_password_generated
         assert generated and len(generated) >= 10
-        assert (site.root / "sd" / "webpass.txt").read_text() == generated
+        assert (site.root / "sd" / ".smartmeter" / "webpass.txt").read_text() == generated
         assert site.request("/", password="smartmeter")[0] == 401
         assert site.request("/", password="")[0] == 401
         assert site.request("/", password=generated)[0] == 200
