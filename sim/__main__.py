@@ -17,15 +17,14 @@ import time
 from smartmeter import config as config_mod
 
 from .hardware import SimClock
+from .meter import layouts
 from .run import Simulation
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m sim", description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
-    p.add_argument(
-        "--layout", default="netznoe", choices=("netznoe", "tinetz", "burgenland", "kng")
-    )
+    p.add_argument("--layout", default="netznoe", choices=layouts())
     p.add_argument("--replay", metavar="FILE", help="replay a hex capture instead of the model")
     p.add_argument("--speed", type=float, default=1.0, help="N times faster than real time")
     p.add_argument("--duration", type=float, default=0, help="stop after S seconds (0 = never)")

@@ -18,22 +18,47 @@ _TICKS_MASK = (1 << 29) - 1
 
 
 class SimUart:
-    """``busio.UART`` receive side: ``readinto`` and ``in_waiting``, bounded buffer.
+    """``busio.UART``: ``readinto``, ``in_waiting``, ``write``, bounded receive buffer, and the
+    line setting (baud rate, parity) that ``set_line`` changes like the board does.
+
+    Bytes the meter sends with another line setting than the receiver's arrive the way a real
+    UART samples them (see :func:`resample`): garbage, fewer or more bytes, parity and framing
+    errors dropped and counted - so a line-setting search has something real to find.
 
     Thread-safe: the real-time meter (:class:`MeterThread`) pushes from its own thread while
     the loop reads, like the board's UART fills its buffer in the background.
     """
 
-    def __init__(self, buffer_size=8192):
+    def __init__(self, buffer_size=8192, baudrate=2400, parity="even"):
         self.buffer_size = buffer_size
         self._buf = bytearray()
         self._lock = threading.Lock()
         self.overflows = 0  # bytes dropped because the buffer was full
         self.max_read = None  # limit bytes per readinto (tests: odd chunk sizes)
+        self.baudrate = baudrate
+        self.parity = parity
+        self.line_errors = 0  # bytes dropped for a parity or framing error
+        self.line_changes = 0
+        self.tx = bytearray()  # what the firmware wrote (the meter reads it)
+        self.writes = 0
 
-    def push(self, data):
-        """The meter sends ``data``: bytes past the buffer's capacity are lost."""
+    def set_line(self, baudrate, parity):
+        """The device's ``set_line``: new settings, the receive buffer is emptied (a rebuild)."""
         with self._lock:
+            if (baudrate, parity) != (self.baudrate, self.parity):
+                self.line_changes += 1
+                self._buf = bytearray()
+            self.baudrate = baudrate
+            self.parity = parity
+        return self
+
+    def push(self, data, line=None):
+        """The meter sends ``data`` (with its ``line`` = (baudrate, parity), default: ours);
+        bytes past the buffer's capacity are lost."""
+        with self._lock:
+            if line is not None and tuple(line) != (self.baudrate, self.parity):
+                data, errors = resample(data, line, (self.baudrate, self.parity))
+                self.line_errors += errors
             room = self.buffer_size - len(self._buf)
             if len(data) > room:
                 self.overflows += len(data) - max(room, 0)
@@ -54,6 +79,107 @@ class SimUart:
             buf[:n] = self._buf[:n]
             del self._buf[:n]
             return n
+
+    def write(self, data):
+        with self._lock:
+            self.tx += data
+            self.writes += 1
+        return len(data)
+
+    def take_tx(self):
+        """What the firmware sent since the last call (the meter's receiver)."""
+        with self._lock:
+            out = bytes(self.tx)
+            self.tx = bytearray()
+        return out
+
+
+class LineMemory:
+    """The device's nvm line memory as a file (``<data dir>/nvm-line``)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def load(self):
+        try:
+            with open(self.path, encoding="ascii") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def save(self, index):
+        with open(self.path, "w", encoding="ascii") as f:
+            f.write("%d\n" % index)
+
+
+def _bits(data, parity):
+    """Line levels of ``data`` sent back to back: start 0, 8 data bits LSB first, parity, stop 1."""
+    out = [1, 1]  # idle before the first start bit
+    for b in data:
+        out.append(0)
+        ones = 0
+        for k in range(8):
+            bit = (b >> k) & 1
+            ones += bit
+            out.append(bit)
+        if parity == "even":
+            out.append(ones & 1)
+        elif parity == "odd":
+            out.append(1 - (ones & 1))
+        out.append(1)
+    out += [1, 1]
+    return out
+
+
+def resample(data, send_line, recv_line):
+    """What a UART set to ``recv_line`` receives from a sender on ``send_line``.
+
+    The sender's bit stream is sampled at the receiver's bit times (mid-bit, from each falling
+    edge, like a UART). A byte whose parity or stop bit is wrong is dropped and counted (as with
+    parity checking on: ``INPCK``). Returns ``(bytes received, errors)``.
+    """
+    s_baud, s_par = send_line
+    r_baud, r_par = recv_line
+    bits = _bits(data, s_par)
+    n = len(bits)
+    ratio = s_baud / r_baud  # sender bits per receiver bit
+    frame = 10 if r_par == "none" else 11
+    out = bytearray()
+    errors = 0
+    t = 0.0  # position in sender bits
+    while True:
+        i = int(t)
+        while i < n and bits[i]:  # hunt the start bit's falling edge
+            i += 1
+        if i >= n:
+            break
+        start = t if i == int(t) else float(i)  # still low where the last frame ended
+
+        def level(k, start=start):
+            j = int(start + (k + 0.5) * ratio)
+            return bits[j] if j < n else 1
+
+        if level(0):  # glitch: not a start bit at mid-bit
+            t = start + 1
+            continue
+        value = 0
+        ones = 0
+        for k in range(8):
+            bit = level(1 + k)
+            ones += bit
+            value |= bit << k
+        ok = True
+        if r_par != "none":
+            want = ones & 1 if r_par == "even" else 1 - (ones & 1)
+            ok = level(9) == want
+        if not level(frame - 1):
+            ok = False
+        if ok:
+            out.append(value)
+        else:
+            errors += 1
+        t = start + (frame - 0.5) * ratio  # look for the next edge after the stop bit's middle
+    return bytes(out), errors
 
 
 class SmallBufferPool:

@@ -15,14 +15,40 @@ from smartmeter.timeutil import fields_from_epoch, vienna_offset_at
 
 from . import frames, telegrams
 
-# layout -> (transport, system title, security byte, needs auth key)
+# layout -> (transport, system title, security byte); the layout names are the decoder's
+# (smartmeter.protocol.layouts.LAYOUTS): ``layouts()`` lists those the virtual meter can send.
 PROFILES = {
     "netznoe": ("mbus", b"KFM\x67\x50\x00\x08\x81", 0x20),
     "tinetz": ("mbus", b"KFM\x10\x20\x02\x98\x02", 0x21),
     "burgenland": ("hdlc", b"LGZ\x67\x72\xa9\xa1\x11", 0x30),
     "kng": ("hdlc", b"ISK\x69\x74\xac\x00\x8f", 0x20),
+    "obis-pairs": ("gbt", b"LGZ\x67\x73\x7c\x7e\x8e", 0x30),
+    "wienernetze": ("hdlc-wn", b"ISK\x69\x74\xa8\xd8\x99", 0x20),
+    "e450-list": ("gbt", b"LGZ\x67\x73\x62\xf1\x3a", 0x30),
+    "t210dr": ("raw", b"SAG5\x00\x03\x3f\xe2", 0x30),
+    "amis": ("amis", None, None),
 }
-BAUD = {"mbus": 2400, "hdlc": 9600}
+# transport -> the meter's line setting (baud rate, parity), as on the real interfaces
+LINE = {
+    "mbus": (2400, "even"),
+    "hdlc": (9600, "none"),
+    "hdlc-wn": (9600, "none"),
+    "gbt": (9600, "none"),
+    "amis": (9600, "even"),
+    "raw": (115200, "none"),
+}
+BAUD = {name: line[0] for name, line in LINE.items()}
+INTERVAL_MS = {"amis": 1000}  # AMIS: an SND_UD every second; the others push every 5 s
+AMIS_RETRIES = 2  # unacknowledged SND_UD repeated this often, then the meter falls silent
+AMIS_NKE_EVERY_S = 60  # a silent AMIS meter offers the link again (SND_NKE) this often
+
+
+def layouts():
+    """The decoder's layouts (``LAYOUTS``, the single list) that the virtual meter can send."""
+    from smartmeter.protocol.layouts import LAYOUTS
+
+    return tuple(name for name in LAYOUTS if name in PROFILES)
+
 
 # Appliances: (name, watts, minutes, probability per telegram-minute in its hours, hours)
 _APPLIANCES = (
@@ -85,6 +111,20 @@ class VirtualMeter:
             raise ValueError("unknown layout %r" % layout)
         self.layout = layout
         self.transport, self.system_title, self.security = PROFILES[layout]
+        self.line = LINE[self.transport]
+        self.interval_ms = INTERVAL_MS.get(self.transport, 5000)
+        # AMIS link layer (the meter is the M-Bus master and wants an E5 for each frame)
+        self.ident = 0x12345678
+        self.acc = 0
+        self.link = "nke"  # nke (offering the link) | data
+        self.awaiting = None  # what the last frame wants acknowledged: "nke" | "data" | None
+        self.tries = 0
+        self.last_nke = None
+        self.last_frame = b""
+        self.nke_sent = 0
+        self.repeats = 0
+        self.acks_seen = 0
+        self.silences = 0  # times it fell silent for want of an E5
         self.key = key
         self.auth_key = auth_key
         self.gcm = Gcm(key, auth_key) if key else None
@@ -133,15 +173,44 @@ class VirtualMeter:
             v[r.CURRENTS[k]] = round(abs(net_phase[k]) / u / 0.95, 2)
         return v
 
+    def extended(self, values):
+        """Add what the newer layouts send: reactive power, tariff registers, AMIS Inkasso."""
+        v = dict(values)
+        p_plus = v[r.P_PLUS]
+        v[r.Q_PLUS] = p_plus // 3
+        v[r.Q_MINUS] = v[r.P_MINUS] // 10
+        for base in ("1-0:1.8", "1-0:2.8", "1-0:3.8", "1-0:4.8"):
+            total = v[base + ".0"]
+            v[base + ".2"] = total // 3
+            v[base + ".1"] = total - total // 3
+        v["1-0:1.128.0"] = 0
+        return v
+
     def telegram(self, epoch):
         """Wire bytes of the telegram the meter sends at UTC ``epoch`` (whole seconds)."""
         offset = vienna_offset_at(epoch)
         fields = fields_from_epoch(epoch + offset * 60)
         values = self.values(epoch)
+        dst = offset == 120
+        if self.transport == "amis":
+            self.acc = (self.acc + 1) & 0xFF
+            self.sent += 1
+            return telegrams.amis_frame(
+                self.extended(values), fields, dst, self.key, self.ident, self.acc, self.acc & 1
+            )
         self.frame_counter += 1
-        apdu = telegrams.plaintext(
-            self.layout, values, fields, offset, offset == 120, self.frame_counter
-        )
+        if self.layout == "wienernetze":
+            dt = telegrams.datetime_bytes(fields, offset, dst)
+            body = telegrams.body_wienernetze(self.extended(values), dt)
+            apdu = telegrams.data_notification(self.frame_counter + 1, dt, body)
+        elif self.layout == "e450-list":
+            dt = telegrams.datetime_bytes(fields, None, dst)
+            body = telegrams.body_e450_list(self.extended(values), dt)
+            apdu = telegrams.data_notification(self.frame_counter, dt, body)
+        elif self.layout == "t210dr":
+            apdu = telegrams.dsmr_text(self.extended(values), fields, dst)
+        else:
+            apdu = telegrams.plaintext(self.layout, values, fields, offset, dst, self.frame_counter)
         payload = telegrams.envelope(
             apdu,
             self.key,
@@ -151,7 +220,53 @@ class VirtualMeter:
             self.auth_key,
             self.gcm,
         )
+        if self.security & 0x10 and self.auth_key is None:
+            payload += bytes(12)  # a tag nobody can check without the auth key
         self.sent += 1
         if self.transport == "mbus":
             return frames.mbus_frames(payload)
+        if self.transport == "gbt":
+            return frames.hdlc_gbt_frames(payload)
+        if self.transport == "hdlc-wn":
+            return frames.hdlc_frames(payload, segmented=False, dst=b"\xcf", src=b"\x02\x23")
+        if self.transport == "raw":
+            return payload
         return frames.hdlc_frames(payload)
+
+    def send(self, epoch, received=b""):
+        """What the meter puts on the line at this tick, given what it ``received`` since.
+
+        Push meters send a telegram each tick. The AMIS meter is an M-Bus master: it offers
+        the link with SND_NKE, sends an SND_UD per tick while each one is acknowledged with
+        ``E5``, repeats an unacknowledged frame ``AMIS_RETRIES`` times and then falls silent,
+        offering the link again every ``AMIS_NKE_EVERY_S`` seconds.
+        """
+        if self.transport != "amis":
+            return self.telegram(epoch)
+        acked = received.count(b"\xe5")
+        self.acks_seen += acked
+        if self.awaiting is not None and acked:
+            if self.awaiting == "nke":
+                self.link = "data"
+            self.awaiting = None
+            self.tries = 0
+        if self.link == "nke":
+            if self.last_nke is None or epoch - self.last_nke >= AMIS_NKE_EVERY_S:
+                self.last_nke = epoch
+                self.nke_sent += 1
+                self.awaiting = "nke"
+                return telegrams.SND_NKE
+            return b""
+        if self.awaiting == "data":
+            self.tries += 1
+            if self.tries > AMIS_RETRIES:
+                self.link = "nke"
+                self.awaiting = None
+                self.silences += 1
+                self.last_nke = epoch  # silent until the next link offer
+                return b""
+            self.repeats += 1
+            return self.last_frame
+        self.last_frame = self.telegram(epoch)
+        self.awaiting = "data"
+        return self.last_frame

@@ -15,9 +15,19 @@ from smartmeter import app as app_mod
 from smartmeter import config as config_mod
 from smartmeter import overrides as overrides_mod
 from smartmeter.datalog.sd import RealFS
+from smartmeter.linesearch import line_name
 
 from . import meter as meter_mod
-from .hardware import Console, Hardware, MeterThread, SimKeys, SimRadio, SimUart, SimWatchdog
+from .hardware import (
+    Console,
+    Hardware,
+    LineMemory,
+    MeterThread,
+    SimKeys,
+    SimRadio,
+    SimUart,
+    SimWatchdog,
+)
 
 PUSH_INTERVAL_MS = 5000  # Austrian meters push every 5 s (TINETZ, Netz NOE, VKW)
 
@@ -85,7 +95,8 @@ class Simulation:
         out = None if quiet else (console_out or sys.stdout)
         self.console = Console(out=out, keys=self.keys, interactive=not quiet and None)
         self.quiet = quiet
-        self.uart = SimUart(uart_buffer)  # the board's receiver_buffer_size (device.py)
+        # the board's receiver_buffer_size (device.py), on the line setting of the settings
+        self.uart = SimUart(uart_buffer, self.config.baudrate, self.config.parity)
         self.screens_dir = os.path.join(self.data_dir, "screens")
         disp = None
         self._snapshot = None
@@ -106,6 +117,9 @@ class Simulation:
                 print("display window not available (%s): rendering PNG files only" % exc)
         self.hw = Hardware(
             uart=self.uart,
+            set_line=self.uart.set_line,
+            meter_tx=bool(self.config.PIN_METER_TX),  # the TX line is wired (AMIS needs it)
+            line_memory=LineMemory(os.path.join(self.data_dir, "nvm-line")),
             display=disp,
             keys=self.keys,
             fs=self.fs,
@@ -139,7 +153,7 @@ class Simulation:
 
     # -- running -----------------------------------------------------------------------------
     def push_due(self):
-        """Let the virtual meter send when its 5 s have passed (simulated time)."""
+        """Let the virtual meter send when its interval has passed (simulated time)."""
         if not self._push_is_due():
             return False
         return self._push_now()
@@ -152,17 +166,20 @@ class Simulation:
     def _push_now(self):
         from smartmeter.timeutil import ticks_add
 
-        self._next_push = ticks_add(self._next_push, PUSH_INTERVAL_MS)
         if self.replay is not None:
+            self._next_push = ticks_add(self._next_push, PUSH_INTERVAL_MS)
             if self.sent >= len(self.replay):
                 return False
-            data = self.replay[self.sent]
-        else:
-            epoch = self.clock.time()
-            data = self.meter.telegram(epoch)
-        self.uart.push(data)
-        self.sent += 1
-        return True
+            self.uart.push(self.replay[self.sent])
+            self.sent += 1
+            return True
+        meter = self.meter
+        self._next_push = ticks_add(self._next_push, meter.interval_ms)
+        data = meter.send(self.clock.time(), self.uart.take_tx())
+        if data:
+            self.uart.push(data, meter.line)
+        self.sent = meter.sent
+        return bool(data)
 
     def step(self):
         """One simulator tick: maybe a telegram (unless the meter runs in its own thread), then
@@ -228,11 +245,13 @@ class Simulation:
         st = self.app.state
         user = cfg.WEB_USER
         password = cfg.WEB_PASSWORD or st.web_password_generated or "(see the system screen)"
+        interval = self.meter.interval_ms if self.meter else PUSH_INTERVAL_MS
         lines = [
-            "smartmeter simulator: %s meter, telegram every %.1f s"
+            "smartmeter simulator: %s meter (%s), telegram every %.1f s"
             % (
                 self.meter.layout if self.meter else "replay",
-                PUSH_INTERVAL_MS / 1000 / self.clock.speed if hasattr(self.clock, "speed") else 5,
+                line_name(*self.meter.line) if self.meter else "capture",
+                interval / 1000 / getattr(self.clock, "speed", 1.0),
             ),
             "SD card folder: %s" % os.path.join(self.data_dir, "sd"),
         ]

@@ -210,3 +210,160 @@ def envelope(apdu, key, system_title, frame_counter, security=0x20, auth_key=Non
     if security & 0x10:
         body += tag
     return b"\xdb\x08" + bytes(system_title) + length(len(body)) + body
+
+
+# -- Wiener Netze: positional 8-value list (AM550 / E450), IM350 with the meter ID first ---------
+_WN_ORDER = (r.A_PLUS, r.A_MINUS, r.R_PLUS, r.R_MINUS, r.P_PLUS, r.P_MINUS, r.Q_PLUS, r.Q_MINUS)
+
+
+def body_wienernetze(values, dt, im350=False):
+    """``02 09``: date-time + 8 x uint32 (+A -A +R -R +P -P +Q -Q); IM350: ``02 0A``, ID first."""
+    items = [u32(int(values.get(k, 0))) for k in _WN_ORDER]
+    head = [octets(dt)]
+    if im350:
+        head.insert(0, octets(("SMS" + values[r.METER_NUMBER]).encode()[:16].ljust(16, b"0")))
+    return structure(*(head + items))
+
+
+# -- Klagenfurt E450: self-describing body (capture objects, then their values) ------------------
+_KLU_OBJECTS = (  # (class id, OBIS, attribute, encoder of the value)
+    (40, "0-8:25.9.0", 1, None),  # push setup: its logical name
+    (1, r.METER_NUMBER, 2, "text"),
+    (8, "0-0:1.0.0", 2, "time"),
+    (3, r.P_PLUS, 2, "u32"),
+    (3, r.P_MINUS, 2, "u32"),
+    (3, r.A_PLUS, 2, "u32"),
+    (3, r.A_MINUS, 2, "u32"),
+    (3, r.Q_PLUS, 2, "u32"),
+    (3, r.Q_MINUS, 2, "u32"),
+    (3, r.R_PLUS, 2, "u32"),
+    (3, r.R_MINUS, 2, "u32"),
+    (3, r.I_L1, 2, "centi"),
+    (3, r.I_L2, 2, "centi"),
+    (3, r.I_L3, 2, "centi"),
+    (3, r.U_L1, 2, "volt"),
+    (3, r.U_L2, 2, "volt"),
+    (3, r.U_L3, 2, "volt"),
+)
+
+
+def _capture_object(class_id, code, attribute):
+    return structure(u16(class_id), octets(obis(code)), i8(attribute), u16(0))
+
+
+def body_e450_list(values, dt):
+    """Klagenfurt's E450: ``02 12``: the push setup's capture-object array, then 17 values."""
+    objects = [_capture_object(40, "0-8:25.9.0", 2)]
+    objects += [_capture_object(c, code, a) for c, code, a, _enc in _KLU_OBJECTS]
+    items = [b"\x01" + length(len(objects)) + b"".join(objects)]
+    for _c, code, _a, enc in _KLU_OBJECTS:
+        if enc is None:
+            items.append(octets(obis(code)))
+        elif enc == "text":
+            items.append(octets(values[r.METER_NUMBER][-8:].encode()))
+        elif enc == "time":
+            items.append(octets(dt))
+        elif enc == "u32":
+            items.append(u32(int(values.get(code, 0))))
+        elif enc == "centi":
+            items.append(u16(int(round(values.get(code, 0) * 100))))
+        else:
+            items.append(u16(int(round(values.get(code, 0)))))
+    return structure(*items)
+
+
+# -- Energienetze Steiermark T210-D-r: DSMR 5 text inside a raw GCM burst -------------------------
+def crc16_arc(data):
+    """CRC-16/ARC (poly 0xA001 reflected, init 0): the DSMR telegram checksum."""
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+_DSMR = (
+    ("1-0:1.8.0", "Wh"),
+    ("1-0:1.8.1", "Wh"),
+    ("1-0:1.8.2", "Wh"),
+    (r.P_PLUS, "W"),
+    ("1-0:2.8.0", "Wh"),
+    ("1-0:2.8.1", "Wh"),
+    ("1-0:2.8.2", "Wh"),
+    (r.P_MINUS, "W"),
+    ("1-0:3.8.0", "varh"),
+    ("1-0:3.8.1", "varh"),
+    ("1-0:3.8.2", "varh"),
+    (r.Q_PLUS, "var"),
+    ("1-0:4.8.0", "varh"),
+    ("1-0:4.8.1", "varh"),
+    ("1-0:4.8.2", "varh"),
+    (r.Q_MINUS, "var"),
+)
+
+
+def dsmr_text(values, fields, dst, ident="EST5\\253717584_A"):
+    """The DSMR 5 telegram a T210-D-r sends (``S``/``W`` time suffix, CRC16 after ``!``)."""
+    y, mo, d, h, mi, s = fields
+    lines = ["/" + ident, "", "1-3:0.2.8(50)"]
+    lines.append(
+        "0-0:1.0.0(%02d%02d%02d%02d%02d%02d%s)" % (y % 100, mo, d, h, mi, s, "SW"[not dst])
+    )
+    for code, unit in _DSMR:
+        if code in values:
+            lines.append("%s(%09d*%s)" % (code, int(values[code]), unit))
+    text = ("\r\n".join(lines) + "\r\n!").encode()
+    return text + b"%04X\r\n" % crc16_arc(text)
+
+
+# -- Netz OOE AMIS: wired M-Bus SND_UD, OMS mode 5 (AES-128-CBC) ----------------------------------
+AMIS_MAN = b"\x2d\x4c"  # "SAM"
+AMIS_VER = 0x01
+AMIS_MED = 0x0E
+SND_NKE = b"\x10\x40\xf0\x30\x16"
+
+
+def cp48(fields, dst):
+    """M-Bus date-time type I (6 bytes) as the AMIS meter writes it."""
+    y, mo, d, h, mi, s = fields
+    yy = y - 2000
+    return bytes(
+        (s & 0x3F, mi & 0x3F, (h & 0x1F) | (0x80 if dst else 0), (d & 0x1F) | ((yy & 7) << 5))
+        + (((mo & 0x0F) | ((yy >> 3) << 4)), 0)
+    )
+
+
+def amis_records(values, fields, dst):
+    """The 80-byte plaintext: ``2F 2F``, the fixed DIF/VIF records (little-endian), ``2F`` fill."""
+    le = struct.Struct("<I")
+    out = bytearray(b"\x2f\x2f\x06\x6d" + cp48(fields, dst))
+    for head, key in (
+        (b"\x04\x03", r.A_PLUS),
+        (b"\x04\x83\x3c", r.A_MINUS),
+        (b"\x84\x10\xfb\x82\x73", "1-0:3.8.1"),
+        (b"\x84\x10\xfb\x82\xf3\x3c", "1-0:4.8.1"),
+        (b"\x04\x2b", r.P_PLUS),
+        (b"\x04\xab\x3c", r.P_MINUS),
+        (b"\x04\xfb\x14", r.Q_PLUS),
+        (b"\x04\xfb\x94\x3c", r.Q_MINUS),
+    ):
+        out += head + le.pack(int(values.get(key, 0)) & 0xFFFFFFFF)
+    out += b"\x04\x83\xff\x04" + struct.pack("<i", int(values.get("1-0:1.128.0", 0)))
+    out += b"\x2f" * (80 - len(out))
+    return bytes(out)
+
+
+def amis_frame(values, fields, dst, key, ident, acc, fcb=False):
+    """One AMIS SND_UD long frame (101 bytes): header, CBC ciphertext, checksum, stop."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    plain = amis_records(values, fields, dst)
+    ident_le = struct.pack("<I", ident)
+    iv = AMIS_MAN + ident_le + bytes((AMIS_VER, AMIS_MED)) + bytes((acc,)) * 8
+    enc = Cipher(algorithms.AES(bytes(key)), modes.CBC(iv)).encryptor()
+    ct = enc.update(plain) + enc.finalize()
+    head = bytes((0x73 if fcb else 0x53, 0xF0, 0x5B)) + ident_le + AMIS_MAN
+    head += bytes((AMIS_VER, AMIS_MED, acc, 0x00)) + struct.pack("<H", 0x0550)
+    body = head + ct
+    return bytes((0x68, len(body), len(body), 0x68)) + body + bytes((sum(body) & 0xFF, 0x16))

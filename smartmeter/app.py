@@ -24,7 +24,9 @@ import gc
 
 from . import __version__, timeutil
 from .config import Config
+from .linesearch import LINES, LineSearch, line_name
 from .protocol.dlms import COUNTERS
+from .protocol.mbusslave import ACK, MbusSlave
 from .protocol.pipeline import Pipeline
 from .protocol.reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
 from .state import (
@@ -100,6 +102,9 @@ class App:
             cfg.METER_LAYOUT,
             getattr(hw, "aes_backend", None),
         )
+        self.slave = MbusSlave()  # E5 acknowledgements (AMIS) on the UART's TX pin
+        self.acks = 0
+        self.line = None
         self.sinks = list(sinks or [])
         self.extras = {"temperature": None, "humidity": None, "rssi": None}
         self.sent_readings = 0
@@ -110,6 +115,7 @@ class App:
         self._next_wifi = self._start
         self._pass_start = self._start
         self._status_due = False
+        self._setup_line()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self):
@@ -140,6 +146,8 @@ class App:
         c = st.counters
         c.loop_passes += 1
         self.service_uart()
+        if self.line is not None:
+            self._search_line(now)
         self._console()
         for sink in self.sinks:
             poll = getattr(sink, "poll", None)
@@ -179,7 +187,11 @@ class App:
             if not n:
                 break
             total += n
-            self.pipeline.feed(self._uart_mv[:n])
+            data = self._uart_mv[:n]
+            self.pipeline.feed(data)
+            acks = self.slave.feed(data)
+            if acks:
+                self._acknowledge(uart, acks)
             if n < _UART_CHUNK:
                 break
         overflow = getattr(uart, "overflows", None)
@@ -188,6 +200,85 @@ class App:
         if total:
             self._sync_counters()
         return total
+
+    # -- line settings and the M-Bus slave ----------------------------------------------------
+    def _setup_line(self):
+        """Fixed line from the settings, or the line search (METER_TRANSPORT auto, no overrides)."""
+        cfg = self.config
+        st = self.state
+        st.meter_tx = bool(getattr(self.hw, "meter_tx", False))
+        set_line = getattr(self.hw, "set_line", None)
+        auto = cfg.METER_TRANSPORT == "auto" and not cfg.METER_BAUD and cfg.METER_PARITY == "auto"
+        if auto and set_line is not None and self.hw.uart is not None:
+            first = 0
+            memory = getattr(self.hw, "line_memory", None)
+            if memory is not None:
+                try:
+                    first = memory.load() or 0  # start with the setting that worked last time
+                except Exception as exc:  # noqa: BLE001 - no memory: start at the first
+                    self._remember("line memory", exc)
+            self.line = LineSearch(self._start, ticks_diff, first)
+            st.line_state = "searching"
+            self._apply_line(*self.line.setting)
+            self._log("line: searching, trying %s" % self.line.name)
+        else:
+            st.line_state = "fixed"
+            st.line = line_name(cfg.baudrate, cfg.parity)
+            if set_line is not None and self.hw.uart is not None:
+                self._apply_line(cfg.baudrate, cfg.parity)
+
+    def _apply_line(self, baudrate, parity):
+        st = self.state
+        try:
+            uart = self.hw.set_line(baudrate, parity)
+        except Exception as exc:  # noqa: BLE001 - the next setting or the next search retries
+            self._remember("uart", exc)
+            return
+        if uart is not None:
+            self.hw.uart = uart
+        st.line = line_name(baudrate, parity)
+        # bytes of the old setting are garbage: start framing afresh
+        self.pipeline.reader.reset()
+        self.slave.reset()
+
+    def _search_line(self, now):
+        line = self.line
+        st = self.state
+        c = st.counters
+        index = line.poll(now, c.decoded, c.frames_ok, self.slave.link_frames)
+        if index is not None:
+            c.line_switches += 1
+            st.line_state = "searching"
+            st.line_found_ms = None
+            self._apply_line(*line.setting)
+            self._log("line: trying %s (%s)" % (line.name, LINES[index][3]))
+        elif not line.searching and st.line_state == "searching":
+            st.line_state = "found"
+            st.line_found_ms = line.found_after_ms
+            self._log(
+                "line: %s works (found after %d s)" % (line.name, line.found_after_ms // 1000)
+            )
+            memory = getattr(self.hw, "line_memory", None)
+            if memory is not None:
+                try:
+                    memory.save(line.index)
+                except Exception as exc:  # noqa: BLE001
+                    self._remember("line memory", exc)
+
+    def _acknowledge(self, uart, acks):
+        """Answer the meter's SND_NKE/SND_UD with E5 (AMIS stops sending without it)."""
+        st = self.state
+        st.link_frames = self.slave.link_frames
+        if not st.meter_tx:
+            return  # no TX pin: the problem list says AMIS needs the TX line
+        try:
+            for _ in range(acks):
+                uart.write(ACK)
+                self.acks += 1
+        except Exception as exc:  # noqa: BLE001 - a failing TX must not stop reading
+            st.counters.ack_errors += 1
+            self._remember("uart tx", exc)
+        st.counters.acks_sent = self.acks
 
     # -- readings ---------------------------------------------------------------------------
     def _on_reading(self, reading):
@@ -340,6 +431,13 @@ class App:
         parts.append("sd %s rows %d err %d" % (st.sd_state, c.csv_rows, c.csv_errors))
         for s in st.sinks.values():
             parts.append("%s %s %d/%d" % (s.name, s.state, s.sent, s.queued))
+        if st.line is not None:
+            text = "line " + st.line
+            if st.line_state == "searching":
+                text += " (searching line settings)"
+            if st.link_frames:
+                text += " acks %d" % self.acks
+            parts.append(text)
         problems = st.problems(self.clock.ticks_ms(), ticks_diff)
         if problems:
             parts.append("! " + ", ".join(problem_text(p) for p in problems))
@@ -354,6 +452,8 @@ class App:
             "wifi %s ssid %s ip %s rssi %s"
             % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
             "sd %s free %s total %s" % (st.sd_state, st.sd_free, st.sd_total),
+            "meter line %s (%s) tx %s link frames %d acks %d"
+            % (st.line, st.line_state, "yes" if st.meter_tx else "no", st.link_frames, self.acks),
         ]
         for s in st.sinks.values():
             lines.append(

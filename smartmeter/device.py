@@ -28,7 +28,8 @@ from smartmeter import app, interfaces
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
 # (0.5 s each), an NTP query (<= 1 s) and a WiFi reconnect attempt (the radio call can block for
 # several seconds). 8 KiB holds 37 s of M-Bus at 2400 baud (218 bytes/s) and 9 s of HDLC at
-# 9600 baud (873 bytes/s): every blocking step fits with a wide margin.
+# 9600 baud (873 bytes/s): every blocking step fits with a wide margin. At 115200 baud the
+# T210-D-r sends one 511-byte burst every few seconds, so 8 KiB still holds 16 bursts.
 _UART_BUFFER = const(8192)
 _RTC_VALID_AFTER = const(1_600_000_000)  # before NTP the RTC counts from 2000-01-01
 
@@ -166,6 +167,63 @@ def _parity(name):
     return {"even": parity.EVEN, "odd": parity.ODD}.get(name)
 
 
+class MeterLine:
+    """The meter UART, rebuilt when the line search changes the setting.
+
+    ``baudrate`` is writable on a live ``busio.UART``; parity is not, so a parity change
+    deinitialises the UART and builds a new one on the same pins (this also empties the
+    receive buffer, whose bytes belong to the old setting anyway).
+    """
+
+    def __init__(self, cfg):
+        self.rx = _pin(cfg.PIN_METER_RX)
+        self.tx = _pin(cfg.PIN_METER_TX)
+        self.uart = None
+        self.parity = None
+
+    def set_line(self, baudrate, parity):
+        """Apply (baudrate, parity); returns the UART to read from now on."""
+        uart = self.uart
+        if uart is not None and parity == self.parity:
+            if uart.baudrate != baudrate:
+                uart.baudrate = baudrate
+                uart.reset_input_buffer()
+            return uart
+        if uart is not None:
+            uart.deinit()
+            self.uart = None
+        self.uart = busio.UART(
+            tx=self.tx,
+            rx=self.rx,
+            baudrate=baudrate,
+            bits=8,
+            parity=_parity(parity),
+            stop=1,
+            timeout=0,
+            receiver_buffer_size=_UART_BUFFER,
+        )
+        self.parity = parity
+        return self.uart
+
+
+class LineMemory:
+    """The line setting that worked last, in ``microcontroller.nvm`` (survives resets and
+    power cuts; CIRCUITPY is read-only to code). Two bytes: a marker and the index."""
+
+    _MARK = const(0xA5)
+
+    def load(self):
+        nvm = microcontroller.nvm
+        if nvm is None or len(nvm) < 2 or nvm[0] != self._MARK:
+            return None
+        return nvm[1]
+
+    def save(self, index):
+        nvm = microcontroller.nvm
+        if nvm is not None and len(nvm) >= 2 and (nvm[0], nvm[1]) != (self._MARK, index):
+            nvm[0:2] = bytes((self._MARK, index))
+
+
 def build(cfg):
     """Build the Hardware for Config ``cfg``; each failing part is recorded and skipped."""
     hw = Hardware()
@@ -181,19 +239,12 @@ def build(cfg):
             hw.problems.append("%s: %s" % (what, exc))
             return None
 
-    hw.uart = attempt(
-        "meter UART",
-        lambda: busio.UART(
-            tx=_pin(cfg.PIN_METER_TX),
-            rx=_pin(cfg.PIN_METER_RX),
-            baudrate=cfg.baudrate,
-            bits=8,
-            parity=_parity(cfg.parity),
-            stop=1,
-            timeout=0,
-            receiver_buffer_size=_UART_BUFFER,
-        ),
-    )
+    line = MeterLine(cfg)
+    hw.uart = attempt("meter UART", lambda: line.set_line(cfg.baudrate, cfg.parity))
+    if hw.uart is not None:
+        hw.set_line = line.set_line
+        hw.meter_tx = line.tx is not None
+        hw.line_memory = LineMemory()
     hw.display = attempt("display", lambda: _display(cfg))
     hw.keys = attempt("buttons", lambda: _keys(cfg))
     hw.i2c = attempt("I2C", lambda: busio.I2C(_pin(cfg.PIN_I2C_SCL), _pin(cfg.PIN_I2C_SDA)))

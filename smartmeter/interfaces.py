@@ -25,6 +25,9 @@ class Hardware:
     """
 
     uart: "Any" = None  # Uart
+    set_line: "Any" = None  # callable set_line(baudrate, parity) -> the Uart to use from now on
+    meter_tx: "Any" = False  # True: the Uart has a TX pin (PIN_METER_TX) for M-Bus E5 answers
+    line_memory: "Any" = None  # LineMemory: the line setting that worked last
     display: "Any" = None  # Display
     keys: "Any" = None  # Keys
     i2c: "Any" = None  # busio.I2C-like: try_lock, unlock, writeto, writeto_then_readfrom
@@ -67,6 +70,19 @@ class Uart:
 
     def readinto(self, buf):
         """Copy waiting bytes into ``buf``; the count, or None/0 when nothing is there."""
+
+    def write(self, buf):
+        """Send ``buf`` on the TX pin (only called when ``Hardware.meter_tx``)."""
+
+
+class LineMemory:
+    """Where the board keeps the line setting that worked last (``microcontroller.nvm``)."""
+
+    def load(self):
+        """The index into ``linesearch.LINES`` saved last, or None."""
+
+    def save(self, index):
+        """Keep ``index`` across resets."""
 
 
 class File:

@@ -31,6 +31,8 @@ NO_KEY = "no_key"
 CONFIG = "config"
 NO_SIGNAL = "no_signal"
 NO_FRAMES = "no_frames"
+LINE_SEARCH = "line_search"
+AMIS_TX = "amis_tx"
 WRONG_KEY = "wrong_key"
 AUTH_KEY = "auth_key"
 TAG = "tag_mismatch"
@@ -56,6 +58,8 @@ TEXTS = {
         CONFIG: "Bad setting",
         NO_SIGNAL: "No signal from meter",
         NO_FRAMES: "Bytes but no frames",
+        LINE_SEARCH: "Searching line settings",
+        AMIS_TX: "AMIS needs the TX line",
         WRONG_KEY: "Wrong key?",
         AUTH_KEY: "Auth key missing",
         TAG: "Auth tag mismatch",
@@ -79,6 +83,8 @@ TEXTS = {
         CONFIG: "Fehlerhafte Einstellung",
         NO_SIGNAL: "Kein Signal vom Zaehler",
         NO_FRAMES: "Daten ohne Rahmen",
+        LINE_SEARCH: "Suche Leitungsparameter",
+        AMIS_TX: "AMIS braucht TX-Leitung",
         WRONG_KEY: "Falscher Schluessel?",
         AUTH_KEY: "Auth-Schluessel fehlt",
         TAG: "Auth-Pruefung fehlgeschl.",
@@ -106,6 +112,8 @@ HINTS = {
         CONFIG: "settings.toml pruefen",
         NO_SIGNAL: "Kabel zum Zaehler pruefen",
         NO_FRAMES: "Kabel/Anschluss pruefen",
+        LINE_SEARCH: "Probiert Baud/Paritaet",
+        AMIS_TX: "PIN_METER_TX anschliessen",
         WRONG_KEY: "Schluessel vom Netzbetr.",
         AUTH_KEY: "Auth-Schluessel eintragen",
         TAG: "Auth-Schluessel pruefen",
@@ -128,6 +136,8 @@ HINTS = {
         CONFIG: "Check settings.toml",
         NO_SIGNAL: "Check the meter cable",
         NO_FRAMES: "Check cable/connection",
+        LINE_SEARCH: "Trying baud/parity",
+        AMIS_TX: "Wire PIN_METER_TX",
         WRONG_KEY: "Check key from grid op.",
         AUTH_KEY: "Set the auth key",
         TAG: "Check the auth key",
@@ -203,6 +213,9 @@ class Counters:
         "duplicates",
         "counter_resets",
         "uart_overflows",
+        "line_switches",
+        "acks_sent",
+        "ack_errors",
         "csv_rows",
         "csv_errors",
         "csv_lost",
@@ -316,6 +329,12 @@ class State:
         self.usage = None  # datalog.usage.Usage: energy per hour/day/month (set by the usage sink)
         self.prices = None  # outputs.prices.PriceSink when day-ahead prices are on
         self.last_stage_error = None  # (stage, message) of the last failed telegram
+        # Meter line: "9600 8E1"; fixed (settings) | searching | found; how long the search took
+        self.line = None
+        self.line_state = "fixed"
+        self.line_found_ms = None
+        self.meter_tx = False  # the UART has a TX pin for the M-Bus E5 acknowledgement
+        self.link_frames = 0  # frames the meter wanted acknowledged (AMIS SND_NKE/SND_UD)
         self.last_stage_ticks = None
 
     def problems(self, now_ticks=None, ticks_diff=None):
@@ -345,10 +364,14 @@ class State:
                 out.append(AUTH_KEY)
             elif recent and stage == "layout":
                 out.append(LAYOUT)
+            elif self.line_state == "searching":
+                out.append(LINE_SEARCH)
             elif c.bytes_in and not c.frames_ok:
                 out.append(NO_FRAMES)
             else:
                 out.append(NO_SIGNAL)
+        if self.link_frames and not self.meter_tx:
+            out.append(AMIS_TX)
         if self.sd_state == "missing":
             out.append(SD_MISSING)
         elif self.sd_state == "full":

@@ -96,6 +96,13 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
             "temperature": state.temperature,
             "humidity": state.humidity,
         },
+        "line": {
+            "setting": state.line,
+            "state": state.line_state,
+            "found_after_s": None if state.line_found_ms is None else state.line_found_ms // 1000,
+            "tx": state.meter_tx,
+            "link_frames": state.link_frames,
+        },
         "clock_set": state.clock_set,
         "key_set": state.key_set,
     }
