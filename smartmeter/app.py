@@ -26,9 +26,9 @@ from . import __version__, timeutil
 from .config import Config
 from .linesearch import LINES, LineSearch, line_name
 from .protocol.dlms import COUNTERS
-from .protocol.mbusslave import ACK, MbusSlave
 from .protocol.pipeline import Pipeline
 from .protocol.reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
+from .protocol.transport import ACK
 from .state import (
     OFF_CSV,
     OFF_DISPLAY,
@@ -98,12 +98,11 @@ class App:
             cfg.METER_AUTH_KEY,
             self._on_reading,
             self._on_error,
-            cfg.METER_TRANSPORT,
+            cfg.reader_transport,
             cfg.METER_LAYOUT,
             getattr(hw, "aes_backend", None),
         )
-        self.slave = MbusSlave()  # E5 acknowledgements (AMIS) on the UART's TX pin
-        self.acks = 0
+        self.acks = 0  # E5 acknowledgements written (AMIS) on the UART's TX pin
         self.line = None
         self.sinks = list(sinks or [])
         self.extras = {"temperature": None, "humidity": None, "rssi": None}
@@ -189,7 +188,7 @@ class App:
             total += n
             data = self._uart_mv[:n]
             self.pipeline.feed(data)
-            acks = self.slave.feed(data)
+            acks = self.pipeline.reader.take_acks()
             if acks:
                 self._acknowledge(uart, acks)
             if n < _UART_CHUNK:
@@ -208,8 +207,7 @@ class App:
         st = self.state
         st.meter_tx = bool(getattr(self.hw, "meter_tx", False))
         set_line = getattr(self.hw, "set_line", None)
-        auto = cfg.METER_TRANSPORT == "auto" and not cfg.METER_BAUD and cfg.METER_PARITY == "auto"
-        if auto and set_line is not None and self.hw.uart is not None:
+        if cfg.line_search and set_line is not None and self.hw.uart is not None:
             first = 0
             memory = getattr(self.hw, "line_memory", None)
             if memory is not None:
@@ -225,9 +223,9 @@ class App:
             st.line_state = "fixed"
             st.line = line_name(cfg.baudrate, cfg.parity)
             if set_line is not None and self.hw.uart is not None:
-                self._apply_line(cfg.baudrate, cfg.parity)
+                self._apply_line(cfg.baudrate, cfg.parity, None)
 
-    def _apply_line(self, baudrate, parity):
+    def _apply_line(self, baudrate, parity, transport):
         st = self.state
         try:
             uart = self.hw.set_line(baudrate, parity)
@@ -237,15 +235,17 @@ class App:
         if uart is not None:
             self.hw.uart = uart
         st.line = line_name(baudrate, parity)
-        # bytes of the old setting are garbage: start framing afresh
-        self.pipeline.reader.reset()
-        self.slave.reset()
+        # bytes of the old setting are garbage: start framing afresh (raw bursts: 115200 only)
+        reader = self.pipeline.reader
+        if transport is not None:
+            reader.set_transport(transport)
+        reader.reset()
 
     def _search_line(self, now):
         line = self.line
         st = self.state
         c = st.counters
-        index = line.poll(now, c.decoded, c.frames_ok, self.slave.link_frames)
+        index = line.poll(now, c.decoded, c.frames_ok, self.pipeline.reader.acks_total)
         if index is not None:
             c.line_switches += 1
             st.line_state = "searching"
@@ -268,13 +268,12 @@ class App:
     def _acknowledge(self, uart, acks):
         """Answer the meter's SND_NKE/SND_UD with E5 (AMIS stops sending without it)."""
         st = self.state
-        st.link_frames = self.slave.link_frames
+        st.link_frames = self.pipeline.reader.acks_total
         if not st.meter_tx:
             return  # no TX pin: the problem list says AMIS needs the TX line
         try:
-            for _ in range(acks):
-                uart.write(ACK)
-                self.acks += 1
+            uart.write(ACK * acks)  # at once: within the M-Bus reply window
+            self.acks += acks
         except Exception as exc:  # noqa: BLE001 - a failing TX must not stop reading
             st.counters.ack_errors += 1
             self._remember("uart tx", exc)

@@ -16,6 +16,7 @@ break the settings file, a Graphite line or an HTTP header); HOSTNAME 1-26 lette
 8-64 characters; AP_PASSWORD empty or 8-63 (WPA2); WEB_USER without ``:`` (Basic auth).
 """
 
+from .linesearch import FIXED as _LINE
 from .protocol.crypto import parse_key
 from .protocol.errors import KeyFormatError
 from .protocol.layouts import LAYOUTS
@@ -27,7 +28,8 @@ from .protocol.layouts import LAYOUTS
 SCHEMA = {
     "METER_KEY": ("key", None, None),
     "METER_AUTH_KEY": ("key", None, None),
-    "METER_TRANSPORT": ("choice", "auto", ("auto", "mbus", "hdlc")),
+    # auto = search the line settings (smartmeter/linesearch.py); the others fix the line
+    "METER_TRANSPORT": ("choice", "auto", ("auto", "mbus", "hdlc", "amis", "raw")),
     "METER_BAUD": ("int", 0, (0, 921600)),  # 0 = by transport: 2400 M-Bus, 9600 HDLC
     "METER_PARITY": ("choice", "auto", ("auto", "even", "none", "odd")),
     "METER_LAYOUT": ("choice", "auto", ("auto",) + LAYOUTS),
@@ -138,14 +140,28 @@ class Config:
         """The UART speed: METER_BAUD, or the transport's standard speed."""
         if self.METER_BAUD:
             return self.METER_BAUD
-        return 9600 if self.METER_TRANSPORT == "hdlc" else 2400
+        return _LINE.get(self.METER_TRANSPORT, _LINE["mbus"])[0]
 
     @property
     def parity(self):
-        """ "even" | "none" | "odd": M-Bus is 8E1, HDLC 8N1 unless METER_PARITY says otherwise."""
+        """ "even" | "none" | "odd": M-Bus and AMIS 8E1, HDLC and raw 8N1 unless METER_PARITY
+        says otherwise."""
         if self.METER_PARITY != "auto":
             return self.METER_PARITY
-        return "none" if self.METER_TRANSPORT == "hdlc" else "even"
+        return _LINE.get(self.METER_TRANSPORT, _LINE["mbus"])[1]
+
+    @property
+    def reader_transport(self):
+        """What the transport reader hunts: "auto" | "mbus" | "hdlc" | "raw" (AMIS is M-Bus)."""
+        line = _LINE.get(self.METER_TRANSPORT)
+        return line[2] if line is not None else "auto"
+
+    @property
+    def line_search(self):
+        """True when the line settings are searched (METER_TRANSPORT auto, no baud/parity)."""
+        return (
+            self.METER_TRANSPORT == "auto" and not self.METER_BAUD and self.METER_PARITY == "auto"
+        )
 
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -3,10 +3,12 @@
 
 Austrian meters use four line settings on their customer interface (``LINES``). With
 ``METER_TRANSPORT = "auto"`` (and no ``METER_BAUD``/``METER_PARITY``) the app tries them in turn:
-each one for ``DWELL_MS`` (longer than the slowest meter's push interval plus one telegram), until
+each one for its dwell time (longer than the slowest meter's push interval plus one telegram;
+on 9600 8E1 longer than the minute between a silent AMIS meter's SND_NKE offers), until
 the line is proven - a telegram decoded, two checksum-valid transport frames (the key may be
 wrong, but the line is right), or an M-Bus frame that wants an acknowledgement (a silent AMIS
-meter still sends its SND_NKE once a minute). Then it stays; after ``SILENCE_MS`` without any of
+meter still sends its SND_NKE once a minute; the reader counts them in ``acks_total``). Then it
+stays; after ``SILENCE_MS`` without any of
 those it starts searching again. The framing (M-Bus, HDLC, raw) is always found from the bytes.
 
 Pure logic: the app feeds it a proof counter and the time, and applies the setting it asks for
@@ -21,14 +23,24 @@ except ImportError:  # CPython
         return x
 
 
-# (name, baudrate, parity, what uses it)
+DWELL_MS = const(13_000)  # > a 10 s push interval + one 2400-baud telegram
+AMIS_DWELL_MS = const(61_000)  # a silent AMIS meter offers the link (SND_NKE) once a minute
+# (name, baudrate, parity, what uses it, reader transport, dwell ms). Unframed GCM bursts are
+# hunted only on 115200 8N1 (transport "raw"): framed meters carry the same envelope inside
+# their frames.
 LINES = (
-    ("2400 8E1", 2400, "even", "M-Bus (Netz NOE, TINETZ, Salzburg, VKW, IKB)"),
-    ("9600 8N1", 9600, "none", "HDLC (Wiener Netze, KNG, Burgenland, E450)"),
-    ("9600 8E1", 9600, "even", "AMIS M-Bus (Netz OOE)"),
-    ("115200 8N1", 115200, "none", "raw P1 (Steiermark T210-D-r)"),
+    ("2400 8E1", 2400, "even", "M-Bus (Netz NOE, TINETZ, Salzburg, VKW, IKB)", "auto", DWELL_MS),
+    ("9600 8N1", 9600, "none", "HDLC (Wiener Netze, KNG, Burgenland, E450)", "auto", DWELL_MS),
+    ("9600 8E1", 9600, "even", "AMIS M-Bus (Netz OOE)", "auto", AMIS_DWELL_MS),
+    ("115200 8N1", 115200, "none", "raw P1 (Steiermark T210-D-r)", "raw", DWELL_MS),
 )
-DWELL_MS = const(13_000)  # > a 10 s push interval + a 2400-baud telegram; 4 x 13 s: no aliasing
+# METER_TRANSPORT -> (baudrate, parity, reader transport) when it fixes the line
+FIXED = {
+    "mbus": (2400, "even", "mbus"),
+    "hdlc": (9600, "none", "hdlc"),
+    "amis": (9600, "even", "mbus"),
+    "raw": (115200, "none", "raw"),
+}
 SILENCE_MS = const(300_000)  # nothing for 5 minutes: the meter or its line changed, search again
 _FRAMES_PROOF = const(2)  # checksum-valid frames on one setting that prove it without a decode
 
@@ -48,9 +60,9 @@ class LineSearch:
     :ivar switches: settings tried (counted); :ivar searches: searches started
     """
 
-    def __init__(self, start_ms, ticks_diff, first=0, dwell_ms=DWELL_MS, silence_ms=SILENCE_MS):
+    def __init__(self, start_ms, ticks_diff, first=0, dwell_ms=None, silence_ms=SILENCE_MS):
         self._diff = ticks_diff
-        self.dwell_ms = dwell_ms
+        self.dwell_ms = dwell_ms  # None: each setting's own
         self.silence_ms = silence_ms
         self.index = first % len(LINES)
         self.searching = True
@@ -70,9 +82,9 @@ class LineSearch:
 
     @property
     def setting(self):
-        """``(baudrate, parity)`` of the setting in use."""
+        """``(baudrate, parity, reader transport)`` of the setting in use."""
         line = LINES[self.index]
-        return line[1], line[2]
+        return line[1], line[2], line[4]
 
     def poll(self, now, decoded, frames, link):
         """Look at the counters; returns the index of a setting to apply now, or None.
@@ -90,7 +102,8 @@ class LineSearch:
                 self._last_proof = now
                 self._rebase(decoded, frames, link)
                 return None
-            if self._diff(now, self._since) >= self.dwell_ms:
+            dwell = self.dwell_ms or LINES[self.index][5]
+            if self._diff(now, self._since) >= dwell:
                 return self._next(now, decoded, frames, link)
             return None
         if decoded > self._decoded or frames > self._frames or link > self._link:

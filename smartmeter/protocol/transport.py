@@ -179,6 +179,16 @@ class FrameReader(HdlcFraming):
         self._need = 0
         self._clear()
 
+    def set_transport(self, transport):
+        """Hunt for another framing from now on (the app's line search: "raw" only on the
+        T210-D-r's 115200 8N1); buffered bytes and any partial telegram are dropped."""
+        if transport not in TRANSPORTS:
+            raise ValueError("transport must be auto, mbus, hdlc or raw")
+        self._mbus_on = transport in ("auto", "mbus")
+        self._hdlc_on = transport in ("auto", "hdlc")
+        self._raw_on = transport == "raw"
+        self.reset()
+
     def take_acks(self):
         """Return the number of ``E5`` acknowledgements owed and clear it (the app sends them)."""
         n = self.acks_due
