@@ -152,6 +152,7 @@ def test_the_real_parts_have_what_the_interfaces_list():
         (interfaces.Clock, sim_hw.ManualClock),
         (interfaces.Clock, sim_hw.SimClock),
         (interfaces.Uart, sim_hw.SimUart),
+        (interfaces.LineMemory, sim_hw.LineMemory),
         (interfaces.Radio, sim_hw.SimRadio),
         (interfaces.Console, sim_hw.Console),
         (interfaces.Fs, RealFS),
