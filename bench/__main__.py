@@ -36,6 +36,7 @@ def mpy():
     runner = os.path.join(ROOT, "tests", "host", "mpy", "run.mjs")
     files = ["--file", "smartmeter", "--file", "drivers"]
     files += ["--file", "tests/vectors/real-frames.json=frames.json"]
+    files += ["--file", "tests/vectors/austria-more.json=more.json"]
     cmd = [node, runner, *files, "--heapsize", "8m", "bench/mpy_decode.py"]
     _out("== MicroPython 1.27 VM (Netz NOE Kaifa capture, pure-Python AES backend) ==")
     try:

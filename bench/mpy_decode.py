@@ -84,3 +84,43 @@ tag_out = bytearray(16)
 tagged._set_iv(env.system_title, 1)
 tag_us = per_us(lambda: tagged._tag_into(0x30, ct243, tag_out), 200)
 print("mpy ghash_243_us %.0f (tag incl. one AES block: %.0f us)" % (tag_us - aes_block, tag_us))
+
+# The formats of issue 10: whole pipeline per telegram, first (general walk + learning) and
+# steady state (learned shape), pure-Python AES (CBC for AMIS, CTR for the others).
+try:
+    with open("more.json") as f:
+        more = {x["id"]: x for x in json.load(f)["frames"]}
+except OSError:
+    more = {}
+for label, ident in (
+    ("wienernetze", "wn-am550-rddl-a8d899"),
+    ("e450-list", "klu-lge450-rddl-f13a-12500286"),
+    ("amis", "ooe-amis-vzlogger-0"),
+    ("t210dr", "stmk-t210dr-rddl-fc252"),
+):
+    if ident not in more:
+        continue
+    fr = more[ident]
+    raw_m = bytes.fromhex(fr["raw_hex"])
+    got = []
+    pm = Pipeline(
+        bytes.fromhex(fr["key"]),
+        None,
+        got.append,
+        got.append,
+        "raw" if raw_m[0] == 0xDB else "auto",
+        aes_backend="python",
+    )
+    dm = pm.decoder
+
+    def once(first, pm=pm, dm=dm, raw_m=raw_m, got=got):
+        dm._last_counter = None
+        if first:
+            dm._template = dm._dsmr_template = dm._oms_template = None
+        pm.feed(raw_m)
+        got.pop()
+
+    print(
+        "mpy %s first_us %.0f steady_us %.0f (whole pipeline incl. pure-Python AES)"
+        % (label, per_us(lambda: once(True), 50), per_us(lambda: once(False), 50))
+    )
