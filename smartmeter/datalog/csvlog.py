@@ -55,7 +55,7 @@ except ImportError:  # CPython
         return x
 
 
-_MAX_PARTS = const(99)
+_MAX_PARTS = const(999)  # is_log_name's limit; a foreign file's number is skipped, not reused
 _RETENTION_EVERY = const(360)  # rows between retention checks (30 min at 5 s)
 _GONE = "gone"
 
@@ -89,6 +89,7 @@ class CsvLog:
         self.repairs = 0  # files whose tail was cut back
         self.new_parts = 0  # extra part files started (meter change, clock back)
         self.last_error = ""
+        self.blocked = None  # why rows cannot be written although the card is fine (shown as error)
         self.path = None  # file being written
         self._f = None
         self._date = None
@@ -115,10 +116,27 @@ class CsvLog:
             for name in names[-check_files:] if check_files else ():
                 if self._inspect(st.path(name)) is not None:
                     n += 1
+            st.protect = self._today()  # retention at boot never deletes today's file
             st.retention()
         except OSError as exc:
             self._fault(exc)
         return n
+
+    def _today(self):
+        """Dates that may be "today" by the clock (every time zone: -14 h .. +14 h), or ()."""
+        clock = getattr(self.storage, "_clock", None)
+        now = None
+        try:
+            now = clock.time() if clock is not None and hasattr(clock, "time") else None
+        except Exception:  # noqa: BLE001 - a clock that cannot tell: the newest file is kept
+            now = None
+        if now is None:
+            return ()
+        out = []
+        for delta in (-50400, 0, 50400):
+            t = civil_from_days((now + delta) // 86400)
+            out.append("%04d-%02d-%02d" % (t[0], t[1], t[2]))
+        return tuple(out)
 
     def list_days(self):
         """``[(name, size), ...]`` newest first."""
@@ -150,7 +168,9 @@ class CsvLog:
     def publish(self, state):
         """Copy storage state and counters into the app's :class:`~smartmeter.state.State`."""
         st = self.storage
-        state.sd_state = st.state
+        state.sd_state = "error" if self.blocked and st.state == "ok" else st.state
+        if self.blocked:
+            state.last_errors["csv"] = self.blocked
         state.sd_free = st.free_bytes
         state.sd_total = st.total_bytes
         c = state.counters
@@ -244,29 +264,39 @@ class CsvLog:
         st = self.storage
         fs = st.fs
         names = [n for n in st.log_files() if n.startswith(date)]
-        part = part_of(names[-1]) if names else 0
         spec = None
-        if part:
-            path = st.path(_name(date, part))
-            info = self._inspect(path)
-            if info is _GONE:
-                pass  # torn header removed: start this part again
-            elif (
-                info is not None
-                and info[1] == self._sep
-                and self._covers(reading.values, {c[0] for c in info[0]})
-            ):
-                if info[2] is None or epoch >= info[2] or part >= _MAX_PARTS:
+        part = 1
+        if names:
+            # The newest file of ours: append to it, or start the next free number after it. A
+            # foreign file (not our header, e.g. copied there) is skipped, never written to.
+            taken = [part_of(n) for n in names]
+            part = 0
+            for name in reversed(names):
+                info = self._inspect(st.path(name))
+                if info is None:
+                    continue
+                part = part_of(name)
+                if info is _GONE:
+                    taken.remove(part)  # torn header removed: start this part again
+                    part -= 1
+                elif (
+                    info[1] == self._sep
+                    and self._covers(reading.values, {c[0] for c in info[0]})
+                    and (info[2] is None or epoch >= info[2])
+                ):
                     spec = info[0]
-                else:
-                    part += 1
-            else:
+                break
+            if spec is None:
                 part += 1
-        else:
-            part = 1
+                while part in taken:
+                    part += 1
         if part > _MAX_PARTS:
+            # Every number is taken (cannot happen through the web page: uploads may not use
+            # day-file names). Rows are counted as lost and the status shows an SD error.
             self.last_error = "too many part files for " + date
+            self.blocked = self.last_error
             return False
+        self.blocked = None
         path = st.path(_name(date, part))
         f = fs.open(path, "ab")
         if spec is None:
@@ -284,6 +314,7 @@ class CsvLog:
         self._last_epoch = epoch
         self._f = f
         self.path = path
+        st.writing = path[path.rfind("/") + 1 :]
         self._date = date
         self._spec = spec
         self._colset = {c[0] for c in spec}

@@ -108,6 +108,18 @@ class RealFS:
         return True
 
 
+# Files the firmware keeps next to or in the log directory for itself (``usagelog.SLOTS``): never
+# uploaded over, never deleted from the web page.
+OWN_NAMES = ("usage-a.bin", "usage-b.bin")
+
+
+def is_own_name(name):
+    """True for a name the firmware writes itself: a day file (any part, any letter case - FAT
+    ignores case) or one of ``OWN_NAMES``. Uploads may not use these names."""
+    low = name.lower()
+    return is_log_name(low) or low in OWN_NAMES
+
+
 def is_log_name(name):
     """``YYYY-MM-DD.csv`` or ``YYYY-MM-DD-N.csv``."""
     if len(name) < 14 or not name.endswith(".csv") or name[4] != "-" or name[7] != "-":
@@ -158,6 +170,7 @@ class Storage:
         self.deleted = 0  # files removed by retention
         self.last_error = ""
         self.protect = ()  # name prefixes retention never deletes (set by the log: today's date)
+        self.writing = None  # name of the day file being appended to (never deleted by the web)
         self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)  # between mount attempts
 
     # -- state -----------------------------------------------------------------------------
@@ -285,7 +298,8 @@ class Storage:
         """Delete the oldest day files while free space < ``min_free``.
 
         Never deletes a name starting with one of ``protect`` (default ``self.protect``: today's
-        date and the file being written). Ends after at most one pass over the listing.
+        date and the file being written), nor a file of the newest date on the card (today's,
+        even at boot before the clock is known). Ends after at most one pass over the listing.
 
         :returns: number of files deleted
         :raises OSError: from the filesystem (the caller records it with :meth:`fault`)
@@ -297,8 +311,10 @@ class Storage:
         if self.refresh_space() >= self.min_free:
             return 0
         deleted = 0
-        for name in self.log_files():
-            if _protected(name, protect):
+        names = self.log_files()
+        newest = names[-1][:10] if names else None
+        for name in names:
+            if _protected(name, protect) or name[:10] == newest:
                 continue
             self.fs.remove(self.path(name))
             deleted += 1

@@ -8,6 +8,7 @@ and is a regular file; pages and script come from flash by a fixed name (``pages
 """
 
 from .. import overrides
+from ..datalog.sd import OWN_NAMES, is_own_name
 from . import api as web_api
 from . import files as web_files
 from . import pages as web_pages
@@ -204,9 +205,10 @@ def delete(web, request, fs):
     path = _file_path(web, fs, name)
     if path is None or web_files.file_size(fs, path) is None:
         return text(request, 404, "not found")
-    for prefix in getattr(web.storage, "protect", ()) or ():
-        if prefix and name.startswith(prefix):
-            return text(request, 409, "this file is being written")
+    low = name.lower()
+    writing = getattr(web.storage, "writing", None)
+    if (writing and low == writing.lower()) or low in OWN_NAMES:
+        return text(request, 409, "this file is being written")
     fs.remove(path)
     return json_response(request, '{"deleted":"%s"}' % name)
 
@@ -220,14 +222,19 @@ def upload(web, request, fs):
     path = _file_path(web, fs, name) if name else None
     if path is None:
         return text(request, 400, "bad file name")
+    if is_own_name(name):
+        return text(request, 400, "this name is reserved for the meter log")
     if web_files.file_size(fs, path) is not None or _exists(fs, path):
         return text(request, 409, "a file with this name exists")
     try:
         free = web.storage.refresh_space()
     except OSError:
         return text(request, 503, "SD card not available")
-    if length + _UPLOAD_RESERVE > free:
-        return text(request, 507, "not enough free space on the SD card")
+    # An upload must leave what retention keeps free (LOG_MIN_FREE_MB): otherwise the next
+    # retention pass would delete log days to make room for it.
+    reserve = max(_UPLOAD_RESERVE, getattr(web.storage, "min_free", 0) or 0)
+    if length + reserve > free:
+        return text(request, 507, "not enough free space: an upload must leave LOG_MIN_FREE_MB")
     refused = _busy(web, request)
     if refused is not None:
         return refused

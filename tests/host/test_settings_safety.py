@@ -45,7 +45,9 @@ class Web:
         base.update(values)
         self.config = config_mod.load(lambda _n: None, base)
         self.state = State()
-        self.storage = Storage(self.fs, None, self.config.LOG_DIR, ManualClock())
+        self.storage = Storage(
+            self.fs, None, self.config.LOG_DIR, ManualClock(), self.config.LOG_MIN_FREE_MB
+        )
         self.storage.begin()
         self.web = WebServer(self.config, self.state, socket, self.storage, Actions(), _Wall())
         self.web.start("127.0.0.1")

@@ -1,0 +1,185 @@
+"""Nothing uploaded through the web page can erase the logs or stop them (issue 13, 3 and 4).
+
+A card with a real capacity (``SmallCard``: free space = capacity minus the bytes of the files
+on it) under the real web server and the real CSV log; the simulator for the logging runs.
+"""
+
+import socket
+
+import pytest
+from test_settings_safety import PASSWORD, Web
+
+from sim.hardware import ManualClock
+from sim.run import Simulation
+from smartmeter.datalog import sd
+from smartmeter.datalog.csvlog import CsvLog
+from smartmeter.datalog.sd import RealFS, Storage
+
+MB = 1 << 20
+EPOCH = 1_717_000_000  # 2024-05-29 16:26:40 UTC, 18:26 in Vienna
+TODAY = "2024-05-29"
+KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+
+
+class SmallCard(Storage):
+    """A card of ``capacity`` bytes: free space is what the files on it leave."""
+
+    capacity = 0
+
+    def refresh_space(self):
+        root = self.fs.real("/sd")
+        used = 0
+        import os
+
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                used += os.path.getsize(os.path.join(folder, name))
+        self.free_bytes = max(0, self.capacity - used)
+        self.total_bytes = self.capacity
+        return self.free_bytes
+
+
+def raw_upload(port, name, length, body=b""):
+    """POST /upload with ``Content-Length: length`` and ``body``; the status line, or None when
+    the server did not answer within 2 s (it waits for the body)."""
+    import base64
+
+    token = base64.b64encode(("admin:" + PASSWORD).encode()).decode()
+    s = socket.create_connection(("127.0.0.1", port), timeout=2)
+    try:
+        s.sendall(
+            (
+                "POST /upload?name=%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Basic %s\r\n"
+                "Content-Length: %d\r\n\r\n" % (name, port, token, length)
+            ).encode()
+            + body
+        )
+        try:
+            data = s.recv(200)
+        except TimeoutError:
+            return None
+        return data.split(b"\r\n", 1)[0].decode()
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def card_web(tmp_path, monkeypatch):
+    SmallCard.capacity = 0
+    monkeypatch.setattr("test_settings_safety.Storage", SmallCard)
+    w = Web(tmp_path, {"LOG_MIN_FREE_MB": 100})
+    logs = w.root / "sd" / "logs"
+    for day in range(20, 30):
+        (logs / ("2024-05-%02d.csv" % day)).write_bytes(b"Zeit;A+ Wh\r\n" + b"x" * 1000)
+    SmallCard.capacity = 10 * 1010 + 150 * MB + 12  # 150 MiB free
+    yield w
+    w.close()
+
+
+def test_an_upload_that_would_eat_into_log_min_free_is_refused(card_web):
+    w = card_web
+    logs = w.root / "sd" / "logs"
+    before = sorted(p.name for p in logs.iterdir())
+    status = raw_upload(w.config.WEB_PORT, "big.bin", 60 * MB)  # would leave 90 of the 100 MiB
+    assert status is not None and status.split()[1] == "507", status
+    assert not (logs / "big.bin").exists()
+    w.storage.retention()
+    assert sorted(p.name for p in logs.iterdir()) == before  # no day deleted
+    # one that leaves LOG_MIN_FREE_MB free is stored, and retention still deletes nothing
+    body = b"y" * (2 * MB)
+    assert raw_upload(w.config.WEB_PORT, "small.bin", len(body), body).split()[1] == "201"
+    assert w.storage.retention() == 0
+    assert sorted(p.name for p in logs.iterdir()) == sorted(before + ["small.bin"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [TODAY + ".csv", TODAY + "-99.csv", TODAY + "-2.CSV", "2099-01-01.csv", "usage-a.bin"],
+)
+def test_names_the_log_uses_cannot_be_uploaded(card_web, name):
+    status = raw_upload(card_web.config.WEB_PORT, name, 5, b"hello")
+    assert status.split()[1] == "400", status
+    path = card_web.root / "sd" / "logs" / name
+    assert not path.exists() or b"hello" not in path.read_bytes()
+
+
+def test_retention_never_deletes_today_also_at_boot(tmp_path):
+    root = tmp_path / "card"
+    logs = root / "sd" / "logs"
+    logs.mkdir(parents=True)
+    header = b"Zeit;UTC-Offset;A+ Wh\r\n"
+    for day in range(25, 30):
+        (logs / ("2024-05-%02d.csv" % day)).write_bytes(
+            header + b"29.05.2024 00:00:00;+02:00;1\r\n"
+        )
+    fs = RealFS(root=str(root), fsync=False)
+    for clock in (ManualClock(EPOCH), ManualClock()):  # the clock set, and not yet (no NTP)
+        SmallCard.capacity = 1  # a full card: retention wants to delete everything
+        st = SmallCard(fs, None, "/sd/logs", clock, min_free_mb=100)
+        log = CsvLog(st)
+        log.start()
+        assert (logs / (TODAY + ".csv")).exists(), st.deleted
+    assert sorted(p.name for p in logs.iterdir()) == [TODAY + ".csv"]
+
+
+def _sim(tmp_path, epoch):
+    values = {"METER_KEY": KEY, "LOG_DIR": "/sd/logs", "LOG_MIN_FREE_MB": 1}
+    return Simulation(
+        values,
+        data_dir=str(tmp_path / "data"),
+        clock=ManualClock(epoch),
+        display="none",
+        quiet=True,
+        web=False,
+    )
+
+
+def _run(sim, telegrams):
+    for _ in range(telegrams):
+        for _ in range(5):
+            sim.step()
+            sim.clock.advance(1000)
+    for _ in range(5):
+        sim.app.loop_once()
+
+
+@pytest.mark.parametrize("when", ["today", "tomorrow"])
+def test_a_foreign_part_file_does_not_stop_logging(tmp_path, when):
+    logs = tmp_path / "data" / "sd" / "logs"
+    logs.mkdir(parents=True)
+    # a file someone put there with the name of a day part (copied over USB, an old firmware)
+    epoch = EPOCH if when == "today" else 1_717_019_700  # tomorrow: 23:55 local, 6 min to midnight
+    date = TODAY if when == "today" else "2024-05-30"
+    (logs / (date + "-99.csv")).write_bytes(b"my own notes, not a log\r\n")
+    sim = _sim(tmp_path, epoch)
+    _run(sim, 3)
+    sim.close()
+    sim = _sim(tmp_path, epoch + 20)  # a reboot does not change it
+    _run(sim, 100 if when == "tomorrow" else 4)
+    sim.close()
+    c = sim.app.state.counters
+    st = sim.app.state
+    assert c.csv_rows == sim.sent and c.csv_lost == 0, sim.summary()
+    assert st.sd_state == "ok"
+    names = sorted(p.name for p in logs.iterdir())
+    assert (date + ".csv") in names, names
+    assert (logs / (date + "-99.csv")).read_bytes() == b"my own notes, not a log\r\n"
+
+
+def test_the_web_page_can_delete_a_foreign_part_file(card_web):
+    w = card_web
+    logs = w.root / "sd" / "logs"
+    (logs / "2024-05-29-99.csv").write_bytes(b"notes\r\n")
+    w.storage.writing = "2024-05-29.csv"
+    status, _ = w.request("/delete", "POST", b"name=2024-05-29-99.csv")
+    assert status == 200 and not (logs / "2024-05-29-99.csv").exists()
+    status, _ = w.request("/delete", "POST", b"name=2024-05-29.csv")
+    assert status == 409 and (logs / "2024-05-29.csv").exists()  # the file being written
+
+
+def test_own_names_cover_the_usage_summary_slots():
+    from smartmeter.datalog import usagelog
+
+    assert set(usagelog.SLOTS) <= set(sd.OWN_NAMES)
+    assert sd.is_own_name("2024-05-29-99.csv") and sd.is_own_name("USAGE-B.BIN")
+    assert not sd.is_own_name("notes.csv")
