@@ -124,6 +124,24 @@ def entity(key):
     return (oid, "OBIS 1-0:%d.%d.%d" % (c, d, e), None, None, None, _K_NUM, None, None)
 
 
+def known_object_ids():
+    """Every object id :func:`entity` gives for a known key (tariffs 1-4), one at a time.
+
+    The MQTT sink clears the retained discovery configs of those this meter does not send (an
+    old meter, an older firmware, a sensor since removed); our client publishes only, so it
+    cannot read back what is retained - it clears what it could have announced.
+    """
+    for c in _ENERGY:
+        oid = _ENERGY[c][0]
+        yield oid
+        for e in range(1, 5):
+            yield oid + "_t%d" % e
+    for c in _INSTANT:
+        yield _INSTANT[c][0]
+    for key in _OTHER:
+        yield _OTHER[key][OID]
+
+
 def value_text(value, kind):
     """JSON number text: integer Wh as kWh with 3 decimals; floats without float artefacts."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -172,7 +190,10 @@ def config_payload(ent, node, base, device):
         "name": ent[_NAME],
         "unique_id": node + "_" + oid,
         "state_topic": base + "/state",
-        "value_template": "{{ value_json.%s }}" % oid,
+        # A state message without this key (a value the meter left out, a sensor that failed)
+        # renders None, which Home Assistant's MQTT sensor takes as "unknown" - instead of a
+        # template warning per message and the last value shown as if it were current.
+        "value_template": "{{ value_json.%s if '%s' in value_json else None }}" % (oid, oid),
         "availability_topic": base + "/status",
         "device": device,
         "origin": {"name": "smartmeter", "sw_version": __version__},

@@ -28,6 +28,7 @@ from .hass import (
     config_topic,
     device_info,
     entity,
+    known_object_ids,
     value_text,
 )
 from .mqttclient import UP, MqttClient
@@ -42,6 +43,8 @@ except ImportError:  # CPython
 
 _QUEUE_MAX = const(4)  # states kept while the broker is away; older ones carry HA wrong times
 _STATES_PER_POLL = const(2)
+_SWEEP_AFTER = const(12)  # readings after connecting before unsent entities' configs are cleared
+_STALE_READINGS = const(120)  # an announced value missing this many readings: its config goes
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60_000)
 _KEEP_ALIVE_S = const(60)  # PINGREQ every 30 s; no PINGRESP within 10 s drops the link
@@ -106,6 +109,15 @@ class MqttSink:
         self._device = None
         self._entities = {}  # source key -> entity tuple (or None)
         self._pending = []  # source keys whose discovery config is still to be sent
+        # Retained configs of entities this meter does not send are cleared (empty retained
+        # payload): once per connection after _SWEEP_AFTER readings, and for an entity whose
+        # value has not come for _STALE_READINGS readings.
+        self._seen = {}  # source key -> reading number it last came in
+        self._readings = 0
+        self._sweep = None  # generator of object ids to check, while a sweep runs
+        self._sweep_at = None  # reading number at which the next sweep starts
+        self._removals = []  # object ids whose retained config is to be cleared
+        self.removed = 0  # configs cleared
         self.status = state.add_sink(NAME, PROBLEMS)
         self.status.state = "pending" if self.enabled else "disabled"
 
@@ -147,6 +159,9 @@ class MqttSink:
         self._add(parts, reading.derived)
         if extras:
             self._add(parts, extras)
+        self._readings += 1
+        if self._readings % _SWEEP_AFTER == 0:
+            self._expire()
         if len(self._queue) >= _QUEUE_MAX:
             self._queue.pop(0)
             self.dropped += 1
@@ -166,11 +181,26 @@ class MqttSink:
             self._entities[key] = ent
             if ent is not None:
                 self._pending.append(key)
+                if ent[OID] in self._removals:
+                    self._removals.remove(ent[OID])  # it came back before it was cleared
         if ent is None:
             return
         text = value_text(value, ent[KIND])
         if text is not None:
             parts.append('"%s":%s' % (ent[OID], text))
+            self._seen[key] = self._readings
+
+    def _expire(self):
+        """Entities whose value stopped coming: clear their config, forget them."""
+        n = self._readings
+        for key in [k for k, e in self._entities.items() if e is not None]:
+            if n - self._seen.get(key, n) >= _STALE_READINGS:
+                oid = self._entities.pop(key)[OID]
+                self._seen.pop(key, None)
+                if key in self._pending:
+                    self._pending.remove(key)
+                if oid not in self._removals:
+                    self._removals.append(oid)
 
     def _identify(self, reading):
         meter = reading.meter_number
@@ -189,6 +219,9 @@ class MqttSink:
         self._device = device_info(node, meter, reading.maker, model, reading.layout)
         self._entities = {}  # a new meter: only what it sends gets announced
         self._pending = []
+        self._seen = {}
+        self._sweep = None
+        self._removals = []
 
     # -- network (slow path, bounded per pass) --------------------------------------------------
     def poll(self, now_ms=None):
@@ -216,6 +249,12 @@ class MqttSink:
                 key = self._pending[0]
                 if client.publish(self._config_topic(key), self._config_payload(key), True, now):
                     self._pending.pop(0)
+            elif self._removals or self._sweeping():
+                oid = self._removals[0]
+                topic = config_topic(self.config.MQTT_DISCOVERY_PREFIX, self._node, (oid,))
+                if client.publish(topic, "", True, now):  # empty retained: HA drops the entity
+                    self._removals.pop(0)
+                    self.removed += 1
             else:
                 n = 0
                 while self._queue and n < _STATES_PER_POLL:
@@ -285,8 +324,26 @@ class MqttSink:
         self._backoff.fail(now)
         self._sync()
 
+    def _sweeping(self):
+        """Queue the next unsent known entity for clearing (one per pass); False when none."""
+        if self._sweep is None:
+            at = self._sweep_at
+            if at is None or self._readings < at:
+                return False
+            self._sweep_at = None
+            self._sweep = known_object_ids()
+        sent = [e[OID] for e in self._entities.values() if e is not None]
+        for oid in self._sweep:
+            if oid not in sent:
+                self._removals.append(oid)
+                return True
+        self._sweep = None
+        return False
+
     def _on_up(self, client, now):
         self.connects += 1
+        self._sweep_at = self._readings + _SWEEP_AFTER
+        self._sweep = None
         self._backoff.next = None  # the delay stays: a flapping link keeps backing off
         self._up_since = now
         self._pending = [k for k, e in self._entities.items() if e is not None]

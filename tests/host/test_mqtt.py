@@ -107,7 +107,14 @@ class Listener:
         return [json.loads(p) for t, p, _ in self.snapshot() if t.endswith("/state")]
 
     def configs(self):
-        return {t: (json.loads(p), ret) for t, p, ret in self.snapshot() if t.endswith("/config")}
+        """The discovery configs seen (empty payloads - removals - left out)."""
+        return {
+            t: (json.loads(p), ret) for t, p, ret in self.snapshot() if t.endswith("/config") and p
+        }
+
+    def removals(self):
+        """Topics of discovery configs cleared with an empty retained payload."""
+        return [t for t, p, _ret in self.snapshot() if t.endswith("/config") and not p]
 
     def close(self):
         self.client.loop_stop()
@@ -315,7 +322,9 @@ def test_discovery_and_state_arrive_with_the_right_content(broker):
         assert energy["state_class"] == "total_increasing"
         assert energy["state_topic"] == "smartmeter/%s/state" % METER
         assert energy["availability_topic"] == "smartmeter/%s/status" % METER
-        assert energy["value_template"] == "{{ value_json.energy_import }}"
+        assert energy["value_template"] == (
+            "{{ value_json.energy_import if 'energy_import' in value_json else None }}"
+        )
         assert energy["unique_id"] == "smartmeter_%s_energy_import" % METER
         dev = energy["device"]
         assert dev["identifiers"] == ["smartmeter_%s" % METER]
@@ -566,3 +575,91 @@ def test_simulator_app_loop_publishes_and_survives_broker_restart(broker, tmp_pa
     finally:
         listener.close()
         sim.close()
+
+
+# -- meters that send less: only their entities, stale configs cleared ---------------------------
+WN_DROP = r.VOLTAGES + r.CURRENTS + (r.POWER_FACTOR,)
+
+
+def wn_reading(meter, epoch, drop=()):
+    """A Wiener Netze-style reading: energies, powers and reactive values, no U/I/PF."""
+    rd = Reading()
+    values = meter.extended(meter.values(epoch))
+    rd.values = {
+        k: values[k]
+        for k in (r.A_PLUS, r.A_MINUS, r.R_PLUS, r.R_MINUS, r.P_PLUS, r.P_MINUS, r.Q_PLUS)
+        + (r.Q_MINUS, r.METER_NUMBER)
+        if k not in drop
+    }
+    rd.system_title = meter.system_title
+    rd.layout = "wienernetze"
+    rd.meter_time = fields_from_epoch(epoch + 120 * 60)
+    rd.utc_offset = 120
+    rd.derive()
+    return rd
+
+
+def _drive(sink, meter, readings, epoch, drop=()):
+    for _ in range(readings):
+        sink.on_reading(wn_reading(meter, epoch, drop), epoch, {"rssi": -61})
+        epoch += 5
+        for _ in range(3):
+            sink.poll()
+            time.sleep(0.002)
+    return epoch
+
+
+def test_meter_that_sends_less_gets_only_its_entities_and_stale_configs_go(broker):
+    prefix = "homeassistant/sensor/smartmeter_%s/" % METER
+    # what an earlier firmware (or the meter before) left retained on the broker
+    old = paho.Client(paho.CallbackAPIVersion.VERSION2) if paho else None
+    require(old is not None, "paho-mqtt is not installed (pip install paho-mqtt)")
+    old.connect(broker.host, broker.port)
+    old.loop_start()
+    for oid in ("voltage_l1", "current_l2", "power_factor", "temperature", "energy_import"):
+        old.publish(
+            prefix + oid + "/config", json.dumps({"name": oid}), retain=True
+        ).wait_for_publish()
+    old.loop_stop()
+    old.disconnect()
+    st = State()
+    sink = m.MqttSink(make_config(port=broker.port), socket, st, WALL)
+    meter = VirtualMeter("wienernetze", meter_number=METER)
+    listener = Listener(broker)
+    try:
+        epoch = _drive(sink, meter, 40, EPOCH)
+        deadline = time.monotonic() + 5
+        while sink._removals or sink._sweep is not None:
+            assert time.monotonic() < deadline
+            _drive(sink, meter, 1, epoch)
+            epoch += 5
+        states = listener.states()
+        assert states and not any(k.startswith(("voltage", "current")) for k in states[-1])
+        assert {"reactive_power_import", "reactive_energy_export"} <= set(states[-1])
+        removed = set(listener.removals())
+        for oid in ("voltage_l1", "current_l2", "power_factor", "temperature", "voltage_l3"):
+            assert prefix + oid + "/config" in removed, oid
+        assert prefix + "energy_import/config" not in removed
+        # the meter stops sending Q-: after _STALE_READINGS readings its config is cleared
+        epoch = _drive(sink, meter, m._STALE_READINGS + m._SWEEP_AFTER, epoch, (r.Q_MINUS,))
+        for _ in range(20):
+            sink.poll()
+            time.sleep(0.01)
+        assert prefix + "reactive_power_export/config" in listener.removals()
+    finally:
+        listener.close()
+    late = Listener(broker, prefix + "#")
+    try:
+        time.sleep(0.5)
+        retained = {t[len(prefix) : -len("/config")] for t in late.configs()}
+        want = {"energy_import", "energy_export", "reactive_energy_import"}
+        want |= {"reactive_energy_export", "power_import", "power_export", "power"}
+        want |= {"reactive_power_import", "wifi_rssi"}
+        assert retained == want, retained ^ want
+        cfg = late.configs()[prefix + "reactive_power_import/config"][0]
+        assert cfg["device_class"] == "reactive_power" and cfg["unit_of_measurement"] == "var"
+        print(
+            "\nHA discovery: %d entities retained, %d configs cleared" % (len(want), sink.removed)
+        )
+    finally:
+        late.close()
