@@ -21,7 +21,7 @@ pump (``service``) between steps. Only DNS (``getaddrinfo``) is outside it. The 
 while it streams in (one object at a time, at most ``_MAX_ITEMS``), never held whole in RAM.
 """
 
-from ..timeutil import eu_offset, ticks_add, ticks_diff
+from ..timeutil import Backoff, eu_offset, ticks_add, ticks_diff
 
 try:
     from micropython import const
@@ -252,8 +252,7 @@ class PriceSink:
         self.last_error = ""
         self.status = "waiting"  # waiting | ok | error
         self.longest_ms = 0  # longest fetch (the loop pause it caused)
-        self._retry_at = None
-        self._backoff = _RETRY_MIN_MS
+        self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
         self._deadline = _Deadline(clock.ticks_ms, service)
         self._pool = _Pool(pool, self._deadline)
         self._session = None
@@ -281,7 +280,7 @@ class PriceSink:
     def poll(self, now_ms=None):
         """Fetch when due and the retry time has come; never raises, never blocks long."""
         now = self.clock.ticks_ms() if now_ms is None else now_ms
-        if self._retry_at is not None and ticks_diff(now, self._retry_at) < 0:
+        if not self.retry.due(now):
             return
         epoch = self._now()
         if epoch is None or not self.due(epoch):
@@ -304,12 +303,10 @@ class PriceSink:
             self.status = "ok"
             self.last_error = ""
             self.state.last_errors["prices"] = ""
-        if self.due(epoch):
-            self._retry_at = ticks_add(now, self._backoff)
-            self._backoff = min(self._backoff * 2, _RETRY_MAX_MS)
+        if self.due(epoch):  # failed, or the answer lacked hours we need (tomorrow not out yet)
+            self.retry.fail(now)
         else:
-            self._retry_at = None
-            self._backoff = _RETRY_MIN_MS
+            self.retry.ok()
 
     def fetch(self, epoch):
         """One bounded fetch of today's and tomorrow's prices -> ``hourly()`` list.

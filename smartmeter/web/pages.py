@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The web pages as real files in ``assets/``, served from flash through a fixed allowlist.
 
-``assets/`` holds small HTML shells (``home.html``, ``files.html``, ``settings.html``), one
+``assets/`` holds small HTML shells (home, usage, files, settings), one
 stylesheet (``app.css``) and one script (``app.js``, checked with ``node --check`` by
 ``make lint``). The pages fetch everything from the JSON API (docs/web-api.md); nothing is
 templated, so nothing of them sits in RAM: each response is streamed from flash in 4 KiB slices
@@ -16,6 +16,7 @@ are English (``lang="en"``); the problems they show come from ``/api/status`` in
 # asset name -> (file name in assets/, Content-Type)
 ASSETS = {
     "home": ("home.html", "text/html; charset=utf-8"),
+    "usage": ("usage.html", "text/html; charset=utf-8"),
     "files": ("files.html", "text/html; charset=utf-8"),
     "settings": ("settings.html", "text/html; charset=utf-8"),
     "app.css": ("app.css", "text/css"),

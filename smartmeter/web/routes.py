@@ -79,6 +79,10 @@ def page_home(web, request):
     return _asset(web, request, "settings" if web.state.ap_mode else "home")
 
 
+def page_usage(web, request):
+    return _asset(web, request, "usage")
+
+
 def page_files(web, request):
     return _asset(web, request, "files")
 
@@ -127,6 +131,39 @@ def api_history(web, request):
     if refused is not None:
         return refused
     return web.stream(request, web_api.history_chunks(web.state, minutes))
+
+
+def _resolution(request):
+    from .usageapi import RESOLUTIONS
+
+    res = request.args.get("resolution", "day")
+    return res if res in RESOLUTIONS else None
+
+
+def api_usage(web, request):
+    from .usageapi import json_chunks
+
+    res = _resolution(request)
+    if res is None:
+        return text(request, 400, "resolution must be hour, day or month")
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
+    return web.stream(request, json_chunks(web.state, res))
+
+
+def api_usage_csv(web, request):
+    from .usageapi import csv_chunks
+
+    res = _resolution(request)
+    if res is None:
+        return text(request, 400, "resolution must be hour, day or month")
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
+    headers = {"Content-Disposition": 'attachment; filename="usage-%s.csv"' % res}
+    chunks = csv_chunks(web.state, res, web.config.CSV_DIALECT)
+    return web.stream(request, chunks, None, "text/csv", headers)
 
 
 def api_settings(web, request):
@@ -283,6 +320,7 @@ def setup(web, request):
 
 ROUTES = {
     "/": {"GET": page_home},
+    "/usage": {"GET": page_usage},
     "/files": {"GET": page_files},
     "/settings": {"GET": page_settings, "POST": save_settings},
     "/app.css": {"GET": app_css},
@@ -290,6 +328,8 @@ ROUTES = {
     "/api/now": {"GET": api_now},
     "/api/status": {"GET": api_status},
     "/api/history": {"GET": api_history},
+    "/api/usage": {"GET": api_usage},
+    "/api/usage.csv": {"GET": api_usage_csv},
     "/api/files": {"GET": api_files},
     "/api/settings": {"GET": api_settings},
     "/delete": {"POST": delete},

@@ -890,3 +890,58 @@ def test_pure_web_modules_run_on_micropython(require):
         return
     assert rc == 0, err
     assert out.splitlines()[-1] == "ok"
+
+
+# -- usage ----------------------------------------------------------------------------------
+def _usage_state(state):
+    from smartmeter.datalog.usage import Tariff, Usage
+
+    u = Usage(Tariff(price_mct=25_000, feed_in_mct=8_000, base_fee_mct=450_000))
+    t0 = 1709247600  # 2024-03-01 00:00 CET
+    a, e = 1_000_000, 0
+    for t in range(t0, t0 + 3 * 86400, 60):
+        if t0 + 86400 + 3600 <= t < t0 + 86400 + 4 * 3600:
+            continue  # 3 h without telegrams on the 2nd
+        a += 10  # 600 Wh per hour
+        e += 1 if (t // 3600) % 24 in (10, 11, 12) else 0
+        u.add(t, a, e)
+    state.usage = u
+    state.latest_epoch = u.last_epoch
+    return u
+
+
+def test_usage_api_hours_days_months_and_csv(site):
+    u = _usage_state(site.state)
+    hours = json.loads(site.request("/api/usage?resolution=hour")[1])
+    assert hours["resolution"] == "hour" and len(hours["rows"]) == 24
+    last = hours["rows"][-1]
+    assert last["label"] == "23:00" and last["import_wh"] == 600 and last["export_wh"] == 0
+    assert last["cost_ct"] == 15.0  # 0.6 kWh * 25 ct
+    assert hours["tariff"]["price_now_ct_kwh"] == 25.0 and hours["tariff"]["market_hours"] == 0
+    days = json.loads(site.request("/api/usage?resolution=day")[1])["rows"]
+    assert len(days) == 31 and days[-1]["label"] == "2024-03-03"
+    assert [d["import_wh"] for d in days[-3:]] == [
+        u.period(u.days, u.day_key(1709247600 + k * 86400))[0] for k in range(3)
+    ]
+    assert days[-2]["gap"] is True and days[-1]["gap"] is False  # the 3 h without telegrams
+    assert days[-3]["import_wh"] == 24 * 600 - 10  # the first telegram starts the count
+    assert days[0]["import_wh"] is None and days[0]["gap"] is True  # before the data: a gap
+    credit = days[-1]["credit_ct"]
+    assert credit == 180 * 8 / 1000 * 100 / 100  # 180 Wh fed in at 8 ct: 1.44 ct
+    months = json.loads(site.request("/api/usage?resolution=month")[1])["rows"]
+    assert len(months) == 12 and months[-1]["label"] == "2024-03"
+    assert months[-1]["fee_ct"] == 450.0 and months[-2]["import_wh"] is None
+    status, body, hdrs = site.request("/api/usage.csv?resolution=day")
+    assert status == 200 and hdrs["Content-Type"].startswith("text/csv")
+    lines = body.decode().split("\r\n")
+    assert lines[0].startswith("day;start UTC;import kWh;export kWh;cost EUR")
+    assert lines[-2] == "2024-03-03;1709420400;14,400;0,180;3,600;0,014;;"  # excel-de: EUR
+    assert lines[1].endswith("no data")
+    assert site.request("/api/usage?resolution=year")[0] == 400
+    assert site.request("/usage")[1].startswith(b"<!DOCTYPE html>")
+
+
+def test_usage_api_without_summary(site):
+    site.state.usage = None
+    body = json.loads(site.request("/api/usage?resolution=day")[1])
+    assert body["rows"] == [] and body["now"] is None

@@ -2,8 +2,9 @@
 
 The simulator (virtual meter + the real app loop, sim/run.py) runs in a thread; Chromium loads
 the home page, the test waits until the live values change, downloads a day file through the
-Files page and compares it byte for byte, and saves a screenshot to docs/web.png (shown in the
-README). Skips when Chromium or the ``websocket-client`` package is missing, fails under CI.
+Files page and compares it byte for byte, opens the usage page (24 h / 31 days / 12 months of
+bars from 40 prefilled days, a bar tapped for its values, no external resources), and saves
+screenshots to docs/web.png and docs/usage.png (shown in the README). Skips when Chromium or the ``websocket-client`` package is missing, fails under CI.
 """
 
 from __future__ import annotations
@@ -131,6 +132,26 @@ def _prefill_day(history, start_epoch):
         history.add(t, int(watts))
 
 
+def _prefill_usage(usage, meter, end_epoch):
+    """40 days of 5-minute telegrams before the simulation (evening peak, PV export at noon),
+    ending at the virtual meter's own register values so the live telegrams continue them."""
+    import math
+
+    steps = []
+    for t in range(end_epoch - 40 * 86400, end_epoch, 300):
+        hour = ((t + 3600) % 86400) / 3600.0
+        day = t // 86400
+        imp = 20 + 55 * math.exp(-((hour - 19) ** 2) / 3) + 6 * (day % 5)
+        sun = max(0.0, math.sin((hour - 7) / 12 * math.pi)) * (0.4 + 0.6 * ((day * 7) % 10) / 10)
+        steps.append((t, int(imp + 15 * math.exp(-((hour - 7) ** 2))), int(160 * sun)))
+    a = meter.a_plus_wh - sum(s[1] for s in steps)
+    e = meter.a_minus_wh - sum(s[2] for s in steps)
+    for t, di, de in steps:
+        a += di
+        e += de
+        usage.add(t, a, e)
+
+
 @pytest.fixture
 def chromium():
     path = which("chromium", "chromium-browser", "google-chrome")
@@ -157,6 +178,9 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         "CIRCUITPY_WIFI_SSID": "home-wifi",
         "HOSTNAME": "smartmeter",
         "UI_LANGUAGE": "en",
+        "PRICE_CT_KWH": "24.95",
+        "FEED_IN_CT_KWH": "7",
+        "BASE_FEE_EUR_MONTH": "4.50",
     }
     logs = tmp_path / "data" / "sd" / "logs"
     logs.mkdir(parents=True)
@@ -173,6 +197,9 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         quiet=True,
     )
     _prefill_day(sim.app.state.history, start)
+    while sim.app.usage.replaying:  # the (empty) rebuild of a new card ends first
+        sim.app.usage.poll()
+    _prefill_usage(sim.app.state.usage, sim.meter, start)
     if sim.app.web.ticks != sim.clock.ticks_ms:  # until app.build passes ticks_ms=clock.ticks_ms
         sim.app.web.ticks = sim.clock.ticks_ms
     stop = threading.Event()
@@ -257,6 +284,54 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
             cdp.eval(s, "1")  # keeps the paused requests moving
             time.sleep(0.1)
         assert got.read_bytes() == day.read_bytes()
+        # the usage page: bars for 24 h / 31 days / 12 months, values on tap, CSV download
+        cdp.call("Page.navigate", s, url=base + "/usage")
+        cdp.wait(
+            s,
+            "document.querySelectorAll('#c_hour .hit').length == 24 && "
+            "document.querySelectorAll('#c_day .hit').length == 31 && "
+            "document.querySelectorAll('#c_month .hit').length == 12 && "
+            "document.getElementById('s_today').textContent != '-'",
+        )
+        api = json.loads(
+            cdp.eval(
+                s,
+                "fetch('/api/usage?resolution=day').then(function(r){return r.text()})",
+            )
+        )
+        today = api["rows"][-1]
+        shown = cdp.eval(s, "document.getElementById('s_today').textContent")
+        assert shown.rstrip(" *") == "%.1f" % (today["import_wh"] / 1000)
+        cdp.eval(
+            s,
+            "document.querySelectorAll('#c_day .hit')[29]"
+            ".dispatchEvent(new MouseEvent('click',{bubbles:true}))",
+        )
+        tip = cdp.eval(s, "document.getElementById('t_day').textContent")
+        yesterday = api["rows"][-2]
+        assert (
+            tip.startswith(yesterday["label"])
+            and "%.1f kWh" % (yesterday["import_wh"] / 1000) in tip
+        )
+        assert "cost" in tip
+        gaps = cdp.eval(s, "document.querySelectorAll('#c_month rect[fill=\\'#ccc\\']').length")
+        assert gaps >= 10  # months before the data are drawn as gaps, not as zero
+        external = cdp.eval(
+            s,
+            "performance.getEntriesByType('resource').filter(function(e){"
+            "return e.name.indexOf(location.origin) != 0}).length",
+        )
+        assert external == 0  # no external resources
+        time.sleep(0.3)
+        shot = cdp.call("Page.captureScreenshot", s, format="png", captureBeyondViewport=True)
+        usage_png = base64.b64decode(shot["data"])
+        assert usage_png[:8] == b"\x89PNG\r\n\x1a\n" and len(usage_png) > 10_000
+        usage_out = (
+            REPO_ROOT / "docs" / "usage.png"
+            if os.environ.get("UPDATE_SCREENSHOTS")
+            else (tmp_path / "usage.png")
+        )
+        usage_out.write_bytes(usage_png)
         # the screenshot for the README
         cdp.call("Page.navigate", s, url=base + "/")
         cdp.wait(

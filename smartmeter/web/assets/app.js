@@ -15,7 +15,7 @@ function dur(s){var d=Math.floor(s/86400),h=Math.floor(s%86400/3600),m=Math.floo
  return (d?d+'d ':'')+h+'h '+m+'m'}
 function esc(t){return String(t).replace(/[&<>"']/g,function(c){return '&#'+c.charCodeAt(0)+';'})}
 // The navigation of every page (one list: a new page adds its entry here)
-var NAV=[['/','Home'],['/files','Files'],['/settings','Settings']];
+var NAV=[['/','Home'],['/usage','Usage'],['/files','Files'],['/settings','Settings']];
 function nav(){$('nav').innerHTML=NAV.map(function(n){return '<a href="'+n[0]+'">'+n[1]+'</a>'}).join('')}
 function status(){return get('/api/status').then(function(s){
  $('host').textContent=s.network.hostname||'smartmeter';
@@ -96,5 +96,56 @@ function settings(){get('/api/settings').then(function(s){var h='';s.editable.fo
   $('actmsg').textContent='Rebooting...';setTimeout(function(){location.href='/'},20000)})};
  $('setupmode').onclick=function(){post('/setup','').then(function(){$('actmsg').textContent=
   'Setup access point opening (see the display)'})}}
+// -- usage: energy per hour/day/month with cost (/api/usage), bars drawn here as SVG --
+function kwh(wh,d){return wh===null||wh===undefined?'-':(wh/1000).toFixed(d)}
+function eur(ct){return ct===null||ct===undefined?null:(ct/100).toFixed(2)}
+function net(r){if(r.cost_ct===undefined||r.cost_ct===null)return null;
+ return r.cost_ct-(r.credit_ct||0)+(r.fee_ct||0)}
+function rowText(r,d){if(r.import_wh===null)return r.label+': no data';var c=eur(net(r));
+ return r.label+(r.gap||r.meter_change?' *':'')+': import '+kwh(r.import_wh,d)+' kWh, export '+
+  kwh(r.export_wh,d)+' kWh'+(c!==null?', cost '+c+' EUR'+(r.fee_ct?' (incl. base fee)':''):'')+
+  (r.meter_change?' - meter changed':r.gap?' - data missing in part':'')+(r.partial?' - partial hour':'')}
+function bars(el,tip,rows,d){var W=1000,H=240,L=44,B=22,n=rows.length,w=(W-L)/n,hi=0,s='';
+ rows.forEach(function(r){hi=Math.max(hi,r.import_wh||0,r.export_wh||0)});if(!hi)hi=1000;
+ var y=function(v){return H-B-v/hi*(H-B-10)},bw=Math.max(1,w*0.38);
+ s+='<line x1="'+L+'" x2="'+W+'" y1="'+(H-B)+'" y2="'+(H-B)+'" stroke="#999"/>';
+ s+='<text x="0" y="16" font-size="12">'+kwh(hi,d)+'</text><text x="0" y="'+(H-B)+'" font-size="12">0</text>';
+ s+='<text x="0" y="30" font-size="11" fill="#777">kWh</text>';
+ var every=Math.ceil(n/12);rows.forEach(function(r,i){var x=L+i*w;
+  if(r.import_wh===null){s+='<rect x="'+(x+w*0.1)+'" y="10" width="'+(w*0.8)+'" height="'+(H-B-10)+
+   '" fill="#ccc" opacity="0.5"/>'}else{
+   s+='<rect x="'+(x+w*0.1)+'" y="'+y(r.import_wh)+'" width="'+bw+'" height="'+(H-B-y(r.import_wh))+
+    '" fill="#1f4e79"'+(r.gap||r.partial?' opacity="0.55"':'')+'/>';
+   s+='<rect x="'+(x+w*0.1+bw)+'" y="'+y(r.export_wh)+'" width="'+bw+'" height="'+(H-B-y(r.export_wh))+
+    '" fill="#e08a00"'+(r.gap||r.partial?' opacity="0.55"':'')+'/>';
+   if(r.gap||r.meter_change)s+='<text x="'+(x+w/2)+'" y="'+(y(Math.max(r.import_wh,r.export_wh))-3)+
+    '" font-size="13" text-anchor="middle">*</text>'}
+  if(i%every==0||i==n-1)s+='<text x="'+(x+w/2)+'" y="'+(H-6)+'" font-size="11" text-anchor="middle">'+
+   esc(r.label.slice(r.label.length>7?5:0))+'</text>';
+  s+='<rect class="hit" data-i="'+i+'" x="'+x+'" y="0" width="'+w+'" height="'+H+'"><title>'+
+   esc(rowText(r,d))+'</title></rect>'});
+ el.innerHTML='<svg viewBox="0 0 '+W+' '+H+'" preserveAspectRatio="none">'+s+'</svg>';
+ function show(ev){var t=ev.target;if(!t.classList||!t.classList.contains('hit'))return;
+  Array.prototype.forEach.call(el.querySelectorAll('.hit.sel'),function(e){e.classList.remove('sel')});
+  t.classList.add('sel');tip.textContent=rowText(rows[+t.dataset.i],d)}
+ el.onmouseover=show;el.onclick=show}
+function card(id,r,d){if(!r||r.import_wh===null){$('s_'+id).textContent='-';$('m_'+id).textContent='no data';return}
+ var c=eur(net(r));$('s_'+id).textContent=kwh(r.import_wh,d)+(r.gap||r.meter_change?' *':'');
+ $('m_'+id).textContent='export '+kwh(r.export_wh,d)+' kWh'+(c!==null?' \u00b7 cost '+c+' EUR':'')}
+function usage(){status().catch(function(){});
+ function load(){['hour','day','month'].forEach(function(res){get('/api/usage?resolution='+res).then(function(u){
+  var rows=u.rows,d=res=='hour'?2:1;bars($('c_'+res),$('t_'+res),rows,d);
+  if(res=='day'){card('today',rows[rows.length-1],1);card('yesterday',rows[rows.length-2],1)}
+  if(res=='month'){card('month',rows[rows.length-1],1)}
+  if(res=='hour'){var t=u.tariff||{},p=t.price_now_ct_kwh;
+   $('s_price').textContent=p===null||p===undefined?'-':p.toFixed(2)+' ct';
+   $('m_price').textContent=(t.market_hours?'day-ahead price ('+t.market_hours+' h known)':
+    (t.price_ct_kwh?'fixed tariff':'no price set'))+(t.feed_in_ct_kwh?' \u00b7 feed-in '+
+    t.feed_in_ct_kwh.toFixed(2)+' ct':'')+(t.base_fee_ct_month?' \u00b7 base fee '+
+    (t.base_fee_ct_month/100).toFixed(2)+' EUR/month':'');
+   var pr=u.prices;$('u_note').textContent=(pr&&pr.last_error?'prices: '+pr.last_error+'. ':'')+
+    (u.meter_changes?'Meter change seen: the jump is not counted. ':'')}
+ }).catch(function(e){$('t_'+res).textContent=e.message})})}
+ load();setInterval(load,60000)}
 nav();
-({home:home,files:files,settings:settings})[document.body.dataset.page]();
+({home:home,usage:usage,files:files,settings:settings})[document.body.dataset.page]();
