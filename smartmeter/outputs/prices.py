@@ -17,7 +17,7 @@ Never blocks the loop for long: the whole fetch - connect, TLS, request, headers
 against one deadline of ``_BUDGET_MS`` (3.5 s, what the MQTT output may take for a TLS connect)
 enforced by our code: every socket the HTTP library gets comes through :class:`_Pool`, whose
 sockets cap each wait at what is left and wait for data in ``_STEP_S`` steps, running the UART
-pump (``service``) between steps. Only DNS (``getaddrinfo``) is outside it. The answer is parsed
+pump (``service``) between steps and every ``_SERVICE_MS`` while data trickles in. Only DNS (``getaddrinfo``) is outside it. The answer is parsed
 while it streams in (one object at a time, at most ``_MAX_ITEMS``), never held whole in RAM.
 """
 
@@ -33,6 +33,7 @@ except ImportError:  # CPython
 
 _BUDGET_MS = const(3500)  # one fetch, all of it
 _STEP_S = 0.2  # a wait for data is cut into steps this long; the UART is drained between
+_SERVICE_MS = const(100)  # ... and at least this often while data trickles in
 _RETRY_MIN_MS = const(60_000)
 _RETRY_MAX_MS = const(3_600_000)
 _MAX_ITEMS = const(200)  # 2 days of 15-minute prices = 192
@@ -48,9 +49,20 @@ class _Deadline:
         self.ticks = ticks
         self.service = service
         self.end = None
+        self._served = 0
 
     def arm(self, budget_ms):
-        self.end = ticks_add(self.ticks(), budget_ms)
+        self._served = self.ticks()
+        self.end = ticks_add(self._served, budget_ms)
+
+    def serve(self):
+        """Run ``service`` (the UART pump) when ``_SERVICE_MS`` have passed since the last."""
+        if self.service is None:
+            return
+        now = self.ticks()
+        if ticks_diff(now, self._served) >= _SERVICE_MS:
+            self._served = now
+            self.service()
 
     def left_s(self):
         """Seconds left; raises OSError(ETIMEDOUT) when none are."""
@@ -95,12 +107,14 @@ class _Socket:
         while True:
             self._cap(_STEP_S)
             try:
-                return fn(*args)
+                got = fn(*args)
             except OSError as exc:
                 if not _is_timeout(exc):
                     raise
-            if self.dl.service is not None:
-                self.dl.service()
+                got = None
+            self.dl.serve()  # a trickling server must not starve the UART either
+            if got is not None:
+                return got
 
     def recv_into(self, buf, nbytes=0):
         return self._wait(self.sock.recv_into, buf, nbytes or len(buf))

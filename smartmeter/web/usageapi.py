@@ -168,18 +168,21 @@ def csv_chunks(state, resolution, dialect="excel-de"):
     tariff = usage.tariff if usage is not None else None
     priced = tariff is not None and (tariff.price_mct or tariff.market_hours())
     feed = tariff is not None and tariff.feed_in_mct
-    yield sep.join(
-        (
-            resolution,
-            "start UTC",
-            "import kWh",
-            "export kWh",
-            "cost EUR",
-            "credit EUR",
-            "base fee EUR",
-            "note",
+    yield (
+        sep.join(
+            (
+                resolution,
+                "start UTC",
+                "import kWh",
+                "export kWh",
+                "cost EUR",
+                "credit EUR",
+                "base fee EUR",
+                "note",
+            )
         )
-    ) + "\r\n"
+        + "\r\n"
+    )
     for label, start, row, fee in periods(usage, resolution, _now(state)):
         if row is None:
             yield sep.join((label, str(start), "", "", "", "", "", "no data")) + "\r\n"
