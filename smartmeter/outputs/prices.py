@@ -17,8 +17,9 @@ Never blocks the loop for long: the whole fetch - connect, TLS, request, headers
 against one deadline of ``_BUDGET_MS`` (3.5 s, what the MQTT output may take for a TLS connect)
 enforced by our code: every socket the HTTP library gets comes through :class:`_Pool`, whose
 sockets cap each wait at what is left and wait for data in ``_STEP_S`` steps, running the UART
-pump (``service``) between steps and every ``_SERVICE_MS`` while data trickles in. Only DNS (``getaddrinfo``) is outside it. The answer is parsed
-while it streams in (one object at a time, at most ``_MAX_ITEMS``), never held whole in RAM.
+pump (``service``) between steps and every ``_SERVICE_MS`` while data trickles in. Only DNS
+(``getaddrinfo``) is outside it. The answer is parsed while it streams in (one object at a
+time, at most ``_MAX_ITEMS``), never held whole in RAM.
 """
 
 from ..timeutil import Backoff, eu_offset, ticks_add, ticks_diff

@@ -4,7 +4,8 @@ The simulator (virtual meter + the real app loop, sim/run.py) runs in a thread; 
 the home page, the test waits until the live values change, downloads a day file through the
 Files page and compares it byte for byte, opens the usage page (24 h / 31 days / 12 months of
 bars from 40 prefilled days, a bar tapped for its values, no external resources), and saves
-screenshots to docs/web.png and docs/usage.png (shown in the README). Skips when Chromium or the ``websocket-client`` package is missing, fails under CI.
+screenshots to docs/web.png and docs/usage.png (shown in the README). Skips when Chromium or
+the ``websocket-client`` package is missing, fails under CI.
 """
 
 from __future__ import annotations
