@@ -204,12 +204,21 @@ def _time(raw):
 
 
 def _text(raw):
+    # equipment ids are hex-coded text ("4B38..."); keep printable ASCII only
     try:
         if len(raw) % 2 == 0 and raw:
             raw = bytes.fromhex(raw.decode())
-    except ValueError:
+    except ValueError:  # UnicodeError is a ValueError too
         pass
-    return "".join(ch for ch in raw.decode("ascii", "ignore") if " " <= ch <= "~").strip()
+    return "".join(chr(b) for b in raw if 32 <= b <= 126).strip()
+
+
+def _is_code(code):
+    """True for ``A-B:C.D.E`` made of digits (what a DSMR object code is)."""
+    for b in code:
+        if not (48 <= b <= 57 or b in (45, 58, 46)):  # digits - : .
+            return False
+    return 0 < len(code) <= 16
 
 
 class Template:
@@ -329,6 +338,8 @@ def decode(text, decoder, authenticated=False):
             continue  # no unit: a version, counter or indicator, not a reading
         unit = _UNITS.get(body[star + 1 :])
         if unit is None:
+            continue
+        if not _is_code(code):
             continue
         key = code.decode()
         reading.values[key] = _number(body[:star], unit[0], unit[1])

@@ -485,3 +485,57 @@ def test_reading_fields_are_the_one_list_of_known_values():
         assert k in keys
     rd = r.Reading()
     assert rd.get(r.Q_PLUS) is None and not rd.tag_unchecked
+
+
+# -- hostile input ------------------------------------------------------------------------------
+
+
+def test_mutated_new_format_captures_raise_only_meter_errors():
+    # DSMR text, AMIS records, Wiener Netze and self-describing bodies, mutated (also after the
+    # integrity checks, straight into the plaintext decoders): only MeterError comes out
+    import random
+
+    rng = random.Random(10)
+    seeds = [f for f in MORE if f["id"].startswith(("wn-", "klu-", "ooe-", "stmk-t210"))]
+    for _ in range(3000):
+        frame = rng.choice(seeds)
+        pt = bytearray(bytes.fromhex(frame["plaintext_hex"]))
+        for _ in range(rng.randint(1, 6)):
+            pos = rng.randrange(len(pt))
+            op = rng.randrange(4)
+            if op == 0:
+                pt[pos] = rng.randrange(256)
+            elif op == 1:
+                del pt[pos : pos + rng.randint(1, 8)]
+            elif op == 2:
+                pt[pos:pos] = rng.randbytes(rng.randint(1, 8))
+            else:
+                pt[pos] = rng.choice(b"()*.!\r\n/:-0123456789\x2f\x04\x84\x0d\x02\x09\x12")
+        data = bytes(pt)
+        dec = Decoder()
+        try:
+            if frame["transport"] == "mbus-amis":
+                oms.records(data, r.Reading(), [])
+            elif data[:1] == b"/":
+                text = data
+                if b"!" in text:  # give it a valid CRC so the parser itself is exercised
+                    text = text[: text.rindex(b"!") + 1]
+                    text += b"%04X\r\n" % dsmr.crc16_arc(text)
+                dsmr.decode(text, dec, True)
+                dsmr.decode(text, dec, True)  # and the learned template
+            else:
+                dec.decode_apdu(data)
+                dec.decode_apdu(data)
+        except MeterError:
+            pass
+    # and whole raw streams through the reader in each mode
+    for _ in range(300):
+        frame = rng.choice(seeds)
+        raw = bytearray(bytes.fromhex(frame["raw_hex"]))
+        for _ in range(rng.randint(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        for transport in ("auto", "raw"):
+            got = []
+            pipe = Pipeline(bytes.fromhex(frame["key"]), None, got.append, got.append, transport)
+            pipe.feed(bytes(raw))
+            assert all(isinstance(x, (r.Reading, MeterError)) for x in got)
