@@ -243,6 +243,19 @@ def hourly(items):
     return out
 
 
+NAME = "prices"
+PROBLEMS = (
+    (
+        "prices",
+        ("error",),
+        {
+            "en": ("No day-ahead prices", "Check PRICE_API_URL"),
+            "de": ("Keine Boersenpreise", "PRICE_API_URL pruefen"),
+        },
+    ),
+)
+
+
 class PriceSink:
     """Fetches day-ahead prices into the shared :class:`~smartmeter.datalog.usage.Tariff`.
 
@@ -251,9 +264,13 @@ class PriceSink:
     :param tariff: the Tariff the usage summary prices with
     :param clock: ``ticks_ms()`` and ``time()`` (UTC epoch or None while unset)
     :param service: called between waits for data (``App.service_uart``)
+
+    Registers ``state.sinks["prices"]`` (state pending | ok | error, last error, ``sent`` =
+    fetches, ``failed`` = failed fetches, ``queued`` = hours with a price); an error is listed
+    among the problems until a fetch succeeds.
     """
 
-    name = "prices"
+    name = NAME
 
     def __init__(self, config, pool, state, tariff, clock, ssl_context=None, service=None):
         self.url = config.PRICE_API_URL
@@ -265,7 +282,8 @@ class PriceSink:
         self.fetches = 0
         self.failures = 0
         self.last_error = ""
-        self.status = "waiting"  # waiting | ok | error
+        self.status = state.add_sink(NAME, PROBLEMS)
+        self.status.state = "pending"
         self.longest_ms = 0  # longest fetch (the loop pause it caused)
         self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
         self._deadline = _Deadline(clock.ticks_ms, service)
@@ -306,22 +324,28 @@ class PriceSink:
         except Exception as exc:  # noqa: BLE001 - any failure: keep what we have, retry later
             hours = None
             self.failures += 1
-            self.status = "error"
             self.last_error = _reason(exc)[:80]
-            self.state.last_errors["prices"] = self.last_error
+            self._report("error")
         took = ticks_diff(self.clock.ticks_ms(), t0)
         if took > self.longest_ms:
             self.longest_ms = took
         if hours is not None:
             self.fetches += 1
             self.tariff.set_market(hours)
-            self.status = "ok"
             self.last_error = ""
-            self.state.last_errors["prices"] = ""
+            self._report("ok")
         if self.due(epoch):  # failed, or the answer lacked hours we need (tomorrow not out yet)
             self.retry.fail(now)
         else:
             self.retry.ok()
+
+    def _report(self, state):
+        st = self.status
+        st.state = state
+        st.error = self.last_error
+        st.sent = self.fetches
+        st.failed = self.failures
+        st.queued = self.tariff.market_hours()
 
     def fetch(self, epoch):
         """One bounded fetch of today's and tomorrow's prices -> ``hourly()`` list.

@@ -137,7 +137,7 @@ def json_chunks(state, resolution):
         head.append(
             '"prices":{"state":"%s","fetches":%d,"failures":%d,"last_error":"%s"}'
             % (
-                prices.status,
+                prices.status.state,
                 prices.fetches,
                 prices.failures,
                 prices.last_error.replace("\\", "/").replace('"', "'"),

@@ -19,7 +19,7 @@ from smartmeter import app as app_mod
 from smartmeter import config
 from smartmeter.datalog.usage import Tariff, Usage
 from smartmeter.outputs import prices as P
-from smartmeter.state import State
+from smartmeter.state import State, problem_text
 from smartmeter.timeutil import epoch_from_fields
 
 NOW = epoch_from_fields((2024, 10, 26, 15, 30, 0))  # 17:30 CEST: tomorrow's prices are due
@@ -143,7 +143,7 @@ def gross_ct(hour):
 def test_prices_for_today_and_tomorrow_and_the_cost_to_the_cent(api):
     sink, tariff, state, _ = make(api)
     sink.poll()
-    assert sink.status == "ok" and sink.fetches == 1, sink.last_error
+    assert sink.status.state == "ok" and sink.fetches == 1, sink.last_error
     assert tariff.market_hours() == 49  # today and tomorrow (25 h: summer time ends)
     q = parse_qs(urlparse(api.requests[0]).query)
     assert int(q["start"][0]) == MIDNIGHT * 1000  # from local midnight
@@ -177,7 +177,7 @@ def test_quarter_hour_prices_are_averaged_into_hours(api):
     api.mode = "quarter"
     sink, tariff, _, _ = make(api)
     sink.poll()
-    assert sink.status == "ok" and tariff.market_hours() == 49
+    assert sink.status.state == "ok" and tariff.market_hours() == 49
     hour = MIDNIGHT // 3600 + 5
     assert tariff.dynamic(hour) == round(gross_ct(hour) * 1000)
 
@@ -192,8 +192,11 @@ def test_a_broken_price_api_keeps_what_we_have_and_retries(api, mode, why):
     t0 = time.monotonic()
     sink.poll()
     took = time.monotonic() - t0
-    assert sink.status == "error" and why in sink.last_error, sink.last_error
-    assert state.last_errors["prices"] == sink.last_error
+    assert sink.status.state == "error" and why in sink.last_error, sink.last_error
+    status = state.sinks["prices"]  # the output status contract: every surface shows it
+    assert status.error == sink.last_error and status.failed == 1
+    assert "prices" in state.problems()
+    assert problem_text("prices", "de") == "Keine Boersenpreise"
     assert took < P._BUDGET_MS / 1000 + 0.5  # the deadline holds, whatever the server does
     assert sink.longest_ms <= P._BUDGET_MS + 500
     if mode == "slow":
@@ -208,14 +211,15 @@ def test_a_broken_price_api_keeps_what_we_have_and_retries(api, mode, why):
     api.mode = "ok"
     sink.retry.next = None  # the minute has passed
     sink.poll()
-    assert sink.status == "ok" and tariff.market_hours() == 49 and sink.failures == 1
+    assert sink.status.state == "ok" and tariff.market_hours() == 49 and sink.failures == 1
+    assert "prices" not in state.problems() and status.sent == 1 and status.queued == 49
 
 
 def test_a_late_answer_within_the_deadline_is_taken(api):
     api.mode = "late"
     sink, tariff, _, _ = make(api)
     sink.poll()
-    assert sink.status == "ok" and tariff.market_hours() == 49
+    assert sink.status.state == "ok" and tariff.market_hours() == 49
     assert 1000 <= sink.longest_ms <= P._BUDGET_MS
 
 
@@ -223,7 +227,7 @@ def test_a_missing_day_keeps_today_and_asks_again_later(api):
     api.mode = "missing_day"
     sink, tariff, _, _ = make(api, price_mct=30_000)
     sink.poll()
-    assert sink.status == "ok" and tariff.market_hours() == 24  # today only
+    assert sink.status.state == "ok" and tariff.market_hours() == 24  # today only
     assert sink.due(NOW) and sink.retry.delay == 60_000  # tomorrow still wanted
     tomorrow = (MIDNIGHT + 86400 + 12 * 3600) // 3600
     assert tariff.import_price(tomorrow) == (30_000, False)  # fixed tariff meanwhile
@@ -245,7 +249,7 @@ def test_before_1300_today_is_enough(api):
 def test_no_clock_no_fetch(api):
     sink, tariff, _, _ = make(api, epoch=None)
     sink.poll()
-    assert api.requests == [] and sink.status == "waiting"
+    assert api.requests == [] and sink.status.state == "pending"
 
 
 def test_scanner_is_bounded_and_strict():
@@ -314,5 +318,5 @@ def test_https_through_the_deadline_sockets(api, tmp_path):
     url = "https://127.0.0.1:%d/v1/marketdata" % api.server_port
     sink = P.PriceSink(Cfg(url), socket, State(), tariff, RealClock(NOW), client_ctx)
     sink.poll()
-    assert sink.status == "ok" and tariff.market_hours() == 49, sink.last_error
+    assert sink.status.state == "ok" and tariff.market_hours() == 49, sink.last_error
     assert tariff.dynamic(NOW // 3600) == round(gross_ct(NOW // 3600) * 1000)
