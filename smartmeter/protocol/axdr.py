@@ -145,22 +145,15 @@ class Parser:
             tag = buf[p]
             p += 1
             f = fixed.get(tag)
-            shape = None
             if f is not None:
                 size, fmt = f
                 if p + size > end:
                     raise ParseError("telegram data truncated")
-                if fmt is None:
-                    v = bytes(buf[p : p + size])
-                else:
-                    v = unpack_from(fmt, buf, p)[0]
+                cur.append(bytes(buf[p : p + size]) if fmt is None else unpack_from(fmt, buf, p)[0])
                 if track:
+                    cshape.append(len(leaves))
                     leaves.append((p, tag, size))
-                    shape = len(leaves) - 1
                 p += size
-                cur.append(v)
-                if track:
-                    cshape.append(shape)
                 left -= 1
             elif tag == _STRUCT or tag == _ARRAY:  # noqa: PLR1714 - two consts: no tuple
                 if depth >= _MAX_DEPTH:
@@ -176,6 +169,7 @@ class Parser:
                     raise ParseError("element count exceeds telegram")
                 v = []
                 cur.append(v)
+                shape = None
                 if track:
                     shape = []
                     cshape.append(shape)
@@ -216,13 +210,11 @@ class Parser:
                             v = v.decode()
                         except UnicodeError:
                             raise ParseError("text is not valid UTF-8") from None
-                if track:
-                    leaves.append((p, tag, size))
-                    shape = len(leaves) - 1
-                p += size
                 cur.append(v)
                 if track:
-                    cshape.append(shape)
+                    cshape.append(len(leaves))
+                    leaves.append((p, tag, size))
+                p += size
                 left -= 1
             while not left:
                 if not stack:

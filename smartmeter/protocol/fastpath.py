@@ -38,6 +38,8 @@ _TEXT_OP = 3
 _TIME_OP = 4
 _SCALE = 5
 _CONSTANT_1_BYTE = (0x0F, 0x16)  # scaler (int8) and unit (enum): part of the shape
+_WIDTH = {code: struct.calcsize(">" + code) for code in _CODES.values()}
+_ZEROS = bytes(64)
 
 try:
     struct.calcsize(">2xB")
@@ -97,7 +99,7 @@ def learn(apdu, leaves, plan, layout, header_time):
     entries = []
     if header_time:
         mask[6:18] = bytes(12)
-        entries.append((6, "12s", None, TIME, 0, None))
+        entries.append((6, "12s", 12, None, TIME, 0, None))
     planned = set()
     for leaf, key, kind, scaler, unit in plan:
         if leaf is None:
@@ -109,51 +111,67 @@ def learn(apdu, leaves, plan, layout, header_time):
             if tag not in _TEXT_TAGS:
                 return None
             code = "%ds" % size
+            width = size
         else:
             code = _CODES.get(tag)
             if code is None:
                 return None
+            width = _WIDTH[code]
         planned.add(leaf)
-        entries.append((off, code, key, kind, scaler, unit))
+        entries.append((off, code, width, key, kind, scaler, unit))
+    zeros = _ZEROS
     for index, (off, tag, size) in enumerate(leaves):
         if index in planned or not (
             (tag == 0x09 and size == 6) or (size == 1 and tag in _CONSTANT_1_BYTE)
         ):
-            mask[off : off + size] = bytes(size)
-    entries.sort(key=lambda e: e[0])
+            mask[off : off + size] = zeros[:size] if size <= 64 else bytes(size)
+    entries.sort()  # by offset (offsets are unique)
     fmt = [">"]
     pos = 0
-    for off, code, _key, _kind, _scaler, _unit in entries:
+    for off, code, width, _key, _kind, _scaler, _unit in entries:
         if off < pos:
             return None
         if off > pos:
             fmt.append("%dx" % (off - pos))
         fmt.append(code)
-        pos = off + struct.calcsize(">" + code)
+        pos = off + width
     t = Template()
     t.length = n
     t.mask = int.from_bytes(bytes(mask), "big")
     t.expected = int.from_bytes(bytes(apdu), "big") & t.mask
     t.fmt = "".join(fmt)
     t.slots = [(e[0], ">" + e[1]) for e in entries]
-    t.items = [_op(e[2], e[3], e[4], e[5]) for e in entries]
+    t.items = [_op(e[3], e[4], e[5], e[6]) for e in entries]
     t.layout = layout
     return t
 
 
+_OPS = {}  # (kind, scaler, unit) -> (op, arg): a meter has a handful of kinds
+
+
 def _op(key, kind, scaler, unit):
     """(key, op, arg): the cheapest operation that gives what ``layouts.scale`` gives."""
+    k = (kind, scaler, unit)
+    found = _OPS.get(k)
+    if found is None:
+        found = _op_for(kind, scaler, unit)
+        if len(_OPS) < 64:  # bounded
+            _OPS[k] = found
+    return key, found[0], found[1]
+
+
+def _op_for(kind, scaler, unit):
     if kind == TEXT:
-        return key, _TEXT_OP, None
+        return _TEXT_OP, None
     if kind == TIME:
-        return key, _TIME_OP, None
+        return _TIME_OP, None
     probe = scale(7, scaler, unit, kind)
     if scaler == 0 and isinstance(probe, int):
-        return key, _AS_IS, None
+        return _AS_IS, None
     if scaler == 0 and unit is None:
-        return key, _AS_IS, None
+        return _AS_IS, None
     if scaler == 0:
-        return key, _FLOAT, None
+        return _FLOAT, None
     if scaler < 0 and isinstance(probe, float):
-        return key, _DIV, 10 ** (-scaler)
-    return key, _SCALE, (scaler, unit, kind)
+        return _DIV, 10 ** (-scaler)
+    return _SCALE, (scaler, unit, kind)

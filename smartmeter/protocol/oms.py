@@ -75,7 +75,12 @@ except (ValueError, TypeError):
 
 
 def cp48(b):
-    """CP48 (EN 13757-3 type I) -> ((y, mo, d, h, mi, s), summer_flag)."""
+    """CP48 (EN 13757-3 type I) -> ((y, mo, d, h, mi, s), summer_flag).
+
+    As the real AMIS captures show: seconds byte bits 0-5 and bit 6 = summer time; minute bits
+    0-5; hour bits 0-4 with the weekday (1 = Monday) in bits 5-7; day bits 0-4 with the year's
+    low 3 bits in bits 5-7; month bits 0-3 with the year's high 4 bits in bits 4-7.
+    """
     sec, minute, hour, day, month = b[0] & 0x3F, b[1] & 0x3F, b[2] & 0x1F, b[3] & 0x1F, b[4] & 0x0F
     year = 2000 + (((b[3] & 0xE0) >> 5) | ((b[4] & 0xF0) >> 1))
     if not (1 <= month <= 12 and 1 <= day <= 31 and hour <= 23 and minute <= 59 and sec <= 59):

@@ -539,3 +539,18 @@ def test_mutated_new_format_captures_raise_only_meter_errors():
             pipe = Pipeline(bytes.fromhex(frame["key"]), None, got.append, got.append, transport)
             pipe.feed(bytes(raw))
             assert all(isinstance(x, (r.Reading, MeterError)) for x in got)
+
+
+@pytest.mark.parametrize("block_size", [40, 97, 200, 600])
+def test_self_describing_body_through_gbt_with_any_number_of_blocks(block_size):
+    frame = BY_ID["klu-lge450-rddl-f13a-12500286"]
+    apdu = bytes.fromhex(frame["plaintext_hex"])
+    title = b"LGZgs\x12\x34\x56"
+    payload = telegrams.envelope(apdu, KEY, title, 77, 0x30, bytes(range(16)))
+    wire = frames.hdlc_gbt_frames(payload, max_info=700, block_size=block_size)
+    (reading,) = smartmeter.decode(wire, KEY)  # no auth key: tag not checked
+    assert reading.security == r.SECURITY_UNCHECKED and reading.frame_counter == 77
+    got = {k: v for k, v in reading.values.items() if k not in _UNSCALED}
+    assert got == frame["expected"]["values"] and reading.layout == "e450-list"
+    (checked,) = smartmeter.decode(wire, KEY, bytes(range(16)))
+    assert checked.security == "encrypted+authenticated"
