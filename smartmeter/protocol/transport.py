@@ -487,9 +487,11 @@ class FrameReader(HdlcFraming):
             self.bytes_skipped += 1
             return s + 1
         sc = buf[s + h]
-        if ln < 6 or h + ln > _RAW_MAX or sc & 0xE0 != 0x20 or sc & 0x0F > 2:
+        if ln < 6 or sc & 0xE0 != 0x20 or sc & 0x0F > 2:
             self.bytes_skipped += 1  # not a plausible burst header: garbage
             return s + 1
+        if h + ln > _RAW_MAX:  # say so: a meter with longer bursts needs a bigger buffer
+            return self._reject(s, _OVERFLOW, "raw burst longer than %d bytes" % _RAW_MAX)
         end = s + h + ln
         if end > n:
             return self._wait(end)

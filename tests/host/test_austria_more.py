@@ -554,3 +554,15 @@ def test_self_describing_body_through_gbt_with_any_number_of_blocks(block_size):
     assert got == frame["expected"]["values"] and reading.layout == "e450-list"
     (checked,) = smartmeter.decode(wire, KEY, bytes(range(16)))
     assert checked.security == "encrypted+authenticated"
+
+
+def test_raw_burst_longer_than_the_buffer_is_reported_not_hidden():
+    from smartmeter.protocol.transport import RAW_MAX_LEN
+
+    text = _dsmr([b"1-0:1.8.0(%09d*Wh)" % k for k in range(60)])
+    burst = _burst(text)
+    assert len(burst) > RAW_MAX_LEN
+    errors = []
+    reader = FrameReader(lambda p, n: True, "raw", errors.append)
+    reader.feed(burst)
+    assert reader.overflows == 1 and "raw burst longer" in str(errors[0])
