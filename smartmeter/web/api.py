@@ -44,6 +44,9 @@ EDITABLE = (
     "WEB_PASSWORD",
     "UI_LANGUAGE",
     "HOSTNAME",
+    "PRICE_CT_KWH",
+    "FEED_IN_CT_KWH",
+    "BASE_FEE_EUR_MONTH",
 )
 
 
@@ -142,7 +145,10 @@ def settings_json(config):
     public = config.public()
     values = {}
     for name in EDITABLE:
-        values[name] = public.get(name)
+        value = public.get(name)
+        if config_mod.SCHEMA[name][0] == "milli":  # thousandths -> "24.95" as typed
+            value = config_mod.format_milli(value)
+        values[name] = value
     out = {
         "editable": list(EDITABLE),
         "secrets": [n for n in EDITABLE if n in config_mod.SECRETS],
@@ -168,7 +174,7 @@ def apply_settings(form, existing):
         value = form[name].strip()
         if kind in ("secret", "key") and value == "":
             continue  # write-only: empty keeps what is set
-        if kind == "int" and value == "":
+        if kind in ("int", "milli") and value == "":
             continue
         if kind == "bool":
             value = value.lower() in ("1", "true", "on", "yes")

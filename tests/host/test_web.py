@@ -945,3 +945,21 @@ def test_usage_api_without_summary(site):
     site.state.usage = None
     body = json.loads(site.request("/api/usage?resolution=day")[1])
     assert body["rows"] == [] and body["now"] is None
+
+
+def test_price_settings_from_the_settings_page(site):
+    """Prices are typed as shown on the bill ("24,95") and shown back the same way."""
+    status, body, _ = site.request(
+        "/settings", "POST", b"PRICE_CT_KWH=24%2C95&FEED_IN_CT_KWH=7.5&BASE_FEE_EUR_MONTH="
+    )
+    assert status == 200 and json.loads(body)["saved"] is True
+    values = overrides.load(site.fs).values
+    assert values["PRICE_CT_KWH"] == "24,95" and values["FEED_IN_CT_KWH"] == "7.5"
+    assert "BASE_FEE_EUR_MONTH" not in values  # empty keeps the current value
+    cfg = config_mod.load(lambda _n: None, values)
+    assert (cfg.PRICE_CT_KWH, cfg.FEED_IN_CT_KWH) == (24_950, 7_500) and not cfg.problems
+    site.config.PRICE_CT_KWH = cfg.PRICE_CT_KWH
+    shown = json.loads(site.request("/api/settings")[1])["values"]
+    assert shown["PRICE_CT_KWH"] == "24.95" and shown["BASE_FEE_EUR_MONTH"] == "0"
+    status, body, _ = site.request("/settings", "POST", b"PRICE_CT_KWH=24.9501")
+    assert status == 400 and b"PRICE_CT_KWH" in body
