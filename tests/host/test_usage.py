@@ -7,6 +7,8 @@ whose counters restart at 0. The summary is then checked against the energy regi
 CSV files, to the Wh; a summary rebuilt from the CSV alone must equal the live one.
 """
 
+import time
+
 import pytest
 from fakefs import FakeFS
 from test_app import KEY, Rig
@@ -295,3 +297,82 @@ def test_usage_core_runs_under_micropython_with_a_bounded_heap(run_micropython, 
     assert lines[1] == "day %r" % (u.period(u.days, u.day_key(t + 86400)),)
     assert lines[2] == "file 2864 2864 True 1"
     print("usage summary heap under the MicroPython VM: %d bytes" % heap)
+
+
+@pytest.fixture
+def broker(tmp_path):
+    from mosquitto import mosquitto_broker
+
+    with mosquitto_broker(tmp_path / "broker") as b:
+        yield b
+
+
+def test_today_and_the_price_now_reach_home_assistant(broker, tmp_path):
+    """The real app loop with MQTT on: today's import/export (from the usage summary) and the
+    price of this hour arrive at Mosquitto as Home Assistant entities with discovery."""
+    import json
+
+    from test_mqtt import Listener
+
+    from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
+    from smartmeter import app as app_mod
+    from smartmeter import config
+
+    listener = Listener(broker)
+    try:
+        start = epoch_from_fields((2024, 5, 29, 22, 0, 0))  # local midnight (CEST)
+        cfg = config.load(
+            lambda _n: None,
+            {
+                "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
+                "MQTT_HOST": "127.0.0.1",
+                "MQTT_PORT": broker.port,
+                "PRICE_CT_KWH": "28.5",
+                "CIRCUITPY_WIFI_SSID": "home",
+            },
+        )
+        import socket
+
+        clock = ManualClock(start_epoch=start)
+        uart = SimUart(buffer_size=8192)
+        hw = Hardware(uart=uart, pool=socket, radio=SimRadio(), clock=clock, console=Console(None))
+        app = app_mod.build(hw, cfg, web=False)
+        meter = VirtualMeter("netznoe", KEY, None, seed=5)
+        first = meter.a_plus_wh
+        for k in range(40):
+            t = start + 60 * k
+            clock.epoch = t
+            uart.push(meter.telegram(t))  # a minute of meter time per telegram
+            app.loop_once()
+            clock.advance(20)  # ... but real time for the MQTT link (its deadlines are ticks)
+            time.sleep(0.02)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not any(
+            "energy_today_import" in s for s in listener.states()
+        ):
+            app.loop_once()
+            clock.advance(50)
+            time.sleep(0.05)
+        states = [s for s in listener.states() if "energy_today_import" in s]
+        assert states, listener.snapshot()[-5:]
+        last = states[-1]
+        u = app.state.usage
+        today = u.period(u.days, u.day_key(start + 60))
+        assert 0 < today[0] <= meter.a_plus_wh - first
+        # the message of a reading carries the total booked up to the reading before it
+        assert 0 < last["energy_today_import"] * 1000 <= today[0]
+        assert round(last["energy_today_import"] * 1000) in [
+            today[0] - d for d in range(0, 200)
+        ]
+        assert last["price"] == 28.5  # ct/kWh
+        configs = listener.configs()
+        prefix = "homeassistant/sensor/smartmeter_%s/" % meter.meter_number
+        today_cfg, _ = configs[prefix + "energy_today_import/config"]
+        assert today_cfg["device_class"] == "energy"
+        assert today_cfg["state_class"] == "total_increasing"
+        assert today_cfg["unit_of_measurement"] == "kWh"
+        price_cfg, _ = configs[prefix + "price/config"]
+        assert price_cfg["unit_of_measurement"] == "ct/kWh" and "device_class" not in price_cfg
+        assert json.dumps(last)  # plain JSON numbers
+    finally:
+        listener.close()
