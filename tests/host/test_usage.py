@@ -361,9 +361,7 @@ def test_today_and_the_price_now_reach_home_assistant(broker, tmp_path):
         assert 0 < today[0] <= meter.a_plus_wh - first
         # the message of a reading carries the total booked up to the reading before it
         assert 0 < last["energy_today_import"] * 1000 <= today[0]
-        assert round(last["energy_today_import"] * 1000) in [
-            today[0] - d for d in range(0, 200)
-        ]
+        assert round(last["energy_today_import"] * 1000) in [today[0] - d for d in range(0, 200)]
         assert last["price"] == 28.5  # ct/kWh
         configs = listener.configs()
         prefix = "homeassistant/sensor/smartmeter_%s/" % meter.meter_number
