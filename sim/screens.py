@@ -218,7 +218,18 @@ PROBLEMS = {
     "everything": _problem(_everything),
 }
 
-SCENARIOS = {"normal": normal, "absent": absent, "extreme": extreme}
+
+def wienernetze():
+    """A meter that sends less (Wiener Netze AM550): energies, powers and reactive values, no
+    voltages, currents or power factor."""
+    wn = {r.A_PLUS: 48_922_000, r.A_MINUS: 1_234_000, r.R_PLUS: 96_027, r.R_MINUS: 1_216}
+    wn.update({r.P_PLUS: 1068, r.P_MINUS: 0, r.Q_PLUS: 103, r.Q_MINUS: 279})
+    rd = _reading(wn)
+    rd.layout = "wienernetze"
+    return _healthy_state(rd)
+
+
+SCENARIOS = {"normal": normal, "absent": absent, "extreme": extreme, "wienernetze": wienernetze}
 SCENARIOS.update(PROBLEMS)
 
 
@@ -227,6 +238,7 @@ def cases(full=False):
     out = [("normal", s) for s in ALL_SCREENS]
     for name in ("absent", "extreme"):
         out += [(name, s) for s in DATA_SCREENS + ("status", "sysinfo")]
+    out += [("wienernetze", s) for s in ("phases", "power", "energy")]
     for name in PROBLEMS:
         screens = ALL_SCREENS if full else ("status", "phases", "sysinfo")
         out += [(name, s) for s in screens]

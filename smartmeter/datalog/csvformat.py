@@ -52,6 +52,16 @@ _METER_COLUMNS = (
     (A_MINUS, "A- Wh", "%d"),
     (R_PLUS, "R+ varh", "%d"),
     (R_MINUS, "R- varh", "%d"),
+    # tariff registers (T210-D-r, AMIS: 3.8.1/4.8.1); files written before carry the OBIS code
+    # as label, which still parses (any label with ":" is a value column)
+    ("1-0:1.8.1", "A+ T1 Wh", "%d"),
+    ("1-0:1.8.2", "A+ T2 Wh", "%d"),
+    ("1-0:2.8.1", "A- T1 Wh", "%d"),
+    ("1-0:2.8.2", "A- T2 Wh", "%d"),
+    ("1-0:3.8.1", "R+ T1 varh", "%d"),
+    ("1-0:3.8.2", "R+ T2 varh", "%d"),
+    ("1-0:4.8.1", "R- T1 varh", "%d"),
+    ("1-0:4.8.2", "R- T2 varh", "%d"),
     (P_PLUS, "P+ W", "%.0f"),
     (P_MINUS, "P- W", "%.0f"),
     (Q_PLUS, "Q+ var", "%.0f"),

@@ -63,6 +63,15 @@ METRICS = (
     ("v", _r.R_MINUS, "blindenergie.minus", _INT),
     ("d", _r.APPARENT_POWER, "scheinleistung", _INT),
     ("d", _r.DERIVED_PF, "leistungsfaktor", 3),  # (P+ - P-) / S, signed
+    # tariff registers, where the meter sends them (T210-D-r; AMIS sends reactive T1)
+    ("v", "1-0:1.8.1", "wirkenergie.plus_t1", _INT),
+    ("v", "1-0:1.8.2", "wirkenergie.plus_t2", _INT),
+    ("v", "1-0:2.8.1", "wirkenergie.minus_t1", _INT),
+    ("v", "1-0:2.8.2", "wirkenergie.minus_t2", _INT),
+    ("v", "1-0:3.8.1", "blindenergie.plus_t1", _INT),
+    ("v", "1-0:3.8.2", "blindenergie.plus_t2", _INT),
+    ("v", "1-0:4.8.1", "blindenergie.minus_t1", _INT),
+    ("v", "1-0:4.8.2", "blindenergie.minus_t2", _INT),
 )
 # Status counters, sent at most every _STATUS_EVERY_S as <prefix>.status.<name>; then this
 # output's own as status.graphite_dropped / status.graphite_failed (dashboard names)

@@ -29,11 +29,16 @@ from ..protocol.reading import (
     P_MINUS,
     P_PLUS,
     POWER_FACTOR,
+    Q_MINUS,
+    Q_PLUS,
+    R_MINUS,
+    R_PLUS,
     VOLTAGES,
 )
 from ..state import problem_hint, problem_text
 from ..timeutil import civil_from_days
 from .texts import (
+    ABSENT,
     MENU,
     clip,
     current,
@@ -172,73 +177,124 @@ class Status:
 
 
 class Phases:
-    """L1..L3 rows with voltage and current."""
+    """L1..L3 rows with voltage and current; a meter that sends neither (Wiener Netze, AMIS,
+    T210-D-r) gets a sentence saying so instead of six dashes."""
 
     name = "phases"
     cycle = True
 
     def build(self, g, t):
+        self.rows = displayio.Group()
+        g.append(self.rows)
         self.u = []
         self.i = []
         for n in range(3):
             y = 30 + 27 * n
-            _text(g, "L%d" % (n + 1), 2, y + 10, color=GREY)
-            self.u.append(_text(g, "--", 80, y, 2, VOLT, right=True))
-            _text(g, "V", 82, y + 10, color=VOLT)
-            self.i.append(_text(g, "--", 146, y, 2, AMP, right=True))
-            _text(g, "A", 148, y + 10, color=AMP)
+            _text(self.rows, "L%d" % (n + 1), 2, y + 10, color=GREY)
+            self.u.append(_text(self.rows, "--", 80, y, 2, VOLT, right=True))
+            _text(self.rows, "V", 82, y + 10, color=VOLT)
+            self.i.append(_text(self.rows, "--", 146, y, 2, AMP, right=True))
+            _text(self.rows, "A", 148, y + 10, color=AMP)
+        self.note = displayio.Group()
+        self.note.hidden = True
+        g.append(self.note)
+        for n, line in enumerate(t["no_ui"].split("\n")):
+            _text(self.note, line, 80, 44 + 14 * n, color=GREY, center=True)
 
     def update(self, view, state, now):
         values = _values(state)[0]
+        none = state.latest is not None
+        for key in VOLTAGES + CURRENTS:
+            if key in values:
+                none = False
+        view.set_hidden(self.rows, none)
+        view.set_hidden(self.note, not none)
+        if none:
+            return
         for n in range(3):
             view.set_text(self.u[n], fixed(values.get(VOLTAGES[n]), 1, 5))
             view.set_text(self.i[n], current(values.get(CURRENTS[n])))
 
 
 class Power:
-    """Import and export power (scale 2), power factors (scale 1)."""
+    """Import and export power (scale 2), power factors (scale 1) - or, for a meter that sends
+    reactive power but no power factor (Wiener Netze, AMIS, T210-D-r), reactive power."""
 
     name = "power"
     cycle = True
 
     def build(self, g, t):
+        self.t = t
         _text(g, t["import"], 2, 40, color=LABEL)
         self.p_in = _text(g, "--", 146, 30, 2, right=True)
         _text(g, "W", 148, 40)
         _text(g, t["export"], 2, 66, color=LABEL)
         self.p_out = _text(g, "--", 146, 56, 2, right=True)
         _text(g, "W", 148, 66)
-        _text(g, t["pf_meter"], 2, 86, color=LABEL)
+        self.l1 = _text(g, t["pf_meter"], 2, 86, color=LABEL)
         self.pf_m = _text(g, "--", 158, 86, right=True)
-        _text(g, t["pf_calc"], 2, 100, color=LABEL)
+        self.l2 = _text(g, t["pf_calc"], 2, 100, color=LABEL)
         self.pf_c = _text(g, "--", 158, 100, right=True)
 
     def update(self, view, state, now):
         values, derived = _values(state)
+        t = self.t
         view.set_text(self.p_in, fixed(values.get(P_PLUS), 0, 6))
         view.set_text(self.p_out, fixed(values.get(P_MINUS), 0, 6))
+        if POWER_FACTOR not in values and (Q_PLUS in values or Q_MINUS in values):
+            view.set_text(self.l1, t["q_in"])
+            view.set_text(self.l2, t["q_out"])
+            view.set_text(self.pf_m, _var(values.get(Q_PLUS)))
+            view.set_text(self.pf_c, _var(values.get(Q_MINUS)))
+            return
+        view.set_text(self.l1, t["pf_meter"])
+        view.set_text(self.l2, t["pf_calc"])
         view.set_text(self.pf_m, fixed(values.get(POWER_FACTOR), 3, 6))
         view.set_text(self.pf_c, fixed(derived.get(DERIVED_PF), 3, 6))
 
 
+def _var(value):
+    text = fixed(value, 0, 7)
+    return text if value is None else text + " var"
+
+
+def _reactive(values, total, tariff1, tariff2):
+    """Reactive energy register: the total, or T1 of a meter with only one tariff (AMIS)."""
+    v = values.get(total)
+    if v is None and tariff2 not in values:
+        v = values.get(tariff1)
+    return v
+
+
 class Energy:
-    """The meter's import and export registers."""
+    """The meter's import and export registers; reactive energy in one line where sent."""
 
     name = "energy"
     cycle = True
 
     def build(self, g, t):
-        _text(g, t["e_import"], 2, 30, color=ENERGY)
-        self.e_in = _text(g, "--", 136, 43, 2, right=True)
-        _text(g, "kWh", 138, 53)
-        _text(g, t["e_export"], 2, 70, color=ENERGY)
-        self.e_out = _text(g, "--", 136, 83, 2, right=True)
-        _text(g, "kWh", 138, 93)
+        _text(g, t["e_import"], 2, 29, color=ENERGY)
+        self.e_in = _text(g, "--", 136, 41, 2, right=True)
+        _text(g, "kWh", 138, 51)
+        _text(g, t["e_export"], 2, 66, color=ENERGY)
+        self.e_out = _text(g, "--", 136, 78, 2, right=True)
+        _text(g, "kWh", 138, 88)
+        self.react = _text(g, "", 2, 102, color=GREY)
 
     def update(self, view, state, now):
         values = _values(state)[0]
         view.set_text(self.e_in, kwh(values.get(A_PLUS)))
         view.set_text(self.e_out, kwh(values.get(A_MINUS)))
+        r_in = _reactive(values, R_PLUS, "1-0:3.8.1", "1-0:3.8.2")
+        r_out = _reactive(values, R_MINUS, "1-0:4.8.1", "1-0:4.8.2")
+        text = ""
+        if r_in is not None or r_out is not None:
+            text = "R+ %s  R- %s kvarh" % (_kvarh(r_in), _kvarh(r_out))
+        view.set_text(self.react, text)
+
+
+def _kvarh(varh):
+    return ABSENT if varh is None else "%d" % ((int(varh) + 500) // 1000)
 
 
 class Usage:

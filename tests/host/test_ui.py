@@ -239,7 +239,8 @@ def test_absent_values_are_dashes_not_zero(display):
     assert "480" in shown and shown.count("--") == 3 and "0" not in shown
     ui.goto("phases")
     ui.poll(NOW)
-    assert texts_on_screen(ui).count("--") == 6
+    shown = texts_on_screen(ui)
+    assert "--" not in shown and "This meter sends no" in shown  # says so, no empty rows
     ui.goto("energy")
     ui.poll(NOW)
     assert "5432.1" in texts_on_screen(ui) and "--" in texts_on_screen(ui)
@@ -330,6 +331,9 @@ GOLDEN_CASES = [(lang, "normal", s) for lang in S.LANGUAGES for s in S.ALL_SCREE
     ("en", "setup_ap", "sysinfo"),
     ("de", "message", "long"),
     ("en", "absent", "usage"),
+    ("de", "wienernetze", "phases"),
+    ("en", "wienernetze", "power"),
+    ("de", "wienernetze", "energy"),
 ]
 
 
@@ -786,3 +790,44 @@ def test_usage_screen_today_yesterday_month_and_cost(display):
     ui.poll(NOW + 2000)
     rows = [[lbl.text for lbl in row][1:] for row in ui.view.screens["usage"].rows]
     assert rows == [["--", "--", "--"]] * 3 and "No price set" in texts_on_screen(ui)
+
+
+def test_meter_that_sends_less_shows_what_it_sends(display):
+    """Wiener Netze-style: no U/I/PF, reactive power and energy; an L1-only meter keeps rows."""
+    from smartmeter.protocol import reading as rd
+
+    wn = {rd.A_PLUS: 48_922_000, rd.A_MINUS: 0, rd.R_PLUS: 96_027, rd.R_MINUS: 1_216}
+    wn.update({rd.P_PLUS: 1068, rd.P_MINUS: 0, rd.Q_PLUS: 103, rd.Q_MINUS: 279})
+    for lang, sentence in (("de", "Dieser Zaehler sendet"), ("en", "This meter sends no")):
+        ui = Ui(display, None, S._healthy_state(S._reading(wn)), language=lang)
+        ui.goto("phases")
+        ui.poll(NOW)
+        shown = texts_on_screen(ui)
+        assert sentence in shown and "--" not in shown and "V" not in shown, shown
+        ui.goto("power")
+        ui.poll(NOW)
+        shown = texts_on_screen(ui)
+        assert "103 var" in shown and "279 var" in shown and ui.view.t["q_in"] in shown
+        assert ui.view.t["pf_meter"] not in shown and "--" not in shown, shown
+        ui.goto("energy")
+        ui.poll(NOW)
+        assert "R+ 96  R- 1 kvarh" in texts_on_screen(ui)
+    # AMIS: reactive energy as its single tariff register 3.8.1
+    amis = {rd.A_PLUS: 1000, "1-0:3.8.1": 2_500, "1-0:4.8.1": 7_499}
+    ui = Ui(display, None, S._healthy_state(S._reading(amis)), language="en")
+    ui.goto("energy")
+    ui.poll(NOW)
+    assert "R+ 3  R- 7 kvarh" in texts_on_screen(ui)
+    # VKW L1 only: the rows stay, L2/L3 are dashes
+    l1 = {rd.A_PLUS: 1000, rd.U_L1: 230.0, rd.I_L1: 1.5}
+    ui = Ui(display, None, S._healthy_state(S._reading(l1)), language="en")
+    ui.goto("phases")
+    ui.poll(NOW)
+    shown = texts_on_screen(ui)
+    assert "230.0" in shown and "1.50" in shown and shown.count("--") == 4
+    assert "This meter sends no" not in shown
+    # before the first telegram: dashes, not the sentence
+    ui = Ui(display, None, S.PROBLEMS["first_boot"](), language="en")
+    ui.goto("phases")
+    ui.poll(NOW)
+    assert "This meter sends no" not in texts_on_screen(ui)

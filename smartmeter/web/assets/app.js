@@ -28,7 +28,15 @@ function now(){return get('/api/now').then(function(n){var r=n.reading;if(!r)ret
  $('m_age').textContent=n.age_s!==undefined?n.age_s+' s ago':'';
  ['32','52','72'].forEach(function(c,i){$('u'+(i+1)).textContent=fmt(v['1-0:'+c+'.7.0'],1)});
  ['31','51','71'].forEach(function(c,i){$('i'+(i+1)).textContent=fmt(v['1-0:'+c+'.7.0'],2)});
- var pf=r.derived.power_factor;$('pf').textContent=pf!==undefined?'power factor '+pf:''})}
+ var pf=r.derived.power_factor;$('pf').textContent=pf!==undefined?'power factor '+pf:'';
+ var has=function(c){return v['1-0:'+c]!==undefined&&v['1-0:'+c]!==null};
+ var ui=['32','52','72','31','51','71'].some(function(c){return has(c+'.7.0')});
+ $('phase_card').hidden=!ui;$('no_phases').hidden=ui;
+ var reg=function(c){return has(c+'.8.0')?v['1-0:'+c+'.8.0']:has(c+'.8.2')?undefined:v['1-0:'+c+'.8.1']};
+ var ri=reg('3'),ro=reg('4');$('r_row').hidden=ri===undefined&&ro===undefined;
+ $('r_in').textContent=ri===undefined?'-':fmt(ri/1000,3);$('r_out').textContent=ro===undefined?'-':fmt(ro/1000,3);
+ $('q_card').hidden=!has('3.7.0')&&!has('4.7.0');
+ $('q_in').textContent=fmt(v['1-0:3.7.0'],0);$('q_out').textContent=fmt(v['1-0:4.7.0'],0)})}
 function chart(){return get('/api/history?minutes=1440').then(function(h){var p=h.points,el=$('chart');
  if(p.length<2){el.innerHTML='<p class="dim">not enough data yet</p>';return}
  var W=1000,H=220,t0=p[0][0],t1=p[p.length-1][0],lo=0,hi=0;
@@ -46,7 +54,9 @@ function home(){function tick(){now().catch(function(){});status().then(function
    ' &middot; total '+bytes(sd.total);var n=s.network;
   $('net').innerHTML=(n.ap_mode?'setup access point '+esc(n.ap_ssid):(n.connected?'WiFi '+
    esc(n.ssid||'')+'<br>'+esc(n.ip||'')+' &middot; '+n.rssi+' dBm':'not connected'));
-  $('sys').innerHTML='up '+dur(s.uptime_s)+'<br>version '+esc(s.version);
+  var l=s.line||{};$('sys').innerHTML='up '+dur(s.uptime_s)+'<br>version '+esc(s.version)+
+   '<br>meter line '+esc(l.setting||'-')+(l.state=='searching'?' (searching line settings)':'')+
+   (l.link_frames?' &middot; '+(l.tx?'E5 answers on':'no TX line'):'');
   var o=s.sinks||{};$('outputs').innerHTML=Object.keys(o).map(function(k){var x=o[k];
    return '<p><b>'+esc(k)+'</b> '+esc(x.state)+' &middot; sent '+x.sent+' &middot; failed '+
    x.failed+' &middot; queued '+x.queued+' &middot; dropped '+x.dropped+
