@@ -34,8 +34,10 @@ from .state import (
     OFF_DISPLAY,
     OFF_GRAPHITE,
     OFF_MQTT,
+    OFF_PRICES,
     OFF_SENSOR,
     OFF_SETUP,
+    OFF_USAGE,
     OFF_WEB,
     State,
     problem_text,
@@ -61,6 +63,8 @@ _WIFI_RETRY_MS = const(30_000)
 # problem code and the words used when a part is left out because the heap is too small.
 _PARTS = {
     "csv": (OFF_CSV, "CSV logging"),
+    "usage": (OFF_USAGE, "Usage and cost"),
+    "prices": (OFF_PRICES, "Dynamic prices"),
     "display": (OFF_DISPLAY, "Display"),
     "sensor": (OFF_SENSOR, "Sensor"),
     "setup": (OFF_SETUP, "Setup access point"),
@@ -550,10 +554,11 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     ``listen``: the web server's address (the board: every interface; the simulator: 127.0.0.1).
 
     Each sink is created in isolation: one that fails to start is reported and left out. Parts
-    start in priority order (the decoder with the app, then CSV logging, display, sensor, setup
-    access point, Graphite, MQTT, web page): on a board whose heap is too small for everything,
-    a part that hits MemoryError is left out and named on the display, the web page and the
-    console ("CSV logging off: not enough memory") while the parts that fit run.
+    start in priority order (the decoder with the app, then CSV logging, usage and cost, dynamic
+    prices, display, sensor, setup access point, Graphite, MQTT, web page): on a board whose
+    heap is too small for everything, a part that hits MemoryError is left out and named on
+    the display, the web page and the console ("CSV logging off: not enough memory") while the
+    parts that fit run.
     """
     state = state if state is not None else State()
     app = App(hw, cfg, state)
@@ -583,20 +588,26 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     else:
         state.sd_state = "disabled"
     # Energy per hour/day/month and its cost (always on; the file needs the card)
-    tariff = app.tariff = _load("datalog.usage").Tariff(
-        cfg.PRICE_CT_KWH,
-        cfg.FEED_IN_CT_KWH,
-        cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
-        cfg.PRICE_MARKUP_CT_KWH,
-        cfg.PRICE_VAT_PERCENT,
-    )
-    app.usage = attempt(
-        "usage",
-        lambda: _load("datalog.usagelog").UsageSink(
-            state, app.storage, tariff, cfg.ENERGY_OFFSET_WH, clock.ticks_ms
-        ),
-    )
-    if hw.pool is not None and cfg.PRICE_DYNAMIC and cfg.PRICE_API_URL:
+    try:
+        tariff = app.tariff = _load("datalog.usage").Tariff(
+            cfg.PRICE_CT_KWH,
+            cfg.FEED_IN_CT_KWH,
+            cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
+            cfg.PRICE_MARKUP_CT_KWH,
+            cfg.PRICE_VAT_PERCENT,
+        )
+    except MemoryError:  # a small board: usage, cost and prices stay off, the rest starts
+        tariff = app.tariff = None
+        app.left_out("usage")
+    app.usage = None
+    if tariff is not None:
+        app.usage = attempt(
+            "usage",
+            lambda: _load("datalog.usagelog").UsageSink(
+                state, app.storage, tariff, cfg.ENERGY_OFFSET_WH, clock.ticks_ms
+            ),
+        )
+    if tariff is not None and hw.pool is not None and cfg.PRICE_DYNAMIC and cfg.PRICE_API_URL:
         attempt(
             "prices",
             lambda: _load("outputs.prices").PriceSink(

@@ -45,6 +45,8 @@ NO_WIFI = "no_wifi"
 SENSOR = "sensor"
 # A part of the firmware left out at start because the heap was too small (app.build)
 OFF_CSV = "off_csv"
+OFF_USAGE = "off_usage"
+OFF_PRICES = "off_prices"
 OFF_DISPLAY = "off_display"
 OFF_SENSOR = "off_sensor"
 OFF_SETUP = "off_setup"
@@ -71,6 +73,8 @@ TEXTS = {
         NO_WIFI: "No WiFi",
         SENSOR: "Sensor error",
         OFF_CSV: "CSV log off: low memory",
+        OFF_USAGE: "Usage/cost off: low memory",
+        OFF_PRICES: "Prices off: low memory",
         OFF_DISPLAY: "Display off: low memory",
         OFF_SENSOR: "Sensor off: low memory",
         OFF_SETUP: "Setup AP off: low memory",
@@ -96,6 +100,8 @@ TEXTS = {
         NO_WIFI: "Kein WLAN",
         SENSOR: "Sensorfehler",
         OFF_CSV: "CSV-Log aus: zu wenig RAM",
+        OFF_USAGE: "Verbrauch aus: wenig RAM",
+        OFF_PRICES: "Preise aus: zu wenig RAM",
         OFF_DISPLAY: "Anzeige aus: zu wenig RAM",
         OFF_SENSOR: "Sensor aus: zu wenig RAM",
         OFF_SETUP: "Setup-AP aus: wenig RAM",

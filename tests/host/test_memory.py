@@ -126,3 +126,17 @@ def test_csv_left_out_first_in_priority_order(monkeypatch):
     shown = texts_on_screen(firmware.ui)
     assert "CSV log off: low memory" in shown, shown
     assert "  Needs a board with PSRAM" in shown, shown
+
+
+def test_usage_left_out_when_its_tariff_does_not_fit(monkeypatch):
+    """The tariff (usage and cost) is loaded outside the sink table: a MemoryError there too
+    leaves usage out instead of stopping the board."""
+    firmware, uart, clock, console, _fs = build_with_memory_errors(monkeypatch, {"datalog.usage"})
+    st = firmware.state
+    assert firmware.usage is None and firmware.tariff is None
+    assert st.left_out == ["off_usage"]
+    assert "Usage and cost off: not enough memory (20480 bytes free)" in console.lines
+    meter = VirtualMeter("netznoe", bytes.fromhex(KEY), None, seed=3)
+    uart.push(meter.telegram(clock.epoch))
+    firmware.loop_once()
+    assert st.counters.decoded == 1 and st.counters.csv_rows == 1
