@@ -281,7 +281,7 @@ class Bench:
         from smartmeter.datalog import sd  # noqa: F401
 
     def build(self):
-        from smartmeter import app, config
+        from smartmeter import app, config, interfaces
 
         if FAIL:
             real_load = app._load
@@ -325,7 +325,7 @@ class Bench:
             from smartmeter.datalog.sd import RealFS
 
             fs = RealFS(fsync=False)
-        hw = app.Hardware(
+        hw = interfaces.Hardware(
             uart=self.uart,
             display=self.display,
             fs=fs,

@@ -122,7 +122,7 @@ def test_every_part_runs_on_the_injected_clock_only():
         app = holder["app"]
         names = sorted(getattr(s, "name", type(s).__name__) for s in app.sinks)
         assert names == sorted(
-            ["csv", "display", "sensor", "netsetup", "graphite", "mqtt", "web"]
+            ["csv", "display", "sensor", "netsetup", "graphite", "mqtt", "usage", "web"]
         ), names
         assert app.state.counters.decoded == 6
         assert app.state.sensor_state == "ok"

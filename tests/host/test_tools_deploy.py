@@ -224,7 +224,8 @@ def test_webdeploy_refuses_while_usb_holds_the_drive(repo, server):
 def test_webdeploy_main_reports_wrong_password(server, monkeypatch, capsys):
     url = server(FakeBoard())
     monkeypatch.setenv("CIRCUITPY_WEB_API_PASSWORD", "wrong")
-    assert webdeploy.main([url, "--timeout", "5"]) == 1
+    # --source: the password is checked whether or not a release zip was built (fresh clone)
+    assert webdeploy.main([url, "--timeout", "5", "--source"]) == 1
     assert "HTTP 401" in capsys.readouterr().out
     monkeypatch.delenv("CIRCUITPY_WEB_API_PASSWORD")
     assert webdeploy.main([url]) == 2
