@@ -294,6 +294,11 @@ class SimClock:
     def ticks_ms(self):
         return (self.elapsed_ms() + self._ticks_offset) & _TICKS_MASK
 
+    def wall_ms(self):
+        """Real milliseconds whatever ``speed`` is: what a client or a socket sees (the web
+        server's budgets use it)."""
+        return int(time.monotonic() * 1000) & _TICKS_MASK
+
     def time(self):
         return self.start_epoch + self.elapsed_ms() // 1000
 

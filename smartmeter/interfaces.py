@@ -64,6 +64,10 @@ class Clock:
     def sync_ntp(self, server):
         """Optional: set the RTC from ``server``; True on success."""
 
+    def wall_ms(self):
+        """Optional: real milliseconds (wrapping like ``ticks_ms``) where ``ticks_ms`` runs faster
+        (the simulator's ``--speed``); the web server's network budgets use it."""
+
 
 class Uart:
     """``busio.UART`` with ``timeout=0``."""

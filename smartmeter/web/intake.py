@@ -4,7 +4,9 @@
 Every answer to a bad request carries no file content: 400 (malformed line, bad escape,
 traversal segment, bad Content-Length), 401 (no or wrong credentials, checked before anything
 else including 404), 403 (cross-site POST), 404, 405 (+ Allow), 408 (too slow), 411 (chunked
-request body), 413 (body over the cap), 431 (head over the cap).
+request body), 413 (body over the cap), 421 (Host header names another server), 429 (too many
+wrong passwords from this client: answered at once, the password is not checked), 431 (head over
+the cap).
 """
 
 import binascii
@@ -26,8 +28,8 @@ except ImportError:  # CPython
 
 HEADER_MAX = const(4096)  # request line + headers; a browser sends < 1 KiB
 _BODY_MAX = const(4096)  # form bodies (settings, delete); uploads are streamed
-_RECV_MS = const(1000)  # whole request head must arrive within this
-_RECV_STEP_S = 0.05  # socket wait per step while receiving (service() between steps)
+_RECV_MS = const(1000)  # whole request head (and small body) must arrive within this
+_SEND_S = 0.25  # a small answer fits the socket buffer; a client that reads nothing costs this
 
 _REASONS = {
     200: "OK",
@@ -40,8 +42,10 @@ _REASONS = {
     405: "Method Not Allowed",
     408: "Request Timeout",
     409: "Conflict",
+    421: "Misdirected Request",
     411: "Length Required",
     413: "Content Too Large",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -73,7 +77,7 @@ def reply_raw(sock, code, text="", ctype="text/plain; charset=utf-8"):
     )
     mv = memoryview((head + "Connection: close\r\n\r\n").encode() + body)
     try:
-        sock.settimeout(1)
+        sock.settimeout(_SEND_S)
         while mv:
             n = sock.send(mv)
             if not n:
@@ -107,54 +111,96 @@ def _reject(web, sock, code, message):
     reply_raw(sock, code, message)
 
 
-def _recv(web, sock, mv, start):
-    """One bounded wait for bytes: count, 0 on close, None when the deadline passed."""
-    while True:
-        try:
-            return sock.recv_into(mv, len(mv))
-        except OSError as exc:
-            if not would_block(exc):
-                raise
-        if ticks_diff(web.ticks(), start) >= _RECV_MS:
-            return None
-        web.service_between()
+class Pending:
+    """A connection whose request is still arriving: read without blocking, a pass at a time.
 
-
-def receive(web, server, sock, client_address):
-    """Read one request head (and a small body) within the size and time caps.
-
-    :returns: a Request, or None when the request was answered here (error) or dropped (the
-        caller closes the socket; a reset client must not leak one of the ESP32's 8 sockets)
+    Every connection has its own deadline (``_RECV_MS`` for the whole head and small body,
+    counted from accept), so an idle or slow client (slowloris) costs the others nothing: no
+    pass ever waits on a socket.
     """
+
+    def __init__(self, conn, addr, buf, now):
+        self.conn = conn
+        self.addr = addr
+        self.buf = buf  # HEADER_MAX bytes, from the server's pool
+        self.n = 0
+        self.start = now
+        self.request = None
+        self.body = None
+        self.have = 0
+
+
+def step(web, server, p, now):
+    """Advance ``p``; returns a Request when it is complete, True when it was answered or
+    dropped here (the caller closes it), False while it is still arriving."""
     try:
-        return _receive(web, server, sock, client_address)
+        if p.request is None:
+            end = _read_head(web, p)
+            if end is None:
+                return _deadline(web, p, now)
+            if end < 0:
+                return True
+            request = _parse_target(web, server, p, end)
+            if request is None or not _check_length(web, p, request, end):
+                return True
+            if request.method == "POST" and request.path == "/upload":
+                return request  # the body goes to the card in slices, never into RAM
+            p.request = request
+        done = _read_body(web, p)
+        if done is None:
+            return _deadline(web, p, now)
+        if not done:
+            return True
+        p.request.body = bytes(p.body)
+        return p.request
     except OSError as exc:
         web.failed(exc)
-        return None
+        return True
 
 
-def _receive(web, server, sock, client_address):
-    buf = web._head
-    mv = memoryview(buf)
-    start = web.ticks()
-    sock.settimeout(_RECV_STEP_S)
-    n = 0
-    end = -1
-    while end < 0:
+def _deadline(web, p, now):
+    if ticks_diff(now, p.start) < _RECV_MS:
+        return False
+    if p.n:
+        _reject(web, p.conn, 408, "request timeout")
+    return True  # an idle connection that never sent a byte is just closed
+
+
+def _recv_now(sock, mv):
+    """Bytes available now: count, 0 on close, None when nothing is there yet."""
+    try:
+        return sock.recv_into(mv, len(mv))
+    except OSError as exc:
+        if would_block(exc):
+            return None
+        raise
+
+
+def _read_head(web, p):
+    """Read what arrived; the index of the blank line ending the head, None while incomplete,
+    -1 when the connection was answered (431) or closed."""
+    mv = memoryview(p.buf)
+    while True:
+        n = p.n
         if n >= HEADER_MAX:
-            return _reject(web, sock, 431, "request head too large")
-        got = _recv(web, sock, mv[n:], start)
+            _reject(web, p.conn, 431, "request head too large")
+            return -1
+        got = _recv_now(p.conn, mv[n:])
         if got is None:
-            return _reject(web, sock, 408, "request timeout") if n else None
+            return None
         if not got:
-            return None  # closed before a complete head: nothing to answer
+            return -1  # closed before a complete head: nothing to answer
         lo = n - 3 if n > 3 else 0
-        n += got
-        i = bytes(mv[lo:n]).find(b"\r\n\r\n")
+        p.n = n + got
+        i = bytes(mv[lo : p.n]).find(b"\r\n\r\n")
         if i >= 0:
-            end = lo + i
-    head = bytes(mv[:end])
-    early = bytes(mv[end + 4 : n])
+            return lo + i
+
+
+def _parse_target(web, server, p, end):
+    """The Request of a complete head (path percent-decoded and checked), or None (answered)."""
+    sock = p.conn
+    head = bytes(memoryview(p.buf)[:end])
     line, _, rest = head.partition(b"\r\n")
     parts = line.split(b" ")
     if (
@@ -166,7 +212,7 @@ def _receive(web, server, sock, client_address):
     ):
         return _reject(web, sock, 400, "malformed request line")
     try:
-        request = Request(server, sock, client_address, head + b"\r\n\r\n")
+        request = Request(server, sock, p.addr, head + b"\r\n\r\n")
         target = parts[1].decode()
         raw_path, _, query = target.partition("?")
         path = unquote(raw_path)
@@ -181,9 +227,16 @@ def _receive(web, server, sock, client_address):
         return _reject(web, sock, 400, "bad path")
     request.path = path
     request.args = args
+    return request
+
+
+def _check_length(web, p, request, end):
+    """Content-Length rules; prepares the body buffer. False when answered (400/411/413)."""
+    sock = p.conn
     headers = request.headers
     if headers.get("Transfer-Encoding") is not None:
-        return _reject(web, sock, 411, "chunked bodies are not accepted")
+        _reject(web, sock, 411, "chunked bodies are not accepted")
+        return False
     lengths = headers.get_list("Content-Length")
     length = None
     if lengths:
@@ -193,30 +246,35 @@ def _receive(web, server, sock, client_address):
             or len(text_len) > 12
             or any(v.strip() != text_len for v in lengths)
         ):
-            return _reject(web, sock, 400, "bad Content-Length")
+            _reject(web, sock, 400, "bad Content-Length")
+            return False
         length = int(text_len)
     request.length = length
-    if request.method == "POST" and path == "/upload":
-        request.early = early  # the body goes to the card in slices, never into RAM
-        sock.settimeout(1)
-        return request
+    early = bytes(memoryview(p.buf)[end + 4 : p.n])
+    if request.method == "POST" and request.path == "/upload":
+        request.early = early
+        return True
     length = length or 0
     if length > _BODY_MAX:
-        return _reject(web, sock, 413, "body too large")
-    body = bytearray(length)
-    have = min(len(early), length)
-    body[:have] = early[:have]
-    bmv = memoryview(body)
-    while have < length:
-        got = _recv(web, sock, bmv[have:], start)
+        _reject(web, sock, 413, "body too large")
+        return False
+    p.body = bytearray(length)
+    p.have = min(len(early), length)
+    p.body[: p.have] = early[: p.have]
+    return True
+
+
+def _read_body(web, p):
+    """True once the small body is complete, None while it is arriving, False when closed."""
+    mv = memoryview(p.body)
+    while p.have < len(p.body):
+        got = _recv_now(p.conn, mv[p.have :])
         if got is None:
-            return _reject(web, sock, 408, "request timeout")
-        if not got:
             return None
-        have += got
-    request.body = bytes(body)
-    sock.settimeout(1)
-    return request
+        if not got:
+            return False
+        p.have += got
+    return True
 
 
 def authorized(web, request):

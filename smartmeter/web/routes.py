@@ -267,6 +267,8 @@ def upload(web, request, fs):
         free = web.storage.refresh_space()
     except OSError:
         return text(request, 503, "SD card not available")
+    if web.uploading():
+        return text(request, 503, "another upload is running", {"Retry-After": "5"})
     # An upload must leave what retention keeps free (LOG_MIN_FREE_MB): otherwise the next
     # retention pass would delete log days to make room for it.
     reserve = max(_UPLOAD_RESERVE, getattr(web.storage, "min_free", 0) or 0)
@@ -356,13 +358,27 @@ def dispatch(web, request):
 
 
 def _route(web, request):
+    if not web.host_ok(request):
+        # DNS rebinding: a web page elsewhere may resolve its own name to this board's address
+        web.refused_host += 1
+        return text(request, 421, "this board does not answer to that host name")
+    now = web.wall()
+    wait = web.throttle_left(request, now)
+    if wait:
+        # wrong passwords from this client: answered at once, without checking the password
+        web.throttled += 1
+        retry = {"Retry-After": str(wait // 1000 + 1)}
+        return text(request, 429, "too many wrong passwords", retry)
     if not authorized(web, request):
+        if request.headers.get("Authorization"):
+            web.auth_failed(request, now)
         return text(
             request,
             401,
             "authentication required",
             {"WWW-Authenticate": 'Basic realm="smartmeter", charset="UTF-8"'},
         )
+    web.auth_ok(request)
     path = request.path
     methods = ROUTES.get(path)
     arg = None

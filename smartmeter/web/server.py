@@ -33,10 +33,10 @@ from adafruit_httpserver import Response, Server
 from .. import config as config_mod
 from ..netsetup import random_password
 from ..netutil import would_block
-from ..timeutil import ticks_diff
+from ..timeutil import ticks_add, ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
-from .intake import HEADER_MAX, reply_raw
+from .intake import HEADER_MAX, reply_raw  # noqa: F401 - HEADER_MAX: callers read it here
 
 try:
     from micropython import const
@@ -50,6 +50,14 @@ _CHUNK = const(4096)  # bytes per file read / send
 _SLICE_BYTES = const(65536)  # at most this much per job per poll
 _SLICE_MS = const(20)  # ... or this long
 _IDLE_MS = const(30000)  # a job without progress this long is dropped
+_MIN_RATE = const(1024)  # bytes/s a transfer must average after _GRACE_MS, else it is dropped
+_GRACE_MS = const(5000)
+_MAX_PENDING = const(4)  # requests arriving at once (the oldest makes room for a new one)
+_ACCEPT_PER_POLL = const(8)
+_FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
+_FAIL_MAX_MS = const(60000)
+_FAIL_CLIENTS = const(16)  # clients remembered (bounded)
+_AP_IP = "192.168.4.1"  # the setup access point's address (CircuitPython's default)
 _MAX_JOBS = const(2)  # concurrent downloads/uploads (the ESP32 has 8 sockets in all)
 _SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -61,24 +69,29 @@ _SECURITY_HEADERS = {
 
 
 class _HttpServer(Server):
-    """adafruit_httpserver's Server with a bounded request reader and one dispatcher."""
+    """adafruit_httpserver's Server with our own non-blocking intake and one dispatcher.
+
+    ``poll()`` is replaced: it accepts what is waiting and advances every connection whose
+    request is still arriving (``intake.Pending``), without ever waiting on a socket.
+    """
 
     def __init__(self, pool, web):
         super().__init__(pool, None)
         self._web = web
 
     def _receive_request(self, sock, client_address):
-        return self._web.receive(self, sock, client_address)
+        raise RuntimeError("requests are read by WebServer.intake")
 
     def _find_handler(self, method, path):
         return self._web.dispatch
 
     def poll(self):
         try:
-            return super().poll()
+            self._web.intake(self)
         except Exception as exc:  # noqa: BLE001 - nothing a client sends may stop the loop
             self._web.failed(exc)
             return "error"
+        return "ok"
 
 
 class Stream(Response):
@@ -124,6 +137,8 @@ class _UploadStart(Response):
 
 
 class _SendJob:
+    upload = False
+
     def __init__(self, conn, chunks, buf):
         self.conn = conn
         self.chunks = chunks
@@ -131,7 +146,12 @@ class _SendJob:
         self.pending = None
         self.sent = 0
         self.last = None
+        self.began = None
         conn.settimeout(0)
+
+    @property
+    def moved(self):
+        return self.sent
 
     def step(self, web, now):
         """Send what fits within one slice; True when done."""
@@ -162,7 +182,7 @@ class _SendJob:
             self.pending = self.pending[n:] if n < len(self.pending) else None
             if self.pending is None:
                 web.service_between()
-            if budget <= 0 or ticks_diff(web.ticks(), now) >= _SLICE_MS:
+            if budget <= 0 or ticks_diff(web.wall(), now) >= _SLICE_MS:
                 return False
 
     def close(self, web, exc=None):
@@ -182,12 +202,16 @@ class _SendJob:
 class _RecvJob:
     """Streams an upload body to the card, then answers 201."""
 
+    upload = True
+
     def __init__(self, conn, upload, buf, name, expect_continue):
         self.conn = conn
         self.upload = upload
         self.buf = buf
         self.name = name
         self.last = None
+        self.began = None
+        self.received = 0
         self.started = False
         conn.settimeout(0)
         if expect_continue:
@@ -215,11 +239,16 @@ class _RecvJob:
             if not n:
                 raise OSError(104, "client closed during upload")
             self.last = now
+            self.received += n
             budget -= n
             if up.write(mv[:n]):
                 return self._done()
             web.service_between()
         return False
+
+    @property
+    def moved(self):
+        return self.received
 
     def _done(self):
         up = self.upload
@@ -263,6 +292,9 @@ class WebServer:
         self.actions = actions
         self.service = service
         self.ticks = clock.ticks_ms
+        # Budgets and deadlines count wall-clock time: the board's ticks are; the simulator's
+        # clock may run faster (``wall_ms`` is its real time), a client's network does not.
+        self.wall = getattr(clock, "wall_ms", None) or clock.ticks_ms
         self.requests = 0
         self.errors = 0
         self.last_error = ""
@@ -270,7 +302,15 @@ class WebServer:
         self.jobs = []
         self.max_jobs = _MAX_JOBS
         self._bufs = []
-        self._head = bytearray(HEADER_MAX)
+        self.pending = []  # connections whose request is still arriving (intake.Pending)
+        self._heads = []  # free HEADER_MAX buffers for them (at most _MAX_PENDING ever made)
+        self.accepted = 0
+        self.evicted = 0  # pending connections closed to make room for a new one
+        self.slow_dropped = 0  # transfers below _MIN_RATE
+        self.refused_host = 0
+        self.throttled = 0  # requests answered 429 (too many wrong passwords)
+        self._fails = {}  # client address -> [wrong passwords in a row, ticks until allowed]
+        self.listen = None
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
         # The settings files and the generated password live in config.OVERRIDE_DIR, a dot-folder
         # no file route can name; the legacy places are refused by name (routes._file_path).
@@ -288,6 +328,7 @@ class WebServer:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, host="0.0.0.0"):
         """Listen on ``config.WEB_PORT``."""
+        self.listen = host
         self.server.start(host, self.config.WEB_PORT)
 
     def stop(self):
@@ -295,18 +336,23 @@ class WebServer:
         for job in self.jobs:
             job.close(self)
         self.jobs = []
+        for p in self.pending:
+            _close(p.conn)
+        self.pending = []
         if not self.server.stopped:
             self.server.stop()
 
     def poll(self, now_ms=None):
         """Accept and answer at most one request, then advance each transfer by one slice."""
-        t0 = self.ticks()
+        t0 = self.wall()
         if not self.server.stopped:
             self.server.poll()
         for job in list(self.jobs):
-            now = self.ticks()
+            now = self.wall()
             if job.last is None:
                 job.last = now
+            if job.began is None:
+                job.began = now
             try:
                 done = job.step(self, now)
             except Exception as exc:  # noqa: BLE001 - a client that vanished ends its job only
@@ -321,7 +367,12 @@ class WebServer:
                 self.failed(OSError(110, "transfer idle"))
                 self.jobs.remove(job)
                 job.close(self, None)
-        took = ticks_diff(self.ticks(), t0)
+            elif _too_slow(job, ticks_diff(now, job.began)):
+                self.slow_dropped += 1
+                self.failed(OSError(110, "transfer too slow"))
+                self.jobs.remove(job)
+                job.close(self, None)
+        took = ticks_diff(self.wall(), t0)
         if took > self.max_slice_ms:
             self.max_slice_ms = took
         c = self.state.counters
@@ -334,6 +385,129 @@ class WebServer:
     def busy(self, spare=0):
         """True when no further transfer may start now (``spare``: extra slots allowed)."""
         return len(self.jobs) >= self.max_jobs + spare
+
+    def uploading(self):
+        """True while an upload runs: one at a time, so a download slot is always left."""
+        for job in self.jobs:
+            if job.upload:
+                return True
+        return False
+
+    # -- intake: many connections, none waited on ------------------------------------------
+    def intake(self, server):
+        """Accept what is waiting, then advance every arriving request (no socket waits)."""
+        now = self.wall()
+        lsock = server._sock
+        for _ in range(_ACCEPT_PER_POLL):
+            try:
+                conn, addr = lsock.accept()
+            except OSError:
+                break  # nothing waiting (EAGAIN), or no socket left: the rest waits
+            try:
+                conn.settimeout(0)
+            except OSError:
+                _close(conn)
+                continue
+            self.accepted += 1
+            if len(self.pending) >= _MAX_PENDING:
+                self._evict(now)
+            p = web_http.Pending(conn, addr, self._take_head(), now)
+            self.pending.append(p)
+            self._advance(server, p, now)  # a complete request is answered at once
+        for p in list(self.pending):
+            self._advance(server, p, now)
+
+    def _advance(self, server, p, now):
+        if p not in self.pending:
+            return
+        result = web_http.step(self, server, p, now)
+        if result is False:
+            return
+        self.pending.remove(p)
+        self._heads.append(p.buf)
+        if result is True:
+            _close(p.conn)
+            return
+        self._answer(server, p.conn, result)
+
+    def _evict(self, now):
+        """Make room: close the pending connection that has had the longest time already."""
+        oldest = self.pending[0]
+        for p in self.pending:
+            if ticks_diff(now, p.start) > ticks_diff(now, oldest.start):
+                oldest = p
+        self.pending.remove(oldest)
+        self._heads.append(oldest.buf)
+        self.evicted += 1
+        if oldest.n:
+            web_http.reply_raw(oldest.conn, 408, "request timeout")
+        _close(oldest.conn)
+
+    def _take_head(self):
+        return self._heads.pop() if self._heads else bytearray(HEADER_MAX)
+
+    def _answer(self, server, conn, request):
+        try:
+            conn.settimeout(web_http._SEND_S)
+            response = self.dispatch(request)
+            if response is None:
+                _close(conn)
+                return
+            server._set_default_server_headers(response)
+            response._send()
+        except OSError as exc:  # the client went away while we answered
+            self.failed(exc)
+            _close(conn)
+
+    # -- who may ask -----------------------------------------------------------------------
+    def host_ok(self, request):
+        """The Host header names this board (DNS rebinding: a page elsewhere cannot use it)."""
+        host = request.headers.get("Host")
+        if not host:
+            return False
+        host = host.strip().lower()
+        if host.startswith("["):
+            name = host[: host.find("]") + 1]
+        else:
+            name = host.split(":", 1)[0]
+        name = name.rstrip(".")
+        hostname = (self.config.HOSTNAME or "").lower()
+        allowed = [hostname, hostname + ".local", "localhost", "127.0.0.1", "[::1]"]
+        if self.state.ip:
+            allowed.append(str(self.state.ip))
+        if self.state.ap_mode:
+            allowed.append(_AP_IP)
+        if self.listen and self.listen not in ("0.0.0.0", ""):
+            allowed.append(self.listen)
+        return name in allowed
+
+    def throttle_left(self, request, now):
+        """Milliseconds this client must still wait after wrong passwords (0: may try)."""
+        entry = self._fails.get(_client(request))
+        if entry is None:
+            return 0
+        left = ticks_diff(entry[1], now)
+        return left if left > 0 else 0
+
+    def auth_failed(self, request, now):
+        """Count a wrong password; from the 4th in a row the client waits 1 s, doubling to 60 s."""
+        ip = _client(request)
+        entry = self._fails.get(ip)
+        if entry is None:
+            if len(self._fails) >= _FAIL_CLIENTS:  # bounded: forget the longest-allowed one
+                old = None
+                for key, value in self._fails.items():
+                    if old is None or ticks_diff(value[1], self._fails[old][1]) < 0:
+                        old = key
+                self._fails.pop(old, None)
+            entry = self._fails[ip] = [0, now]
+        entry[0] += 1
+        extra = entry[0] - _FREE_TRIES
+        delay = 0 if extra <= 0 else min(_FAIL_MAX_MS, 1000 << min(extra - 1, 6))
+        entry[1] = ticks_add(now, delay)
+
+    def auth_ok(self, request):
+        self._fails.pop(_client(request), None)
 
     def stream(
         self, request, chunks, length=None, content_type="application/json", headers=None, buf=None
@@ -386,11 +560,6 @@ class WebServer:
         self.state.web_password_generated = password
         return password
 
-    # -- request intake (called by _HttpServer) --------------------------------------------
-    def receive(self, server, sock, client_address):
-        """Bounded replacement of Server._receive_request; None when answered/dropped here."""
-        return web_http.receive(self, server, sock, client_address)
-
     def dispatch(self, request):
         """Auth, routing, method and origin checks: every request goes through here."""
         return web_routes.dispatch(self, request)
@@ -429,3 +598,23 @@ def _write_password(fs, path, password):
     except OSError:
         return False
     return True
+
+
+def _close(conn):
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+def _client(request):
+    addr = request.client_address
+    return addr[0] if addr else None
+
+
+def _too_slow(job, elapsed):
+    """A transfer that averages less than _MIN_RATE after the grace time holds a slot for
+    nothing (a slow upload or a client that reads nothing): drop it."""
+    if elapsed <= _GRACE_MS:
+        return False
+    return job.moved * 1000 < (elapsed - _GRACE_MS) * _MIN_RATE

@@ -77,7 +77,29 @@ def check_request():
     assert request.connection is None and request.path == "/x"
 
 
+def check_sock():
+    # our intake accepts from the listening socket itself; start() leaves it non-blocking
+    server = Server(socket, None)
+    server.start("127.0.0.1", 0)
+    try:
+        assert server._sock.getsockname()[0] == "127.0.0.1"
+        with pytest.raises(BlockingIOError):
+            server._sock.accept()  # nothing waiting: raises at once, never blocks a pass
+    finally:
+        server.stop()
+
+
+def check_set_default_server_headers():
+    assert params(Server._set_default_server_headers) == ["self", "response"]
+    server, _r, response = _instances()
+    server.headers = {"X-Frame-Options": "DENY"}
+    server._set_default_server_headers(response)
+    assert response._headers.get("X-Frame-Options") == "DENY"
+
+
 HOOKS = {
+    "_sock": check_sock,
+    "_set_default_server_headers": check_set_default_server_headers,
     "_receive_request": check_receive_request,
     "_find_handler": check_find_handler,
     "_send_headers": check_send_headers,

@@ -160,7 +160,8 @@ def test_the_real_parts_have_what_the_interfaces_list():
         (interfaces.Output, GraphiteSink),
         (interfaces.Output, MqttSink),
     ]
-    optional = {"sync_ntp", "start_ap", "stop_ap", "start_mdns", "on_reading", "poll", "sync"}
+    optional = {"sync_ntp", "wall_ms", "start_ap", "stop_ap", "start_mdns", "on_reading", "poll"}
+    optional.add("sync")
     for iface, impl in pairs:
         for name, sig in _methods(iface).items():
             have = getattr(impl, name, None)

@@ -1,0 +1,249 @@
+"""Idle, slow or guessing clients cannot hold the web page or the loop (issue 13, 5 and 8).
+
+The slowloris runs against the whole simulator at ``--speed 1`` (the meter sending in real
+time from its own thread); the other tests use the real web server polled by a loop thread.
+"""
+
+import base64
+import socket
+import threading
+import time
+
+from servers import free_port
+from test_settings_safety import PASSWORD, Web
+
+from sim.hardware import SimClock
+from sim.run import Simulation
+
+KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+
+
+def token(password=PASSWORD):
+    return base64.b64encode(("admin:" + password).encode()).decode()
+
+
+def http(port, path, password=PASSWORD, host=None, source="127.0.0.1", method="GET", body=b""):
+    """One request on a fresh connection: (status, seconds)."""
+    t0 = time.monotonic()
+    s = socket.socket()
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    try:
+        head = "%s %s HTTP/1.1\r\nHost: %s\r\n" % (method, path, host or "127.0.0.1:%d" % port)
+        if password is not None:
+            head += "Authorization: Basic %s\r\n" % token(password)
+        if body:
+            head += "Content-Length: %d\r\n" % len(body)
+        s.sendall(head.encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.") else None
+    return status, time.monotonic() - t0
+
+
+class Slowloris:
+    """``n`` sockets that send a request head a byte at a time and never finish it; a socket
+    the server closes is opened again at once (a persistent attacker)."""
+
+    def __init__(self, port, n=50, every=0.5):
+        self.port = port
+        self.n = n
+        self.every = every
+        self.stop = threading.Event()
+        self.reconnects = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _open(self):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", self.port))
+        return [s, 0]
+
+    def _run(self):
+        socks = [self._open() for _ in range(self.n)]
+        head = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 4000
+        while not self.stop.is_set():
+            for i, entry in enumerate(socks):
+                s, k = entry
+                try:
+                    s.send(head[k % len(head) : k % len(head) + 1])
+                    entry[1] = k + 1
+                except OSError as exc:
+                    if exc.errno in (11, 115):  # not connected yet / buffer full
+                        continue
+                    s.close()
+                    socks[i] = self._open()
+                    self.reconnects += 1
+            self.stop.wait(self.every)
+        for s, _ in socks:
+            s.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_slowloris_of_50_sockets_leaves_normal_requests_under_a_second(tmp_path):
+    values = {
+        "METER_KEY": KEY,
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "WEB_PORT": free_port(),
+        "WEB_PASSWORD": PASSWORD,
+    }
+    sim = Simulation(
+        values,
+        data_dir=str(tmp_path / "sim"),
+        clock=SimClock(speed=1),
+        display="none",
+        quiet=True,
+        realtime=True,
+    )
+    port = sim.config.WEB_PORT
+    results = []
+    attack = None
+
+    def client():
+        time.sleep(1.0)  # the attack is in place
+        for _ in range(12):
+            results.append(http(port, "/api/now"))
+            time.sleep(0.4)
+
+    longest = 0.0
+    try:
+        attack = Slowloris(port)
+        t = threading.Thread(target=client, daemon=True)
+        t.start()
+        end = time.monotonic() + 8
+        while time.monotonic() < end and (t.is_alive() or len(results) < 12):
+            t0 = time.monotonic()
+            sim.step()
+            longest = max(longest, time.monotonic() - t0)
+            time.sleep(0.002)
+        t.join(5)
+        sim.meter_thread.stop()
+        for _ in range(10):
+            sim.app.loop_once()
+    finally:
+        if attack is not None:
+            attack.close()
+        sim.close()
+    web = sim.app.web
+    worst = max(r[1] for r in results) if results else None
+    print(
+        "\nslowloris 50 sockets: %d requests, slowest %.0f ms; %d connections accepted, %d evicted,"
+        " attacker reconnects %d; longest loop pass %.0f ms, watchdog gap %.0f ms, %s"
+        % (
+            len(results),
+            (worst or 0) * 1000,
+            web.accepted,
+            web.evicted,
+            attack.reconnects,
+            longest * 1000,
+            sim.hw.watchdog.max_gap_s * 1000,
+            sim.summary(),
+        )
+    )
+    assert len(results) == 12 and all(r[0] == 200 for r in results), results
+    assert worst < 1.0, results
+    assert web.evicted > 0  # the attack was there and was pushed out
+    assert sim.lost() == 0 and sim.uart.overflows == 0
+    assert longest < 0.2
+
+
+def test_slow_uploads_cannot_hold_the_transfer_slots(tmp_path):
+    w = Web(tmp_path, {})
+    port = w.config.WEB_PORT
+    try:
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(
+            (
+                "POST /upload?name=slow.bin HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s"
+                "\r\nContent-Length: 1000000\r\n\r\n" % token()
+            ).encode()
+        )
+        end = time.monotonic() + 3
+        while not w.web.jobs and time.monotonic() < end:
+            time.sleep(0.01)
+        assert w.web.uploading()
+        # a second upload is refused at once, a download still gets the other slot
+        assert http(port, "/upload?name=two.bin", method="POST", body=b"x" * 10)[0] == 503
+        (w.root / "sd" / "logs" / "2024-01-01.csv").write_bytes(b"Zeit\r\n" * 100)
+        status, took = http(port, "/logs/2024-01-01.csv")
+        assert status == 200 and took < 1
+        # 10 bytes a second is below the minimum rate: the slot is freed after the grace time
+        t0 = time.monotonic()
+        while w.web.jobs and time.monotonic() - t0 < 15:
+            try:
+                slow.send(b"x" * 10)
+            except OSError:
+                break
+            time.sleep(1)
+        assert not w.web.jobs and w.web.slow_dropped == 1
+        print("\nslow upload dropped after %.1f s" % (time.monotonic() - t0))
+        assert time.monotonic() - t0 < 10
+        assert not (w.root / "sd" / "logs" / "slow.bin").exists()
+        slow.close()
+    finally:
+        w.close()
+
+
+def test_wrong_passwords_make_the_client_wait_longer_and_longer(tmp_path):
+    w = Web(tmp_path, {})
+    port = w.config.WEB_PORT
+    try:
+        codes = []
+        for _ in range(4):
+            codes.append(http(port, "/api/now", password="guess")[0])
+        assert codes == [401, 401, 401, 401]
+        status, took = http(port, "/api/now")  # even the right password waits now
+        assert status == 429 and took < 0.2  # refused at once: nothing blocks
+        assert http(port, "/api/now", source="127.0.0.2")[0] == 200  # another client is not
+        time.sleep(1.1)
+        assert http(port, "/api/now", password="guess")[0] == 401  # 5th: 2 s
+        waits = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            while http(port, "/api/now", password="guess")[0] == 429:
+                time.sleep(0.05)
+            waits.append(time.monotonic() - t0)
+        print("\nwaits after wrong passwords 5..7: %s s" % ["%.1f" % x for x in waits])
+        assert 1.7 < waits[0] < 2.6 and 3.7 < waits[1] < 4.6 and 7.7 < waits[2] < 8.6
+        while http(port, "/api/now")[0] == 429:
+            time.sleep(0.1)
+        assert http(port, "/api/now", password="guess")[0] == 401  # a good login reset it
+        assert w.web.throttled > 0
+    finally:
+        w.close()
+
+
+def test_host_header_must_name_this_board(tmp_path):
+    w = Web(tmp_path, {"HOSTNAME": "meter-7"})
+    port = w.config.WEB_PORT
+    try:
+        w.state.ip = "192.168.1.50"
+        for host, want in (
+            ("evil.example", 421),
+            ("evil.example:%d" % port, 421),
+            ("192.168.1.51:%d" % port, 421),
+            ("meter-7", 200),
+            ("METER-7.local:%d" % port, 200),
+            ("meter-7.local.", 200),
+            ("192.168.1.50:%d" % port, 200),
+            ("localhost:%d" % port, 200),
+        ):
+            assert http(port, "/api/now", host=host)[0] == want, host
+        assert http(port, "/api/now", host="192.168.4.1")[0] == 421
+        w.state.ap_mode = True
+        assert http(port, "/api/now", host="192.168.4.1:%d" % port)[0] == 200
+        assert w.web.refused_host == 4
+    finally:
+        w.close()
