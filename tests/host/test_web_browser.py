@@ -373,3 +373,95 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
     assert cdp.challenges >= 1  # the browser was asked for the password
     assert c.decoded == c.csv_rows > 0
     assert c.http_requests > 5 and out.exists()
+
+
+def _sim_for_page(tmp_path, layout, **extra):
+    from sim.hardware import SimClock
+    from sim.meter import PROFILES
+    from sim.run import Simulation
+
+    port = _free_port()
+    values = {
+        "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
+        "METER_AUTH_KEY": "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF",
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "WEB_PORT": port,
+        "WEB_PASSWORD": PASSWORD,
+        "CIRCUITPY_WIFI_SSID": "home-wifi",
+        "UI_LANGUAGE": "en",
+        "METER_TRANSPORT": {"amis": "amis", "hdlc-wn": "hdlc"}[PROFILES[layout][0]],
+    }
+    values.update(extra)
+    sim = Simulation(
+        values,
+        data_dir=str(tmp_path / layout),
+        layout=layout,
+        clock=SimClock(speed=5, start_epoch=int(time.time())),
+        display="none",
+        quiet=True,
+    )
+    if sim.app.web.ticks != sim.clock.ticks_ms:
+        sim.app.web.ticks = sim.clock.ticks_ms
+    stop = threading.Event()
+
+    def loop():
+        while not stop.is_set():
+            sim.step()
+            time.sleep(0.002)
+
+    runner = threading.Thread(target=loop, daemon=True)
+    runner.start()
+    return sim, port, stop, runner
+
+
+def test_page_of_a_meter_that_sends_less_and_of_amis_without_tx(tmp_path, chromium):
+    """Wiener Netze: no phase table, a sentence instead, reactive values; AMIS without the TX
+    line: the page says so."""
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen(
+        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cdp = None
+    sims = []
+    try:
+        active = profile / "DevToolsActivePort"
+        end = time.monotonic() + 30
+        while not active.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert active.exists(), "chromium did not start"
+        time.sleep(0.2)
+        dev_port, ws_path = active.read_text().split()[:2]
+        cdp = Cdp("ws://127.0.0.1:%s%s" % (dev_port, ws_path), ("admin", PASSWORD))
+        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
+        s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        sims.append(_sim_for_page(tmp_path, "wienernetze"))
+        cdp.call("Page.navigate", s, url="http://127.0.0.1:%d/" % sims[-1][1])
+        cdp.wait(s, "/^-?\\d+$/.test(document.getElementById('q_in').textContent)")
+        assert cdp.eval(s, "document.getElementById('phase_card').hidden") is True
+        assert cdp.eval(s, "document.getElementById('no_phases').hidden") is False
+        assert cdp.eval(s, "document.getElementById('q_card').hidden") is False
+        assert cdp.eval(s, "document.getElementById('r_row').hidden") is False
+        text = cdp.eval(s, "document.body.innerText")
+        assert "This meter sends no voltages and no currents." in text
+        assert "U (V)" not in text  # the phase table is not shown
+        sims.append(_sim_for_page(tmp_path, "amis"))  # PIN_METER_TX not set
+        cdp.call("Page.navigate", s, url="http://127.0.0.1:%d/" % sims[-1][1])
+        cdp.wait(s, "document.body.innerText.indexOf('AMIS needs the TX line') >= 0", 30)
+        cdp.wait(s, "document.getElementById('sys').textContent.indexOf('no TX line') >= 0")
+        assert sims[-1][0].meter.sent == 0 and sims[-1][0].uart.writes == 0
+    finally:
+        for sim, _port, stop, runner in sims:
+            stop.set()
+            runner.join(5)
+            sim.close()
+        if cdp is not None:
+            try:
+                cdp.ws.close()
+            except Exception:  # noqa: BLE001, S110 - the browser may be gone already
+                pass
+        proc.terminate()
+        proc.wait(10)
