@@ -346,7 +346,7 @@ class Bench:
         if "web" in PARTS and i % 5 == 4:
             auth = "Authorization: Basic YWRtaW46YmVuY2hwYXNz\r\n"  # admin:benchpass
             for path in ("/api/status", "/"):
-                req = "GET %s HTTP/1.1\r\nHost: sm\r\n%s\r\n" % (path, auth)
+                req = "GET %s HTTP/1.1\r\nHost: 192.168.1.50:8080\r\n%s\r\n" % (path, auth)
                 self.pool.pending.append(Conn(req.encode()))
         self.one_pass()
 
