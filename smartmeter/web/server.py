@@ -420,7 +420,11 @@ class WebServer:
     def _advance(self, server, p, now):
         if p not in self.pending:
             return
-        result = web_http.step(self, server, p, now)
+        try:
+            result = web_http.step(self, server, p, now)
+        except Exception as exc:  # noqa: BLE001 - a request we cannot read is dropped, not retried
+            self.failed(exc)
+            result = True
         if result is False:
             return
         self.pending.remove(p)

@@ -100,7 +100,7 @@ class HostileBroker:
         self.lsock.close()
 
 
-def run_sim(tmp_path, extra):
+def run_sim(tmp_path, extra, label):
     values = dict(SETTINGS, WEB_PORT=free_port(), **extra)
     sim = Simulation(
         values,
@@ -129,7 +129,7 @@ def run_sim(tmp_path, extra):
     gap = sim.hw.watchdog.max_gap_s
     print(
         "\n%s: sent %d lost %d uart_overflow %d longest pass %.0f ms watchdog gap %.0f ms"
-        % (extra, sim.sent, sim.lost(), sim.uart.overflows, longest * 1000, gap * 1000)
+        % (label, sim.sent, sim.lost(), sim.uart.overflows, longest * 1000, gap * 1000)
     )
     return sim, longest, gap
 
@@ -138,7 +138,8 @@ def run_sim(tmp_path, extra):
 def test_hostile_mqtt_broker_cannot_stall_the_loop(tmp_path, mode):
     broker = HostileBroker(mode)
     try:
-        sim, longest, gap = run_sim(tmp_path, {"MQTT_HOST": LOOPBACK, "MQTT_PORT": broker.port})
+        extra = {"MQTT_HOST": LOOPBACK, "MQTT_PORT": broker.port}
+        sim, longest, gap = run_sim(tmp_path, extra, "MQTT broker " + mode)
     finally:
         broker.close()
     sink = [s for s in sim.app.sinks if s.name == "mqtt"][0]
@@ -161,7 +162,8 @@ def test_black_hole_graphite_cannot_stall_the_loop(tmp_path):
             filler.setblocking(False)
             filler.connect_ex((host, port))
             FILLERS.append(filler)
-        sim, longest, gap = run_sim(tmp_path, {"GRAPHITE_HOST": host, "GRAPHITE_PORT": port})
+        extra = {"GRAPHITE_HOST": host, "GRAPHITE_PORT": port}
+        sim, longest, gap = run_sim(tmp_path, extra, "Graphite black hole")
         for filler in FILLERS:
             filler.close()
         FILLERS.clear()
