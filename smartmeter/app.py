@@ -23,25 +23,22 @@ Every exception from either is caught, counted and kept as text in ``state.last_
 import gc
 
 from . import __version__, timeutil
-from .config import Config
+from .config import OUTPUTS, Config
 from .linesearch import LINES, LineSearch, line_name
-from .protocol.dlms import COUNTERS
+from .protocol.dlms import COUNTERS as DECODER_COUNTERS
 from .protocol.pipeline import Pipeline
-from .protocol.reading import A_MINUS, A_PLUS, P_MINUS, P_PLUS
-from .protocol.transport import ACK
-from .state import (
-    OFF_CSV,
-    OFF_DISPLAY,
-    OFF_GRAPHITE,
-    OFF_MQTT,
-    OFF_PRICES,
-    OFF_SENSOR,
-    OFF_SETUP,
-    OFF_USAGE,
-    OFF_WEB,
-    State,
-    problem_text,
+from .protocol.reading import (
+    A_MINUS,
+    A_PLUS,
+    EXTRAS,
+    HUMIDITY,
+    P_MINUS,
+    P_PLUS,
+    RSSI,
+    TEMPERATURE,
 )
+from .protocol.transport import ACK, READER_COUNTERS
+from .state import State, problem_text
 from .timeutil import ticks_diff
 
 try:
@@ -58,24 +55,6 @@ _STATUS_EVERY_MS = const(60_000)  # status line on the console when no telegram 
 _NTP_EVERY_MS = const(6 * 3600_000)
 _NTP_RETRY_MS = const(60_000)
 _WIFI_RETRY_MS = const(30_000)
-
-# The parts build() starts (in this order: the decoder first, then CSV logging, ...) with the
-# problem code and the words used when a part is left out because the heap is too small.
-_PARTS = {
-    "csv": (OFF_CSV, "CSV logging"),
-    "usage": (OFF_USAGE, "Usage and cost"),
-    "prices": (OFF_PRICES, "Dynamic prices"),
-    "display": (OFF_DISPLAY, "Display"),
-    "sensor": (OFF_SENSOR, "Sensor"),
-    "setup": (OFF_SETUP, "Setup access point"),
-    "graphite": (OFF_GRAPHITE, "Graphite"),
-    "mqtt": (OFF_MQTT, "MQTT"),
-    "web": (OFF_WEB, "Web page"),
-}
-
-# Which counters come from the reader / decoder objects
-_READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors", "framing_errors")
-_DECODER_COUNTERS = COUNTERS  # same names in state.Counters
 
 
 class App:
@@ -109,8 +88,10 @@ class App:
         self.acks = 0  # E5 acknowledgements written (AMIS) on the UART's TX pin
         self.line = None
         self.sinks = list(sinks or [])
-        self.extras = {"temperature": None, "humidity": None, "rssi": None}
-        self.sent_readings = 0
+        self.extras = dict.fromkeys(EXTRAS)
+        # the parts build() starts (None: absent, disabled or left out)
+        self.storage = self.csv = self.usage = self.tariff = None
+        self.ui = self.sensor = self.netsetup = self.web = None
         self.restart_requested = False
         self._start = self.clock.ticks_ms()
         self._last_status = self._start
@@ -303,9 +284,9 @@ class App:
             net = values.get(P_PLUS, 0) - values.get(P_MINUS, 0)
             st.history.add(epoch, net)
         extras = self.extras
-        extras["rssi"] = st.wifi_rssi
-        extras["temperature"] = st.temperature
-        extras["humidity"] = st.humidity
+        extras[RSSI] = st.wifi_rssi
+        extras[TEMPERATURE] = st.temperature
+        extras[HUMIDITY] = st.humidity
         _usage_extras(extras, st.usage, epoch)
         for sink in self.sinks:
             handler = getattr(sink, "on_reading", None)
@@ -324,9 +305,9 @@ class App:
         c = self.state.counters
         reader = self.pipeline.reader
         decoder = self.pipeline.decoder
-        for name in _READER_COUNTERS:
+        for name in READER_COUNTERS:
             setattr(c, name, getattr(reader, name))
-        for name in _DECODER_COUNTERS:
+        for name in DECODER_COUNTERS:
             setattr(c, name, getattr(decoder, name))
 
     # -- isolation --------------------------------------------------------------------------
@@ -341,13 +322,15 @@ class App:
             self._remember(sink.name, exc)
         return None
 
-    def left_out(self, name):
-        """Part ``name`` did not start for lack of heap: show it as a problem and say so."""
+    def left_out(self, name, labels):
+        """Part ``name`` did not start for lack of heap: show it as a problem and say so.
+
+        :param labels: (English, German, console words), see ``PARTS``
+        """
         gc.collect()
         st = self.state
-        code, words = _PARTS.get(name, (None, name))
-        if code is not None and code not in st.left_out:
-            st.left_out.append(code)
+        st.leave_out(name, labels[0], labels[1])
+        words = labels[2]
         st.last_errors[name] = "not enough memory"
         mem_free = getattr(self.hw, "mem_free", None)
         free = ""
@@ -357,6 +340,16 @@ class App:
             except Exception:  # noqa: BLE001, S110 - the figure is only a hint
                 pass
         self._log("%s off: not enough memory%s" % (words, free))
+
+    def backfill(self):
+        """A CSV backfill for one output (each keeps its own read position), None without SD."""
+        if self.storage is None:
+            return None
+        return _load("datalog.csvlog").CsvBackfill(self.storage)
+
+    def remember(self, name, exc):
+        """Keep ``exc`` as the last error of part ``name`` and log it."""
+        self._remember(name, exc)
 
     def _remember(self, name, exc):
         text = str(exc) or type(exc).__name__
@@ -548,133 +541,138 @@ class _Actions:
             netsetup.request(self._app.clock.ticks_ms())
 
 
+# -- assembling the firmware -------------------------------------------------------------------
+def _csv(app, hw, cfg, st):
+    csv = app.csv = _load("datalog.csvlog").CsvSink(hw, cfg, st)
+    app.storage = csv.storage
+    return csv
+
+
+def _usage(app, hw, cfg, st):
+    usage = _load("datalog.usage")
+    app.tariff = usage.Tariff(
+        cfg.PRICE_CT_KWH,
+        cfg.FEED_IN_CT_KWH,
+        cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
+        cfg.PRICE_MARKUP_CT_KWH,
+        cfg.PRICE_VAT_PERCENT,
+    )
+    make = _load("datalog.usagelog").UsageSink
+    app.usage = make(st, app.storage, app.tariff, cfg.ENERGY_OFFSET_WH, hw.clock.ticks_ms)
+    return app.usage
+
+
+def _prices(app, hw, cfg, st):
+    make = _load("outputs.prices").PriceSink
+    return make(cfg, hw.pool, st, app.tariff, hw.clock, hw.ssl_context, app.service_uart)
+
+
+def _ui(app, hw, cfg, st):
+    make = _load("ui.control").Ui
+    ui = make(hw.display, hw.keys, st, cfg.UI_LANGUAGE, cfg.DISPLAY_TIMEOUT_S, app.actions)
+    app.ui = ui
+    return ui
+
+
+def _sensor(app, hw, cfg, st):
+    app.sensor = _load("sensor").SensorSink(hw.i2c, st, hw.clock)
+    return app.sensor
+
+
+def _setup(app, hw, cfg, st):
+    app.netsetup = _load("netsetup").NetSetup(cfg, st, hw.radio, hw.clock.ticks_ms())
+    return app.netsetup
+
+
+def _web(app, hw, cfg, st):
+    make = _load("web.server").WebServer
+    web = make(cfg, st, hw.pool, app.storage, app.actions, hw.clock, app.service_uart)
+    web.start(app.listen)  # port in use etc. raises: the part is left out, the rest runs on
+    app.web = web
+    return web
+
+
+def _output(name):
+    """The factory of network output ``name``: its module's ``make(app, hw, cfg, state)``."""
+    return lambda app, hw, cfg, st: _load("outputs." + name).make(app, hw, cfg, st)
+
+
+def _switch(key):
+    return lambda app, hw, cfg: hw.pool is not None and bool(getattr(cfg, key))
+
+
+# (name, (English, German, console words), wanted(app, hw, cfg), make(app, hw, cfg, state)), in
+# start order: the decoder starts with the app, then CSV logging, ... On a heap too small for
+# all, a part whose make() hits MemoryError is left out and named ("Display off: low memory").
+# The network outputs come from ``config.OUTPUTS``: a new one needs no row here.
+PARTS = (
+    (
+        "csv",
+        ("CSV log", "CSV-Log", "CSV logging"),
+        lambda app, hw, cfg: hw.fs is not None and cfg.SD_MODE != "none",
+        _csv,
+    ),
+    ("usage", ("Usage/cost", "Verbrauch", "Usage and cost"), lambda app, hw, cfg: True, _usage),
+    (
+        "prices",
+        ("Prices", "Preise", "Dynamic prices"),
+        lambda app, hw, cfg: (
+            hw.pool is not None
+            and cfg.PRICE_DYNAMIC
+            and cfg.PRICE_API_URL
+            and app.tariff is not None
+        ),
+        _prices,
+    ),
+    ("display", ("Display", "Anzeige", "Display"), lambda app, hw, cfg: hw.display, _ui),
+    ("sensor", ("Sensor", "Sensor", "Sensor"), lambda app, hw, cfg: hw.i2c, _sensor),
+    (
+        "setup",
+        ("Setup AP", "Setup-AP", "Setup access point"),
+        lambda app, hw, cfg: hw.radio is not None and hasattr(hw.radio, "start_ap"),
+        _setup,
+    ),
+)
+PARTS += tuple((n, (lb, lb, lb), _switch(key), _output(n)) for n, key, lb in OUTPUTS)
+PARTS += (
+    (
+        "web",
+        ("Web page", "Webseite", "Web page"),
+        lambda app, hw, cfg: app.want_web and hw.pool is not None,
+        _web,
+    ),
+)
+
+
 def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
-    """Assemble the app and every sink the hardware and settings allow.
+    """Assemble the app and every part (``PARTS``) the hardware and settings allow.
 
     ``listen``: the web server's address (the board: every interface; the simulator: 127.0.0.1).
 
-    Each sink is created in isolation: one that fails to start is reported and left out. Parts
-    start in priority order (the decoder with the app, then CSV logging, usage and cost, dynamic
-    prices, display, sensor, setup access point, Graphite, MQTT, web page): on a board whose
-    heap is too small for everything, a part that hits MemoryError is left out and named on
-    the display, the web page and the console ("CSV logging off: not enough memory") while the
-    parts that fit run.
+    Each part is created in isolation: one that fails to start is reported and left out, one
+    that hits MemoryError is named on the display, the web page and the console ("CSV logging
+    off: not enough memory") while the parts that fit run.
     """
     state = state if state is not None else State()
     app = App(hw, cfg, state)
-    actions = _Actions(app)
-    clock = hw.clock
-    sinks = []
-
-    def attempt(name, make):
-        try:
-            sink = make()
-        except MemoryError:
-            app.left_out(name)
-            return None
-        except Exception as exc:  # noqa: BLE001 - a sink that cannot start must not stop the board
-            app._remember(name, exc)
-            return None
-        if sink is not None:
-            sinks.append(sink)
-        return sink
-
-    app.storage = None
-    app.csv = None
-    if hw.fs is not None and cfg.SD_MODE != "none":
-        app.csv = attempt("csv", lambda: _load("datalog.csvlog").CsvSink(hw, cfg, state))
-        if app.csv is not None:
-            app.storage = app.csv.storage
-    else:
+    app.actions = _Actions(app)
+    app.want_web = web
+    app.listen = listen
+    if hw.fs is None or cfg.SD_MODE == "none":
         state.sd_state = "disabled"
-    # Energy per hour/day/month and its cost (always on; the file needs the card)
-    try:
-        tariff = app.tariff = _load("datalog.usage").Tariff(
-            cfg.PRICE_CT_KWH,
-            cfg.FEED_IN_CT_KWH,
-            cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
-            cfg.PRICE_MARKUP_CT_KWH,
-            cfg.PRICE_VAT_PERCENT,
-        )
-    except MemoryError:  # a small board: usage, cost and prices stay off, the rest starts
-        tariff = app.tariff = None
-        app.left_out("usage")
-    app.usage = None
-    if tariff is not None:
-        app.usage = attempt(
-            "usage",
-            lambda: _load("datalog.usagelog").UsageSink(
-                state, app.storage, tariff, cfg.ENERGY_OFFSET_WH, clock.ticks_ms
-            ),
-        )
-    if tariff is not None and hw.pool is not None and cfg.PRICE_DYNAMIC and cfg.PRICE_API_URL:
-        attempt(
-            "prices",
-            lambda: _load("outputs.prices").PriceSink(
-                cfg,
-                hw.pool,
-                state,
-                tariff,
-                clock,
-                getattr(hw, "ssl_context", None),
-                app.service_uart,
-            ),
-        )
-    app.ui = None
-    if hw.display is not None:
-        app.ui = attempt(
-            "display",
-            lambda: _load("ui.control").Ui(
-                hw.display,
-                hw.keys,
-                state,
-                cfg.UI_LANGUAGE,
-                cfg.DISPLAY_TIMEOUT_S,
-                actions,
-                ticks_diff,
-            ),
-        )
-    app.sensor = None
-    if hw.i2c is not None:
-        app.sensor = attempt("sensor", lambda: _load("sensor").SensorSink(hw.i2c, state, clock))
-    app.netsetup = None
-    if hw.radio is not None and hasattr(hw.radio, "start_ap"):
-        app.netsetup = attempt(
-            "setup", lambda: _load("netsetup").NetSetup(cfg, state, hw.radio, clock.ticks_ms())
-        )
-    if hw.pool is not None and cfg.GRAPHITE_HOST:
-        backfill = CsvBackfill(app.storage) if app.storage is not None else None
-        attempt(
-            "graphite",
-            lambda: _load("outputs.graphite").GraphiteSink(cfg, hw.pool, state, clock, backfill),
-        )
-    if hw.pool is not None and cfg.MQTT_HOST:
-        attempt(
-            "mqtt",
-            lambda: _load("outputs.mqtt").MqttSink(
-                cfg, hw.pool, state, clock, getattr(hw, "ssl_context", None)
-            ),
-        )
-    app.web = None
-    if web and hw.pool is not None:
-        app.web = attempt(
-            "web",
-            lambda: _load("web.server").WebServer(
-                cfg, state, hw.pool, app.storage, actions, clock, app.service_uart
-            ),
-        )
-        if app.web is not None:
-            try:
-                app.web.start(listen)
-            except MemoryError:
-                sinks.remove(app.web)
-                app.web = None
-                app.left_out("web")
-            except Exception as exc:  # noqa: BLE001 - port in use etc.: the rest runs on
-                app._remember("web", exc)
-                sinks.remove(app.web)
-                app.web = None
-    app.sinks = sinks
+    for name, labels, wanted, make in PARTS:
+        if not wanted(app, hw, cfg):
+            continue
+        try:
+            part = make(app, hw, cfg, state)
+        except MemoryError:
+            app.left_out(name, labels)
+            continue
+        except Exception as exc:  # noqa: BLE001 - a part that cannot start must not stop the board
+            app.remember(name, exc)
+            continue
+        if part is not None:
+            app.sinks.append(part)
     return app
 
 
@@ -683,37 +681,3 @@ def device_fs():
     from .datalog.sd import RealFS
 
     return RealFS()
-
-
-class CsvBackfill:
-    """Rows of the day files between two UTC epochs, for a sink that missed them (Graphite).
-
-    Remembers where the last call stopped (file and byte offset), so an outage is re-sent in
-    slices without re-reading a whole day file each time.
-    """
-
-    def __init__(self, storage):
-        self.storage = storage
-        self._cursor = None  # (file name, byte offset, epoch of the row before the offset)
-
-    def __call__(self, since, until, max_rows):
-        from .datalog.csvlog import read_rows
-
-        first_day = "%04d-%02d-%02d" % timeutil.fields_from_epoch(since - 86400)[:3]
-        rows = []
-        for name in self.storage.log_files():
-            if name[:10] < first_day:
-                continue
-            offset = 0
-            cur = self._cursor
-            if cur is not None and cur[0] == name and cur[2] < since:
-                offset = cur[1]
-            for epoch, values, end in read_rows(self.storage, name, offset, True):
-                if epoch >= until:
-                    break
-                if epoch >= since:
-                    rows.append((epoch, values))
-                    self._cursor = (name, end, epoch)
-                    if len(rows) >= max_rows:
-                        return rows
-        return rows

@@ -52,6 +52,12 @@ SCHEMA = {
     "MQTT_BASE_TOPIC": ("str", "smartmeter", None),
     "MQTT_DISCOVERY_PREFIX": ("str", "homeassistant", None),
     "MQTT_INTERVAL_S": ("int", 0, (0, 86400)),
+    "INFLUX_URL": ("str", "", None),
+    "INFLUX_DB": ("str", "smartmeter", None),
+    "INFLUX_ORG": ("str", "", None),
+    "INFLUX_TOKEN": ("secret", "", None),
+    "INFLUX_MEASUREMENT": ("str", "smartmeter", None),
+    "INFLUX_INTERVAL_S": ("int", 0, (0, 86400)),
     # Usage and cost (smartmeter/datalog/usage.py, smartmeter/outputs/prices.py)
     "PRICE_CT_KWH": ("milli", 0, (0, 1_000_000)),  # gross ct/kWh, 0 = unknown
     "FEED_IN_CT_KWH": ("milli", 0, (0, 1_000_000)),
@@ -100,8 +106,17 @@ WEB_PASSWORD_PATH = OVERRIDE_DIR + "/webpass.txt"  # the generated web password
 LEGACY_OVERRIDE = "/sd/smartmeter.toml"  # before 2026-11: read once, removed by the next save
 LEGACY_WEB_PASSWORD = "/sd/webpass.txt"
 
-SECRETS = ("METER_KEY", "METER_AUTH_KEY", "WEB_PASSWORD", "MQTT_PASSWORD")
-SECRETS += ("CIRCUITPY_WIFI_PASSWORD", "AP_PASSWORD")
+
+# Network outputs: (module in smartmeter/outputs/ with make(app, hw, cfg, state), the setting
+# that turns it on, its name on screen). A new output is one module, its SCHEMA rows and a line
+# here; app.build starts it, its status shows everywhere (state.add_sink).
+OUTPUTS = (
+    ("graphite", "GRAPHITE_HOST", "Graphite"),
+    ("mqtt", "MQTT_HOST", "MQTT"),
+    ("influx", "INFLUX_URL", "InfluxDB"),
+)
+
+SECRETS = tuple(name for name, row in SCHEMA.items() if row[0] in ("key", "secret"))
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")

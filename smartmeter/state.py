@@ -13,6 +13,9 @@ texts and hints to the tables here, so every status surface shows a new output u
 
 from array import array
 
+from .protocol.dlms import COUNTERS as DECODER_COUNTERS
+from .protocol.transport import READER_COUNTERS
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -43,16 +46,6 @@ SD_FULL = "sd_full"
 SD_ERROR = "sd_error"
 NO_WIFI = "no_wifi"
 SENSOR = "sensor"
-# A part of the firmware left out at start because the heap was too small (app.build)
-OFF_CSV = "off_csv"
-OFF_USAGE = "off_usage"
-OFF_PRICES = "off_prices"
-OFF_DISPLAY = "off_display"
-OFF_SENSOR = "off_sensor"
-OFF_SETUP = "off_setup"
-OFF_GRAPHITE = "off_graphite"
-OFF_MQTT = "off_mqtt"
-OFF_WEB = "off_web"
 
 TEXTS = {
     "en": {
@@ -72,15 +65,6 @@ TEXTS = {
         SD_ERROR: "SD error",
         NO_WIFI: "No WiFi",
         SENSOR: "Sensor error",
-        OFF_CSV: "CSV log off: low memory",
-        OFF_USAGE: "Usage/cost off: low memory",
-        OFF_PRICES: "Prices off: low memory",
-        OFF_DISPLAY: "Display off: low memory",
-        OFF_SENSOR: "Sensor off: low memory",
-        OFF_SETUP: "Setup AP off: low memory",
-        OFF_GRAPHITE: "Graphite off: low memory",
-        OFF_MQTT: "MQTT off: low memory",
-        OFF_WEB: "Web page off: low memory",
     },
     "de": {
         NO_KEY: "Kein Schluessel",
@@ -99,15 +83,6 @@ TEXTS = {
         SD_ERROR: "SD-Fehler",
         NO_WIFI: "Kein WLAN",
         SENSOR: "Sensorfehler",
-        OFF_CSV: "CSV-Log aus: zu wenig RAM",
-        OFF_USAGE: "Verbrauch aus: wenig RAM",
-        OFF_PRICES: "Preise aus: zu wenig RAM",
-        OFF_DISPLAY: "Anzeige aus: zu wenig RAM",
-        OFF_SENSOR: "Sensor aus: zu wenig RAM",
-        OFF_SETUP: "Setup-AP aus: wenig RAM",
-        OFF_GRAPHITE: "Graphite aus: wenig RAM",
-        OFF_MQTT: "MQTT aus: zu wenig RAM",
-        OFF_WEB: "Webseite aus: wenig RAM",
     },
 }
 
@@ -129,13 +104,6 @@ HINTS = {
         SD_FULL: "Alte Logdateien loeschen",
         SD_ERROR: "SD-Karte pruefen",
         NO_WIFI: "Menue > Einrichtung",
-        OFF_CSV: "Board mit PSRAM noetig",
-        OFF_DISPLAY: "Board mit PSRAM noetig",
-        OFF_SENSOR: "Board mit PSRAM noetig",
-        OFF_SETUP: "Board mit PSRAM noetig",
-        OFF_GRAPHITE: "Board mit PSRAM noetig",
-        OFF_MQTT: "Board mit PSRAM noetig",
-        OFF_WEB: "Board mit PSRAM noetig",
     },
     "en": {
         NO_KEY: "Set METER_KEY",
@@ -153,13 +121,6 @@ HINTS = {
         SD_FULL: "Delete old log files",
         SD_ERROR: "Check the SD card",
         NO_WIFI: "Menu > Setup mode",
-        OFF_CSV: "Needs a board with PSRAM",
-        OFF_DISPLAY: "Needs a board with PSRAM",
-        OFF_SENSOR: "Needs a board with PSRAM",
-        OFF_SETUP: "Needs a board with PSRAM",
-        OFF_GRAPHITE: "Needs a board with PSRAM",
-        OFF_MQTT: "Needs a board with PSRAM",
-        OFF_WEB: "Needs a board with PSRAM",
     },
 }
 
@@ -202,39 +163,30 @@ class Counters:
     """Every stage counts. Plain int attributes, so sinks read them without allocation."""
 
     # Names in display/JSON order. Kept as a tuple so /api/status and the serial line iterate it.
+    # Names in display/JSON order: the reader's and the decoder's own counters (one list each,
+    # in the protocol modules), then the loop's. /api/status and the serial line iterate it.
     NAMES = (
-        "bytes_in",
-        "bytes_skipped",
-        "frames_ok",
-        "checksum_errors",
-        "framing_errors",
-        "telegrams",
-        "decoded",
-        "wrong_key",
-        "tag_mismatch",
-        "auth_key_missing",
-        "parse_errors",
-        "layout_errors",
-        "envelope_errors",
-        "duplicates",
-        "counter_resets",
-        "uart_overflows",
-        "line_switches",
-        "acks_sent",
-        "ack_errors",
-        "csv_rows",
-        "csv_errors",
-        "csv_lost",
-        "sd_remounts",
-        "http_requests",
-        "http_errors",
-        "display_errors",
-        "sensor_errors",
-        "sink_errors",
-        "memory_errors",
-        "loop_passes",
-        "slowest_pass_ms",
-        "mem_free_min",
+        READER_COUNTERS
+        + DECODER_COUNTERS
+        + (
+            "uart_overflows",
+            "line_switches",
+            "acks_sent",
+            "ack_errors",
+            "csv_rows",
+            "csv_errors",
+            "csv_lost",
+            "sd_remounts",
+            "http_requests",
+            "http_errors",
+            "display_errors",
+            "sensor_errors",
+            "sink_errors",
+            "memory_errors",
+            "loop_passes",
+            "slowest_pass_ms",
+            "mem_free_min",
+        )
     )
 
     def __init__(self):
@@ -325,7 +277,7 @@ class State:
         # Parts: name -> short error text (English); "" when fine
         self.last_errors = {}
         self.sinks = {}  # output name -> SinkStatus, in the order they were built
-        self.left_out = []  # OFF_* codes of the parts app.build could not start (heap too small)
+        self.left_out = []  # off_<part> codes of the parts app.build could not start (low heap)
         self.config_problems = []  # ["METER_KEY: must be 32 hex digits", ...] (never values)
         self.key_set = False
         self.clock_set = False
@@ -395,6 +347,18 @@ class State:
         if self.sensor_state == "error":
             out.append(SENSOR)
         return out
+
+    def leave_out(self, name, label_en, label_de):
+        """Part ``name`` did not start for lack of heap: problem ``off_<name>``, worded
+        "<label> off: low memory" (labels at most 12 characters for the display)."""
+        code = "off_" + name
+        TEXTS["en"][code] = label_en + " off: low memory"
+        TEXTS["de"][code] = label_de + " aus: wenig RAM"
+        HINTS["en"][code] = "Needs a board with PSRAM"
+        HINTS["de"][code] = "Board mit PSRAM noetig"
+        if code not in self.left_out:
+            self.left_out.append(code)
+        return code
 
     def add_sink(self, name, problems=()):
         """Register output ``name``; returns its :class:`SinkStatus` (in ``self.sinks``).

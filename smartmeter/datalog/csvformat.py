@@ -14,6 +14,7 @@ from ..protocol.reading import (
     APPARENT_POWER,
     CURRENTS,
     DERIVED_PF,
+    HUMIDITY,
     I_L1,
     I_L2,
     I_L3,
@@ -24,6 +25,8 @@ from ..protocol.reading import (
     Q_PLUS,
     R_MINUS,
     R_PLUS,
+    RSSI,
+    TEMPERATURE,
     U_L1,
     U_L2,
     U_L3,
@@ -77,7 +80,7 @@ _METER_COLUMNS = (
 _KNOWN = {c[0] for c in _METER_COLUMNS}
 _PF_DERIVED = (DERIVED_PF, "%.3f", 1)
 _S_DERIVED = (APPARENT_POWER, "%.0f", 1)
-_EXTRA_SPEC = (("temperature", "%.2f", 2), ("humidity", "%.2f", 2), ("rssi", "%d", 2))
+_EXTRA_SPEC = ((TEMPERATURE, "%.2f", 2), (HUMIDITY, "%.2f", 2), (RSSI, "%d", 2))  # = EXTRAS
 _DIALECTS = {
     # sep, time label, offset label, derived PF label
     "excel-de": (";", "Zeit", "UTC-Offset", "PF berechnet"),
@@ -85,9 +88,9 @@ _DIALECTS = {
 }
 _LABELS = {c[0]: c[1] for c in _METER_COLUMNS}
 _LABELS[APPARENT_POWER] = "S VA"
-_LABELS["temperature"] = "T degC"
-_LABELS["humidity"] = "RH %"
-_LABELS["rssi"] = "RSSI dBm"
+_LABELS[TEMPERATURE] = "T degC"
+_LABELS[HUMIDITY] = "RH %"
+_LABELS[RSSI] = "RSSI dBm"
 _BY_LABEL = {c[1]: (c[0], c[2], 0) for c in _METER_COLUMNS}
 _BY_LABEL["S VA"] = _S_DERIVED
 _BY_LABEL["PF berechnet"] = _PF_DERIVED

@@ -31,7 +31,7 @@ DST the local time repeats, but the UTC offset column keeps every row unambiguou
 """
 
 from ..netutil import errno_of
-from ..timeutil import civil_from_days, days_from_civil  # noqa: F401 - re-exported for callers
+from ..timeutil import civil_from_days, days_from_civil, fields_from_epoch  # noqa: F401 - re-exported for callers
 from .csvformat import (  # noqa: F401 - re-exported: callers import them here
     _DIALECTS,
     HEAD_MAX,
@@ -432,3 +432,36 @@ class CsvSink:
     def poll(self, now_ms):
         self.storage.poll()
         self.log.publish(self.state)
+
+
+class CsvBackfill:
+    """Rows of the day files between two UTC epochs, for an output that missed them (Graphite,
+    InfluxDB: ``app.backfill()`` gives each its own).
+
+    Remembers where the last call stopped (file and byte offset), so an outage is re-sent in
+    slices without re-reading a whole day file each time.
+    """
+
+    def __init__(self, storage):
+        self.storage = storage
+        self._cursor = None  # (file name, byte offset, epoch of the row before the offset)
+
+    def __call__(self, since, until, max_rows):
+        first_day = "%04d-%02d-%02d" % fields_from_epoch(since - 86400)[:3]
+        rows = []
+        for name in self.storage.log_files():
+            if name[:10] < first_day:
+                continue
+            offset = 0
+            cur = self._cursor
+            if cur is not None and cur[0] == name and cur[2] < since:
+                offset = cur[1]
+            for epoch, values, end in read_rows(self.storage, name, offset, True):
+                if epoch >= until:
+                    break
+                if epoch >= since:
+                    rows.append((epoch, values))
+                    self._cursor = (name, end, epoch)
+                    if len(rows) >= max_rows:
+                        return rows
+        return rows

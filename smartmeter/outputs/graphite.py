@@ -48,9 +48,9 @@ METRICS = (
     ("v", _r.P_PLUS, "momentanleistung.plus", _INT),
     ("v", _r.A_PLUS, "wirkenergie.plus", _INT),  # + ENERGY_OFFSET_WH, like the original
     ("v", _r.POWER_FACTOR, "cosphi", 3),  # as the meter reports it
-    ("x", "rssi", "data.rssi", _INT),
-    ("x", "temperature", "data.pcb_t", 2),
-    ("x", "humidity", "data.pcb_rh", 2),
+    ("x", _r.RSSI, "data.rssi", _INT),
+    ("x", _r.TEMPERATURE, "data.pcb_t", 2),
+    ("x", _r.HUMIDITY, "data.pcb_rh", 2),
     ("v", _r.U_L1, "spannung.L1", 1),
     ("v", _r.U_L2, "spannung.L2", 1),
     ("v", _r.U_L3, "spannung.L3", 1),
@@ -398,3 +398,8 @@ class GraphiteSink:
             return False
         self._succeeded(now_ms, t0)
         return True
+
+
+def make(app, hw, cfg, state):
+    """The Graphite output as ``app.build`` starts it (config.OUTPUTS)."""
+    return GraphiteSink(cfg, hw.pool, state, hw.clock, app.backfill())

@@ -9,7 +9,7 @@ makes the JSON number of a state message, :func:`device_info`, :func:`config_top
 import math
 
 from .. import __version__
-from ..protocol.reading import APPARENT_POWER, DERIVED_PF
+from ..protocol.reading import APPARENT_POWER, DERIVED_PF, HUMIDITY, RSSI, TEMPERATURE
 
 try:
     from micropython import const
@@ -70,9 +70,9 @@ _OTHER = {
     "_net": _measure("power", "Power", "power", "W", 0),  # P+ - P-: negative while exporting
     APPARENT_POWER: _measure("apparent_power", "Apparent power", "apparent_power", "VA", 0),
     DERIVED_PF: _measure("power_factor_calc", "Power factor (calculated)", "power_factor", None, 2),
-    "temperature": _measure("temperature", "Board temperature", "temperature", "°C", 1, _DIAG),
-    "humidity": _measure("humidity", "Board humidity", "humidity", "%", 0, _DIAG),
-    "rssi": _measure("wifi_rssi", "WiFi signal", "signal_strength", "dBm", 0, _DIAG),
+    TEMPERATURE: _measure("temperature", "Board temperature", "temperature", "°C", 1, _DIAG),
+    HUMIDITY: _measure("humidity", "Board humidity", "humidity", "%", 0, _DIAG),
+    RSSI: _measure("wifi_rssi", "WiFi signal", "signal_strength", "dBm", 0, _DIAG),
     # from the usage summary (smartmeter/datalog/usage.py): Wh -> kWh, milli-cent -> ct/kWh
     "today_import": (
         "energy_today_import",

@@ -398,3 +398,8 @@ def _reason(exc):
         return "connection reset"
     text = str(cause) or name
     return text[:60]
+
+
+def make(app, hw, cfg, state):
+    """The MQTT output as ``app.build`` starts it (config.OUTPUTS)."""
+    return MqttSink(cfg, hw.pool, state, hw.clock, hw.ssl_context)

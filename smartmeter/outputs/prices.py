@@ -15,14 +15,17 @@ incomplete fetch is retried after 1 min, doubling to 1 h. So on a normal day: on
 
 Never blocks the loop for long: the whole fetch - connect, TLS, request, headers, body - runs
 against one deadline of ``_BUDGET_MS`` (3.5 s, what the MQTT output may take for a TLS connect)
-enforced by our code: every socket the HTTP library gets comes through :class:`_Pool`, whose
-sockets cap each wait at what is left and wait for data in ``_STEP_S`` steps, running the UART
-pump (``service``) between steps and every ``_SERVICE_MS`` while data trickles in. Only DNS
+enforced by our code: every socket the HTTP library gets comes through
+:class:`smartmeter.httpio.DeadlinePool`, whose sockets cap each wait at what is left and wait for
+data in 0.2 s steps, running the UART pump (``service``) between steps and every 100 ms while data
+trickles in. Only DNS
 (``getaddrinfo``) is outside it. The answer is parsed while it streams in (one object at a
 time, at most ``_MAX_ITEMS``), never held whole in RAM.
 """
 
-from ..timeutil import Backoff, eu_offset, ticks_add, ticks_diff
+from .. import httpio
+from ..netutil import timed_out
+from ..timeutil import Backoff, eu_offset, ticks_diff
 
 try:
     from micropython import const
@@ -33,127 +36,12 @@ except ImportError:  # CPython
 
 
 _BUDGET_MS = const(3500)  # one fetch, all of it
-_STEP_S = 0.2  # a wait for data is cut into steps this long; the UART is drained between
-_SERVICE_MS = const(100)  # ... and at least this often while data trickles in
 _RETRY_MIN_MS = const(60_000)
 _RETRY_MAX_MS = const(3_600_000)
 _MAX_ITEMS = const(200)  # 2 days of 15-minute prices = 192
 _MAX_BODY = const(65536)
 _CARRY_MAX = const(512)  # longest price object
 _TOMORROW_FROM_H = const(13)  # local hour from which tomorrow's prices are looked for
-
-
-class _Deadline:
-    """One deadline shared by every socket of a fetch."""
-
-    def __init__(self, ticks, service):
-        self.ticks = ticks
-        self.service = service
-        self.end = None
-        self._served = 0
-
-    def arm(self, budget_ms):
-        self._served = self.ticks()
-        self.end = ticks_add(self._served, budget_ms)
-
-    def serve(self):
-        """Run ``service`` (the UART pump) when ``_SERVICE_MS`` have passed since the last."""
-        if self.service is None:
-            return
-        now = self.ticks()
-        if ticks_diff(now, self._served) >= _SERVICE_MS:
-            self._served = now
-            self.service()
-
-    def left_s(self):
-        """Seconds left; raises OSError(ETIMEDOUT) when none are."""
-        ms = ticks_diff(self.end, self.ticks())
-        if ms <= 0:
-            raise OSError(110, "price fetch took longer than %d ms" % _BUDGET_MS)
-        return ms / 1000
-
-
-def _is_timeout(exc):
-    name = type(exc).__name__
-    return name in ("timeout", "TimeoutError") or getattr(exc, "errno", None) in (11, 110, 116)
-
-
-class _Socket:
-    """A socket whose every wait ends at the fetch deadline (the HTTP library sees no change)."""
-
-    def __init__(self, sock, deadline):
-        self.sock = sock
-        self.dl = deadline
-        self.timeout = None
-
-    def settimeout(self, timeout):
-        self.timeout = timeout
-
-    def _cap(self, step=None):
-        left = self.dl.left_s()
-        t = self.timeout if self.timeout is not None else left
-        if step is not None and step < t:
-            t = step
-        self.sock.settimeout(t if t < left else left)
-
-    def connect(self, address, *args):
-        self._cap()
-        return self.sock.connect(address, *args)
-
-    def send(self, data):
-        self._cap()
-        return self.sock.send(data)
-
-    def _wait(self, fn, *args):
-        while True:
-            self._cap(_STEP_S)
-            try:
-                got = fn(*args)
-            except OSError as exc:
-                if not _is_timeout(exc):
-                    raise
-                got = None
-            self.dl.serve()  # a trickling server must not starve the UART either
-            if got is not None:
-                return got
-
-    def recv_into(self, buf, nbytes=0):
-        return self._wait(self.sock.recv_into, buf, nbytes or len(buf))
-
-    def recv(self, nbytes):
-        return self._wait(self.sock.recv, nbytes)
-
-    def close(self):
-        self.sock.close()
-
-
-class _Pool:
-    """The socket pool as the HTTP library sees it: real sockets behind :class:`_Socket`."""
-
-    def __init__(self, pool, deadline):
-        self.pool = pool
-        self.dl = deadline
-        self.AF_INET = pool.AF_INET
-        self.SOCK_STREAM = pool.SOCK_STREAM
-
-    def getaddrinfo(self, *args):
-        self.dl.left_s()
-        return self.pool.getaddrinfo(*args)
-
-    def socket(self, *args):
-        return _Socket(self.pool.socket(*args), self.dl)
-
-
-class _TlsContext:
-    """Wraps the real socket in TLS and the result in :class:`_Socket` again."""
-
-    def __init__(self, context, deadline):
-        self.context = context
-        self.dl = deadline
-
-    def wrap_socket(self, sock, server_hostname=None):
-        inner = sock.sock if isinstance(sock, _Socket) else sock
-        return _Socket(self.context.wrap_socket(inner, server_hostname=server_hostname), self.dl)
 
 
 def _milli(text):
@@ -286,8 +174,8 @@ class PriceSink:
         self.status.state = "pending"
         self.longest_ms = 0  # longest fetch (the loop pause it caused)
         self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
-        self._deadline = _Deadline(clock.ticks_ms, service)
-        self._pool = _Pool(pool, self._deadline)
+        self._deadline = httpio.Deadline(clock.ticks_ms, service)
+        self._pool = httpio.DeadlinePool(pool, self._deadline)
         self._session = None
         state.prices = self
 
@@ -372,7 +260,7 @@ class PriceSink:
                     import ssl
 
                     self.ssl_context = ssl.create_default_context()
-                context = _TlsContext(self.ssl_context, self._deadline)
+                context = httpio.DeadlineTls(self.ssl_context, self._deadline)
             session = self._session = adafruit_requests.Session(self._pool, context)
         response = session.get(
             url, headers={"Connection": "close"}, timeout=self.budget_ms / 1000, stream=True
@@ -389,30 +277,15 @@ class PriceSink:
                 scanner.feed(chunk)
                 self._deadline.left_s()
         finally:
-            _close(session, response)
+            httpio.close(session, response)
         hours = hourly(scanner.items)
         if not hours:
             raise ValueError("no prices in the answer")
         return hours
 
 
-def _close(session, response):
-    """Close the response and its socket (no keep-alive: one fetch a day)."""
-    sock = getattr(response, "socket", None)
-    try:
-        response.close()
-    except Exception:  # noqa: BLE001, S110 - the socket goes below either way
-        pass
-    manager = getattr(session, "_connection_manager", None)
-    if sock is not None and manager is not None:
-        try:
-            manager.close_socket(sock)
-        except Exception:  # noqa: BLE001, S110 - already closed/forgotten
-            pass
-
-
 def _reason(exc):
-    if _is_timeout(exc):
+    if timed_out(exc):
         return "price API timed out"
     text = str(exc) or type(exc).__name__
     return text

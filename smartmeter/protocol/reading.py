@@ -61,6 +61,11 @@ VOLTAGES = (U_L1, U_L2, U_L3)
 CURRENTS = (I_L1, I_L2, I_L3)
 
 # Derived keys
+# What the board adds to each reading (the app's ``extras``): its sensor and WiFi signal
+TEMPERATURE = "temperature"  # deg C (HTE501)
+HUMIDITY = "humidity"  # %RH
+RSSI = "rssi"  # dBm
+EXTRAS = (TEMPERATURE, HUMIDITY, RSSI)
 APPARENT_POWER = "apparent_power"  # VA, sum(Ux * Ix) over the phases sent
 DERIVED_PF = "power_factor"  # (P+ - P-) / S, clamped to [-1, 1]
 

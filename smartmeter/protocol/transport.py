@@ -101,6 +101,8 @@ _MBUS = const(1)  # reassembly owners; hdlc.py uses the same values
 RAW_CAPACITY = _RAW_CAP
 RAW_MAX_LEN = _RAW_MAX
 PAYLOAD_CAPACITY = _PAYLOAD_CAP
+# The reader's counters (plain int attributes, same names in ``state.Counters``)
+READER_COUNTERS = ("bytes_in", "bytes_skipped", "frames_ok", "checksum_errors", "framing_errors")
 TRANSPORTS = ("auto", "mbus", "hdlc", "raw")
 ACK = b"\xe5"  # the M-Bus single-character acknowledgement
 

@@ -88,6 +88,7 @@ def test_every_part_runs_on_the_injected_clock_only():
         "GRAPHITE_PORT": closed,
         "MQTT_HOST": "127.0.0.1",
         "MQTT_PORT": closed,
+        "INFLUX_URL": "http://127.0.0.1:%d" % closed,
     }
     cfg = config.load(lambda _n: None, values)
     hw = Hardware(
@@ -122,7 +123,7 @@ def test_every_part_runs_on_the_injected_clock_only():
         app = holder["app"]
         names = sorted(getattr(s, "name", type(s).__name__) for s in app.sinks)
         assert names == sorted(
-            ["csv", "display", "sensor", "netsetup", "graphite", "mqtt", "usage", "web"]
+            ["csv", "usage", "display", "sensor", "netsetup", "graphite", "mqtt", "influx", "web"]
         ), names
         assert app.state.counters.decoded == 6
         assert app.state.sensor_state == "ok"

@@ -1,0 +1,389 @@
+# SPDX-License-Identifier: MIT
+"""InfluxDB output: line protocol over HTTP (``adafruit_requests``), batched, backfilled.
+
+``on_reading()`` formats one telegram as one line - ``<measurement>,host=<HOSTNAME> <fields>
+<epoch>`` with every numeric value of the reading as a field named by its OBIS code
+(``1-0:1.8.0=10860961``), the derived values and the board's temperature/humidity/RSSI - into a
+bounded byte ring (``outputs.ring``; no I/O). ``poll()``, when due, POSTs the oldest lines as one
+body: InfluxDB 1.x ``/write?db=INFLUX_DB`` (``INFLUX_TOKEN = "user:password"`` for a server with
+authentication), or 2.x ``/api/v2/write?org=INFLUX_ORG&bucket=INFLUX_DB`` with
+``Authorization: Token INFLUX_TOKEN`` when ``INFLUX_ORG`` is set; timestamps in seconds. After an
+outage the points the full ring dropped are read back from the SD card (the CSV backfill Graphite
+uses) a few rows per poll; InfluxDB overwrites a point with the same time, so a retry is safe.
+
+Never blocks the loop longer than Graphite does: one request per poll, the whole of it (connect,
+send, answer) under a deadline of ``_POLL_BUDGET_MS`` that our sockets enforce
+(``smartmeter.httpio``), each wait at most ``_IO_TIMEOUT_S``; failures back off 1 s .. 60 s.
+All numbers are written as floats (no ``i`` suffix): a value that is an integer in one telegram
+and a decimal in a CSV row can then never make a field-type conflict.
+"""
+
+from .. import httpio
+from ..protocol import reading as _r
+from ..timeutil import Backoff, ticks_diff
+from .ring import ByteRing
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+_QUEUE_BYTES = const(12288)  # ~24 telegrams of a three-phase meter; the CSV covers the rest
+_LINE_BYTES = const(1024)  # one telegram's line
+_BODY_BYTES = const(4096)  # one POST
+_POLL_BUDGET_MS = const(1000)  # the whole request, like Graphite's poll budget
+_IO_TIMEOUT_S = 0.5  # connect, each send, each wait for the answer
+_BATCH_MS = const(10_000)  # one request per 10 s unless the queue is backed up
+_BACKOFF_MIN_MS = const(1000)
+_BACKOFF_MAX_MS = const(60_000)
+_BACKFILL_ROWS = const(8)  # CSV rows per poll
+
+NAME = "influx"
+PROBLEMS = (
+    (
+        "influx_auth",
+        ("auth",),
+        {
+            "en": ("InfluxDB login refused", "Check INFLUX_TOKEN"),
+            "de": ("InfluxDB-Login abgelehnt", "INFLUX_TOKEN pruefen"),
+        },
+    ),
+    (
+        "influx",
+        ("error", "unresolved", "rejected"),
+        {
+            "en": ("InfluxDB unreachable", "Check INFLUX_URL/DB"),
+            "de": ("InfluxDB nicht erreichbar", "INFLUX_URL/DB pruefen"),
+        },
+    ),
+)
+
+
+def _quote(text):
+    """URL query escaping of a name (letters, digits and ``-_.~`` stay)."""
+    out = []
+    for ch in text.encode():
+        c = chr(ch)
+        if c.isalpha() and ch < 128 or c.isdigit() or c in "-_.~":
+            out.append(c)
+        else:
+            out.append("%%%02X" % ch)
+    return "".join(out)
+
+
+def _escape(text):
+    """Line-protocol escaping of a measurement, tag key or tag value."""
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
+
+
+def _request(config):
+    """(url, headers) of the write endpoint for the settings."""
+    base = config.INFLUX_URL.rstrip("/")
+    token = config.INFLUX_TOKEN
+    if config.INFLUX_ORG:
+        url = "%s/api/v2/write?org=%s&bucket=%s&precision=s" % (
+            base,
+            _quote(config.INFLUX_ORG),
+            _quote(config.INFLUX_DB),
+        )
+        headers = {"Authorization": "Token " + token} if token else {}
+    else:
+        url = "%s/write?db=%s&precision=s" % (base, _quote(config.INFLUX_DB))
+        headers = {}
+        if token:
+            import binascii
+
+            auth = binascii.b2a_base64(token.encode()).strip().decode()
+            headers["Authorization"] = "Basic " + auth
+    headers["Content-Type"] = "text/plain; charset=utf-8"
+    headers["Connection"] = "close"
+    return url, headers
+
+
+class InfluxSink:
+    """Batching, backing-off InfluxDB writer. See the module text.
+
+    :param clock: the app's clock (``ticks_ms()``): schedule and the request deadline
+    :param backfill: ``backfill(since, until, max_rows)`` -> CSV rows (``datalog.csvlog``)
+    :param service: run while waiting for the server (``App.service_uart``)
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        config,
+        pool,
+        state,
+        clock,
+        backfill=None,
+        ssl_context=None,
+        service=None,
+        queue_bytes=_QUEUE_BYTES,
+    ):
+        self.state = state
+        self.status = state.add_sink(NAME, PROBLEMS)
+        self._ticks_ms = clock.ticks_ms
+        self._backfill = backfill
+        self._settings(config)
+        self.ring = ByteRing(queue_bytes)
+        self._line = bytearray(_LINE_BYTES)
+        self._lmv = memoryview(self._line)
+        self._body = bytearray(_BODY_BYTES)
+        self._bmv = memoryview(self._body)
+        self._deadline = httpio.Deadline(clock.ticks_ms, service)
+        self._pool = httpio.DeadlinePool(pool, self._deadline)
+        self._ssl_context = ssl_context
+        self._session = None
+        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
+        self._bucket = None
+        self._bf_bucket = None
+        self.sent = 0  # points the server took
+        self.failed = 0  # failed requests
+        self.requests = 0
+        self.backfilled = 0  # points re-sent from the CSV
+        self.backfill_errors = 0
+        self.rejected = 0  # points the server refused (HTTP 400): dropped, counted
+        self.truncated = 0  # fields that did not fit a line
+        self.last_send_ms = None
+        self.status.state = "pending" if self.enabled else "disabled"
+
+    def _settings(self, config):
+        self.enabled = bool(config.INFLUX_URL)
+        self.interval_s = config.INFLUX_INTERVAL_S
+        self.batch_ms = self.interval_s * 1000 if self.interval_s else _BATCH_MS
+        self._offset_wh = config.ENERGY_OFFSET_WH or 0
+        head = _escape(config.INFLUX_MEASUREMENT or "smartmeter")
+        head += ",host=" + _escape(config.HOSTNAME or "smartmeter") + " "
+        self._head = head.encode()
+        self.url, self.headers = _request(config) if self.enabled else ("", {})
+
+    @property
+    def queued(self):
+        return self.ring.queued
+
+    @property
+    def dropped(self):
+        return self.ring.dropped
+
+    # -- formatting (no I/O) ----------------------------------------------------------------
+    def _format(self, epoch, sources, offset_wh, dst=None, pos=0):
+        """One line into ``dst`` (default: the line buffer) at ``pos``: (end, fields)."""
+        mv = self._lmv if dst is None else dst
+        cap = len(mv)
+        head = self._head
+        if pos + len(head) >= cap:
+            return pos, 0
+        end = pos + len(head)
+        mv[pos:end] = head
+        fields = 0
+        seen = set()
+        for source in sources:
+            if not source:
+                continue
+            for key, value in source.items():
+                if key in seen or isinstance(value, bool):
+                    continue
+                if not isinstance(value, (int, float)) or not -1e15 < value < 1e15:
+                    continue  # text (meter number, device name), None, NaN or inf
+                seen.add(key)
+                if key == _r.A_PLUS and offset_wh:
+                    value += offset_wh
+                name = key.encode()
+                text = b"=%d" % value if isinstance(value, int) else b"=%.3f" % value
+                sep = 1 if fields else 0
+                if end + sep + len(name) + len(text) + 24 > cap:
+                    self.truncated += 1
+                    continue
+                if sep:
+                    mv[end] = 44  # ","
+                    end += 1
+                mv[end : end + len(name)] = name
+                end += len(name)
+                mv[end : end + len(text)] = text
+                end += len(text)
+                fields += 1
+        if not fields:
+            return pos, 0
+        ts = b" %d\n" % epoch
+        mv[end : end + len(ts)] = ts
+        return end + len(ts), fields
+
+    def _due_bucket(self, epoch, attr):
+        if not self.interval_s:
+            return True
+        bucket = epoch // self.interval_s
+        if bucket == getattr(self, attr):
+            return False
+        setattr(self, attr, bucket)
+        return True
+
+    def on_reading(self, reading, epoch_utc, extras):
+        """Queue the telegram's line (no I/O). Skipped without a UTC epoch."""
+        if not self.enabled or epoch_utc is None:
+            return
+        epoch = int(epoch_utc)
+        if not self._due_bucket(epoch, "_bucket"):
+            return
+        sources = (reading.values, reading.derived, extras)
+        end, fields = self._format(epoch, sources, self._offset_wh)
+        self.ring.push(self._lmv, end, epoch, fields)
+        self._sync()
+
+    # -- sending ----------------------------------------------------------------------------
+    def _session_now(self):
+        session = self._session
+        if session is None:
+            import adafruit_requests
+
+            context = None
+            if self.url.startswith("https:"):
+                if self._ssl_context is None:
+                    import ssl
+
+                    self._ssl_context = ssl.create_default_context()
+                context = httpio.DeadlineTls(self._ssl_context, self._deadline)
+            session = self._session = adafruit_requests.Session(self._pool, context)
+        return session
+
+    def _post(self, n):
+        """POST ``body[:n]``; returns the HTTP status (the answer is read and closed)."""
+        session = self._session_now()
+        self.requests += 1
+        response = session.post(
+            self.url, data=self._bmv[0:n], headers=self.headers, timeout=_IO_TIMEOUT_S
+        )
+        try:
+            code = response.status_code
+            text = ""
+            if code >= 300:
+                text = bytes(response.content[:80]).decode("utf-8", "replace").strip()
+        finally:
+            httpio.close(session, response)
+        if code in (401, 403):
+            raise _Refused("auth", "HTTP %d: check INFLUX_TOKEN" % code)
+        if code == 400:
+            raise _Refused("rejected", "HTTP 400 " + text)
+        if code >= 300:
+            raise OSError("HTTP %d %s" % (code, text))
+        return code
+
+    def _send_queue(self):
+        ring = self.ring
+        n, records, points = ring.copy_out(self._body, _BODY_BYTES)
+        if not records:
+            return
+        try:
+            self._post(n)
+        except _Refused as exc:
+            if exc.args[0] == "rejected":  # bad data is not sent again: drop it, counted
+                self.rejected += points
+                ring.dropped += points
+                ring.pop(records)
+            raise
+        self.sent += points
+        ring.pop(records)
+
+    def _send_backfill(self):
+        ring = self.ring
+        try:
+            rows = self._backfill(ring.gap_from, ring.gap_until, _BACKFILL_ROWS)
+        except Exception as exc:  # noqa: BLE001 - an SD fault must not count as a network one
+            self.backfill_errors += 1
+            ring.clear_gap()  # retrying every pass would hammer a failing card
+            self.status.error = ("backfill: %s" % (str(exc) or type(exc).__name__))[:60]
+            return
+        body = [0, 0]  # bytes, points
+
+        def emit(epoch, values, extras):
+            if not self._due_bucket(epoch, "_bf_bucket"):
+                return
+            derived = values
+            if _r.DERIVED_PF not in values and _r.APPARENT_POWER not in values:
+                r = _r.Reading()
+                r.values = values
+                derived = r.derive()
+            # CSV A+ includes the offset already
+            end, fields = self._format(epoch, (values, derived, extras), 0, self._bmv, body[0])
+            body[0] = end
+            body[1] += fields
+
+        next_from = ring.refill(rows, _BACKFILL_ROWS, emit)
+        if body[0]:
+            self._post(body[0])
+            self.sent += body[1]
+            self.backfilled += body[1]
+        ring.commit(next_from)
+        if ring.gap_from is None:
+            self._bf_bucket = None
+
+    def _gap_pending(self):
+        return self._backfill is not None and self.ring.gap_from is not None
+
+    def poll(self, now_ms):
+        """When due: one request with the oldest lines (or a backfill slice). Bounded time.
+
+        :returns: True if the server took something
+        """
+        if not self.enabled or not self._backoff.due(now_ms):
+            return False
+        if not self.ring.count and not self._gap_pending():
+            return False
+        t0 = self._ticks_ms()
+        self._deadline.arm(_POLL_BUDGET_MS)
+        try:
+            if self.ring.count:
+                self._send_queue()
+            elif self._gap_pending():
+                self._send_backfill()
+        except _Refused as exc:
+            self._fail(now_ms, exc.args[0], exc.args[1])
+            return False
+        except Exception as exc:  # noqa: BLE001 - OSError, gaierror, OutOfRetries, ...
+            self._fail(now_ms, *self._classify(exc))
+            return False
+        self.last_send_ms = ticks_diff(self._ticks_ms(), t0)
+        self._backoff.ok()
+        more = bool(self.ring.count) or self._gap_pending()
+        self._backoff.wait(now_ms, 0 if more else self.batch_ms)
+        self.status.state = "ok"
+        self.status.error = ""
+        self._sync()
+        return True
+
+    def _classify(self, exc):
+        cause = getattr(exc, "__cause__", None) or exc
+        name = type(cause).__name__
+        if name == "gaierror":
+            return "unresolved", "cannot resolve INFLUX_URL"
+        text = str(cause) or name
+        return "error", text[:60]
+
+    def _fail(self, now_ms, kind, text):
+        self.failed += 1
+        httpio.drop_sockets(self._session)
+        self._backoff.fail(now_ms)
+        self.status.state = kind
+        self.status.error = text[:60]
+        self._sync()
+
+    def _sync(self):
+        status = self.status
+        status.sent = self.sent
+        status.failed = self.failed
+        status.queued = self.ring.queued
+        status.dropped = self.ring.dropped
+
+
+class _Refused(Exception):
+    """The server answered but will not take it: (state, text)."""
+
+
+def make(app, hw, cfg, state):
+    """The InfluxDB output as ``app.build`` starts it (config.OUTPUTS)."""
+    return InfluxSink(
+        cfg, hw.pool, state, hw.clock, app.backfill(), hw.ssl_context, app.service_uart
+    )

@@ -1,0 +1,77 @@
+"""Every name list has one source; the places that must keep a copy stay in step with it."""
+
+import importlib
+
+from sim import meter as sim_meter
+from sim import screens as sim_screens
+from sim.__main__ import parse_args
+from smartmeter import app as app_mod
+from smartmeter import config
+from smartmeter.datalog import csvformat
+from smartmeter.outputs import graphite, hass
+from smartmeter.protocol import dlms, layouts, reading, transport
+from smartmeter.protocol.pipeline import Pipeline
+from smartmeter.state import Counters
+from smartmeter.ui import screens
+
+
+def test_layout_names_come_from_the_layouts_table():
+    kind, default, choices = config.SCHEMA["METER_LAYOUT"]
+    assert (kind, default) == ("choice", "auto") and choices == ("auto",) + layouts.LAYOUTS
+    # the simulator offers exactly the meters it can encode, each a layout the decoder knows
+    assert set(sim_meter.PROFILES) <= set(layouts.LAYOUTS)
+    for layout in sim_meter.PROFILES:
+        assert parse_args(["--layout", layout]).layout == layout
+
+
+def test_counter_names_come_from_the_reader_and_the_decoder():
+    names = Counters.NAMES
+    assert len(set(names)) == len(names)
+    n = len(transport.READER_COUNTERS)
+    assert names[:n] == transport.READER_COUNTERS
+    assert names[n : n + len(dlms.COUNTERS)] == dlms.COUNTERS
+    pipe = Pipeline(bytes(16), None, lambda r: None, lambda e: None)
+    for name in transport.READER_COUNTERS:  # what app._sync_counters copies exists there
+        assert isinstance(getattr(pipe.reader, name), int), name
+    for name in dlms.COUNTERS:
+        assert isinstance(getattr(pipe.decoder, name), int), name
+    assert not set(graphite.STATUS) - set(names)  # Graphite's status paths are real counters
+
+
+def test_extras_keys_come_from_reading_extras():
+    app_extras = app_mod.App.__init__.__code__.co_names
+    assert "EXTRAS" in app_extras
+    assert [spec[0] for spec in csvformat._EXTRA_SPEC] == list(reading.EXTRAS)
+    assert {m[1] for m in graphite.METRICS if m[0] == "x"} == set(reading.EXTRAS)
+    for key in reading.EXTRAS:
+        assert hass.entity(key) is not None, key
+
+
+def test_secrets_are_the_key_and_secret_settings():
+    assert config.SECRETS == tuple(
+        n for n, row in config.SCHEMA.items() if row[0] in ("key", "secret")
+    )
+    for name in ("METER_KEY", "WEB_PASSWORD", "MQTT_PASSWORD", "INFLUX_TOKEN"):
+        assert name in config.SECRETS
+
+
+def test_every_output_has_its_module_switch_and_contract():
+    for name, switch, label in config.OUTPUTS:
+        mod = importlib.import_module("smartmeter.outputs." + name)
+        assert mod.NAME == name and callable(mod.make)
+        assert config.SCHEMA[switch][0] == "str", switch
+        assert all(len(code) and states for code, states, _t in mod.PROBLEMS)
+        for _code, _states, words in mod.PROBLEMS:
+            assert set(words) == {"en", "de"}
+            for text, hint in words.values():
+                assert len(text) <= 26 and len(hint) <= 26, (text, hint)  # the display's width
+        assert 0 < len(label) <= 12
+    names = [p[0] for p in app_mod.PARTS]
+    assert len(set(names)) == len(names)
+    outputs = [n for n, _s, _l in config.OUTPUTS]
+    assert [n for n in names if n in outputs] == outputs  # build() starts each, in this order
+
+
+def test_screen_cycle_comes_from_the_screen_classes():
+    assert screens.CYCLE == tuple(s.name for s in screens.SCREENS if s.cycle)
+    assert sim_screens.ALL_SCREENS == tuple(s.name for s in screens.SCREENS)
