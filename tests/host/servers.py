@@ -54,7 +54,11 @@ def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | Non
 
 
 def open_fds() -> int:
-    """Number of open file descriptors of this process (Linux)."""
+    """Number of open file descriptors of this process (Linux), once garbage is collected (so
+    a socket another test dropped cannot close in the middle of a count)."""
+    import gc
+
+    gc.collect()
     return len(os.listdir("/proc/self/fd"))
 
 
