@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The usage summary (``usage.Usage``) on the SD card: load, save atomically, rebuild from CSV.
 
-Files: two slots next to the log directory (``/sd/usage-a.bin`` and ``/sd/usage-b.bin`` for
-``LOG_DIR=/sd/logs``), 2864 bytes each. A save writes the slot *not* holding the newest good copy
+Files: two slots in the board's private folder on the card (``config.OVERRIDE_DIR``:
+``/sd/.smartmeter/usage-a.bin`` and ``usage-b.bin``, never servable whatever ``LOG_DIR`` is),
+2864 bytes each. A save writes the slot *not* holding the newest good copy
 (header with a sequence number and a Fletcher-32 checksum), so a power cut in the middle of a
 save leaves the other slot intact: there is always one good copy (FAT has no atomic rename and
 CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card wear).
@@ -14,6 +15,7 @@ Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a 
 never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
 """
 
+from ..config import OVERRIDE_DIR
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import read_rows
@@ -31,12 +33,7 @@ _ROWS_PER_POLL = const(400)
 _SLICE_MS = const(30)
 _REBUILD_DAYS = const(400)  # 13 months of day files (the month ring)
 SLOTS = ("usage-a.bin", "usage-b.bin")
-
-
-def _parent(path):
-    path = path.rstrip("/")
-    i = path.rfind("/")
-    return path[:i] if i > 0 else ""
+SLOT_PATHS = (OVERRIDE_DIR + "/" + SLOTS[0], OVERRIDE_DIR + "/" + SLOTS[1])
 
 
 def _date(day):
@@ -81,7 +78,7 @@ class UsageSink:
         return st.fs
 
     def _path(self, slot):
-        return _parent(self.storage.log_dir) + "/" + SLOTS[slot]
+        return SLOT_PATHS[slot]
 
     def start(self):
         """Load the newest good slot and start the catch-up, or start a rebuild."""
@@ -200,6 +197,10 @@ class UsageSink:
         slot = 1 if self._good == 0 else 0
         data = self.usage.to_bytes()
         try:
+            try:
+                fs.stat(OVERRIDE_DIR)
+            except OSError:
+                fs.mkdir(OVERRIDE_DIR)
             f = fs.open(self._path(slot), "wb")
             try:
                 f.write(data)
