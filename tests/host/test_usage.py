@@ -200,7 +200,6 @@ def test_damaged_newest_slot_falls_back_to_the_other(tmp_path):
         rig.telegram(START + STEP * k, passes=1)
         rig.clock.epoch = START + STEP * (k + 1)
     assert rig.app.usage.saves >= 2
-    newest = SLOTS[rig.app.usage._good]
     other = SLOTS[1 - rig.app.usage._good]
     good = bytes(fs.files[SLOT_PATHS[1 - rig.app.usage._good]].data)
     fs.files[SLOT_PATHS[rig.app.usage._good]].data[100:110] = b"\0" * 10  # torn by a power cut
