@@ -176,3 +176,93 @@ def test_black_hole_graphite_cannot_stall_the_loop(tmp_path):
     assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
     assert longest < GRAPHITE_PASS_BOUND_S, longest
     assert gap < GRAPHITE_PASS_BOUND_S, gap
+
+
+class HostileHttp:
+    """Accepts HTTP, reads the request, then answers as ``mode`` says: ``trickle`` a status line
+    a byte every 50 ms, ``huge`` a 400 announcing a 256 MiB error body that trickles."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.lsock = socket.socket()
+        self.lsock.bind((LOOPBACK, 0))
+        self.lsock.listen(8)
+        self.lsock.settimeout(0.05)
+        self.port = self.lsock.getsockname()[1]
+        self.requests = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.lsock.accept()
+            except OSError:
+                continue
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, conn):
+        conn.settimeout(1)
+        try:
+            data = conn.recv(65536)
+            if data.startswith(b"POST "):
+                self.requests += 1
+            end = time.monotonic() + HOSTILE_S
+            if self.mode == "huge":
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 268435456\r\n\r\n")
+            answer = b"HTTP/1.1 204 No Content\r\nX-Slow: " + b"z" * 4000
+            k = 0
+            while not self.stop.is_set() and time.monotonic() < end:
+                conn.sendall(answer[k % len(answer) : k % len(answer) + 1])
+                k += 1
+                time.sleep(0.05)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(2)
+        self.lsock.close()
+
+
+@pytest.mark.parametrize("mode", ["trickle", "huge", "black hole"])
+def test_hostile_influxdb_cannot_stall_the_loop(tmp_path, mode):
+    if mode == "black hole":
+        server = None
+        ctx = black_hole_server(accept=False, backlog=0)
+        host, port, _ = ctx.__enter__()
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex((host, port))
+            FILLERS.append(filler)
+    else:
+        server = HostileHttp(mode)
+        ctx = None
+        port = server.port
+    try:
+        extra = {"INFLUX_URL": "http://%s:%d" % (LOOPBACK, port)}
+        sim, longest, gap = run_sim(tmp_path, extra, "InfluxDB " + mode)
+    finally:
+        if server is not None:
+            server.close()
+        else:
+            for filler in FILLERS:
+                filler.close()
+            FILLERS.clear()
+            ctx.__exit__(None, None, None)
+    c = sim.app.state.counters
+    sink = [s for s in sim.app.sinks if s.name == "influx"][0]
+    assert sink.failed >= 2 and sink.sent == 0
+    if server is not None:
+        assert server.requests >= 2
+    assert sim.sent >= 4
+    assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
+    assert longest < GRAPHITE_PASS_BOUND_S, longest
+    assert gap < GRAPHITE_PASS_BOUND_S, gap
