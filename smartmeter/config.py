@@ -230,6 +230,10 @@ def _check_text(name, kind, text):
             if not part or any(ch not in _ALNUM + "_-" for ch in part):
                 raise ValueError("folder names may hold letters, digits, _ and - only")
         return
+    if name == "INFLUX_URL" and text:
+        if not (text.startswith("http://") or text.startswith("https://")) or " " in text:
+            raise ValueError("must be an http:// or https:// address without spaces")
+        return
     rule = _TEXT_RULES.get(name)
     if rule is None:
         return

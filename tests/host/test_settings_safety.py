@@ -165,6 +165,8 @@ def test_settings_page_refuses_a_carriage_return_injection(tmp_path):
         ("AP_PASSWORD", "x" * 64, "x" * 8),
         ("WEB_USER", "ad:min", "admin2"),
         ("MQTT_HOST", "broker lan", "broker.lan"),
+        ("INFLUX_URL", "ftp://influx:8086", "http://192.168.1.10:8086"),
+        ("INFLUX_URL", "http://in flux", "https://influx.lan"),
         ("LOG_DIR", "sd-logs", "/sd/logs"),
         ("LOG_DIR", "/sd/.smartmeter", "/sd"),
         ("LOG_DIR", "/sd/../x", "/sd/my_logs"),
