@@ -57,12 +57,16 @@ class Clock:
         """Set the RTC from NTP; True on success."""
         if self.pool is None:
             return False
-        import adafruit_ntp
         import rtc
 
-        # one UDP query: DNS + at most 1 s waiting for the answer (a pass bound, docs/security.md)
-        ntp = adafruit_ntp.NTP(self.pool, server=server, tz_offset=0, socket_timeout=1)
-        rtc.RTC().datetime = ntp.datetime
+        from smartmeter import ntp
+        from smartmeter.timeutil import ticks_diff
+
+        # one UDP query: DNS + at most 1 s for a valid answer, by our clock (docs/security.md)
+        epoch = ntp.query(self.pool, server, supervisor.ticks_ms, ticks_diff, 1000)
+        if epoch is None:
+            return False
+        rtc.RTC().datetime = time.localtime(epoch)
         return True
 
 
