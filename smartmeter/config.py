@@ -126,14 +126,12 @@ class Config:
     """Validated settings as attributes named like the keys (``config.WEB_PORT``).
 
     :ivar problems: list of "KEY: what is wrong" texts (never containing a secret value)
-    :ivar missing: list of keys the firmware needs but that are not set (METER_KEY, WiFi)
     """
 
     def __init__(self):
         for name, spec in SCHEMA.items():
             setattr(self, name, spec[1])
         self.problems = []
-        self.missing = []
 
     def __repr__(self):
         # Never show secrets, even by accident in a traceback or a debug print.
@@ -360,10 +358,6 @@ def load(getenv, overrides=None):
             setattr(cfg, name, _convert(name, kind, raw, extra))
         except ValueError as exc:
             cfg.problems.append("%s %s" % (name, exc))
-    if cfg.METER_KEY is None:
-        cfg.missing.append("METER_KEY")
-    if not cfg.CIRCUITPY_WIFI_SSID:
-        cfg.missing.append("CIRCUITPY_WIFI_SSID")
     return cfg
 
 

@@ -22,5 +22,6 @@ class SensorSink:
         # "absent" before the first reading or when nothing answers at 0x40: optional hardware
         st.sensor_state = d.state
         st.counters.sensor_errors = d.errors
+        st.counters.sensor_crc_errors = d.crc_errors
         if d.last_error:
             st.last_errors["sensor"] = d.last_error

@@ -176,11 +176,13 @@ class Counters:
             "csv_rows",
             "csv_errors",
             "csv_lost",
+            "csv_no_time",  # readings without a time (no meter time, RTC unset): no row
             "sd_remounts",
             "http_requests",
             "http_errors",
             "display_errors",
             "sensor_errors",
+            "sensor_crc_errors",
             "sink_errors",
             "memory_errors",
             "loop_passes",
@@ -250,7 +252,7 @@ class History:
 class State:
     """Everything the sinks show. Written by the app loop only."""
 
-    def __init__(self, clock=None):
+    def __init__(self):
         self.latest = None  # Reading
         self.latest_epoch = None  # UTC epoch seconds of the latest reading (meter time)
         self.latest_ticks = None  # clock ticks (ms) when it arrived
@@ -268,7 +270,6 @@ class State:
         self.ap_ssid = None
         self.ap_password = None
         self.hostname = None
-        self.web_user = None
         self.web_password_generated = None  # shown on the system screen only if we generated it
         # SD card
         self.sd_state = "unknown"  # ok | missing | full | error | disabled | unknown

@@ -31,15 +31,14 @@ DST the local time repeats, but the UTC offset column keeps every row unambiguou
 """
 
 from ..netutil import errno_of
-from ..timeutil import civil_from_days, days_from_civil, fields_from_epoch  # noqa: F401 - re-exported for callers
-from .csvformat import (  # noqa: F401 - re-exported: callers import them here
+from ..timeutil import civil_from_days, fields_from_epoch
+from .csvformat import (
     _DIALECTS,
     HEAD_MAX,
     _format_row,
     _header,
     _make_spec,
     _parse_header,
-    _parse_line,
     _scan_tail,
     _stamp,
     _write_all,
@@ -138,10 +137,6 @@ class CsvLog:
             out.append("%04d-%02d-%02d" % (t[0], t[1], t[2]))
         return tuple(out)
 
-    def list_days(self):
-        """``[(name, size), ...]`` newest first."""
-        return self.storage.list_days()
-
     def write(self, reading, epoch_utc=None, extras=None):
         """Append the row for ``reading``; returns True when it was written and synced.
 
@@ -177,6 +172,7 @@ class CsvLog:
         c.csv_rows = self.rows
         c.csv_errors = self.errors
         c.csv_lost = self.lost
+        c.csv_no_time = self.no_time
         c.sd_remounts = st.remounts
 
     # -- writing ---------------------------------------------------------------------------

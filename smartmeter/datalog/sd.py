@@ -260,12 +260,6 @@ class Storage:
         self.state = "missing" if code in _MISSING_CODES else "error"
         self._backoff.fail(self._clock.ticks_ms())
 
-    def retry_in_ms(self):
-        """Milliseconds until the next mount attempt (0 when due or not waiting)."""
-        if self.state not in ("missing", "error"):
-            return 0
-        return self._backoff.left(self._clock.ticks_ms())
-
     # -- space -----------------------------------------------------------------------------
     def refresh_space(self):
         """Read free and total bytes of the card (raises OSError)."""

@@ -17,7 +17,6 @@ awaited across passes without blocking; one discovery message or a few states pe
 bounded drop-oldest queue.
 """
 
-from .. import __version__  # noqa: F401 - re-exported for callers
 from ..netutil import EAGAIN_CODES, ECONNREFUSED, ECONNRESET
 from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
 from ..timeutil import Backoff, ticks_diff

@@ -123,10 +123,6 @@ class Decoder:
             setattr(self, name, 0)
         self.last_error = None  # the last MeterError, for status displays
 
-    def counters(self):
-        """The stage counters as a dict."""
-        return {name: getattr(self, name) for name in COUNTERS}
-
     def decode(self, payload, transport=None):
         """Decode one application payload (DB envelope, or a plain 0F data-notification).
 

@@ -106,14 +106,16 @@ def test_sd_full_at_byte_n_pauses_then_resumes_without_partial_rows():
         rig.telegram()
     fs.inject("write", ENOSPC, times=1, after_bytes=40)
     rig.telegram()
-    assert rig.app.state.sd_state == "full" or rig.counters.csv_errors >= 1
-    assert state_mod.SD_FULL in rig.app.state.problems() or rig.counters.csv_lost >= 1
+    # the row that hit ENOSPC is lost (counted, no partial row); the card has room again at
+    # once (retention/refresh), so the next row is written
+    assert (rig.counters.csv_errors, rig.counters.csv_lost) == (1, 1)
+    assert rig.app.state.sd_state == "ok" and state_mod.SD_FULL not in rig.app.state.problems()
     for _ in range(3):
         rig.telegram()
     assert rig.app.state.sd_state == "ok"
     rows = rig.rows()  # parses: no partial row left behind
     assert len(rows) == rig.counters.csv_rows == rig.sent - rig.counters.csv_lost
-    assert rig.counters.csv_lost <= 1
+    assert rig.counters.csv_lost == 1
     assert rig.counters.decoded == rig.sent  # decoding never stopped
 
 
@@ -209,7 +211,7 @@ def test_no_row_without_a_clock():
     rig.uart.push(frames.hdlc_frames(payload))
     rig.app.loop_once()
     assert rig.counters.decoded == 1
-    assert rig.counters.csv_rows == 0
+    assert rig.counters.csv_rows == 0 and rig.counters.csv_no_time == 1  # counted, shown
     assert rig.app.state.latest is not None
 
 
@@ -262,7 +264,6 @@ def test_bad_settings_name_the_key_never_the_value_and_the_board_runs(key, value
 
 def test_missing_key_and_wifi_is_a_degraded_mode():
     cfg = config.load(lambda _n: None, {})
-    assert cfg.missing == ["METER_KEY", "CIRCUITPY_WIFI_SSID"]
     assert "KEY" not in repr(cfg) and cfg.public()["METER_KEY"] is False
     rig = Rig(epoch_from_fields((2024, 5, 1, 10, 0, 0)), METER_KEY="")
     rig.telegram()
@@ -316,11 +317,9 @@ def test_a_failing_sink_is_isolated_and_counted():
         rig.telegram()
     assert bad.calls == 4
     assert rig.counters.csv_rows == 4  # the CSV sink after it still ran
-    assert rig.counters.sink_errors >= 8
-    assert (
-        "poll bug" in rig.app.state.last_errors["boom"]
-        or "sink bug" in rig.app.state.last_errors["boom"]
-    )
+    # 4 telegrams x (one on_reading + one poll in each of the 4 loop passes)
+    assert rig.counters.sink_errors == 4 * (1 + 4) and rig.counters.loop_passes == 16
+    assert rig.app.state.last_errors["boom"] == "poll bug"  # poll runs last in a pass
 
 
 def test_run_resets_only_from_the_outermost_handler():

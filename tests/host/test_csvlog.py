@@ -11,9 +11,11 @@ import pytest
 from fakefs import EIO, ENOSPC, FakeFS, PowerCut
 
 import smartmeter.protocol.reading as R
-from smartmeter.datalog.csvlog import CsvLog, _parse_header, _parse_line, days_from_civil, read_rows
+from smartmeter.datalog.csvformat import _parse_header, _parse_line
+from smartmeter.datalog.csvlog import CsvLog, read_rows
 from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.protocol.reading import Reading
+from smartmeter.timeutil import days_from_civil
 
 LOG = "/sd/logs"
 EXTRAS = {"temperature": 23.45, "humidity": 45.67, "rssi": -67}
@@ -81,7 +83,7 @@ def make(fs=None, dialect="excel-de", offset=0, clock=None, min_free_mb=0, **fs_
 
 def step(t, seconds):
     """Local time tuple ``t`` plus ``seconds`` (naive, no DST)."""
-    from smartmeter.datalog.csvlog import civil_from_days
+    from smartmeter.timeutil import civil_from_days
 
     n = days_from_civil(t[0], t[1], t[2]) * 86400 + t[3] * 3600 + t[4] * 60 + t[5] + seconds
     d, s = divmod(n, 86400)

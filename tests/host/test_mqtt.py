@@ -14,6 +14,7 @@ import pytest
 from _support import REPO_ROOT, require
 from servers import black_hole_server, free_port, open_fds
 
+import smartmeter
 from sim.hardware import SimClock
 from sim.meter import VirtualMeter
 from smartmeter.config import Config
@@ -330,7 +331,7 @@ def test_discovery_and_state_arrive_with_the_right_content(broker):
         assert dev["identifiers"] == ["smartmeter_%s" % METER]
         assert dev["manufacturer"] == "Kaifa"
         assert dev["serial_number"] == METER
-        assert dev["sw_version"] == m.__version__ and dev["model"]
+        assert dev["sw_version"] == smartmeter.__version__ and dev["model"]
         power, _ = configs[prefix + "power_import/config"]
         assert (power["device_class"], power["unit_of_measurement"]) == ("power", "W")
         assert power["state_class"] == "measurement"

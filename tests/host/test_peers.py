@@ -18,6 +18,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from _support import require  # noqa: E402
 from vectors import FRAMES, PLAINTEXT_ONLY, key_bytes  # noqa: E402
 
 from bench import peers  # noqa: E402
@@ -39,10 +40,13 @@ DECODES = {
 
 
 def _need(peer):
-    if importlib.util.find_spec(_MODULES[peer]) is None:
-        pytest.skip(peer + " not installed")
-    if peer == "austria-energy" and importlib.util.find_spec("Crypto") is None:
-        pytest.skip("pycryptodome (undeclared dependency of smartmeter-austria-energy) missing")
+    """The peers are pinned in requirements-dev.txt: skip locally, fail under CI."""
+    require(importlib.util.find_spec(_MODULES[peer]) is not None, peer + " not installed")
+    if peer == "austria-energy":
+        require(
+            importlib.util.find_spec("Crypto") is not None,
+            "pycryptodome (undeclared dependency of smartmeter-austria-energy) missing",
+        )
 
 
 def _args(frame):

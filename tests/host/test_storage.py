@@ -89,8 +89,13 @@ def test_remount_backoff_doubles_to_30s_and_resets_after_success():
     assert st.state == "ok" and st.remounts == 1 and st.generation == 2
     assert 150_000 <= attempts[-1] <= 180_000
     # Backoff starts again at 2 s after the next fault.
+    fs.remove_card()
     st.fault(OSError(EIO, "x"))
-    assert st.retry_in_ms() == 2000
+    n = st.mount_attempts
+    clock.ms += 1999
+    assert not st.available() and st.mount_attempts == n  # still waiting
+    clock.ms += 1
+    assert not st.available() and st.mount_attempts == n + 1  # tried after exactly 2 s
 
 
 def test_mount_callable_raising_anything_is_missing_not_a_crash():
