@@ -52,7 +52,10 @@ _SLICE_MS = const(20)  # ... or this long
 _IDLE_MS = const(30000)  # a job without progress this long is dropped
 _MIN_RATE = const(1024)  # bytes/s a transfer must average after _GRACE_MS, else it is dropped
 _GRACE_MS = const(5000)
-_MAX_PENDING = const(4)  # requests arriving at once (the oldest makes room for a new one)
+_MAX_PENDING = const(3)  # requests arriving at once (the oldest makes room for a new one);
+# with the listening socket and the 2 transfers that leaves 2 of the ESP32's 8 sockets to MQTT,
+# Graphite, InfluxDB and NTP even under a slowloris
+_PER_CLIENT = const(2)  # of those, from one address (a slowloris host keeps to its own two)
 _ACCEPT_PER_POLL = const(8)
 _FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
 _FAIL_MAX_MS = const(60000)
@@ -409,8 +412,12 @@ class WebServer:
                 _close(conn)
                 continue
             self.accepted += 1
-            if len(self.pending) >= _MAX_PENDING:
-                self._evict(now)
+            ip = addr[0] if addr else None
+            mine = [p for p in self.pending if p.addr and p.addr[0] == ip]
+            if len(mine) >= _PER_CLIENT:
+                self._evict(now, mine)  # one client cannot push out the others
+            elif len(self.pending) >= _MAX_PENDING:
+                self._evict(now, self.pending)
             p = web_http.Pending(conn, addr, self._take_head(), now)
             self.pending.append(p)
             self._advance(server, p, now)  # a complete request is answered at once
@@ -434,10 +441,10 @@ class WebServer:
             return
         self._answer(server, p.conn, result)
 
-    def _evict(self, now):
-        """Make room: close the pending connection that has had the longest time already."""
-        oldest = self.pending[0]
-        for p in self.pending:
+    def _evict(self, now, among):
+        """Make room: close the pending connection (of ``among``) that has had the longest time."""
+        oldest = among[0]
+        for p in among:
             if ticks_diff(now, p.start) > ticks_diff(now, oldest.start):
                 oldest = p
         self.pending.remove(oldest)

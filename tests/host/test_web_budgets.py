@@ -50,7 +50,8 @@ def http(port, path, password=PASSWORD, host=None, source="127.0.0.1", method="G
 
 class Slowloris:
     """``n`` sockets that send a request head a byte at a time and never finish it; a socket
-    the server closes is opened again at once (a persistent attacker)."""
+    the server closes is opened again at once (a persistent attacker). They come from
+    127.0.0.2: another device on the network than the user's (127.0.0.1)."""
 
     def __init__(self, port, n=50, every=0.5):
         self.port = port
@@ -63,6 +64,7 @@ class Slowloris:
 
     def _open(self):
         s = socket.socket()
+        s.bind(("127.0.0.2", 0))
         s.setblocking(False)
         s.connect_ex(("127.0.0.1", self.port))
         return [s, 0]
