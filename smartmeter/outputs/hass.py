@@ -170,7 +170,7 @@ def device_info(node, meter, maker, model, layout):
         "identifiers": [node],
         "name": "Smart meter " + meter,
         "manufacturer": _MAKERS.get(maker, maker or "unknown"),
-        "model": model if isinstance(model, str) else "DLMS meter (%s)" % layout,
+        "model": model if isinstance(model, str) else "%s meter" % (layout or "smart"),
         "serial_number": meter,
         "sw_version": __version__,
     }

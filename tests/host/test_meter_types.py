@@ -102,3 +102,20 @@ def test_meter_that_sends_less_reaches_graphite_without_voltages(tmp_path):
         metrics = carbon.metrics()
         assert not [m for m in metrics if "spannung" in m or "strom" in m or "cosphi" in m]
         assert not [m for m in metrics if "scheinleistung" in m or "leistungsfaktor" in m]
+
+
+def test_old_and_new_tariff_headers_both_parse(tmp_path):
+    """Files written before the tariff columns had labels carry the OBIS code as label: both
+    forms are the parse schema of the tail repair, the Graphite backfill and the month download."""
+    from smartmeter.datalog.sd import RealFS
+
+    fs = RealFS(root=str(tmp_path))
+    (tmp_path / "logs").mkdir()
+    old = b"Zeit;UTC-Offset;A+ Wh;1-0:3.8.1;T degC\r\n29.05.2024 18:26:40;+02:00;1000;2500;\r\n"
+    new = b"Zeit;UTC-Offset;A+ Wh;R+ T1 varh;T degC\r\n29.05.2024 18:26:45;+02:00;1001;2501;\r\n"
+    (tmp_path / "logs" / "old.csv").write_bytes(old)
+    (tmp_path / "logs" / "new.csv").write_bytes(new)
+    (a,) = list(read_rows(fs, "/logs/old.csv"))
+    (b,) = list(read_rows(fs, "/logs/new.csv"))
+    assert a == (START, {r.A_PLUS: 1000, "1-0:3.8.1": 2500})
+    assert b == (START + 5, {r.A_PLUS: 1001, "1-0:3.8.1": 2501})
