@@ -139,6 +139,8 @@ class Simulation:
                 layout, self.config.METER_KEY, self.config.METER_AUTH_KEY, seed
             )
         self.sent = 0
+        self.sent_while_searching = 0
+        self.decoded_while_searching = None  # decoded when the search ended (the proving one)
         self._next_push = clock.ticks_ms()
         self._last_frame = -1
         self.resets = []
@@ -175,9 +177,12 @@ class Simulation:
             return True
         meter = self.meter
         self._next_push = ticks_add(self._next_push, meter.interval_ms)
+        before = meter.sent
         data = meter.send(self.clock.time(), self.uart.take_tx())
         if data:
             self.uart.push(data, meter.line)
+        if self.app.state.line_state == "searching":
+            self.sent_while_searching += meter.sent - before  # cannot be read on that setting
         self.sent = meter.sent
         return bool(data)
 
@@ -187,6 +192,9 @@ class Simulation:
         if self.meter_thread is None:
             self.push_due()
         self.app.loop_once()
+        st = self.app.state
+        if self.decoded_while_searching is None and st.line_state != "searching":
+            self.decoded_while_searching = st.counters.decoded
         self._render()
 
     def lost(self):
@@ -275,7 +283,7 @@ class Simulation:
         c = self.app.state.counters
         wd = self.hw.watchdog
         speed = getattr(self.clock, "speed", 1) or 1  # pass times in wall-clock ms
-        return "sent %d decoded %d logged %d uart_overflow %d longest_pass_ms %d wd_gap_ms %d" % (
+        text = "sent %d decoded %d logged %d uart_overflow %d longest_pass_ms %d wd_gap_ms %d" % (
             self.sent,
             c.decoded,
             c.csv_rows,
@@ -283,3 +291,14 @@ class Simulation:
             c.slowest_pass_ms / speed,
             int(wd.max_gap_s * 1000) if wd is not None else -1,
         )
+        st = self.app.state
+        if c.line_switches or st.line_state == "searching":
+            # telegrams sent on the meter's line while the board listened on another one
+            found = st.line_found_ms
+            text += " line %s found_after_s %s sent_while_searching %d (decoded %s)" % (
+                st.line.replace(" ", "-") if st.line else "-",
+                "-" if found is None else "%d" % (found // 1000),
+                self.sent_while_searching,
+                self.decoded_while_searching,
+            )
+        return text
