@@ -85,7 +85,7 @@ tagged._set_iv(env.system_title, 1)
 tag_us = per_us(lambda: tagged._tag_into(0x30, ct243, tag_out), 200)
 print("mpy ghash_243_us %.0f (tag incl. one AES block: %.0f us)" % (tag_us - aes_block, tag_us))
 
-# The formats of issue 10: whole pipeline per telegram, first (general walk + learning) and
+# The formats of issue 10: whole pipeline per telegram, first (general walk alone) and
 # steady state (learned shape), pure-Python AES (CBC for AMIS, CTR for the others).
 try:
     with open("more.json") as f:
@@ -117,6 +117,7 @@ for label, ident in (
         dm._last_counter = None
         if first:
             dm._template = dm._dsmr_template = dm._oms_template = None
+            dm._walked = dm._dsmr_walked = dm._oms_walked = -1
         pm.feed(raw_m)
         got.pop()
 

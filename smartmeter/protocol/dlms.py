@@ -112,6 +112,9 @@ class Decoder:
         self.layout = layout
         self._plain = bytearray(_MAX_PLAINTEXT)
         self._template = None  # the learned shape of this meter's telegrams (fastpath.py)
+        self._walked = -1  # length of the last APDU the general walk decoded (learning is next)
+        self._dsmr_walked = -1
+        self._oms_walked = -1
         self._dsmr_template = None  # the same for DSMR text telegrams (dsmr.py)
         self._oms_template = None  # and for AMIS record lists (oms.py)
         self._iv = bytearray(16)  # AMIS CBC IV
@@ -236,7 +239,9 @@ class Decoder:
             if authenticated:
                 raise ParseError("data-notification date-time malformed")
             raise WrongKeyError("decrypted data is not a meter reading: wrong key?")
-        plan = [] if self.learn else None
+        # Learn from the second telegram of this length: the first one is shown sooner (and a
+        # capture decoded once, e.g. by the CLI, never pays for learning a shape)
+        plan = [] if self.learn and self._walked == n else None
         leaves = [] if plan is not None else None
         body, shape = p.walk(leaves)  # one pass: values, and leaf offsets when learning
         if p.pos != n:
@@ -245,5 +250,6 @@ class Decoder:
         reading.layout = layouts.apply(body, reading, self.layout, shape, plan)
         if plan is not None and dt_len in (0x0C, 0x00):
             self._template = fastpath.learn(apdu, leaves, plan, reading.layout, header_time)
+        self._walked = n
         reading.derive()
         return reading

@@ -347,6 +347,8 @@ def decode(text, decoder, authenticated=False):
     if not reading.values:
         raise ParseError("DSMR telegram carried no values")
     reading.layout = "t210dr"
-    if decoder.learn:
+    n = len(text)
+    if decoder.learn and decoder._dsmr_walked == n:  # the second telegram of this length
         decoder._dsmr_template = _learn(text, slices, time_at, consts)
+    decoder._dsmr_walked = n
     return reading

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """A learned fast path: decode a meter's next telegrams by the shape of its last one.
 
-A meter sends the same structure every few seconds; only the values change. After the general
-A-XDR walk has decoded a telegram, :func:`learn` records its shape: every byte that is not a
+A meter sends the same structure every few seconds; only the values change. When the general
+A-XDR walk decodes a second telegram of the same length (the first is decoded by the walk alone,
+so it is shown sooner and a capture decoded once never pays for learning), :func:`learn` records
+its shape: every byte that is not a
 value (type tags, lengths, OBIS codes, scalers, units) goes into a mask and is compared, all at
 once, as one big integer; every value the layout used gets a slot in one ``struct`` format.
 The next telegram of that meter is decoded with one mask compare, one ``unpack_from`` and the

@@ -291,13 +291,15 @@ def decode(payload, decoder):
     reading = r.Reading()
     tpl = decoder._oms_template
     if tpl is None or not tpl.decode(plain, reading):
-        plan = [] if decoder.learn else None
+        # learn from the second telegram of this length, like the DLMS path
+        plan = [] if decoder.learn and decoder._oms_walked == dn else None
         stored, plan = records(plain, reading, plan)
         if not stored:
             raise ParseError("AMIS telegram carried no known records")
         reading.layout = "amis"
         if plan:
             decoder._oms_template = _learn(plain, plan)
+        decoder._oms_walked = dn
     else:
         decoder.fast += 1
     reading.frame_counter = acc

@@ -40,6 +40,7 @@ for frame in data["frames"]:
     dec = Decoder()
     pt = bytes.fromhex(frame["plaintext_hex"])
     first = dec.decode_apdu(pt)
+    dec.decode_apdu(pt)  # the second telegram of a length is the one learned
     second = dec.decode_apdu(pt)
     if dec.fast != 1 or first.values != second.values:
         failures += 1
