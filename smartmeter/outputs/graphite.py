@@ -15,9 +15,9 @@ meter's UTC epoch, energy is sent as integer Wh/varh, other floats with fixed de
 
 from ..netutil import EAGAIN, ECONNREFUSED, errno_of, timed_out
 from ..protocol import reading as _r
-from ..protocol.reading import A_PLUS, P_MINUS, P_PLUS, Reading
-from ..timeutil import Backoff, ticks_diff
-from .ring import ByteRing
+from ..protocol.reading import A_PLUS, P_MINUS, P_PLUS
+from ..timeutil import ticks_diff
+from .ring import BatchSink
 
 try:
     from micropython import const
@@ -33,8 +33,6 @@ _IO_TIMEOUT_MS = const(500)  # connect and each send
 _POLL_BUDGET_MS = const(1000)  # one poll() never takes much longer than this
 _BATCH_BYTES = const(8192)  # queued bytes per poll; more -> next poll at once
 _BATCH_MS = const(5000)  # at most one connection per 5 s unless the queue is backed up
-_BACKOFF_MIN_MS = const(1000)
-_BACKOFF_MAX_MS = const(60000)
 _BACKFILL_ROWS = const(8)  # CSV rows per poll
 _STATUS_EVERY_S = const(60)
 
@@ -100,7 +98,7 @@ class _Budget(OSError):
     pass
 
 
-class GraphiteSink:
+class GraphiteSink(BatchSink):
     """Batching, backing-off Carbon plaintext client. See the module text.
 
     :ivar sent: points sent  :ivar failed: failed pushes (resolve, connect or send)
@@ -111,37 +109,22 @@ class GraphiteSink:
     name = NAME
 
     def __init__(self, config, pool, state, clock, backfill=None, queue_bytes=_QUEUE_BYTES):
+        super().__init__(NAME, PROBLEMS, state, clock, backfill, queue_bytes)
         self.pool = pool
-        self.state = state
-        self.status = state.add_sink(NAME, PROBLEMS)
-        self._backfill = backfill
-        self._ticks_ms = clock.ticks_ms  # the app's clock: schedule and the poll() budget
-        self._settings(config)
-        self.ring = ByteRing(queue_bytes)
         self._scratch = bytearray(_SCRATCH_BYTES)
         self._smv = memoryview(self._scratch)
         self._spos = 0
         self._slines = 0
-        self.sent = 0
-        self.failed = 0
         self.connections = 0
-        self.backfilled = 0
-        self.backfill_errors = 0
         self.truncated = 0  # lines that did not fit the scratch buffer
-        self.last_send_ms = None
         self._addr = None  # cached getaddrinfo entry
-        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
-        self._last_bucket = None
-        self._bf_bucket = None
         self._last_status = None
-        self.status.state = "pending" if self.enabled else "disabled"
+        self._settings(config)
 
     def _settings(self, config):
         self.host = getattr(config, "GRAPHITE_HOST", "") or ""
         self.port = getattr(config, "GRAPHITE_PORT", 2003)
-        self.enabled = bool(self.host)
-        self.interval_s = getattr(config, "GRAPHITE_INTERVAL_S", 0) or 0
-        self.batch_ms = self.interval_s * 1000 if self.interval_s else _BATCH_MS
+        self._start(bool(self.host), getattr(config, "GRAPHITE_INTERVAL_S", 0), _BATCH_MS)
         self._offset_wh = getattr(config, "ENERGY_OFFSET_WH", 0) or 0
         prefix = getattr(config, "GRAPHITE_PREFIX", "smartmeter") or ""
         prefix = (prefix.strip(".") + ".") if prefix.strip(".") else ""
@@ -151,16 +134,6 @@ class GraphiteSink:
             (prefix + "status.graphite_" + n + " ").encode() for n in OWN_STATUS
         )
         self._send_time_path = (prefix + "data.send_time ").encode()
-
-    @property
-    def queued(self):
-        """Points waiting in memory."""
-        return self.ring.queued
-
-    @property
-    def dropped(self):
-        """Points dropped from the full queue (re-sent from the CSV when a backfill is set)."""
-        return self.ring.dropped
 
     # -- formatting (no I/O) ----------------------------------------------------------------
     def _put(self, path, value, decimals, ts):
@@ -224,27 +197,17 @@ class GraphiteSink:
             self._put(self._own_paths[k], getattr(self.status, OWN_STATUS[k]), _INT, ts)
         self._put(self._send_time_path, self.last_send_ms, _INT, ts)
 
-    def _due_bucket(self, epoch, attr):
-        """Interval filter: the first telegram of each GRAPHITE_INTERVAL_S bucket passes."""
-        if not self.interval_s:
-            return True
-        bucket = epoch // self.interval_s
-        if bucket == getattr(self, attr):
-            return False
-        setattr(self, attr, bucket)
-        return True
-
     def on_reading(self, reading, epoch_utc, extras):
         """Queue one telegram's lines (no I/O). Skipped without a UTC epoch."""
         if not self.enabled or epoch_utc is None:
             return
         epoch = int(epoch_utc)
-        if not self._due_bucket(epoch, "_last_bucket"):
+        if not self._due_bucket(epoch):
             return
         ts = self._format(epoch, reading.values, reading.derived, extras, self._offset_wh)
         self._format_status(epoch, ts)
         self.ring.push(self._smv, self._spos, epoch, self._slines)
-        self._sync_counters()
+        self._sync()
 
     # -- sending ----------------------------------------------------------------------------
     def _resolve(self):
@@ -290,49 +253,20 @@ class GraphiteSink:
             budget -= len(part) + len(rest)
 
     def _send_backfill(self, sock, t0):
-        ring = self.ring
-        try:
-            rows = self._backfill(ring.gap_from, ring.gap_until, _BACKFILL_ROWS)
-        except Exception as exc:  # noqa: BLE001 - an SD fault must not count as a network one
-            # Give this gap up: retrying every pass would hammer a failing card.
-            self.backfill_errors += 1
-            ring.clear_gap()
-            self._note("backfill: %s" % (str(exc) or type(exc).__name__))
+        rows = self._backfill_rows(_BACKFILL_ROWS)
+        if rows is None:
             return
 
         def emit(epoch, values, extras):
             if not self._due_bucket(epoch, "_bf_bucket"):
                 return
-            derived = values
-            if _r.DERIVED_PF not in values and _r.APPARENT_POWER not in values:
-                r = Reading()
-                r.values = values
-                derived = r.derive()
-            self._format(epoch, values, derived, extras, 0)  # CSV A+ includes the offset
+            # CSV A+ includes the offset already
+            self._format(epoch, values, self._csv_derived(values), extras, 0)
             self._send_all(sock, self._smv[0 : self._spos], t0)
             self.sent += self._slines
             self.backfilled += self._slines
 
-        ring.commit(ring.refill(rows, _BACKFILL_ROWS, emit))
-        if ring.gap_from is None:
-            self._bf_bucket = None
-
-    def _note(self, text):
-        self.status.error = text[:60]
-
-    def _sync_counters(self):
-        status = self.status
-        status.sent = self.sent
-        status.failed = self.failed
-        status.queued = self.ring.queued
-        status.dropped = self.ring.dropped
-
-    def _fail(self, now_ms, kind, text):
-        self.failed += 1
-        self._backoff.fail(now_ms)
-        self.status.state = kind
-        self._note(text)
-        self._sync_counters()
+        self._backfill_done(self.ring.refill(rows, _BACKFILL_ROWS, emit))
 
     def _error_text(self, exc):
         """Short text for a failed push; forgets the address unless it was refused/timed out."""
@@ -342,9 +276,6 @@ class GraphiteSink:
             return "timeout %s:%d" % (self.host, self.port)
         self._addr = None  # re-resolve next time (behind the back-off)
         return "%s:%d %s" % (self.host, self.port, str(exc) or type(exc).__name__)
-
-    def _gap_pending(self):
-        return self._backfill is not None and self.ring.gap_from is not None
 
     def _push_batch(self, addr, t0):
         """One connection: the queue (a batch of it), then a backfill slice if time is left."""
@@ -367,23 +298,12 @@ class GraphiteSink:
             except OSError:
                 pass
 
-    def _succeeded(self, now_ms, t0):
-        self.last_send_ms = ticks_diff(self._ticks_ms(), t0)
-        self._backoff.ok()
-        more = bool(self.ring.count) or self._gap_pending()
-        self._backoff.wait(now_ms, 0 if more else self.batch_ms)
-        self.status.state = "ok"
-        self.status.error = ""
-        self._sync_counters()
-
     def poll(self, now_ms):
         """When due: one connection, send a batch (and a backfill slice), close. Bounded time.
 
         :returns: True if something was sent
         """
-        if not self.enabled or not self._backoff.due(now_ms):
-            return False
-        if not self.ring.count and not self._gap_pending():
+        if not self._poll_due(now_ms):
             return False
         t0 = self._ticks_ms()
         try:

@@ -20,8 +20,7 @@ and a decimal in a CSV row can then never make a field-type conflict.
 
 from .. import httpio
 from ..protocol import reading as _r
-from ..timeutil import Backoff, ticks_diff
-from .ring import ByteRing
+from .ring import BatchSink
 
 try:
     from micropython import const
@@ -37,8 +36,6 @@ _BODY_BYTES = const(4096)  # one POST
 _POLL_BUDGET_MS = const(1000)  # the whole request, like Graphite's poll budget
 _IO_TIMEOUT_S = 0.5  # connect, each send, each wait for the answer
 _BATCH_MS = const(10_000)  # one request per 10 s unless the queue is backed up
-_BACKOFF_MIN_MS = const(1000)
-_BACKOFF_MAX_MS = const(60_000)
 _BACKFILL_ROWS = const(8)  # CSV rows per poll
 
 NAME = "influx"
@@ -103,7 +100,7 @@ def _request(config):
     return url, headers
 
 
-class InfluxSink:
+class InfluxSink(BatchSink):
     """Batching, backing-off InfluxDB writer. See the module text.
 
     :param clock: the app's clock (``ticks_ms()``): schedule and the request deadline
@@ -124,12 +121,7 @@ class InfluxSink:
         service=None,
         queue_bytes=_QUEUE_BYTES,
     ):
-        self.state = state
-        self.status = state.add_sink(NAME, PROBLEMS)
-        self._ticks_ms = clock.ticks_ms
-        self._backfill = backfill
-        self._settings(config)
-        self.ring = ByteRing(queue_bytes)
+        super().__init__(NAME, PROBLEMS, state, clock, backfill, queue_bytes)
         self._line = bytearray(_LINE_BYTES)
         self._lmv = memoryview(self._line)
         self._body = bytearray(_BODY_BYTES)
@@ -138,36 +130,19 @@ class InfluxSink:
         self._pool = httpio.DeadlinePool(pool, self._deadline)
         self._ssl_context = ssl_context
         self._session = None
-        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
-        self._bucket = None
-        self._bf_bucket = None
-        self.sent = 0  # points the server took
-        self.failed = 0  # failed requests
         self.requests = 0
-        self.backfilled = 0  # points re-sent from the CSV
-        self.backfill_errors = 0
         self.rejected = 0  # points the server refused (HTTP 400): dropped, counted
         self.truncated = 0  # fields that did not fit a line
-        self.last_send_ms = None
-        self.status.state = "pending" if self.enabled else "disabled"
+        self._settings(config)
 
     def _settings(self, config):
-        self.enabled = bool(config.INFLUX_URL)
-        self.interval_s = config.INFLUX_INTERVAL_S
-        self.batch_ms = self.interval_s * 1000 if self.interval_s else _BATCH_MS
+        enabled = bool(config.INFLUX_URL)
+        self._start(enabled, config.INFLUX_INTERVAL_S, _BATCH_MS)
         self._offset_wh = config.ENERGY_OFFSET_WH or 0
         head = _escape(config.INFLUX_MEASUREMENT or "smartmeter")
         head += ",host=" + _escape(config.HOSTNAME or "smartmeter") + " "
         self._head = head.encode()
-        self.url, self.headers = _request(config) if self.enabled else ("", {})
-
-    @property
-    def queued(self):
-        return self.ring.queued
-
-    @property
-    def dropped(self):
-        return self.ring.dropped
+        self.url, self.headers = _request(config) if enabled else ("", {})
 
     # -- formatting (no I/O) ----------------------------------------------------------------
     def _format(self, epoch, sources, offset_wh, dst=None, pos=0):
@@ -212,21 +187,12 @@ class InfluxSink:
         mv[end : end + len(ts)] = ts
         return end + len(ts), fields
 
-    def _due_bucket(self, epoch, attr):
-        if not self.interval_s:
-            return True
-        bucket = epoch // self.interval_s
-        if bucket == getattr(self, attr):
-            return False
-        setattr(self, attr, bucket)
-        return True
-
     def on_reading(self, reading, epoch_utc, extras):
         """Queue the telegram's line (no I/O). Skipped without a UTC epoch."""
         if not self.enabled or epoch_utc is None:
             return
         epoch = int(epoch_utc)
-        if not self._due_bucket(epoch, "_bucket"):
+        if not self._due_bucket(epoch):
             return
         sources = (reading.values, reading.derived, extras)
         end, fields = self._format(epoch, sources, self._offset_wh)
@@ -288,49 +254,32 @@ class InfluxSink:
         ring.pop(records)
 
     def _send_backfill(self):
-        ring = self.ring
-        try:
-            rows = self._backfill(ring.gap_from, ring.gap_until, _BACKFILL_ROWS)
-        except Exception as exc:  # noqa: BLE001 - an SD fault must not count as a network one
-            self.backfill_errors += 1
-            ring.clear_gap()  # retrying every pass would hammer a failing card
-            self.status.error = ("backfill: %s" % (str(exc) or type(exc).__name__))[:60]
+        rows = self._backfill_rows(_BACKFILL_ROWS)
+        if rows is None:
             return
         body = [0, 0]  # bytes, points
 
         def emit(epoch, values, extras):
             if not self._due_bucket(epoch, "_bf_bucket"):
                 return
-            derived = values
-            if _r.DERIVED_PF not in values and _r.APPARENT_POWER not in values:
-                r = _r.Reading()
-                r.values = values
-                derived = r.derive()
-            # CSV A+ includes the offset already
+            derived = self._csv_derived(values)  # CSV A+ includes the offset already
             end, fields = self._format(epoch, (values, derived, extras), 0, self._bmv, body[0])
             body[0] = end
             body[1] += fields
 
-        next_from = ring.refill(rows, _BACKFILL_ROWS, emit)
+        next_from = self.ring.refill(rows, _BACKFILL_ROWS, emit)
         if body[0]:
             self._post(body[0])
             self.sent += body[1]
             self.backfilled += body[1]
-        ring.commit(next_from)
-        if ring.gap_from is None:
-            self._bf_bucket = None
-
-    def _gap_pending(self):
-        return self._backfill is not None and self.ring.gap_from is not None
+        self._backfill_done(next_from)
 
     def poll(self, now_ms):
         """When due: one request with the oldest lines (or a backfill slice). Bounded time.
 
         :returns: True if the server took something
         """
-        if not self.enabled or not self._backoff.due(now_ms):
-            return False
-        if not self.ring.count and not self._gap_pending():
+        if not self._poll_due(now_ms):
             return False
         t0 = self._ticks_ms()
         self._deadline.arm(_POLL_BUDGET_MS)
@@ -345,13 +294,7 @@ class InfluxSink:
         except Exception as exc:  # noqa: BLE001 - OSError, gaierror, OutOfRetries, ...
             self._fail(now_ms, *self._classify(exc))
             return False
-        self.last_send_ms = ticks_diff(self._ticks_ms(), t0)
-        self._backoff.ok()
-        more = bool(self.ring.count) or self._gap_pending()
-        self._backoff.wait(now_ms, 0 if more else self.batch_ms)
-        self.status.state = "ok"
-        self.status.error = ""
-        self._sync()
+        self._succeeded(now_ms, t0)
         return True
 
     def _classify(self, exc):
@@ -362,20 +305,9 @@ class InfluxSink:
         text = str(cause) or name
         return "error", text[:60]
 
-    def _fail(self, now_ms, kind, text):
-        self.failed += 1
+    def _fail(self, now_ms, state, text):
         httpio.drop_sockets(self._session)
-        self._backoff.fail(now_ms)
-        self.status.state = kind
-        self.status.error = text[:60]
-        self._sync()
-
-    def _sync(self):
-        status = self.status
-        status.sent = self.sent
-        status.failed = self.failed
-        status.queued = self.ring.queued
-        status.dropped = self.ring.dropped
+        super()._fail(now_ms, state, text)
 
 
 class _Refused(Exception):

@@ -1,5 +1,13 @@
 # SPDX-License-Identifier: MIT
-"""A bounded byte ring of records (one per telegram) for the batching outputs.
+"""What the batching outputs (Graphite, InfluxDB) share, so each keeps only its wire format.
+
+:class:`BatchSink` holds the bounded :class:`ByteRing`, the status entry (``state.add_sink``),
+the interval filter, the backoff and the CSV backfill of a gap. A subclass formats into the
+ring in ``on_reading`` and sends in ``poll``; it calls ``_poll_due(now_ms)`` first,
+``_backfill_rows(n)`` / ``_csv_derived(values)`` for a gap slice, then ``_succeeded(now_ms,
+t0)`` or ``_fail(now_ms, state, text)``. (One module: a second would cost its own RAM.)
+
+:class:`ByteRing` is a bounded byte ring of records (one per telegram).
 
 Preallocated once: the bytes in one ``bytearray`` ring, the per-record index (epoch, length,
 items) in fixed ``array``s. ``push`` copies a formatted record in; when it does not fit, the
@@ -10,6 +18,9 @@ whole records into a body buffer, and ``pop`` only what the server took.
 """
 
 from array import array
+
+from ..protocol.reading import APPARENT_POWER, DERIVED_PF, Reading
+from ..timeutil import Backoff, ticks_diff
 
 try:
     from micropython import const
@@ -164,3 +175,118 @@ class ByteRing:
             self.clear_gap()
         else:
             self.gap_from = next_from
+
+
+_BACKOFF_MIN_MS = const(1000)
+_BACKOFF_MAX_MS = const(60_000)
+
+
+class BatchSink:
+    """Ring, status, interval filter, backoff and backfill of one batching output.
+
+    :ivar sent: points the server took  :ivar failed: failed pushes
+    :ivar backfilled: points re-sent from the CSV  :ivar backfill_errors: CSV reads that failed
+    """
+
+    def __init__(self, name, problems, state, clock, backfill, queue_bytes):
+        self.state = state
+        self.status = state.add_sink(name, problems)
+        self._ticks_ms = clock.ticks_ms  # the app's clock: schedule and the poll budget
+        self._backfill = backfill
+        self.ring = ByteRing(queue_bytes)
+        self._backoff = Backoff(_BACKOFF_MIN_MS, _BACKOFF_MAX_MS)
+        self.sent = 0
+        self.failed = 0
+        self.backfilled = 0
+        self.backfill_errors = 0
+        self.last_send_ms = None
+        self._bucket = None  # interval bucket of the last live telegram
+        self._bf_bucket = None  # ... and of the last backfilled row
+        self.enabled = False  # set by the subclass from its settings
+        self.interval_s = 0
+        self.batch_ms = 0
+
+    def _start(self, enabled, interval_s, batch_ms):
+        self.enabled = enabled
+        self.interval_s = interval_s or 0
+        self.batch_ms = self.interval_s * 1000 if self.interval_s else batch_ms
+        self.status.state = "pending" if enabled else "disabled"
+
+    @property
+    def queued(self):
+        """Points waiting in memory."""
+        return self.ring.queued
+
+    @property
+    def dropped(self):
+        """Points dropped from the full queue (re-sent from the CSV when a backfill is set)."""
+        return self.ring.dropped
+
+    def _due_bucket(self, epoch, attr="_bucket"):
+        """Interval filter: the first telegram of each ``interval_s`` bucket passes."""
+        if not self.interval_s:
+            return True
+        bucket = epoch // self.interval_s
+        if bucket == getattr(self, attr):
+            return False
+        setattr(self, attr, bucket)
+        return True
+
+    def _gap_pending(self):
+        return self._backfill is not None and self.ring.gap_from is not None
+
+    def _poll_due(self, now_ms):
+        """True when ``poll`` has something to send and the backoff allows it."""
+        if not self.enabled or not self._backoff.due(now_ms):
+            return False
+        return bool(self.ring.count) or self._gap_pending()
+
+    def _backfill_rows(self, max_rows):
+        """CSV rows of the gap, or None after a read error (the gap is given up: retrying
+        every pass would hammer a failing card; an SD fault is not a network failure)."""
+        ring = self.ring
+        try:
+            return self._backfill(ring.gap_from, ring.gap_until, max_rows)
+        except Exception as exc:  # noqa: BLE001 - whatever the card raises
+            self.backfill_errors += 1
+            ring.clear_gap()
+            self.status.error = ("backfill: %s" % (str(exc) or type(exc).__name__))[:60]
+            return None
+
+    def _backfill_done(self, next_from):
+        """The server took the slice ``ring.refill`` emitted."""
+        self.ring.commit(next_from)
+        if self.ring.gap_from is None:
+            self._bf_bucket = None
+
+    @staticmethod
+    def _csv_derived(values):
+        """The derived values of a CSV row (computed when the row has none)."""
+        if DERIVED_PF in values or APPARENT_POWER in values:
+            return values
+        r = Reading()
+        r.values = values
+        return r.derive()
+
+    def _succeeded(self, now_ms, t0):
+        self.last_send_ms = ticks_diff(self._ticks_ms(), t0)
+        self._backoff.ok()
+        more = bool(self.ring.count) or self._gap_pending()
+        self._backoff.wait(now_ms, 0 if more else self.batch_ms)
+        self.status.state = "ok"
+        self.status.error = ""
+        self._sync()
+
+    def _fail(self, now_ms, state, text):
+        self.failed += 1
+        self._backoff.fail(now_ms)
+        self.status.state = state
+        self.status.error = text[:60]
+        self._sync()
+
+    def _sync(self):
+        status = self.status
+        status.sent = self.sent
+        status.failed = self.failed
+        status.queued = self.ring.queued
+        status.dropped = self.ring.dropped

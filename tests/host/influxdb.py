@@ -15,15 +15,13 @@ Usage (the server is stopped when the ``with`` block ends, whatever happens)::
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 from _support import require, which
-from servers import LOOPBACK, free_port, wait_port
+from servers import LOOPBACK, ServerProcess, free_port
 
 _CONF = """\
 reporting-disabled = true
@@ -53,8 +51,10 @@ def find_influxd() -> str:
     return path
 
 
-class InfluxServer:
+class InfluxServer(ServerProcess):
     """One influxd process at a time on a fixed port; stop/start keep port and data."""
+
+    name = "influxd"
 
     def __init__(self, directory: Path):
         self.binary = find_influxd()
@@ -63,52 +63,14 @@ class InfluxServer:
         self.host = LOOPBACK
         self.port = free_port()
         self.url = "http://%s:%d" % (self.host, self.port)
-        self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "influxd.log"
         self.conf_path = self.dir / "influxdb.conf"
         self.conf_path.write_text(
             _CONF.format(host=self.host, port=self.port, rpc_port=free_port(), root=self.dir)
         )
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout: float = 20.0) -> None:
-        if self.running:
-            return
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [self.binary, "-config", str(self.conf_path)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_port(self.host, self.port, timeout, self.proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError("influxd did not start:\n" + self.log()) from None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        self.proc = None
-        self._log.close()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+    def command(self) -> list[str]:
+        return [self.binary, "-config", str(self.conf_path)]
 
     def _post(self, path: str, params: dict, body: bytes = b"") -> bytes:
         url = self.url + path + "?" + urllib.parse.urlencode(params)

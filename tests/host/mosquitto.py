@@ -16,13 +16,12 @@ Usage (the broker is stopped when the ``with`` block ends, whatever happens)::
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 from _support import require, which
-from servers import LOOPBACK, free_port, wait_port
+from servers import LOOPBACK, ServerProcess, free_port
 
 
 def find_mosquitto() -> str:
@@ -32,8 +31,10 @@ def find_mosquitto() -> str:
     return path
 
 
-class Broker:
+class Broker(ServerProcess):
     """One mosquitto process at a time on a fixed port; stop/start keep port and config."""
+
+    name = "mosquitto"
 
     def __init__(
         self,
@@ -49,7 +50,6 @@ class Broker:
         self.port = port or free_port()
         self.users = dict(users or {})
         self.tls = tls  # (certfile, keyfile) for a TLS listener, see make_test_cert()
-        self.proc: subprocess.Popen | None = None
         self.log_path = self.dir / "mosquitto.log"
         self.conf_path = self.dir / "mosquitto.conf"
         self._write_config()
@@ -85,52 +85,8 @@ class Broker:
             lines.append("allow_anonymous true")
         self.conf_path.write_text("\n".join(lines) + "\n")
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the broker and wait until it accepts connections."""
-        if self.running:
-            return
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [self.binary, "-c", str(self.conf_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._log = log
-        try:
-            wait_port(self.host, self.port, timeout, self.proc)
-        except Exception:
-            self.stop()
-            raise RuntimeError("mosquitto did not start:\n" + self.log()) from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the broker (SIGTERM, then SIGKILL); its clients see their connections close."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
-        self.proc = None
-        self._log.close()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.conf_path)]
 
 
 def make_test_cert(directory: Path, host: str = LOOPBACK) -> tuple[Path, Path]:

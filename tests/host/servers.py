@@ -62,6 +62,66 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+class ServerProcess:
+    """One server process at a time on a fixed port: ``start()`` waits until it listens,
+    ``stop()`` (SIGTERM, then SIGKILL) keeps port and files, so start/stop is an outage.
+
+    A subclass sets ``host``, ``port``, ``log_path`` and ``name`` and implements ``command()``.
+    """
+
+    name = "server"
+    host = LOOPBACK
+    port = 0
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 20.0) -> None:
+        if self.running:
+            return
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            wait_port(self.host, self.port, timeout, self.proc)
+        except Exception:
+            self.stop()
+            raise RuntimeError("%s did not start:\n%s" % (self.name, self.log())) from None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        import signal
+
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        self.proc = None
+        self._log.close()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
 # -- carbon-cache ----------------------------------------------------------------------------
 _CARBON_CONF = """\
 [cache]

@@ -9,7 +9,7 @@ with no edit anywhere else. Then the real outputs against ``interfaces``.
 import inspect
 import json
 
-from adafruit_display_text import LabelBase
+from test_ui import label_boxes  # the label walker of the screen tests
 
 from sim.hardware import Console, Hardware, ManualClock, SimRadio
 from smartmeter import app as app_mod
@@ -63,21 +63,6 @@ class TreeOnly:
         return True
 
 
-def _texts(group):
-    """Visible label texts of a displayio tree."""
-    out = []
-    if group.hidden:
-        return out
-    for i in range(len(group)):
-        item = group[i]
-        if isinstance(item, LabelBase):
-            if not item.hidden and item.text:
-                out.append(item.text)
-        elif hasattr(item, "hidden") and hasattr(item, "__len__"):
-            out += _texts(item)
-    return out
-
-
 def test_a_new_output_shows_on_every_status_surface():
     clock = ManualClock(start_epoch=1_717_228_800, ticks=1000)
     cfg = config.load(lambda _n: None, {"METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB"})
@@ -117,7 +102,7 @@ def test_a_new_output_shows_on_every_status_surface():
     st.latest_ticks = clock.ticks_ms()
     ui = Ui(TreeOnly(), None, st, language="en")
     ui.poll(clock.ticks_ms())
-    shown = _texts(ui.view.root)
+    shown = [box[0] for box in label_boxes(ui.view.root)]
     assert "Pigeon lost" in shown and "  Open the loft window" in shown, shown
 
     pigeon.lose = False
