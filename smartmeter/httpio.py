@@ -12,7 +12,7 @@ in; when the deadline is gone every call raises
 Usage::
 
     deadline = Deadline(clock.ticks_ms, service)
-    session = adafruit_requests.Session(DeadlinePool(pool, deadline), tls_context_or_None)
+    session = httpio.session(pool, deadline, url, ssl_context)
     deadline.arm(1000)
     response = session.post(url, data=body, timeout=0.5)
     ...
@@ -134,6 +134,24 @@ class DeadlineTls:
         inner = sock.sock if isinstance(sock, DeadlineSocket) else sock
         wrapped = self.context.wrap_socket(inner, server_hostname=server_hostname)
         return DeadlineSocket(wrapped, self.dl)
+
+
+def session(pool, deadline, url, ssl_context=None):
+    """An ``adafruit_requests.Session`` whose sockets live under ``deadline``.
+
+    :param pool: the real socket pool (wrapped in :class:`DeadlinePool` here)
+    :param ssl_context: for an https ``url`` (default: ``ssl.create_default_context()``)
+    """
+    import adafruit_requests
+
+    context = None
+    if url.startswith("https:"):
+        if ssl_context is None:
+            import ssl
+
+            ssl_context = ssl.create_default_context()
+        context = DeadlineTls(ssl_context, deadline)
+    return adafruit_requests.Session(DeadlinePool(pool, deadline), context)
 
 
 def close(session, response, keep=False):

@@ -127,7 +127,7 @@ class InfluxSink(BatchSink):
         self._body = bytearray(_BODY_BYTES)
         self._bmv = memoryview(self._body)
         self._deadline = httpio.Deadline(clock.ticks_ms, service)
-        self._pool = httpio.DeadlinePool(pool, self._deadline)
+        self._pool = pool
         self._ssl_context = ssl_context
         self._session = None
         self.requests = 0
@@ -201,19 +201,9 @@ class InfluxSink(BatchSink):
 
     # -- sending ----------------------------------------------------------------------------
     def _session_now(self):
-        session = self._session
-        if session is None:
-            import adafruit_requests
-
-            context = None
-            if self.url.startswith("https:"):
-                if self._ssl_context is None:
-                    import ssl
-
-                    self._ssl_context = ssl.create_default_context()
-                context = httpio.DeadlineTls(self._ssl_context, self._deadline)
-            session = self._session = adafruit_requests.Session(self._pool, context)
-        return session
+        if self._session is None:
+            self._session = httpio.session(self._pool, self._deadline, self.url, self._ssl_context)
+        return self._session
 
     def _post(self, n):
         """POST ``body[:n]``; returns the HTTP status (the answer is read and closed)."""

@@ -175,7 +175,7 @@ class PriceSink:
         self.longest_ms = 0  # longest fetch (the loop pause it caused)
         self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
         self._deadline = httpio.Deadline(clock.ticks_ms, service)
-        self._pool = httpio.DeadlinePool(pool, self._deadline)
+        self._pool = pool
         self._session = None
         state.prices = self
 
@@ -252,16 +252,8 @@ class PriceSink:
         self._deadline.arm(self.budget_ms)
         session = self._session
         if session is None:
-            import adafruit_requests
-
-            context = None
-            if self.url.startswith("https:"):
-                if self.ssl_context is None:
-                    import ssl
-
-                    self.ssl_context = ssl.create_default_context()
-                context = httpio.DeadlineTls(self.ssl_context, self._deadline)
-            session = self._session = adafruit_requests.Session(self._pool, context)
+            session = httpio.session(self._pool, self._deadline, self.url, self.ssl_context)
+            self._session = session
         response = session.get(
             url, headers={"Connection": "close"}, timeout=self.budget_ms / 1000, stream=True
         )
