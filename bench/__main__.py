@@ -8,6 +8,8 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
   ui        display update time after a telegram and display-tree changes per telegram
   web       download throughput vs Python's http.server, longest loop pause during a download
   graphite  bytes and connections per telegram vs the original firmware's scheme
+  usage     the usage summary: µs per telegram, reading a period, save/load, CSV rebuild rate,
+            and heap/time under the MicroPython VM
   memory    heap per configuration (decode+CSV, +display, +web, +MQTT, +Graphite, everything)
             running the real loop in the MicroPython VM, from .mpy and from .py
 """
@@ -15,7 +17,7 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
 import os
 import sys
 
-SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite", "memory")
+SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite", "usage", "memory")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -104,6 +106,29 @@ def graphite():
     _out("== Graphite: bytes and connections per telegram ==")
     for scheme, r in graphite_bench.run().items():
         _out("%-22s %s" % (scheme, ", ".join("%s %s" % kv for kv in r.items())))
+
+
+def usage():
+    import shutil
+
+    from bench import usage_bench
+
+    r = usage_bench.run()
+    _out("== Usage summary (CPython) ==")
+    _out(
+        "add(): %.2f us per telegram; period(): %.1f us; save %.0f us, load %.0f us (%d bytes)"
+        % (r["add_us"], r["period_us"], r["save_us"], r["load_us"], r["file_bytes"])
+    )
+    _out(
+        "rebuild from the CSV: %d rows at %.0f rows/s in %d loop passes"
+        % (r["rebuild_rows"], r["rebuild_rows_per_s"], r["rebuild_passes"])
+    )
+    if shutil.which("node") is None:
+        _out("node is not installed: MicroPython part skipped")
+        return
+    _out("-- MicroPython 1.27 VM --")
+    for line in usage_bench.mpy():
+        _out(line)
 
 
 def memory():
