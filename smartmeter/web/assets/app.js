@@ -143,7 +143,9 @@ function card(id,r,d){if(!r||r.import_wh===null){$('s_'+id).textContent='-';$('m
  var c=eur(net(r));$('s_'+id).textContent=kwh(r.import_wh,d)+(r.gap||r.meter_change?' *':'');
  $('m_'+id).textContent='export '+kwh(r.export_wh,d)+' kWh'+(c!==null?' \u00b7 cost '+c+' EUR':'')}
 function usage(){status().catch(function(){});
- function load(){['hour','day','month'].forEach(function(res){get('/api/usage?resolution='+res).then(function(u){
+ // one request at a time: the board has few sockets and admits 2 connections per client
+ function load(){['hour','day','month'].reduce(function(p,res){return p.then(function(){
+  return get('/api/usage?resolution='+res)}).then(function(u){
   var rows=u.rows,d=res=='hour'?2:1;bars($('c_'+res),$('t_'+res),rows,d);
   if(res=='day'){card('today',rows[rows.length-1],1);card('yesterday',rows[rows.length-2],1)}
   if(res=='month'){card('month',rows[rows.length-1],1)}
@@ -155,7 +157,7 @@ function usage(){status().catch(function(){});
     (t.base_fee_ct_month/100).toFixed(2)+' EUR/month':'');
    var pr=u.prices;$('u_note').textContent=(pr&&pr.last_error?'prices: '+pr.last_error+'. ':'')+
     (u.meter_changes?'Meter change seen: the jump is not counted. ':'')}
- }).catch(function(e){$('t_'+res).textContent=e.message})})}
+ }).catch(function(e){$('t_'+res).textContent=e.message})},Promise.resolve())}
  load();setInterval(load,60000)}
 nav();
 ({home:home,usage:usage,files:files,settings:settings})[document.body.dataset.page]();
