@@ -214,7 +214,11 @@ def test_every_route_answers(site):
     assert now["reading"]["values"][P_PLUS] == 1500 and now["epoch"] == 1709290800
     status = json.loads(site.request("/api/status")[1])
     assert {"counters", "sd", "network", "uptime_s", "version", "problems"} <= set(status)
-    assert status["counters"]["http_requests"] >= 6
+    # 6 requests came before; the last one's bookkeeping may finish in the pass that serves this
+    # one (the client has all its bytes before the server's job ends), so 5 are certain.
+    assert status["counters"]["http_requests"] >= 5
+    again = json.loads(site.request("/api/status")[1])
+    assert again["counters"]["http_requests"] >= 6
     hist = json.loads(site.request("/api/history?minutes=10")[1])
     assert len(hist["points"]) == 10 and hist["points"][-1] == [1709290800, 2900]
     assert len(json.loads(site.request("/api/history?minutes=1440")[1])["points"]) == 30
