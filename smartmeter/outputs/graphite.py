@@ -199,10 +199,8 @@ class GraphiteSink(BatchSink):
 
     def on_reading(self, reading, epoch_utc, extras):
         """Queue one telegram's lines (no I/O). Skipped without a UTC epoch."""
-        if not self.enabled or epoch_utc is None:
-            return
-        epoch = int(epoch_utc)
-        if not self._due_bucket(epoch):
+        epoch = self._accept(epoch_utc)
+        if epoch is None:
             return
         ts = self._format(epoch, reading.values, reading.derived, extras, self._offset_wh)
         self._format_status(epoch, ts)

@@ -189,10 +189,8 @@ class InfluxSink(BatchSink):
 
     def on_reading(self, reading, epoch_utc, extras):
         """Queue the telegram's line (no I/O). Skipped without a UTC epoch."""
-        if not self.enabled or epoch_utc is None:
-            return
-        epoch = int(epoch_utc)
-        if not self._due_bucket(epoch):
+        epoch = self._accept(epoch_utc)
+        if epoch is None:
             return
         sources = (reading.values, reading.derived, extras)
         end, fields = self._format(epoch, sources, self._offset_wh)

@@ -232,6 +232,14 @@ class BatchSink:
         setattr(self, attr, bucket)
         return True
 
+    def _accept(self, epoch_utc):
+        """The telegram's epoch when it is to be queued (enabled, clock set, its interval
+        bucket's first), else None."""
+        if not self.enabled or epoch_utc is None:
+            return None
+        epoch = int(epoch_utc)
+        return epoch if self._due_bucket(epoch) else None
+
     def _gap_pending(self):
         return self._backfill is not None and self.ring.gap_from is not None
 
