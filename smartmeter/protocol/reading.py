@@ -60,6 +60,10 @@ REACTIVE = (R_PLUS, R_MINUS, Q_PLUS, Q_MINUS)
 VOLTAGES = (U_L1, U_L2, U_L3)
 CURRENTS = (I_L1, I_L2, I_L3)
 
+# Layouts whose voltages/currents are sent as plain uint16 without scaler or unit (Klagenfurt's
+# self-describing E450 list): kept as sent, but no apparent power or power factor from them
+UNSCALED_UI = ("e450-list",)
+
 # Derived keys
 # What the board adds to each reading (the app's ``extras``): its sensor and WiFi signal
 TEMPERATURE = "temperature"  # deg C (HTE501)
@@ -150,7 +154,13 @@ class Reading:
         return text if text.isalpha() else None
 
     def derive(self):
-        """Compute ``derived`` from ``values``: apparent power S and power factor (P+ - P-) / S."""
+        """Compute ``derived`` from ``values``: apparent power S and power factor (P+ - P-) / S.
+
+        Nothing is derived for layouts whose voltages and currents come without a stated scale
+        (:data:`UNSCALED_UI`): an apparent power from them could be off by a factor of 100.
+        """
+        if self.layout in UNSCALED_UI:
+            return self.derived
         get = self.values.get
         s = 0.0
         n = 0
