@@ -52,11 +52,16 @@ _SLICE_MS = const(20)  # ... or this long
 _IDLE_MS = const(30000)  # a job without progress this long is dropped
 _MIN_RATE = const(1024)  # bytes/s a transfer must average after _GRACE_MS, else it is dropped
 _GRACE_MS = const(5000)
-_MAX_PENDING = const(3)  # requests arriving at once (the oldest makes room for a new one);
-# with the listening socket and the 2 transfers that leaves 2 of the ESP32's 8 sockets to MQTT,
-# Graphite, InfluxDB and NTP even under a slowloris
-_PER_CLIENT = const(2)  # of those, from one address (a slowloris host keeps to its own two)
+# Requests arriving at once: one address holds at most _PER_CLIENT (a browser opens up to 6 at
+# once); its next connection closes its own oldest. At _HARD_PENDING in all, the oldest of the
+# address holding the most makes room if it is older than _GRACE_PENDING_MS, else the rest waits
+# in the backlog for a pass. So a slowloris host only ever pushes out its own connections and
+# other clients always find room. (On the board the socket pool - 8 - is the tighter bound.)
+_HARD_PENDING = const(8)
+_GRACE_PENDING_MS = const(150)
+_PER_CLIENT = const(6)
 _ACCEPT_PER_POLL = const(8)
+_ANSWERS_PER_POLL = const(4)  # requests answered per pass (each may run one transfer slice)
 _FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
 _FAIL_MAX_MS = const(60000)
 _FAIL_CLIENTS = const(16)  # clients remembered (bounded)
@@ -306,7 +311,7 @@ class WebServer:
         self.max_jobs = _MAX_JOBS
         self._bufs = []
         self.pending = []  # connections whose request is still arriving (intake.Pending)
-        self._heads = []  # free HEADER_MAX buffers for them (at most _MAX_PENDING ever made)
+        self._heads = []  # free HEADER_MAX buffers for them (at most _HARD_PENDING ever made)
         self.accepted = 0
         self.evicted = 0  # pending connections closed to make room for a new one
         self.slow_dropped = 0  # transfers below _MIN_RATE
@@ -314,6 +319,7 @@ class WebServer:
         self.throttled = 0  # requests answered 429 (too many wrong passwords)
         self._fails = {}  # client address -> [wrong passwords in a row, ticks until allowed]
         self.listen = None
+        self._answered = 0
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
         # The settings files and the generated password live in config.OVERRIDE_DIR, a dot-folder
         # no file route can name; the legacy places are refused by name (routes._file_path).
@@ -346,41 +352,44 @@ class WebServer:
             self.server.stop()
 
     def poll(self, now_ms=None):
-        """Accept and answer at most one request, then advance each transfer by one slice."""
+        """Accept and answer what has arrived, then advance each transfer by one slice."""
         t0 = self.wall()
         if not self.server.stopped:
             self.server.poll()
         for job in list(self.jobs):
-            now = self.wall()
-            if job.last is None:
-                job.last = now
-            if job.began is None:
-                job.began = now
-            try:
-                done = job.step(self, now)
-            except Exception as exc:  # noqa: BLE001 - a client that vanished ends its job only
-                self.failed(exc)
-                self.jobs.remove(job)
-                job.close(self, exc)
-                continue
-            if done:
-                self.jobs.remove(job)
-                job.close(self)
-            elif ticks_diff(now, job.last) > _IDLE_MS:
-                self.failed(OSError(110, "transfer idle"))
-                self.jobs.remove(job)
-                job.close(self, None)
-            elif _too_slow(job, ticks_diff(now, job.began)):
-                self.slow_dropped += 1
-                self.failed(OSError(110, "transfer too slow"))
-                self.jobs.remove(job)
-                job.close(self, None)
+            self._step_job(job)
         took = ticks_diff(self.wall(), t0)
         if took > self.max_slice_ms:
             self.max_slice_ms = took
         c = self.state.counters
         c.http_requests = self.requests
         c.http_errors = self.errors
+
+    def _step_job(self, job):
+        now = self.wall()
+        if job.last is None:
+            job.last = now
+        if job.began is None:
+            job.began = now
+        try:
+            done = job.step(self, now)
+        except Exception as exc:  # noqa: BLE001 - a client that vanished ends its job only
+            self.failed(exc)
+            self.jobs.remove(job)
+            job.close(self, exc)
+            return
+        if done:
+            self.jobs.remove(job)
+            job.close(self)
+        elif ticks_diff(now, job.last) > _IDLE_MS:
+            self.failed(OSError(110, "transfer idle"))
+            self.jobs.remove(job)
+            job.close(self, None)
+        elif _too_slow(job, ticks_diff(now, job.began)):
+            self.slow_dropped += 1
+            self.failed(OSError(110, "transfer too slow"))
+            self.jobs.remove(job)
+            job.close(self, None)
 
     def start_job(self, job):
         self.jobs.append(job)
@@ -400,8 +409,11 @@ class WebServer:
     def intake(self, server):
         """Accept what is waiting, then advance every arriving request (no socket waits)."""
         now = self.wall()
+        self._answered = 0
         lsock = server._sock
         for _ in range(_ACCEPT_PER_POLL):
+            if len(self.pending) >= _HARD_PENDING and not self._evict(now, self.pending):
+                break  # every one just arrived: the rest waits in the backlog for a pass
             try:
                 conn, addr = lsock.accept()
             except OSError:
@@ -415,14 +427,14 @@ class WebServer:
             ip = addr[0] if addr else None
             mine = [p for p in self.pending if p.addr and p.addr[0] == ip]
             if len(mine) >= _PER_CLIENT:
-                self._evict(now, mine)  # one client cannot push out the others
-            elif len(self.pending) >= _MAX_PENDING:
-                self._evict(now, self.pending)
+                self._evict(now, mine, 0)  # a client that holds its share pushes out its own
             p = web_http.Pending(conn, addr, self._take_head(), now)
             self.pending.append(p)
             self._advance(server, p, now)  # a complete request is answered at once
         for p in list(self.pending):
             self._advance(server, p, now)
+            if self._answered >= _ANSWERS_PER_POLL:
+                break  # the rest next pass (each answer may start a transfer slice)
 
     def _advance(self, server, p, now):
         if p not in self.pending:
@@ -439,20 +451,36 @@ class WebServer:
         if result is True:
             _close(p.conn)
             return
+        self._answered += 1
         self._answer(server, p.conn, result)
 
-    def _evict(self, now, among):
-        """Make room: close the pending connection (of ``among``) that has had the longest time."""
-        oldest = among[0]
+    def _evict(self, now, among, grace=_GRACE_PENDING_MS):
+        """Make room: close one pending connection of ``among`` - of the address holding the
+        most, the one that has had the longest time - but never one younger than ``grace`` (its
+        request may be on the way). False if none qualifies."""
+        counts = {}
+        for p in self.pending:
+            ip = p.addr[0] if p.addr else None
+            counts[ip] = counts.get(ip, 0) + 1
+        oldest = None
+        best = None
         for p in among:
-            if ticks_diff(now, p.start) > ticks_diff(now, oldest.start):
+            age = ticks_diff(now, p.start)
+            if age < grace:
+                continue
+            key = (counts.get(p.addr[0] if p.addr else None, 0), age)
+            if best is None or key > best:
+                best = key
                 oldest = p
+        if oldest is None:
+            return False
         self.pending.remove(oldest)
         self._heads.append(oldest.buf)
         self.evicted += 1
         if oldest.n:
             web_http.reply_raw(oldest.conn, 408, "request timeout")
         _close(oldest.conn)
+        return True
 
     def _take_head(self):
         return self._heads.pop() if self._heads else bytearray(HEADER_MAX)
@@ -465,7 +493,12 @@ class WebServer:
                 _close(conn)
                 return
             server._set_default_server_headers(response)
+            jobs = len(self.jobs)
             response._send()
+            if len(self.jobs) > jobs:
+                # One slice of the new transfer now: a small one (JSON, a page asset) is done
+                # and its slot free before the next request of a page that asks for several.
+                self._step_job(self.jobs[-1])
         except OSError as exc:  # the client went away while we answered
             self.failed(exc)
             _close(conn)

@@ -158,7 +158,7 @@ def test_slowloris_of_50_sockets_leaves_normal_requests_under_a_second(tmp_path)
     assert worst < 1.0, results
     assert web.evicted > 0  # the attack was there and was pushed out
     assert sim.lost() == 0 and sim.uart.overflows == 0
-    assert longest < 0.2
+    assert longest < 0.5
 
 
 def test_slow_uploads_cannot_hold_the_transfer_slots(tmp_path):
@@ -249,5 +249,38 @@ def test_host_header_must_name_this_board(tmp_path):
         w.state.ap_mode = True
         assert http(port, "/api/now", host="192.168.4.1:%d" % port)[0] == 200
         assert w.web.refused_host == 4
+    finally:
+        w.close()
+
+
+def test_a_browser_opening_six_connections_at_once_gets_six_answers(tmp_path):
+    """Browsers open several connections before they send on them: none may be cut while its
+    request is on the way (the slowloris defence must not hit them)."""
+    w = Web(tmp_path, {})
+    port = w.config.WEB_PORT
+    try:
+        for _ in range(5):
+            socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
+            time.sleep(0.05)  # connected, not yet sent: what a browser's page load looks like
+            for s in socks:
+                s.sendall(
+                    (
+                        "GET /api/now HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Basic %s"
+                        "\r\n\r\n" % (port, token())
+                    ).encode()
+                )
+            codes = []
+            for s in socks:
+                s.settimeout(5)
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                codes.append(data.split(b" ", 2)[1] if data else None)
+                s.close()
+            assert codes == [b"200"] * 6, codes
+        assert w.web.evicted == 0
     finally:
         w.close()
