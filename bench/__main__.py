@@ -5,7 +5,8 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
   mpy       the same core under the real MicroPython VM: µs by stage, AES block primitive
             timed separately (native C on the device), bytes allocated per telegram, GHASH
   loop      super-loop pass time without a telegram and the cost of one telegram
-  ui        display update time after a telegram and display-tree changes per telegram
+  ui        display update time after a telegram, display-tree changes per telegram, time to
+            switch to a screen (building it)
   web       download throughput vs Python's http.server, longest loop pause during a download
   graphite  bytes and connections per telegram vs the original firmware's scheme
   usage     the usage summary: µs per telegram, reading a period, save/load, CSV rebuild rate,
@@ -86,8 +87,9 @@ def ui():
     _out("== Display (Blinka displayio + real ST7735R driver, PC) ==")
     for screen, r in ui_bench.run().items():
         _out(
-            "%-12s update %.2f ms after a telegram, %d display-tree changes per telegram"
-            % (screen, r["update_ms_median"], r["changes_per_telegram"])
+            "%-12s update %.2f ms after a telegram, %d display-tree changes per telegram, "
+            "switch to it %.1f ms"
+            % (screen, r["update_ms_median"], r["changes_per_telegram"], r["switch_ms_median"])
         )
 
 

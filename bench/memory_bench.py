@@ -133,6 +133,40 @@ def run(parts, kind="mpy", n=TELEGRAMS, timeout=600, fail=()):
     }
 
 
+# What CircuitPython's C objects weigh on the board (32-bit, 16-byte GC blocks): the struct
+# rounded up to 16 bytes plus separately allocated data (see bench/mpy_fakes/displayio.py).
+C_SIZES = {
+    "Group": 48 + 32,  # struct + member list (16) with room for 4 members (16)
+    "Palette(1)": 16 + 16,
+    "Palette(2)": 16 + 32,
+    "Palette(3)": 16 + 48,
+    "TileGrid 1x1": 96,  # the tile index lives in the struct
+    "TileGrid 10x1": 96 + 16,
+    "Bitmap 3x3 3 values": 48 + 16,  # 2 bits per pixel, rows of one 32-bit word: 12 bytes
+    "Bitmap 30x14 3 values": 48 + 112,  # 60 bits -> 2 words per row
+    "Bitmap 13x12 2 values": 48 + 48,  # 1 bit, 13 bits -> 1 word per row: 48 bytes
+}
+
+
+def object_sizes(timeout=300):
+    """{name: bytes} each displayio stand-in and each kind of label holds in the VM's heap."""
+    with tempfile.TemporaryDirectory(prefix="membench-") as tmp:
+        app = Path(tmp) / "app"
+        app.mkdir()
+        prepare("mpy", app)
+        cmd = ["node", str(ROOT / "bench" / "mpy_memory.mjs"), "--app", str(app)]
+        cmd.append(str(ROOT / "bench" / "mpy_sizes.py"))
+        done = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    sizes = {
+        m[0].strip(): int(m[1]) for m in re.findall(r"^size (.+?) (-?\d+)$", done.stdout, re.M)
+    }
+    if done.returncode or not sizes:
+        raise RuntimeError("size probe failed:\n%s\n%s" % (done.stdout, done.stderr))
+    return sizes
+
+
 def kib(n):
     return "%d KiB" % ((n + 1023) // 1024)
 

@@ -1,7 +1,9 @@
 # Runs INSIDE the MicroPython VM (bench/memory_bench.py starts it through mpy_memory.mjs): the
 # real firmware (smartmeter.app.build + App.loop_once) with fake hardware, one configuration.
 #
-# argv[1]: configuration, parts joined by "+": csv, display, web, mqtt, graphite, influx.
+# argv[1]: configuration, parts joined by "+": csv, display, web, mqtt, graphite, influx. With
+# the display, each telegram goes to the next screen (every screen of SCREENS, then the message),
+# so the figures include the largest screen.
 # The driver calls step() once per JavaScript call and collects garbage between calls (inside
 # one call the VM does not reclaim anything), so each step's figures are exact: the heap in use
 # as it starts ("before", after the collection between calls) and at its end before any
@@ -32,6 +34,7 @@ FAIL = [] if len(sys.argv) < 4 or sys.argv[3] == "-" else sys.argv[3].split(",")
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 START_EPOCH = 1_714_557_600  # 2024-05-01 10:00 UTC
 EAGAIN = getattr(errno, "EAGAIN", 11)
+MESSAGE = 'Connect to WiFi "Smartmeter-1A2B", password q8Zt4mWx, then open http://192.168.4.1'
 
 
 # -- fake hardware -------------------------------------------------------------------------------
@@ -252,6 +255,7 @@ class Bench:
         self.peak_step = self.live_step = None
         self.first_live = None
         self.n = 0
+        self.screens = []  # the display screens shown (each built when shown)
         with open("telegrams.hex") as f:
             self.telegrams = [line.strip() for line in f if line.strip()]
 
@@ -343,6 +347,18 @@ class Bench:
     def telegram(self, i):
         raw = bytes.fromhex(self.telegrams[i % len(self.telegrams)])
         self.uart.data = raw
+        ui = self.app.ui
+        if ui is not None and ui.view is not None:  # every screen in turn, and the message
+            from smartmeter.ui.screens import SCREENS
+
+            names = [cls.name for cls in SCREENS] + ["message"]
+            name = names[i % len(names)]
+            if name == "message":
+                ui.show_message(MESSAGE)
+            else:
+                ui.goto(name)
+            if name not in self.screens:
+                self.screens.append(name)
         if "web" in PARTS and i % 5 == 4:
             auth = "Authorization: Basic YWRtaW46YmVuY2hwYXNz\r\n"  # admin:benchpass
             for path in ("/api/status", "/"):
@@ -382,6 +398,7 @@ class Bench:
         print("left_out", ",".join(st.left_out) or "-", "errors", dict(st.last_errors))
         print("web_responses", len(served), served[:2])
         print("console", self.console.lines, self.console.last)
+        print("screens", ",".join(self.screens) or "-")
         print(
             "out_bytes",
             getattr(self.pool, "out_bytes", 0),

@@ -1,4 +1,5 @@
-"""Display: time to update the screens after a telegram, and display-tree changes per telegram.
+"""Display: time to update the screens after a telegram, display-tree changes per telegram, and
+the time to switch to a screen (it is built then: only the visible screen is in the tree).
 
 The real Ui on Blinka's displayio with the real ST7735R driver (sim.display); each telegram
 changes the values like a real household does.
@@ -25,8 +26,14 @@ def run(telegrams=30):
 
     out = {}
     for screen in ("phases", "power", "energy", "env"):
-        ui.goto(screen)
-        ui.poll(0)
+        switch = []
+        for _ in range(5):  # away and back: the screen is built again each time
+            ui.goto("status")
+            ui.poll(0)
+            ui.goto(screen)
+            t0 = time.perf_counter()
+            ui.poll(0)
+            switch.append((time.perf_counter() - t0) * 1000)
         total, changes = [], []
         now = 1000
         for i in range(telegrams):
@@ -45,5 +52,6 @@ def run(telegrams=30):
         out[ui.screen_name()] = {
             "update_ms_median": statistics.median(total),
             "changes_per_telegram": statistics.median(changes),
+            "switch_ms_median": statistics.median(switch),
         }
     return out

@@ -1,15 +1,18 @@
 # SPDX-License-Identifier: MIT
 """The display tree of the TFT (160x128 landscape) and the in-place updates of each screen.
 
-Every screen is one small class with ``build(group, texts)`` (make its labels once) and
-``update(view, state, now)`` (assign what changed), collected in :data:`SCREENS`. Its ``cycle``
-flag says whether NEXT visits it; :data:`CYCLE` is derived from that tuple, and the simulator
-(``sim/screens.py``) and the tests import both. A new screen is one class here, its texts in
-``texts.py`` and one entry in ``SCREENS``.
+Every screen is one small class with ``build(group, texts)`` (make its labels when it is
+shown) and ``update(view, state, now)`` (assign what changed), collected in :data:`SCREENS`.
+Its ``cycle`` flag says whether NEXT visits it; :data:`CYCLE` is derived from that tuple, and
+the simulator (``sim/screens.py``) and the tests import both. A new screen is one class here,
+its texts in ``texts.py`` and one entry in ``SCREENS``.
 
-The whole tree is built once. Switching screens toggles ``hidden`` on a few groups; a new
-telegram only assigns ``label.text`` where the string differs, so displayio refreshes just the
-dirty rectangles. Every assignment is counted in ``View.changes`` (the bench reads it).
+Only the visible screen is in the tree (with the header, time band and banner): switching
+screens drops the old screen's labels and builds the new one's, so the heap holds one screen's
+labels, not all of them. While a screen is shown a new telegram only assigns ``label.text``
+where the string differs, so displayio refreshes just the dirty rectangles. Every assignment is
+counted in ``View.changes`` (the bench reads it). Labels are made by :func:`_text` alone
+(``bitmap_label``: one Bitmap per label, see README "Memory").
 
 Layout (y in px): header bar 0-13 (dark grey, title and page), timestamp band 14-27 (dark blue,
 meter time), content 29-113, problem banner 114-127 (red, only when something is wrong).
@@ -19,7 +22,7 @@ Font: terminalio (6x12 px cells); values at scale 2 (12x24).
 import displayio
 import terminalio
 import vectorio
-from adafruit_display_text import label as _label
+from adafruit_display_text.bitmap_label import Label as _Label  # the one place of the choice
 
 from ..protocol.reading import (
     A_MINUS,
@@ -94,7 +97,7 @@ def _rect(group, color, x, y, w, h):
 def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
     """A label whose top-left (or top-right / top-centre) corner is at (x, y)."""
     ax = 1.0 if right else 0.5 if center else 0.0
-    lbl = _label.Label(
+    lbl = _Label(
         terminalio.FONT,
         text=text,
         color=color,
@@ -471,16 +474,19 @@ CYCLE = tuple(cls.name for cls in SCREENS if cls.cycle)
 
 
 class View:
-    """All screens of the TFT as one displayio tree (``root``) plus the code that fills them.
+    """The TFT as one displayio tree (``root``) plus the code that fills it.
 
-    ``screens`` maps each name of :data:`SCREENS` to its instance (tests read their labels).
-    While a screen updates, ``problems``, ``ticks_diff`` and ``menu_index`` hold this pass's
-    context.
+    Only the visible screen exists: ``select`` drops the labels of the screen shown before and
+    builds the new one (the header, time band and problem banner stay). All screens at once
+    would hold about 100 labels - more heap than a board without PSRAM has for the display.
+    ``screens`` and ``groups`` map the visible screen's name (a name of :data:`SCREENS` or
+    "message") to its instance and group (tests read their labels). While a screen updates,
+    ``problems``, ``ticks_diff`` and ``menu_index`` hold this pass's context.
     """
 
     def __init__(self, language="de"):
         self.language = language
-        t = self.t = texts(language)
+        self.t = texts(language)
         self.changes = 0
         self.problems = []
         self.ticks_diff = None
@@ -497,27 +503,44 @@ class View:
         self._title = _text(g, "", 2, 1, color=WHITE)
         self._page = _text(g, "", 158, 1, color=WHITE, right=True)
         self._time = _text(g, "--", 80, 15, color=WHITE, center=True)
-        for cls in SCREENS:
-            screen = cls()
-            screen.build(self._group(cls.name), t)
-            self.screens[cls.name] = screen
-        # Problem banner
-        g = self._banner = self._group("banner")
+        # Problem banner (above every screen; the screen's group goes in below it)
+        g = self._banner = displayio.Group()
+        g.hidden = True
+        root.append(g)
         _rect(g, RED, 0, _BANNER_Y, WIDTH, HEIGHT - _BANNER_Y)
         self._banner_text = _text(g, "", 2, _BANNER_Y + 1, color=WHITE)
-        # Full-screen message (boot, restart)
-        g = self._group("message")
-        _rect(g, BLACK, 0, 0, WIDTH, HEIGHT)
-        self._msg_big = _text(g, "", 80, 52, 2, WHITE, center=True)
-        self._msg = [_text(g, "", 2, 4 + 12 * i, color=WHITE) for i in range(_MSG_LINES)]
+        self._msg_big = None
+        self._msg = ()
         self.screen = None
 
-    def _group(self, name):
+    def _build(self, name):
+        """Make the group of screen ``name`` (or "message") and put it in the tree."""
         g = displayio.Group()
-        g.hidden = True
-        self.root.append(g)
+        if name == "message":
+            _rect(g, BLACK, 0, 0, WIDTH, HEIGHT)
+            self._msg_big = _text(g, "", 80, 52, 2, WHITE, center=True)
+            self._msg = [_text(g, "", 2, 4 + 12 * i, color=WHITE) for i in range(_MSG_LINES)]
+            self.root.append(g)  # above the banner
+        else:
+            for cls in SCREENS:
+                if cls.name == name:
+                    screen = cls()
+                    screen.build(g, self.t)
+                    self.screens[name] = screen
+            self.root.insert(2, g)  # after background and header, below the banner
         self.groups[name] = g
-        return g
+        self.changes += 1
+
+    def _drop(self, name):
+        """Take screen ``name`` out of the tree and forget its labels (the heap gets them back)."""
+        g = self.groups.pop(name, None)
+        if g is not None:
+            self.root.remove(g)
+            self.changes += 1
+        self.screens.pop(name, None)
+        if name == "message":
+            self._msg_big = None
+            self._msg = ()
 
     # -- primitive changes (counted) -------------------------------------------------------
 
@@ -552,12 +575,12 @@ class View:
     # -- screens ---------------------------------------------------------------------------
 
     def select(self, name):
-        """Make screen ``name`` (a key of ``groups``) the visible one."""
+        """Make screen ``name`` (a name of :data:`SCREENS` or "message") the visible one."""
         if name == self.screen:
             return
-        for key, g in self.groups.items():
-            if key != "banner":
-                self.set_hidden(g, key != name)
+        if self.screen is not None:
+            self._drop(self.screen)
+        self._build(name)
         self.set_hidden(self._chrome, name == "message")
         if name == "message":
             self.set_hidden(self._banner, True)

@@ -1,6 +1,8 @@
 """The memory bench runs the real loop in the MicroPython VM (bench/memory_bench.py), and
 app.build's MemoryError handling works under MicroPython too."""
 
+import re
+
 from mpy import micropython_available
 
 from bench import memory_bench
@@ -41,3 +43,32 @@ def test_mqtt_and_graphite_publish_under_micropython(require):
     r = memory_bench.run("csv+mqtt+graphite", "mpy", n=3)
     assert "mqtt ok graphite ok" in r["output"], r["output"]
     assert "errors {}" in r["output"] or "'mqtt': ''" in r["output"], r["output"]
+
+
+def test_displayio_stand_ins_weigh_what_the_c_objects_weigh(require):
+    """The display figures compare label kinds fairly only if a stand-in TileGrid, Bitmap,
+    Palette and Group hold what the C object holds on the board (bench/mpy_fakes/displayio.py)."""
+    _need_vm(require)
+    sizes = memory_bench.object_sizes()
+    for name, c_size in memory_bench.C_SIZES.items():
+        slack = 32 if name.startswith("Palette") else 4  # no stand-in palette is under 64 bytes
+        assert c_size - 4 <= sizes[name] <= c_size + slack, (name, sizes[name], c_size)
+    # a label.Label pays a TileGrid per character, a bitmap_label 2 bits per pixel
+    per_char = {}
+    for kind in ("label", "bitmap_label"):
+        long_text = sizes["%s 'cos phi (berechnet)' scale 1" % kind]
+        per_char[kind] = (long_text - sizes["%s '' scale 1" % kind]) / 19
+    assert 96 <= per_char["label"] <= 128, per_char
+    assert 18 <= per_char["bitmap_label"] <= 40, per_char
+
+
+def test_display_visits_every_screen_under_micropython(require):
+    """The real Ui with adafruit_display_text on the stand-ins: every screen and the message
+    built in turn (tests/host/test_ui.py checks that only the visible one is in the tree)."""
+    _need_vm(require)
+    r = memory_bench.run("csv+display", "mpy", n=11)
+    assert r["decoded"] == 11 and r["csv_rows"] == 11 and r["left_out"] == [], r["output"]
+    from smartmeter.ui.screens import SCREENS
+
+    shown = re.search(r"^screens (\S+)$", r["output"], re.M).group(1).split(",")
+    assert shown == [cls.name for cls in SCREENS] + ["message"], shown

@@ -200,6 +200,38 @@ def test_screens_render_to_png_through_the_driver(hw, tmp_path, lang):
                 assert len(colours) >= 2, (lang, sc, screen, text)
 
 
+def _labels_in(group):
+    n = 0
+    for i in range(len(group)):
+        item = group[i]
+        if isinstance(item, LabelBase):
+            n += 1
+        elif hasattr(item, "__len__"):
+            n += _labels_in(item)
+    return n
+
+
+def test_tree_holds_one_screen_at_a_time(display):
+    """Every screen, the message and back: the tree never holds more than the visible screen's
+    labels plus header, time band and banner (all screens at once were about 100 labels), and a
+    screen built again shows what it showed before."""
+    ui = Ui(display, None, S.normal(), language="de")
+    counts = {}
+    first = {}
+    for screen in S.ALL_SCREENS + ("message",) + S.ALL_SCREENS:
+        if screen == "message":
+            S.render(ui, "message", "long")
+        else:
+            S.render(ui, "normal", screen)
+        built = [n for n in ui.view.groups]
+        assert built == [ui.screen_name()], built
+        counts[screen] = _labels_in(ui.view.root)
+        shown = texts_on_screen(ui)
+        assert first.setdefault(screen, shown) == shown, screen
+    assert max(counts.values()) <= 25, counts
+    assert counts["phases"] == 4 + 18 and counts["confirm"] == 4 + 3, counts
+
+
 def test_all_texts_fit_their_slots(display):
     """Static texts of both languages: the longest title and menu item still fit."""
     for lang in S.LANGUAGES:
@@ -378,7 +410,10 @@ def test_next_cycles_screens_and_menu(display):
     keys.press(NEXT)
     ui.poll(NOW + 150)
     assert ui.screen == "menu"
-    assert ui.view.groups["menu"].hidden is False and ui.view.groups["env"].hidden is True
+    # only the visible screen is built: the one shown before has left the tree
+    root = ui.view.root
+    assert list(ui.view.groups) == ["menu"] and list(ui.view.screens) == ["menu"]
+    assert ui.view.groups["menu"] in [root[i] for i in range(len(root))]
     keys.press(NEXT)
     ui.poll(NOW + 200)
     assert (ui.screen, ui.menu_index) == ("menu", 1)
@@ -580,6 +615,8 @@ _MPY_FAKES = {
         "        self.items = []\n        self.hidden = False\n"
         "        self.x = 0\n        self.y = 0\n"
         "    def append(self, item):\n        self.items.append(item)\n"
+        "    def insert(self, i, item):\n        self.items.insert(i, item)\n"
+        "    def remove(self, item):\n        self.items.remove(item)\n"
         "class Palette:\n"
         "    def __init__(self, n):\n        self.c = [0] * n\n"
         "    def __getitem__(self, i):\n        return self.c[i]\n"
@@ -588,7 +625,7 @@ _MPY_FAKES = {
     "vectorio.py": "class Rectangle:\n    def __init__(self, **kw):\n        self.kw = kw\n",
     "terminalio.py": "FONT = object()\n",
     "adafruit_display_text/__init__.py": "",
-    "adafruit_display_text/label.py": (
+    "adafruit_display_text/bitmap_label.py": (
         "class Label:\n"
         "    def __init__(self, font, text='', color=0, scale=1, anchor_point=None,\n"
         "                 anchored_position=None):\n"
