@@ -867,3 +867,28 @@ def test_meter_that_sends_less_shows_what_it_sends(display):
     ui.goto("phases")
     ui.poll(NOW)
     assert "This meter sends no" not in texts_on_screen(ui)
+
+
+def test_screen_that_cannot_be_built_is_tried_again(display, monkeypatch):
+    """A MemoryError while a screen is built (the heap is full) leaves no half-built screen in
+    the tree; the next pass builds it again once there is room."""
+    from smartmeter.ui import screens as ui_screens
+
+    ui = Ui(display, None, S.normal(), language="en")
+    ui.poll(NOW)
+    real = ui_screens.Phases.build
+    calls = []
+
+    def build(self, g, t):
+        calls.append(1)
+        if len(calls) == 1:
+            raise MemoryError("memory allocation failed, allocating 512 bytes")
+        return real(self, g, t)
+
+    monkeypatch.setattr(ui_screens.Phases, "build", build)
+    ui.goto("phases")
+    with pytest.raises(MemoryError):
+        ui.poll(NOW + 10)
+    assert ui.view.groups == {} and ui.view.screens == {}
+    ui.poll(NOW + 20)
+    assert list(ui.view.groups) == ["phases"] and "231.4" in texts_on_screen(ui)
