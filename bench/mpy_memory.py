@@ -285,7 +285,7 @@ class Bench:
         from smartmeter.datalog import sd  # noqa: F401
 
     def build(self):
-        from smartmeter import app, config, interfaces
+        from smartmeter import app, config, hardware
 
         if FAIL:
             real_load = app._load
@@ -329,7 +329,7 @@ class Bench:
             from smartmeter.datalog.sd import RealFS
 
             fs = RealFS(fsync=False)
-        hw = interfaces.Hardware(
+        hw = hardware.Hardware(
             uart=self.uart,
             display=self.display,
             fs=fs,

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import deque
 
-from smartmeter.interfaces import Hardware  # noqa: F401 - the PC builds the same object
+from smartmeter.hardware import Hardware  # noqa: F401 - the PC builds the same object
 
 _TICKS_MASK = (1 << 29) - 1
 

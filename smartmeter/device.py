@@ -22,7 +22,7 @@ import microcontroller
 import supervisor
 from micropython import const
 
-from smartmeter import app, interfaces
+from smartmeter import app, hardware
 
 # UART receive buffer, sized for the longest blocking step of the loop. The worst single steps
 # are an SD flush+sync on a slow card (<= 0.5 s), a Graphite/MQTT connect that times out
@@ -144,8 +144,8 @@ class Watchdog:
         self._wd.feed()
 
 
-class Hardware(interfaces.Hardware):
-    """The board's hardware (see ``smartmeter.interfaces``)."""
+class Hardware(hardware.Hardware):
+    """The board's hardware (see ``smartmeter.hardware``, ``smartmeter.interfaces``)."""
 
     def __init__(self):
         super().__init__(

@@ -6,49 +6,14 @@
 manner of adafruit_httpserver's ``interfaces.py``: they list exactly the methods our code
 calls, so a fake for a host test implements only these. Nothing inherits from them and no
 product module imports them; ``tests/host/test_interfaces.py`` checks the board's, the
-simulator's and the tests' objects against them. Device code imports only ``Hardware``.
+simulator's and the tests' objects against them. Device code imports only ``Hardware``, from
+``smartmeter.hardware`` (this module is never loaded on the board).
 
 Time: a *clock* is an object (``Clock``); a *ticks_ms* is a callable returning ticks; ticks are
 milliseconds that wrap at 2**29 (``supervisor.ticks_ms()``) - use ``timeutil.ticks_diff``.
 """
 
-try:
-    from typing import Any  # noqa: F401 - annotations only
-except ImportError:  # CircuitPython
-    pass
-
-
-class Hardware:
-    """What the app receives: each attribute None where that hardware is absent.
-
-    Keyword arguments set attributes; an unknown name is an error.
-    """
-
-    uart: "Any" = None  # Uart
-    set_line: "Any" = None  # callable set_line(baudrate, parity) -> the Uart to use from now on
-    meter_tx: "Any" = False  # True: the Uart has a TX pin (PIN_METER_TX) for M-Bus E5 answers
-    line_memory: "Any" = None  # LineMemory: the line setting that worked last
-    display: "Any" = None  # Display
-    keys: "Any" = None  # Keys
-    i2c: "Any" = None  # busio.I2C-like: try_lock, unlock, writeto, writeto_then_readfrom
-    fs: "Any" = None  # Fs
-    mount: "Any" = None  # callable: (re)mount the SD card, raises OSError without a card
-    log_dir: "Any" = None  # absolute directory of the day files, e.g. "/sd/logs"
-    pool: "Any" = None  # Pool
-    radio: "Any" = None  # Radio
-    clock: "Any" = None  # Clock
-    watchdog: "Any" = None  # Watchdog
-    console: "Any" = None  # Console
-    reset: "Any" = None  # callable reset(why): log and reset the board
-    mem_free: "Any" = None  # callable: free heap bytes
-    aes_backend: "Any" = None  # "aesio" | "cryptography" | "python" | None (best available)
-    ssl_context: "Any" = None  # for MQTT_TLS
-
-    def __init__(self, **kw):
-        for name, value in kw.items():
-            if name.startswith("_") or not hasattr(Hardware, name):
-                raise TypeError("unknown hardware attribute " + name)
-            setattr(self, name, value)
+from .hardware import Hardware  # noqa: F401 - the one object; its own module (7 KiB less heap)
 
 
 # -- stubs: documentation and conformance tests only (never imported on the device) ------------

@@ -4,7 +4,8 @@
 - Network outputs (``config.OUTPUTS`` and the price fetch) never import each other; they may use
   their helpers in ``outputs/`` (``ring``, ``hass``, ``mqttclient``) and the core.
 - Inside ``smartmeter/`` only ``device.py`` imports ``app`` (and nothing imports ``device``).
-- ``interfaces`` is documentation for everything but ``Hardware``: only ``device.py`` imports it.
+- ``interfaces`` is documentation: nothing in ``smartmeter/`` imports it (``Hardware`` lives in
+  ``hardware``, which only ``device.py`` imports).
 - ``drivers/`` import nothing from ``smartmeter``.
 - Package ``__init__.py`` files under ``smartmeter/`` stay empty (lazy loading on the device).
 """
@@ -103,7 +104,8 @@ def test_outputs_never_import_each_other():
 def test_only_device_imports_app_and_interfaces():
     for target, allowed in (
         ("smartmeter.app", {"smartmeter.device"}),
-        ("smartmeter.interfaces", {"smartmeter.device"}),
+        ("smartmeter.interfaces", set()),
+        ("smartmeter.hardware", {"smartmeter.device", "smartmeter.interfaces"}),
         ("smartmeter.device", set()),
     ):
         users = {_module(p) for p in _files(PKG) if target in module_imports(p)}
