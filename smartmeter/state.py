@@ -210,8 +210,11 @@ class History:
 
     def __init__(self, minutes=_HISTORY_MINUTES):
         self.size = minutes
-        self._minute = array("l", [0] * minutes)
-        self._watts = array("l", [0] * minutes)
+        # each array allocated once at its size from zero bytes (one byte per element): ``[0] *
+        # minutes`` would first build a 5.6 KiB list per array (the build's peak heap)
+        zeros = memoryview(bytes(minutes))
+        self._minute = array("l", zeros)
+        self._watts = array("l", zeros)
         self._count = 0  # filled slots
         self._head = 0  # index of the newest slot
         self._acc = 0

@@ -48,9 +48,10 @@ class ByteRing:
         self._head = 0  # byte offset of the oldest record
         self.used = 0  # bytes held
         self._max = max_records
-        self._epoch = array("l", [0] * max_records)
-        self._len = array("H", [0] * max_records)
-        self._items = array("H", [0] * max_records)
+        zeros = memoryview(bytes(max_records))  # one byte per element, no temporary list
+        self._epoch = array("l", zeros)
+        self._len = array("H", zeros)
+        self._items = array("H", zeros)
         self._first = 0  # index slot of the oldest record
         self.count = 0  # records held
         self.queued = 0
