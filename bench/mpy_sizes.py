@@ -1,6 +1,7 @@
 # Runs INSIDE the MicroPython VM (bench/memory_bench.py object_sizes() starts it through
 # mpy_memory.mjs): the heap each displayio stand-in (bench/mpy_fakes/) and each kind of label
-# really holds, to check the stand-ins weigh what CircuitPython's C objects weigh.
+# (adafruit_display_text's label and bitmap_label, smartmeter.ui.tiletext) really holds, to
+# check the stand-ins weigh what CircuitPython's C objects weigh.
 #
 # The driver calls _s() and _c() in separate calls (the VM reclaims nothing within one call):
 # each step builds N objects and keeps them; the heap after collection grows by N times one
@@ -17,6 +18,10 @@ FONT_BITMAP = terminalio.FONT.bitmap
 
 
 def _label(module, text, scale):
+    if module == "TileText":
+        from smartmeter.ui.tiletext import TileText
+
+        return TileText(text, 0, scale, 1.0, (80, 30))
     mod = __import__("adafruit_display_text." + module, None, None, ["Label"])
     return mod.Label(
         terminalio.FONT,
@@ -45,7 +50,7 @@ def plan():
     yield "Bitmap 3x3 3 values", lambda: displayio.Bitmap(3, 3, 3)
     yield "Bitmap 30x14 3 values", lambda: displayio.Bitmap(30, 14, 3)
     yield "Bitmap 13x12 2 values", lambda: displayio.Bitmap(13, 12, 2)
-    for module in ("label", "bitmap_label"):
+    for module in ("label", "bitmap_label", "TileText"):
         yield "(import %s)" % module, lambda m=module: _label(m, "", 1)
         for text, scale in (("", 1), ("231.4", 2), ("cos phi (berechnet)", 1)):
             name = "%s %r scale %d" % (module, text, scale)

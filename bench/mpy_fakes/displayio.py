@@ -118,13 +118,23 @@ class Bitmap:
         pass
 
 
+def _flag(bit):
+    def get(self):
+        return bool(self._flags & bit)
+
+    def put(self, value):
+        self._flags = (self._flags | bit) if value else (self._flags & ~bit)
+
+    return property(get, put)
+
+
 class TileGrid:
-    # Flags are class attributes until set (an instance attribute each would weigh more than
-    # the C struct's bit fields).
-    hidden = False
-    flip_x = False
-    flip_y = False
-    transpose_xy = False
+    # The flags are bits of one int, sizes are bytes of another (like the C struct's fields):
+    # an attribute each would make the stand-in heavier than the C object.
+    hidden = _flag(1)
+    flip_x = _flag(2)
+    flip_y = _flag(4)
+    transpose_xy = _flag(8)
 
     def __init__(
         self,
@@ -143,11 +153,29 @@ class TileGrid:
         self.pixel_shader = pixel_shader
         self.x = x
         self.y = y
-        self.tile_width = tile_width or getattr(bitmap, "width", 1)
-        self.tile_height = tile_height or getattr(bitmap, "height", 1)
+        tw = tile_width or getattr(bitmap, "width", 1)
+        th = tile_height or getattr(bitmap, "height", 1)
+        self._dims = (width << 24) | (height << 16) | (tw << 8) | th
+        self._flags = 0
         # up to 4 tile indices live inside the C struct; more are a block of their own
         n = width * height
         self._tiles = bytearray(n if n > 4 else 0)
+
+    @property
+    def width(self):
+        return self._dims >> 24
+
+    @property
+    def height(self):
+        return (self._dims >> 16) & 0xFF
+
+    @property
+    def tile_width(self):
+        return (self._dims >> 8) & 0xFF
+
+    @property
+    def tile_height(self):
+        return self._dims & 0xFF
 
     def __setitem__(self, index, value):
         pass

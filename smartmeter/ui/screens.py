@@ -11,8 +11,10 @@ Only the visible screen is in the tree (with the header, time band and banner): 
 screens drops the old screen's labels and builds the new one's, so the heap holds one screen's
 labels, not all of them. While a screen is shown a new telegram only assigns ``label.text``
 where the string differs, so displayio refreshes just the dirty rectangles. Every assignment is
-counted in ``View.changes`` (the bench reads it). Labels are made by :func:`_text` alone
-(``bitmap_label``: one Bitmap per label, see README "Memory").
+counted in ``View.changes`` (the bench reads it). Labels are made by :func:`_text` alone:
+:class:`.tiletext.TileText`, one TileGrid over the font's glyphs (``_LEAN_LABELS = False``
+switches to adafruit_display_text's ``bitmap_label``, 3-4 times the heap per label; README
+"Memory").
 
 Layout (y in px): header bar 0-13 (dark grey, title and page), timestamp band 14-27 (dark blue,
 meter time), content 29-113, problem banner 114-127 (red, only when something is wrong).
@@ -20,9 +22,7 @@ Font: terminalio (6x12 px cells); values at scale 2 (12x24).
 """
 
 import displayio
-import terminalio
 import vectorio
-from adafruit_display_text.bitmap_label import Label as _Label  # the one place of the choice
 
 from ..protocol.reading import (
     A_MINUS,
@@ -54,6 +54,9 @@ from .texts import (
     uptime,
 )
 from .texts import age as _age
+from .tiletext import TileText
+
+_LEAN_LABELS = True  # False: adafruit_display_text bitmap_label, 3-4x the heap per label (README)
 
 try:
     from micropython import const
@@ -97,14 +100,20 @@ def _rect(group, color, x, y, w, h):
 def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
     """A label whose top-left (or top-right / top-centre) corner is at (x, y)."""
     ax = 1.0 if right else 0.5 if center else 0.0
-    lbl = _Label(
-        terminalio.FONT,
-        text=text,
-        color=color,
-        scale=scale,
-        anchor_point=(ax, 0.0),
-        anchored_position=(x, y),
-    )
+    if _LEAN_LABELS:
+        lbl = TileText(text, color, scale, ax, (x, y))
+    else:
+        import terminalio
+        from adafruit_display_text.bitmap_label import Label
+
+        lbl = Label(
+            terminalio.FONT,
+            text=text,
+            color=color,
+            scale=scale,
+            anchor_point=(ax, 0.0),
+            anchored_position=(x, y),
+        )
     group.append(lbl)
     return lbl
 

@@ -54,12 +54,15 @@ def test_displayio_stand_ins_weigh_what_the_c_objects_weigh(require):
         slack = 32 if name.startswith("Palette") else 4  # no stand-in palette is under 64 bytes
         assert c_size - 4 <= sizes[name] <= c_size + slack, (name, sizes[name], c_size)
     # a label.Label pays a TileGrid per character, a bitmap_label 2 bits per pixel
+    # and the screens' TileText one byte (a tile index), its fixed part is half or less
     per_char = {}
-    for kind in ("label", "bitmap_label"):
+    for kind in ("label", "bitmap_label", "TileText"):
         long_text = sizes["%s 'cos phi (berechnet)' scale 1" % kind]
         per_char[kind] = (long_text - sizes["%s '' scale 1" % kind]) / 19
     assert 96 <= per_char["label"] <= 128, per_char
     assert 18 <= per_char["bitmap_label"] <= 40, per_char
+    assert per_char["TileText"] <= 2, per_char
+    assert 2 * sizes["TileText '' scale 1"] <= sizes["bitmap_label '' scale 1"], sizes
 
 
 def test_display_visits_every_screen_under_micropython(require):

@@ -26,6 +26,9 @@ from sim.display import make_png_display  # noqa: E402
 from smartmeter.protocol import reading as r  # noqa: E402
 from smartmeter.ui import texts as ui_text  # noqa: E402
 from smartmeter.ui.control import ENTER, NEXT, Ui  # noqa: E402
+from smartmeter.ui.tiletext import TileText  # noqa: E402
+
+LABELS = (LabelBase, TileText)  # the screens' labels (ui/screens.py _text) are either
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 NOW = S.NOW_MS
@@ -91,7 +94,7 @@ def label_boxes(group, ox=0, oy=0):
         return out
     for i in range(len(group)):
         item = group[i]
-        if isinstance(item, LabelBase):
+        if isinstance(item, LABELS):
             if item.hidden or not item.text:
                 continue
             bx, by, bw, bh = item.bounding_box
@@ -121,7 +124,8 @@ def texts_on_screen(ui):
     return [b[0] for b in label_boxes(ui.view.root)]
 
 
-def test_box_measure_matches_drawn_pixels(hw):
+@pytest.mark.parametrize("kind", ["TileText", "label.Label"])
+def test_box_measure_matches_drawn_pixels(hw, kind):
     """The box arithmetic above agrees with what the driver really draws."""
     import displayio
     import terminalio
@@ -134,14 +138,17 @@ def test_box_measure_matches_drawn_pixels(hw):
         (2, (0.5, 0), (80, 5)),
     ):
         g = displayio.Group()
-        lbl = label.Label(
-            terminalio.FONT,
-            text="Hg|9_",
-            color=0xFFFFFF,
-            scale=scale,
-            anchor_point=anchor,
-            anchored_position=pos,
-        )
+        if kind == "TileText":
+            lbl = TileText("Hg|9_", 0xFFFFFF, scale, anchor[0], pos)
+        else:
+            lbl = label.Label(
+                terminalio.FONT,
+                text="Hg|9_",
+                color=0xFFFFFF,
+                scale=scale,
+                anchor_point=anchor,
+                anchored_position=pos,
+            )
         g.append(lbl)
         display.root_group = g
         display.refresh()
@@ -150,6 +157,46 @@ def test_box_measure_matches_drawn_pixels(hw):
         ((_, x0, y0, x1, y1),) = label_boxes(g)
         assert x0 <= drawn[0] and y0 <= drawn[1] and drawn[2] <= x1 and drawn[3] <= y1
         assert drawn[0] - x0 <= 1 and x1 - drawn[2] <= 6 * scale  # box hugs the text
+
+
+def test_tiletext_draws_what_label_draws(hw):
+    """A TileText shows the same pixels as adafruit_display_text's label at every anchor and
+    scale, also after its text grows past its tiles, shrinks and changes colour."""
+    import displayio
+    import terminalio
+    from adafruit_display_text import label
+
+    display, snapshot = hw
+
+    def draw(item):
+        g = displayio.Group()
+        g.append(item)
+        display.root_group = g
+        display.refresh()
+        return snapshot()
+
+    for text, scale, ax, pos in (
+        ("L1 230.0 V", 1, 0.0, (2, 40)),
+        ("-1234.5", 2, 1.0, (146, 30)),
+        ("Neustart?", 2, 0.5, (80, 36)),
+        ("ENTER = ja, neu starten ~", 1, 0.0, (2, 100)),
+    ):
+        want = draw(
+            label.Label(
+                terminalio.FONT,
+                text=text,
+                color=0x0030A0,
+                scale=scale,
+                anchor_point=(ax, 0.0),
+                anchored_position=pos,
+            )
+        )
+        lean = TileText("--", 0xC00000, scale, ax, pos)
+        lean.text = text + "xxxxxxxxxx"  # grows past its tiles: a new TileGrid
+        lean.text = text  # shrinks: the tiles after the text are blank
+        lean.color = 0x0030A0
+        got = draw(lean)
+        assert ImageChops.difference(want, got).getbbox() is None, (text, scale, ax)
 
 
 # -- every screen ---------------------------------------------------------------------------
@@ -204,7 +251,7 @@ def _labels_in(group):
     n = 0
     for i in range(len(group)):
         item = group[i]
-        if isinstance(item, LabelBase):
+        if isinstance(item, LABELS):
             n += 1
         elif hasattr(item, "__len__"):
             n += _labels_in(item)
@@ -606,33 +653,9 @@ def test_language_fallback(display):
 
 # -- the same code under the MicroPython VM ------------------------------------------------------
 
-_MPY_FAKES = {
-    # Minimal displayio/vectorio/terminalio/adafruit_display_text with the attributes the UI
-    # uses, so ui.py and ui_screens.py run under MicroPython's dialect (no Blinka there).
-    "displayio.py": (
-        "class Group:\n"
-        "    def __init__(self):\n"
-        "        self.items = []\n        self.hidden = False\n"
-        "        self.x = 0\n        self.y = 0\n"
-        "    def append(self, item):\n        self.items.append(item)\n"
-        "    def insert(self, i, item):\n        self.items.insert(i, item)\n"
-        "    def remove(self, item):\n        self.items.remove(item)\n"
-        "class Palette:\n"
-        "    def __init__(self, n):\n        self.c = [0] * n\n"
-        "    def __getitem__(self, i):\n        return self.c[i]\n"
-        "    def __setitem__(self, i, v):\n        self.c[i] = v\n"
-    ),
-    "vectorio.py": "class Rectangle:\n    def __init__(self, **kw):\n        self.kw = kw\n",
-    "terminalio.py": "FONT = object()\n",
-    "adafruit_display_text/__init__.py": "",
-    "adafruit_display_text/bitmap_label.py": (
-        "class Label:\n"
-        "    def __init__(self, font, text='', color=0, scale=1, anchor_point=None,\n"
-        "                 anchored_position=None):\n"
-        "        self.text = text\n        self.color = color\n        self.scale = scale\n"
-        "        self.anchored_position = anchored_position\n        self.hidden = False\n"
-    ),
-}
+# The bench's stand-ins for CircuitPython's C modules displayio, terminalio and vectorio (no
+# Blinka under MicroPython): the UI runs on them in MicroPython's dialect.
+_MPY_FAKES = os.path.join(ROOT, "bench", "mpy_fakes")
 
 _MPY_SCRIPT = """
 from smartmeter.state import State
@@ -722,11 +745,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
     ok, why = micropython_available()
     require(ok, why)
     files = []
-    for name, text in _MPY_FAKES.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        files.append((str(path), name))
+    for name in ("displayio.py", "terminalio.py", "vectorio.py"):
+        files.append((os.path.join(_MPY_FAKES, name), name))
     for mod in (
         "__init__",
         "state",
@@ -735,6 +755,7 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "ui/control",
         "ui/texts",
         "ui/screens",
+        "ui/tiletext",
         "datalog/__init__",
         "datalog/usage",
     ):

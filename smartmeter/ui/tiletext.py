@@ -1,0 +1,149 @@
+# SPDX-License-Identifier: MIT
+"""One line of terminalio text as one TileGrid over the font's glyphs: the lightest label.
+
+The built-in font of CircuitPython is one bitmap (in flash) with every glyph side by side, 6x12
+pixels each, the same cells the board's serial terminal draws with. A :class:`TileText` is a
+Group (its ``scale`` enlarges the text) holding one TileGrid whose tiles are those glyphs: a
+character is one byte (its tile index), changing the text sets tile indices in C, and no pixel
+is copied into the heap. adafruit_display_text's labels build a Python object of about 40
+attributes around the same text (``label.Label``: plus a TileGrid per character;
+``bitmap_label.Label``: plus a Bitmap of the text's pixels) - 3 to 4 times the heap (README,
+"Memory").
+
+On the PC (Blinka) the font is a set of separate glyph bitmaps: :func:`glyph_strip` then
+copies them once into one bitmap laid out like the board's, so the screens draw the same pixels.
+
+Only what the screens use: ``text``, ``color``, ``anchored_position`` (x, y of the anchor),
+``bounding_box`` and the Group's ``x``, ``y``, ``scale``, ``hidden``. The anchor is the top
+left, top centre or top right of the text (``anchor_x`` 0, 0.5 or 1.0).
+"""
+
+import displayio
+import terminalio
+
+_CELL_W = 6  # terminalio cells
+_CELL_H = 12
+_STRIP = []  # [bitmap, {codepoint: tile}] once made; [] before
+
+
+def glyph_strip():
+    """(bitmap with the glyphs side by side, ``tile(char) -> index``) of terminalio.FONT."""
+    if _STRIP:
+        return _STRIP[0], _STRIP[1]
+    font = terminalio.FONT
+    first = font.get_glyph(0x41)
+    if first.bitmap is font.bitmap:  # CircuitPython: the font is a strip already
+        _STRIP.append(font.bitmap)
+        _STRIP.append(_board_tile)
+        return _STRIP[0], _STRIP[1]
+    # Blinka: one bitmap per glyph; copy the printable ASCII glyphs into one strip, each at
+    # the place in its cell where a label would draw it (baseline at the font's ascent)
+    chars = [chr(c) for c in range(0x20, 0x7F)]
+    glyphs = [font.get_glyph(ord(c)) for c in chars]
+    ascent = max(g.height + g.dy for g in glyphs)
+    strip = displayio.Bitmap(_CELL_W * len(chars), _CELL_H, 2)
+    for n, g in enumerate(glyphs):
+        top = ascent - g.height - g.dy
+        for y in range(g.height):
+            for x in range(g.width):
+                cx, cy = g.dx + x, top + y
+                if g.bitmap[x, y] and 0 <= cx < _CELL_W and 0 <= cy < _CELL_H:
+                    strip[n * _CELL_W + cx, cy] = 1
+    index = {c: n for n, c in enumerate(chars)}
+    _STRIP.append(strip)
+    _STRIP.append(lambda ch: index.get(ch, index["?"]))
+    return _STRIP[0], _STRIP[1]
+
+
+def _board_tile(ch):
+    glyph = terminalio.FONT.get_glyph(ord(ch))
+    if glyph is None:
+        glyph = terminalio.FONT.get_glyph(0x3F)  # "?"
+    return glyph.tile_index
+
+
+class TileText(displayio.Group):
+    """A line of text whose anchor (top left/centre/right, ``anchor_x`` 0/0.5/1) is at
+    ``anchored_position``; ``scale`` 1 draws 6x12 px per character, 2 draws 12x24."""
+
+    def __init__(self, text="", color=0x000000, scale=1, anchor_x=0.0, anchored_position=(0, 0)):
+        super().__init__(scale=scale)
+        glyph_strip()  # made once, shared by every TileText
+        self._palette = pal = displayio.Palette(2)
+        pal.make_transparent(0)
+        pal[1] = color
+        self._color = color
+        self._ax = anchor_x
+        self._pos = anchored_position
+        self._text = ""
+        self._grid = None
+        self.text = text
+
+    def _make_grid(self, width):
+        grid = displayio.TileGrid(
+            _STRIP[0],
+            pixel_shader=self._palette,
+            width=width,
+            height=1,
+            tile_width=_CELL_W,
+            tile_height=_CELL_H,
+            default_tile=_STRIP[1](" "),
+        )
+        if self._grid is None:
+            self.append(grid)
+        else:
+            self[0] = grid
+        self._grid = grid
+
+    @property
+    def text(self):
+        return self._text
+
+    @text.setter
+    def text(self, text):
+        if text == self._text and self._grid is not None:
+            return
+        n = len(text)
+        grid = self._grid
+        old = self._text
+        if grid is None or n > grid.width:
+            self._make_grid(max(4, (n + 3) & ~3))  # room to grow a little without a new grid
+            grid = self._grid
+            old = ""  # a new grid is blank
+        tile = _STRIP[1]
+        for i in range(grid.width):
+            ch = text[i] if i < n else " "
+            if i < len(old) and old[i] == ch or i >= n and i >= len(old):
+                continue  # unchanged tile (blank stays blank)
+            grid[i] = tile(ch)
+        self._text = text
+        self._place()
+
+    def _place(self):
+        x, y = self._pos
+        width = len(self._text) * _CELL_W * self.scale
+        self.x = int(x - round(self._ax * width))
+        self.y = int(y)
+
+    @property
+    def color(self):
+        return self._color
+
+    @color.setter
+    def color(self, color):
+        self._color = color
+        self._palette[1] = color
+
+    @property
+    def anchored_position(self):
+        return self._pos
+
+    @anchored_position.setter
+    def anchored_position(self, pos):
+        self._pos = pos
+        self._place()
+
+    @property
+    def bounding_box(self):
+        """(x, y, width, height) of the text in unscaled pixels, relative to ``x``, ``y``."""
+        return (0, 0, len(self._text) * _CELL_W, _CELL_H)
