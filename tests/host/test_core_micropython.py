@@ -12,6 +12,7 @@ CORE = [
     ("smartmeter/protocol/reading.py", "smartmeter/protocol/reading.py"),
     ("smartmeter/protocol/dlms.py", "smartmeter/protocol/dlms.py"),
     ("smartmeter/protocol/crypto.py", "smartmeter/protocol/crypto.py"),
+    ("smartmeter/protocol/aes_python.py", "smartmeter/protocol/aes_python.py"),
     ("smartmeter/protocol/transport.py", "smartmeter/protocol/transport.py"),
     ("smartmeter/protocol/hdlc.py", "smartmeter/protocol/hdlc.py"),
     ("smartmeter/protocol/pipeline.py", "smartmeter/protocol/pipeline.py"),
