@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from smartmeter.protocol import reading as r
 from smartmeter.protocol.crypto import Gcm
+from smartmeter.timeutil import days_from_civil
 
 
 # -- A-XDR ------------------------------------------------------------------------------------
@@ -325,12 +326,17 @@ SND_NKE = b"\x10\x40\xf0\x30\x16"
 
 
 def cp48(fields, dst):
-    """M-Bus date-time type I (6 bytes) as the AMIS meter writes it."""
+    """M-Bus date-time type I (6 bytes) as the AMIS meters write it (see the real captures).
+
+    Seconds in bits 0-5 of byte 0 with the summer-time flag in bit 6; the weekday (1 = Monday)
+    in bits 5-7 of the hour byte; the year split over the day and month bytes.
+    """
     y, mo, d, h, mi, s = fields
     yy = y - 2000
+    weekday = (days_from_civil(y, mo, d) + 3) % 7 + 1  # 1970-01-01 was a Thursday (4)
     return bytes(
-        (s & 0x3F, mi & 0x3F, (h & 0x1F) | (0x80 if dst else 0), (d & 0x1F) | ((yy & 7) << 5))
-        + (((mo & 0x0F) | ((yy >> 3) << 4)), 0)
+        ((s & 0x3F) | (0x40 if dst else 0), mi & 0x3F, (h & 0x1F) | (weekday << 5))
+        + ((d & 0x1F) | ((yy & 7) << 5), (mo & 0x0F) | ((yy >> 3) << 4), 0)
     )
 
 
