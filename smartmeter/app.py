@@ -38,7 +38,7 @@ from .protocol.reading import (
     TEMPERATURE,
 )
 from .protocol.transport import ACK, READER_COUNTERS
-from .state import State, problem_text
+from .state import History, State, problem_text
 from .timeutil import ticks_diff
 
 try:
@@ -580,9 +580,16 @@ def _setup(app, hw, cfg, st):
 
 
 def _web(app, hw, cfg, st):
-    make = _load("web.server").WebServer
-    web = make(cfg, st, hw.pool, app.storage, app.actions, hw.clock, app.service_uart)
-    web.start(app.listen)  # port in use etc. raises: the part is left out, the rest runs on
+    empty = st.history
+    if not empty.size:  # the day curve, read by the web page only (see State)
+        st.history = History()
+    try:
+        make = _load("web.server").WebServer
+        web = make(cfg, st, hw.pool, app.storage, app.actions, hw.clock, app.service_uart)
+        web.start(app.listen)  # port in use etc. raises: the part is left out, the rest runs on
+    except BaseException:
+        st.history = empty  # no web page: its curve goes too
+        raise
     app.web = web
     return web
 
@@ -648,7 +655,7 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     that hits MemoryError is named on the display, the web page and the console ("CSV logging
     off: not enough memory") while the parts that fit run.
     """
-    state = state if state is not None else State()
+    state = state if state is not None else State(0)  # no day curve until the web part starts
     app = App(hw, cfg, state)
     app.actions = _Actions(app)
     app.want_web = web

@@ -221,7 +221,9 @@ class History:
         self._acc_n = 0
 
     def add(self, epoch_s, watts):
-        """Add one sample at UTC ``epoch_s`` (int seconds)."""
+        """Add one sample at UTC ``epoch_s`` (int seconds); a ring of size 0 keeps nothing."""
+        if not self.size:
+            return
         minute = epoch_s // 60
         if self._count and self._minute[self._head] == minute:
             self._acc += watts
@@ -244,6 +246,8 @@ class History:
     def items(self, since_minute=None):
         """Yield (epoch_minute, watts) oldest first, optionally only from ``since_minute`` on."""
         size = self.size
+        if not self._count:
+            return
         start = (self._head - self._count + 1) % size
         for k in range(self._count):
             i = (start + k) % size
@@ -255,11 +259,14 @@ class History:
 class State:
     """Everything the sinks show. Written by the app loop only."""
 
-    def __init__(self):
+    def __init__(self, history_minutes=_HISTORY_MINUTES):
         self.latest = None  # Reading
         self.latest_epoch = None  # UTC epoch seconds of the latest reading (meter time)
         self.latest_ticks = None  # clock ticks (ms) when it arrived
-        self.history = History()
+        # the day curve of the web page (its only reader): app.build starts with an empty ring
+        # and the web part allocates the real one (11.5 KiB), so a board without the web page
+        # (not configured, or left out for lack of memory) does not hold it
+        self.history = History(history_minutes)
         self.counters = Counters()
         self.temperature = None  # deg C from the HTE501, or None
         self.humidity = None  # %RH, or None

@@ -8,6 +8,7 @@ bench/memory_bench.py (and tests/host/test_memory_bench.py).
 """
 
 import json
+import socket
 
 from fakefs import FakeFS
 from test_ui import texts_on_screen
@@ -140,3 +141,48 @@ def test_usage_left_out_when_its_tariff_does_not_fit(monkeypatch):
     uart.push(meter.telegram(clock.epoch))
     firmware.loop_once()
     assert st.counters.decoded == 1 and st.counters.csv_rows == 1
+
+
+def _history_rig(pool, port=0):
+    clock = ManualClock(start_epoch=epoch_from_fields((2024, 5, 1, 10, 0, 0)))
+    uart = SimUart()
+    values = {"METER_KEY": KEY, "SD_MODE": "none", "WEB_PORT": port or 8080}
+    hw = Hardware(uart=uart, pool=pool, radio=SimRadio(), clock=clock)
+    firmware = app_mod.build(hw, config.load(lambda _n: None, values), listen="127.0.0.1")
+    meter = VirtualMeter("netznoe", bytes.fromhex(KEY), None, seed=3)
+    for _ in range(3):
+        uart.push(meter.telegram(clock.epoch))
+        firmware.loop_once()
+        clock.advance(61_000)  # one telegram per minute: one point each
+    return firmware
+
+
+def test_the_day_curve_is_held_only_while_the_web_page_runs():
+    # no web page (no network): the 11.5 KiB ring of the web page's curve is never allocated
+    firmware = _history_rig(None)
+    st = firmware.state
+    assert firmware.web is None and st.counters.decoded == 3
+    assert st.history.size == 0 and len(st.history) == 0 and list(st.history.items()) == []
+
+    # the web page cannot start (its socket pool fails): left out, and its curve with it
+    class BrokenPool(FakePool):
+        def socket(self, *args):
+            raise OSError(98, "address in use")
+
+    firmware = _history_rig(BrokenPool())
+    assert firmware.web is None and "web" in firmware.state.last_errors
+    assert firmware.state.history.size == 0 and firmware.state.counters.decoded == 3
+
+    # with the web page: the full ring, filled by the loop and served by /api/history
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    firmware = _history_rig(socket, port)
+    try:
+        st = firmware.state
+        assert firmware.web is not None
+        assert st.history.size == 1440 and len(st.history) == 3
+        body = "".join(api.history_chunks(st, 60))
+        assert len(json.loads(body)["points"]) == 3
+    finally:
+        firmware.web.stop()

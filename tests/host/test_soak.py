@@ -15,6 +15,7 @@ from sim.meter import VirtualMeter
 from smartmeter import app as app_mod
 from smartmeter import config
 from smartmeter.datalog.sd import RealFS
+from smartmeter.state import State
 from smartmeter.timeutil import epoch_from_fields
 
 DAYS = 30
@@ -35,7 +36,7 @@ def test_thirty_days_every_row_logged_memory_flat(tmp_path):
         radio=SimRadio(),
         clock=clock,
     )
-    app = app_mod.build(hw, cfg, web=False)
+    app = app_mod.build(hw, cfg, state=State(), web=False)  # with the web page's day curve
     meter = VirtualMeter("netznoe", cfg.METER_KEY, None, seed=11)
     rng = random.Random(5)
     corrupt_at = set(rng.sample(range(DAYS * PER_DAY), 30))
