@@ -435,32 +435,12 @@ class App:
         return " | ".join(parts)
 
     def status_dump(self):
-        """The 'd' console command: every counter and state, one per line (no secrets)."""
-        st = self.state
-        lines = [
-            "smartmeter %s host %s" % (st.version, st.hostname),
-            "uptime %d s, reset reason %s" % (st.uptime_s, st.reset_reason),
-            "wifi %s ssid %s ip %s rssi %s"
-            % (st.wifi_connected, st.wifi_ssid, st.ip, st.wifi_rssi),
-            "sd %s free %s total %s" % (st.sd_state, st.sd_free, st.sd_total),
-            "meter line %s (%s) tx %s link frames %d acks %d"
-            % (st.line, st.line_state, "yes" if st.meter_tx else "no", st.link_frames, self.acks),
-        ]
-        for s in st.sinks.values():
-            lines.append(
-                "%s %s sent %d failed %d queued %d dropped %d"
-                % (s.name, s.state, s.sent, s.failed, s.queued, s.dropped)
-            )
-        for name, value in st.counters.as_dict().items():
-            lines.append("  %s %s" % (name, value))
-        for name, text in st.last_errors.items():
-            lines.append("  last %s error: %s" % (name, text))
-        for s in st.sinks.values():
-            if s.error:
-                lines.append("  last %s error: %s" % (s.name, s.error))
-        for text in st.config_problems:
-            lines.append("  setting: %s" % text)
-        return lines
+        """The 'd' console command: every counter and state, one per line (no secrets).
+
+        Console-only, so its code is loaded on the first 'd' (``statusdump.py``), not at boot."""
+        from .statusdump import status_lines
+
+        return status_lines(self)
 
     def _print_status(self):
         self._last_status = self.clock.ticks_ms()
