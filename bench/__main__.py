@@ -12,7 +12,8 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
   usage     the usage summary: µs per telegram, reading a period, save/load, CSV rebuild rate,
             and heap/time under the MicroPython VM
   memory    heap per configuration (decode+CSV, +display, +web, +MQTT, +Graphite, everything)
-            running the real loop in the MicroPython VM, from .mpy and from .py
+            running the real loop in the MicroPython VM, from .mpy and from .py; then the heap
+            each module of the decode + CSV boot path retains (one import per step)
 """
 
 import os

@@ -95,10 +95,11 @@ def prepare(kind, dest):
     (dest / "telegrams.hex").write_text("\n".join(telegrams()) + "\n")
 
 
-def run(parts, kind="mpy", n=TELEGRAMS, timeout=600, fail=()):
+def run(parts, kind="mpy", n=TELEGRAMS, timeout=600, fail=(), first=()):
     """Run one configuration; return a dict of results (or raise RuntimeError).
 
     ``fail``: modules (``"outputs.mqtt"``) whose loading raises MemoryError in app.build.
+    ``first``: modules imported one per step before the firmware's own imports.
     """
     with tempfile.TemporaryDirectory(prefix="membench-") as tmp:
         app = Path(tmp) / "app"
@@ -106,6 +107,7 @@ def run(parts, kind="mpy", n=TELEGRAMS, timeout=600, fail=()):
         prepare(kind, app)
         cmd = ["node", str(ROOT / "bench" / "mpy_memory.mjs"), "--app", str(app)]
         cmd += [str(ROOT / "bench" / "mpy_memory.py"), parts, str(n), ",".join(fail) or "-"]
+        cmd.append(",".join(first) or "-")
         done = subprocess.run(
             cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -167,6 +169,52 @@ def object_sizes(timeout=300):
     return sizes
 
 
+# The modules decode + CSV loads (app, config, the protocol, state, CSV logging, usage summary),
+# dependencies first, so each one's figure is its own. ``hardware`` is what the board's
+# device.py builds; ``build_info`` and the usage modules are loaded by app.build.
+BOOT_MODULES = (
+    "smartmeter.timeutil",
+    "smartmeter.protocol.errors",
+    "smartmeter.protocol.crypto",
+    "smartmeter.protocol.reading",
+    "smartmeter.protocol.axdr",
+    "smartmeter.protocol.layouts",
+    "smartmeter.linesearch",
+    "smartmeter.config",
+    "smartmeter.protocol.fastpath",
+    "smartmeter.protocol.dlms",
+    "smartmeter.protocol.hdlc",
+    "smartmeter.protocol.transport",
+    "smartmeter.protocol.pipeline",
+    "smartmeter.state",
+    "smartmeter.netutil",
+    "smartmeter.datalog.sd",
+    "smartmeter.datalog.csvformat",
+    "smartmeter.datalog.csvlog",
+    "smartmeter.build_info",
+    "smartmeter.app",
+    "smartmeter.hardware",
+    "smartmeter.datalog.usage",
+    "smartmeter.datalog.usagelog",
+)
+
+
+def module_costs(kind="mpy", modules=BOOT_MODULES):
+    """[(module, bytes retained by its import)] in import order, and the run's results.
+
+    Each module is imported in its own step (garbage collected between steps) before the
+    decode + CSV configuration runs; its figure is the heap in use after its step minus before.
+    The VM's string table grows in doubling chunks, so a module that happens to trigger the next
+    chunk carries it (a few KiB): compare totals, not single small differences.
+    """
+    r = run("csv", kind, first=modules)
+    n = len(modules)
+    steps = r["steps"][: n + 1]  # the imports, then "core imports" (the heap after the last)
+    assert [s[0] for s in steps] == ["import " + m for m in modules] + ["core imports"], steps
+    costs = [(m, steps[i + 1][1] - steps[i][1]) for i, m in enumerate(modules)]
+    return costs, r
+
+
 def kib(n):
     return "%d KiB" % ((n + 1023) // 1024)
 
@@ -189,6 +237,14 @@ def report(out, kinds=("mpy", "py")):
             line += " | %-24s" % ("%s / %s" % (kib(r["live"]), kib(r["peak"])))
             checks = "%d decoded, %d rows, %d sinks" % (r["decoded"], r["csv_rows"], r["sinks"])
         out(line + " | " + checks)
+    out()
+    out("-- heap retained per module, decode + CSV boot path (one import per step) --")
+    results = {kind: module_costs(kind) for kind in kinds}
+    costs = {kind: dict(results[kind][0]) for kind in kinds}
+    out("%-30s" % "module" + "".join(" | %8s" % (".%s" % k) for k in kinds))
+    for mod in sorted(BOOT_MODULES, key=lambda m: -costs[kinds[0]][m]):
+        out("%-30s" % mod + "".join(" | %8d" % costs[k][mod] for k in kinds))
+    out("%-30s" % "all of them" + "".join(" | %8d" % sum(costs[k].values()) for k in kinds))
 
 
 if __name__ == "__main__":

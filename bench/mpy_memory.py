@@ -31,6 +31,10 @@ TELEGRAMS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
 # argv[3]: modules whose import raises MemoryError (as on a board whose heap is too small), to
 # check app.build's handling under MicroPython; "-" for none
 FAIL = [] if len(sys.argv) < 4 or sys.argv[3] == "-" else sys.argv[3].split(",")
+# argv[4]: modules imported one per step before anything else (the per-module figures of
+# ``memory_bench.module_costs``: each step's retained heap is that module's, with whatever it
+# imports that was not loaded yet), "-" or absent for none
+FIRST = [] if len(sys.argv) < 5 or sys.argv[4] == "-" else sys.argv[4].split(",")
 KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
 START_EPOCH = 1_714_557_600  # 2024-05-01 10:00 UTC
 EAGAIN = getattr(errno, "EAGAIN", 11)
@@ -264,6 +268,8 @@ class Bench:
     def plan(self):
         if "display" in PARTS:
             yield STAND_INS, self.import_stand_ins
+        for mod in FIRST:
+            yield "import " + mod, (lambda m=mod: __import__(m))
         yield "core imports", self.import_core
         modules = {
             "csv": ("smartmeter.datalog.csvlog", "smartmeter.datalog.sd"),

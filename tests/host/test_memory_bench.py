@@ -75,3 +75,15 @@ def test_display_visits_every_screen_under_micropython(require):
 
     shown = re.search(r"^screens (\S+)$", r["output"], re.M).group(1).split(",")
     assert shown == [cls.name for cls in SCREENS] + ["message"], shown
+
+
+def test_per_module_figures_cover_the_decode_and_csv_boot_path(require):
+    # each boot module imported in its own step: every one retains heap, and the firmware's own
+    # imports that follow load (almost) nothing more - the list covers what decode + CSV loads
+    _need_vm(require)
+    costs, r = memory_bench.module_costs("mpy")
+    assert [m for m, _c in costs] == list(memory_bench.BOOT_MODULES)
+    assert all(c > 0 for _m, c in costs), costs
+    core = next(s for s in r["steps"] if s[0] == "core imports")
+    assert core[3] - core[1] < 1024, core  # heap after minus before: nothing new imported
+    assert r["decoded"] == memory_bench.TELEGRAMS and r["csv_rows"] == memory_bench.TELEGRAMS
