@@ -31,8 +31,8 @@ def glyph_strip():
     if _STRIP:
         return _STRIP[0], _STRIP[1]
     font = terminalio.FONT
-    first = font.get_glyph(0x41)
-    if first.bitmap is font.bitmap:  # CircuitPython: the font is a strip already
+    if isinstance(getattr(font, "bitmap", None), displayio.Bitmap):
+        # CircuitPython: the font is a strip already (Blinka's ``bitmap`` is the Bitmap class)
         _STRIP.append(font.bitmap)
         _STRIP.append(_board_tile)
         return _STRIP[0], _STRIP[1]
