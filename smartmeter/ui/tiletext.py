@@ -32,7 +32,12 @@ def glyph_strip():
         return _STRIP[0], _STRIP[1]
     font = terminalio.FONT
     if isinstance(getattr(font, "bitmap", None), displayio.Bitmap):
-        # CircuitPython: the font is a strip already (Blinka's ``bitmap`` is the Bitmap class)
+        # CircuitPython: the font is a strip already (Blinka's ``bitmap`` is the Bitmap class).
+        # Its cells are 6x12 on every board we know; take them from the font all the same, so
+        # a build with another terminal font still slices its glyphs right.
+        global _CELL_W, _CELL_H
+        box = font.get_bounding_box()
+        _CELL_W, _CELL_H = box[0], box[1]
         _STRIP.append(font.bitmap)
         _STRIP.append(_board_tile)
         return _STRIP[0], _STRIP[1]
