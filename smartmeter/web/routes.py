@@ -133,37 +133,34 @@ def api_history(web, request):
     return web.stream(request, web_api.history_chunks(web.state, minutes))
 
 
-def _resolution(request):
+def _usage(web, request, respond):
+    """``respond(resolution)`` for ``?resolution=hour|day|month``; 400 or 503 otherwise."""
     from .usageapi import RESOLUTIONS
 
     res = request.args.get("resolution", "day")
-    return res if res in RESOLUTIONS else None
+    if res not in RESOLUTIONS:
+        return text(request, 400, "resolution must be hour, day or month")
+    refused = _busy(web, request)
+    if refused is not None:
+        return refused
+    return respond(res)
 
 
 def api_usage(web, request):
     from .usageapi import json_chunks
 
-    res = _resolution(request)
-    if res is None:
-        return text(request, 400, "resolution must be hour, day or month")
-    refused = _busy(web, request)
-    if refused is not None:
-        return refused
-    return web.stream(request, json_chunks(web.state, res))
+    return _usage(web, request, lambda res: web.stream(request, json_chunks(web.state, res)))
 
 
 def api_usage_csv(web, request):
     from .usageapi import csv_chunks
 
-    res = _resolution(request)
-    if res is None:
-        return text(request, 400, "resolution must be hour, day or month")
-    refused = _busy(web, request)
-    if refused is not None:
-        return refused
-    headers = {"Content-Disposition": 'attachment; filename="usage-%s.csv"' % res}
-    chunks = csv_chunks(web.state, res, web.config.CSV_DIALECT)
-    return web.stream(request, chunks, None, "text/csv", headers)
+    def stream(res):
+        headers = {"Content-Disposition": 'attachment; filename="usage-%s.csv"' % res}
+        chunks = csv_chunks(web.state, res, web.config.CSV_DIALECT)
+        return web.stream(request, chunks, None, "text/csv", headers)
+
+    return _usage(web, request, stream)
 
 
 def api_settings(web, request):
