@@ -7,14 +7,14 @@ noise variants, and synthetic frames for the documented variations the captures 
 """
 
 import json
-import os
 import struct
 import subprocess
 import sys
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from vectors import ROOT
+from vectors import MORE, ROOT
+from vectors import MORE_BY_ID as BY_ID
 
 import smartmeter
 from sim import frames, telegrams
@@ -31,10 +31,6 @@ from smartmeter.protocol.errors import (
 )
 from smartmeter.protocol.pipeline import Pipeline
 from smartmeter.protocol.transport import ACK, FrameReader
-
-with open(os.path.join(ROOT, "tests", "vectors", "austria-more.json"), encoding="utf-8") as _f:
-    MORE = json.load(_f)["frames"]
-BY_ID = {f["id"]: f for f in MORE}
 
 # Klagenfurt: currents and voltages come as uint16 without scaler; expected leaves them out
 # (scale not confirmed), the decoder keeps them as the meter sends them.

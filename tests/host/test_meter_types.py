@@ -123,15 +123,11 @@ def test_old_and_new_tariff_headers_both_parse(tmp_path):
 
 def test_simulated_amis_time_is_written_like_the_real_meters():
     # ooe-amis-drvolcano-1: 2022-10-07 (a Friday) 21:05:02, summer time -> 42 05 B5 C7 2A 28
-    import json
-    import os
+    from vectors import MORE_BY_ID
 
     from sim.telegrams import cp48
 
-    path = os.path.join(os.path.dirname(__file__), "..", "vectors", "austria-more.json")
-    with open(path, encoding="utf-8") as f:
-        frames = {fr["id"]: fr for fr in json.load(f)["frames"]}
-    plain = bytes.fromhex(frames["ooe-amis-drvolcano-1"]["plaintext_hex"])
+    plain = bytes.fromhex(MORE_BY_ID["ooe-amis-drvolcano-1"]["plaintext_hex"])
     assert plain[2:4] == b"\x06\x6d"
     assert cp48((2022, 10, 7, 21, 5, 2), True)[:5] == plain[4:9]
     assert cp48((2022, 10, 7, 21, 5, 2), False)[0] == 0x02  # winter: no flag in the seconds byte

@@ -1,6 +1,7 @@
-"""The real captures (copied from shared/vectors into tests/vectors), loaded once.
+"""The real captures kept in this repository (tests/vectors), loaded once for every test module.
 
-Only the repository's own copy is read: a user's clone has no ../shared.
+``real-frames.json`` (the first set) and ``austria-more.json`` (issue 10's formats). Nothing
+outside the repository is read: the suite must pass in a fresh clone.
 """
 
 import json
@@ -8,22 +9,21 @@ import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-_CANDIDATES = (os.path.join(ROOT, "tests", "vectors", "real-frames.json"),)
+VECTORS = os.path.join(ROOT, "tests", "vectors")
 
 
-def _load():
-    for path in _CANDIDATES:
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-    raise FileNotFoundError("real-frames.json not found in " + ", ".join(_CANDIDATES))
+def _load(name):
+    with open(os.path.join(VECTORS, name), encoding="utf-8") as f:
+        return json.load(f)
 
 
-DATA = _load()
+DATA = _load("real-frames.json")
 FRAMES = DATA["frames"]
 PLAINTEXT_ONLY = DATA["plaintext_only"]
 FRAMING_ONLY = DATA["framing_only"]
 GCM_VECTORS = DATA["gcm_vectors"]
+MORE = _load("austria-more.json")["frames"]
+MORE_BY_ID = {f["id"]: f for f in MORE}
 
 
 def by_id(ident):
