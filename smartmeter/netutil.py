@@ -32,12 +32,19 @@ def errno_of(exc):
     return code if isinstance(code, int) else None
 
 
+EINPROGRESS = _code("EINPROGRESS", 115)
+_WANT = ("SSLWantReadError", "SSLWantWriteError")  # TLS: the record is not complete yet
+
+
 def would_block(exc):
-    """True for a socket error that means "nothing yet, try again" (incl. a bare timeout)."""
+    """True for a socket error that means "nothing yet, try again" (incl. a bare timeout, a
+    connect still in progress and a TLS record not yet complete)."""
     if not isinstance(exc, OSError):
         return False
+    if type(exc).__name__ in _WANT:
+        return True
     code = errno_of(exc)
-    return code is None or code in EAGAIN_CODES
+    return code is None or code in EAGAIN_CODES or code == EINPROGRESS
 
 
 def timed_out(exc):

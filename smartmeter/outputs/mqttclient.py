@@ -21,6 +21,7 @@ amount of work per call (at most ``_READ_BUDGET`` bytes read, ``_SEND_BUDGET`` b
 Publishing is QoS 0 only (the sink sends state snapshots; a lost one is replaced 5 s later).
 """
 
+from ..netutil import would_block
 from ..timeutil import ticks_add
 
 try:
@@ -43,7 +44,6 @@ _IN_MAX = const(8)  # the longest packet we accept (CONNACK: 2 bytes after the h
 _OUT_MAX = const(4096)  # queued output (a discovery config is ~700 bytes)
 _READ_BUDGET = const(256)  # bytes read per service() call
 _SEND_BUDGET = const(4096)  # bytes sent per service() call
-_EAGAIN = (11, 35, 115, 119)  # EAGAIN/EWOULDBLOCK, EINPROGRESS (Linux, BSD, lwIP)
 
 
 class MqttError(Exception):
@@ -52,16 +52,6 @@ class MqttError(Exception):
     def __init__(self, text, code=None):
         super().__init__(text)
         self.code = code
-
-
-def _would_block(exc):
-    name = type(exc).__name__
-    if name in ("SSLWantReadError", "SSLWantWriteError", "BlockingIOError"):
-        return True
-    code = getattr(exc, "errno", None)
-    if code is None and getattr(exc, "args", None):
-        code = exc.args[0]
-    return code in _EAGAIN
 
 
 def _utf8(text):
@@ -252,7 +242,7 @@ class MqttClient:
             try:
                 n = self.sock.send(memoryview(out)[: min(len(out), budget)])
             except OSError as exc:
-                if not _would_block(exc):
+                if not would_block(exc):
                     raise
                 n = 0
             if not n:
@@ -270,7 +260,7 @@ class MqttClient:
             try:
                 n = self.sock.recv_into(one, 1)
             except OSError as exc:
-                if _would_block(exc):
+                if would_block(exc):
                     return
                 raise
             if not n:
