@@ -134,6 +134,21 @@ def save(fs, values, current=None):
     path = config.OVERRIDE_SLOTS[seq % 2]
     if current.path == path:  # (cannot happen with alternating sequences; be sure anyway)
         path = config.OVERRIDE_SLOTS[(seq + 1) % 2]
+    write_private(fs, path, data)
+    for old in (config.LEGACY_OVERRIDE,):  # the old place could be served with LOG_DIR = /sd
+        try:
+            fs.remove(old)
+        except OSError:
+            pass
+    return path
+
+
+def write_private(fs, path, data):
+    """Write ``data`` whole to ``path`` in the board's private folder (made when missing), then
+    flush and sync it. Used for the settings slots, the usage summary and the web password.
+
+    :raises OSError: from the card
+    """
     try:
         fs.stat(config.OVERRIDE_DIR)
     except OSError:
@@ -150,12 +165,6 @@ def save(fs, values, current=None):
             sync(f)
     finally:
         f.close()
-    for old in (config.LEGACY_OVERRIDE,):  # the old place could be served with LOG_DIR = /sd
-        try:
-            fs.remove(old)
-        except OSError:
-            pass
-    return path
 
 
 def _name(path):

@@ -16,6 +16,7 @@ never stalls the meter; readings that arrive meanwhile are in the CSV and are pi
 """
 
 from ..config import OVERRIDE_DIR
+from ..overrides import write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import read_rows
@@ -197,17 +198,7 @@ class UsageSink:
         slot = 1 if self._good == 0 else 0
         data = self.usage.to_bytes()
         try:
-            try:
-                fs.stat(OVERRIDE_DIR)
-            except OSError:
-                fs.mkdir(OVERRIDE_DIR)
-            f = fs.open(self._path(slot), "wb")
-            try:
-                f.write(data)
-                f.flush()
-                fs.sync(f)
-            finally:
-                f.close()
+            write_private(fs, self._path(slot), data)
         except OSError as exc:
             self.save_errors += 1
             self.state.last_errors["usage"] = ("save failed: %s" % exc)[:80]

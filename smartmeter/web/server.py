@@ -625,20 +625,10 @@ def _read_password(fs, path):
 
 
 def _write_password(fs, path, password):
+    from ..overrides import write_private
+
     try:
-        try:
-            fs.stat(config_mod.OVERRIDE_DIR)
-        except OSError:
-            fs.mkdir(config_mod.OVERRIDE_DIR)
-        f = fs.open(path, "wb")
-        try:
-            f.write(password.encode())
-            f.flush()
-            sync = getattr(fs, "sync", None)
-            if sync is not None:
-                sync(f)
-        finally:
-            f.close()
+        write_private(fs, path, password.encode())
     except OSError:
         return False
     return True
