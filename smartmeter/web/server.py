@@ -61,6 +61,7 @@ _HARD_PENDING = const(8)
 _GRACE_PENDING_MS = const(150)
 _PER_CLIENT = const(6)
 _ACCEPT_PER_POLL = const(8)
+_BACKLOG = const(64)  # listen queue: see start()
 _ANSWERS_PER_POLL = const(4)  # requests answered per pass (each may run one transfer slice)
 _FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
 _FAIL_MAX_MS = const(60000)
@@ -339,6 +340,13 @@ class WebServer:
         """Listen on ``config.WEB_PORT``."""
         self.listen = host
         self.server.start(host, self.config.WEB_PORT)
+        try:
+            # adafruit_httpserver listens with a backlog of 10: a burst of more connections
+            # (a slowloris of 50 sockets reconnecting) fills it, and the kernel drops the SYN of
+            # a normal client, which retries only after 1 s. lwIP clamps this to what it has.
+            self.server._sock.listen(_BACKLOG)
+        except (AttributeError, OSError):
+            pass
 
     def stop(self):
         """Drop running transfers and close the listening socket."""
