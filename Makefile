@@ -93,7 +93,7 @@ screens: .venv node_modules
 	$(PY) -m sim.screens $(SCREENS_ARGS)
 	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/host/test_web_browser.py
 
-bench: .venv
+bench: .venv node_modules
 	$(PY) -m bench $(BENCH_ARGS)
 
 lint: .venv

@@ -106,6 +106,10 @@ class Cdp:
         raise AssertionError("timed out waiting for: " + expr)
 
 
+# 2026-06-25 10:00 UTC: the simulated board's clock in these tests (never the day they run on).
+START_EPOCH = 1782381600
+
+
 def _free_port():
     import socket
 
@@ -189,7 +193,9 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
     day.write_bytes(
         b"Zeit;UTC-Offset;A+ Wh;P+ W\r\n" + b"01.05.2024 00:00:00;+02:00;1;2\r\n" * 5000
     )
-    start = int(time.time())
+    # A fixed simulated date, not today's: the 40 prefilled days span two calendar months (the
+    # 12-month chart's gap count below depends on it), whatever day the suite runs.
+    start = START_EPOCH
     sim = Simulation(
         values,
         data_dir=str(tmp_path / "data"),
@@ -316,7 +322,7 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         )
         assert "cost" in tip
         gaps = cdp.eval(s, "document.querySelectorAll('#c_month rect[fill=\\'#ccc\\']').length")
-        assert gaps >= 10  # months before the data are drawn as gaps, not as zero
+        assert gaps == 10  # months before the data (2026-05-16 .. 06-25) are gaps, not zero
         external = cdp.eval(
             s,
             "performance.getEntriesByType('resource').filter(function(e){"
@@ -397,7 +403,7 @@ def _sim_for_page(tmp_path, layout, **extra):
         values,
         data_dir=str(tmp_path / layout),
         layout=layout,
-        clock=SimClock(speed=5, start_epoch=int(time.time())),
+        clock=SimClock(speed=5, start_epoch=START_EPOCH),
         display="none",
         quiet=True,
     )
