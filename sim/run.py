@@ -32,23 +32,38 @@ from .hardware import (
 PUSH_INTERVAL_MS = 5000  # Austrian meters push every 5 s (TINETZ, Netz NOE, VKW)
 
 
-def _replay_telegrams(path):
-    """Split a hex capture into per-telegram chunks with the firmware's own reader."""
+def _replay_telegrams(path, key=None, auth_key=None):
+    """Split a hex capture into per-telegram chunks with the firmware's own reader.
+
+    The same search as ``python -m smartmeter decode``: M-Bus and HDLC frames, or, when the
+    capture holds no frame at all, unframed GCM bursts (T210-D-r). A burst's end is known only
+    once it decodes (a false start swallows the bytes after it), so with ``key`` the bursts
+    are decoded to find them; without a key every plausible burst header counts.
+    """
     from smartmeter.__main__ import parse_hex_text
-    from smartmeter.protocol.transport import FrameReader
+    from smartmeter.protocol.pipeline import Pipeline
 
     with open(path, encoding="utf-8", errors="replace") as f:
         data = parse_hex_text(f.read())
-    ends = []
-    pos = [0]
+    for transport in ("auto", "raw"):
+        ends = []
+        pos = [0]
+        pipe = Pipeline(key, auth_key, None, None, transport)
+        reader = pipe.reader
+        telegram = pipe._telegram if key is not None else None
 
-    def on_telegram(_payload, _name):
-        ends.append(pos[0])
+        def on_telegram(payload, name, telegram=telegram, ends=ends, pos=pos):
+            ok = telegram(payload, name) if telegram is not None else True
+            if ok is not False:
+                ends.append(pos[0])
+            return ok
 
-    reader = FrameReader(on_telegram)
-    for i in range(len(data)):
-        pos[0] = i + 1
-        reader.feed(data[i : i + 1])
+        reader.on_telegram = on_telegram
+        for i in range(len(data)):
+            pos[0] = i + 1
+            reader.feed(data[i : i + 1])
+        if reader.frames_ok or reader.bad_bodies:
+            break  # framed (M-Bus, HDLC): never hunt for bursts in it
     chunks, start = [], 0
     for end in ends:
         chunks.append(data[start:end])
@@ -132,7 +147,10 @@ class Simulation:
             watchdog=SimWatchdog(self.config.WATCHDOG_S or None),
         )
         self.app = app_mod.build(self.hw, self.config, web=web, listen=listen)
-        self.replay = _replay_telegrams(replay) if replay else None
+        self.replay = None
+        if replay:
+            cfg = self.config
+            self.replay = _replay_telegrams(replay, cfg.METER_KEY, cfg.METER_AUTH_KEY)
         self.meter = None
         if self.replay is None:
             self.meter = meter_mod.VirtualMeter(

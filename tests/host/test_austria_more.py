@@ -568,3 +568,54 @@ def test_raw_burst_longer_than_the_buffer_is_reported_not_hidden():
     reader = FrameReader(lambda p, n: True, "raw", errors.append)
     reader.feed(burst)
     assert reader.overflows == 1 and "raw burst longer" in str(errors[0])
+
+
+def _replay(tmp_path, stream, key, transport="auto", steps=40):
+    from sim.hardware import ManualClock
+    from sim.run import Simulation
+
+    capture = tmp_path / "capture.txt"
+    capture.write_text("# a capture\n" + stream.hex(" ") + "\n")
+    values = {"METER_KEY": key, "LOG_DIR": "/sd/logs", "METER_TRANSPORT": transport}
+    sim = Simulation(
+        values,
+        data_dir=str(tmp_path / "data"),
+        replay=str(capture),
+        clock=ManualClock(),
+        display="none",
+        quiet=True,
+        web=False,
+    )
+    for _ in range(steps):
+        sim.step()
+        sim.clock.advance(1000)
+    return sim, [x for x in smartmeter.decode(stream, key) if isinstance(x, r.Reading)]
+
+
+def test_replay_sends_the_unframed_t210dr_burst_that_decode_finds(tmp_path):
+    # issue 18 item 10: the end of an unframed burst was never seen, so nothing was sent
+    frame = BY_ID["stmk-t210dr-rddl-fc252"]
+    raw = bytes.fromhex(frame["raw_hex"])
+    sim, found = _replay(tmp_path, raw, frame["key"], "raw")
+    assert len(found) == 1
+    assert sim.sent == 1 and sim.app.state.counters.decoded == 1
+    assert sim.app.state.counters.csv_rows == 1
+
+
+def test_replay_sends_every_burst_of_a_stream_with_false_starts(tmp_path):
+    frame = BY_ID["stmk-t210dr-rddl-fc252"]
+    raw = bytes.fromhex(frame["raw_hex"])
+    second = _burst(bytes.fromhex(frame["plaintext_hex"]), bytes.fromhex(frame["key"]), fc=253)
+    fake = b"\xdb\x08SAGxxxxx\x82\x01\xf2\x30" + bytes(20)  # a false start: swallows the next
+    stream = bytes(range(256)) + raw[100:300] + fake + raw + b"\x00" * 7 + second + b"\xdb"
+    sim, found = _replay(tmp_path, stream, frame["key"], "raw")
+    assert [x.frame_counter for x in found] == [252, 253]
+    assert sim.sent == 2 and sim.app.state.counters.decoded == 2
+
+
+@pytest.mark.parametrize("frame_id", ["ooe-amis-drvolcano-1", "kng-am550-ams787-1"])
+def test_replay_of_framed_captures_sends_what_decode_finds(tmp_path, frame_id):
+    frame = BY_ID[frame_id]
+    raw = bytes.fromhex(frame["raw_hex"])
+    sim, found = _replay(tmp_path, raw, frame["key"])
+    assert len(found) == 1 and sim.sent == 1
