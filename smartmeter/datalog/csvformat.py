@@ -119,8 +119,14 @@ def _valid_time(t):
 
 
 def _parse_time(text, off_text):
-    # "31.03.2024 02:00:00" or "2024-03-31 02:00:00", "+01:00" -> UTC epoch (ValueError if bad)
-    if len(text) != 19 or len(off_text) != 6 or off_text[0] not in "+-":
+    # "31.03.2024 02:00:00" or "2024-03-31 02:00:00", "+01:00" -> UTC epoch (ValueError if bad);
+    # also without seconds ("31.03.2024 02:00"), as a spreadsheet saves our files
+    n = len(text)
+    if n == 16:
+        text += ":00"
+    elif n != 19:
+        raise ValueError
+    if len(off_text) != 6 or off_text[0] not in "+-" or text[16] != ":":
         raise ValueError
     if text[2] == ".":
         t = (int(text[6:10]), int(text[3:5]), int(text[0:2]))
@@ -348,7 +354,13 @@ def _format_row(spec, sep, comma, t, off, values, derived, extras, energy_offset
 
 
 def _scan_tail(f, hdr_end, size, spec, sep):
-    """``(good_end, last_epoch, last_line)``: where the valid rows end, and the last row."""
+    """``(good_end, last_epoch, last_line)``: where the rows end and the last row; None when the
+    last complete line is not one of our rows (the file is then left as it is).
+
+    Only what follows the last line end (a partial row: our rows end with their LF, so a torn
+    write leaves a line without one) and lines of NUL bytes before it (FAT grew the file before
+    its data arrived) are outside ``good_end``: a complete line is never cut.
+    """
     nl = _rfind_nl(f, hdr_end, size)
     if nl < 0:
         return hdr_end, None, None
@@ -358,17 +370,21 @@ def _scan_tail(f, hdr_end, size, spec, sep):
             break
         p = _rfind_nl(f, hdr_end, end - 1)
         start = p + 1 if p >= 0 else hdr_end
-        if end - start <= LINE_MAX:
-            f.seek(start)
-            line = f.read(end - start)
-            body = line.strip()
-            if not body:
-                end = start
-                continue
-            row = _parse_line(body, spec, sep)
-            if row is not None:
-                return good_end, row[0], line
-        good_end = end = start
+        if end - start > LINE_MAX:
+            return None
+        f.seek(start)
+        line = f.read(end - start)
+        body = line.strip()
+        if not body:  # an empty line, or one our repair blanked
+            end = start
+            continue
+        if not body.replace(b"\0", b"").strip():  # NUL garbage: never a line anyone wrote
+            good_end = end = start
+            continue
+        row = _parse_line(body, spec, sep)
+        if row is None:
+            return None
+        return good_end, row[0], line
     return good_end, None, None
 
 

@@ -16,11 +16,15 @@ Power safety (FAT is not power-fail safe; CircuitPython has no ``truncate``):
 
 - each row is one ``write()`` of the complete line, then ``flush()`` and ``fs.sync()``;
 - before a file is appended to (at start, after a remount, after a failed write) its tail is
-  checked: a last line without LF, or invalid complete lines (NUL garbage, wrong field count),
-  are cut off with ``truncate`` where the platform has it, else overwritten in place with spaces
-  (lines of at most 80 bytes), which every reader, ours and Excel, sees as empty lines;
+  checked: a last line without LF (what a torn write of ours leaves: a row ends with its LF) and
+  lines of NUL bytes (FAT grew the file before its data arrived) are cut off with ``truncate``
+  where the platform has it, else overwritten in place with spaces (lines of at most 80 bytes),
+  which every reader, ours and Excel, sees as empty lines. A complete line is never cut: a file
+  whose last complete line is not a row of ours (edited in a spreadsheet) is left as it is,
+  named in ``notice`` (the status's last csv error) and never appended to; rows of that date go
+  to the next part. Times without seconds (as a spreadsheet saves them) are read as ``:00``;
 - a file whose header itself is torn holds no rows and is removed and started again.
-So a file always parses; a power cut loses at most the row being written.
+So a file of ours always parses; a power cut loses at most the row being written.
 
 Time: the meter's local time and offset stamp a row (without an offset, the offset is taken
 from ``epoch_utc`` or the EU DST rule); without a meter time the row is stamped from
@@ -89,6 +93,7 @@ class CsvLog:
         self.new_parts = 0  # extra part files started (meter change, clock back)
         self.last_error = ""
         self.blocked = None  # why rows cannot be written although the card is fine (shown as error)
+        self.notice = ""  # a day file left as it is because its rows cannot be read (last one)
         self.path = None  # file being written
         self._f = None
         self._date = None
@@ -166,6 +171,8 @@ class CsvLog:
         state.sd_state = "error" if self.blocked and st.state == "ok" else st.state
         if self.blocked:
             state.last_errors["csv"] = self.blocked
+        elif self.notice:
+            state.last_errors["csv"] = self.notice
         state.sd_free = st.free_bytes
         state.sd_total = st.total_bytes
         c = state.counters
@@ -263,32 +270,34 @@ class CsvLog:
         spec = None
         part = 1
         if names:
-            # The newest file of ours: append to it, or start the next free number after it. A
-            # foreign file (not our header, e.g. copied there) is skipped, never written to.
+            # The newest file of ours that takes this row: append to it; else start the number
+            # after the newest file of ours. A foreign file (not our header, e.g. copied there)
+            # or one whose rows we cannot read is skipped, never written to.
             taken = [part_of(n) for n in names]
-            part = 0
+            newest = 0
             for name in reversed(names):
                 info = self._inspect(st.path(name))
                 if info is None:
                     continue
-                part = part_of(name)
+                k = part_of(name)
                 if info is _GONE:
-                    taken.remove(part)  # torn header removed: start this part again
-                    part -= 1
-                elif (
+                    taken.remove(k)  # torn header removed: this number is free again
+                    continue
+                if not newest:
+                    newest = k
+                if (
                     info[1] == self._sep
                     and self._covers(reading.values, {c[0] for c in info[0]})
                     and (info[2] is None or epoch >= info[2])
                 ):
                     spec = info[0]
-                break
+                    part = k
+                    break
             if spec is None:
-                part += 1
-                while part in taken:
-                    part += 1
+                part = _free_part(taken, newest)
         if part > _MAX_PARTS:
-            # Every number is taken (cannot happen through the web page: uploads may not use
-            # day-file names). Rows are counted as lost and the status shows an SD error.
+            # Every number is taken (999 files of one date). Rows are counted as lost and the
+            # status shows an SD error.
             self.last_error = "too many part files for " + date
             self.blocked = self.last_error
             return False
@@ -339,9 +348,14 @@ class CsvLog:
             if parsed is None:
                 return None
             spec, sep = parsed
-            good_end, last_epoch, last_line = _scan_tail(f, nl + 1, size, spec, sep)
+            tail = _scan_tail(f, nl + 1, size, spec, sep)
         finally:
             _close(f)
+        if tail is None:
+            # our header, rows we cannot read (edited elsewhere): left as it is, never appended
+            self.notice = "%s: rows not readable, left as it is" % path[path.rfind("/") + 1 :]
+            return None
+        good_end, last_epoch, last_line = tail
         if good_end < size:
             self._cut(path, good_end, size)
         failed = self._failed
@@ -394,6 +408,20 @@ class CsvLog:
         self._drop()
         self.last_error = "%s: %s" % (type(exc).__name__, exc)
         self.storage.fault(exc)
+
+
+def _free_part(taken, after):
+    """The first number after ``after`` that no file of the date has; past ``_MAX_PARTS`` the
+    lowest free one (a file named ``<date>-999.csv`` must not stop logging); ``_MAX_PARTS + 1``
+    when all are taken."""
+    part = after + 1
+    while part in taken:
+        part += 1
+    if part > _MAX_PARTS:
+        part = 1
+        while part in taken:
+            part += 1
+    return part
 
 
 def _name(date, part):

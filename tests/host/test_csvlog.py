@@ -15,6 +15,7 @@ from smartmeter.datalog.csvformat import _parse_header, _parse_line
 from smartmeter.datalog.csvlog import CsvLog, read_rows
 from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.protocol.reading import Reading
+from smartmeter.state import State
 from smartmeter.timeutil import days_from_civil
 
 LOG = "/sd/logs"
@@ -551,3 +552,73 @@ def test_publish_into_the_app_state_and_disabled_card():
     assert off.start() == 0
     assert not off.write(kaifa((2024, 5, 2, 10, 0, 0)), None, EXTRAS)
     assert off.lost == 0 and off.storage.state == "disabled"
+
+
+# -- files a spreadsheet saved, files we cannot read (issue 18.8) ------------------------------
+
+
+def _spreadsheet_day(day, rows=40, seconds=False):
+    """A day file as a spreadsheet saves ours: our header, times without seconds."""
+    lines = [b"Zeit;UTC-Offset;A+ Wh;P+ W"]
+    for i in range(rows):
+        t = "%02d.05.2024 %02d:%02d" % (day, 10 + i // 60, i % 60)
+        if seconds:
+            t += ":00"
+        lines.append(("%s;+02:00;%d;%d" % (t, 1000 + i, 200 + i)).encode())
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def test_boots_never_cut_complete_lines_of_a_spreadsheet_saved_file():
+    """Three day files whose times have no seconds lost 8 lines per boot (41 -> 33 -> 25 -> 17).
+    Complete lines are never cut: such rows are read (seconds 0), and a boot changes nothing."""
+    fs = FakeFS()
+    fs.mkdir("/sd")
+    fs.mkdir(LOG)
+    days = {LOG + "/2024-05-%02d.csv" % d: _spreadsheet_day(d) for d in (1, 2, 3)}
+    for path, data in days.items():
+        fs.add_file(path, data)
+    counts = []
+    for _boot in range(3):
+        fs, st, log = make(fs)
+        counts.append([sum(1 for x in fs.content(p).split(b"\n") if x.strip()) for p in days])
+    print("\nlines per file after each of 3 boots: %s" % counts)
+    for path, data in days.items():
+        assert fs.content(path) == data
+    assert log.repairs == 0
+    rows = list(read_rows(st, "2024-05-03.csv"))
+    assert len(rows) == 40 and rows[0][1] == {R.A_PLUS: 1000, R.P_PLUS: 200}
+    assert rows[1][0] - rows[0][0] == 60
+    assert log.write(kaifa((2024, 5, 3, 12, 0, 0), off=120), None, EXTRAS)  # logging goes on
+    assert fs.content(LOG + "/2024-05-03.csv") == days[LOG + "/2024-05-03.csv"]
+
+
+def test_a_file_we_cannot_read_is_left_as_it_is_and_reported():
+    fs = FakeFS()
+    fs.mkdir("/sd")
+    fs.mkdir(LOG)
+    # a spreadsheet added a column to every row: nothing in it parses with our header
+    data = b"Zeit;UTC-Offset;A+ Wh\r\n" + b"02.05.2024 10:00:00;+01:00;5;my note\r\n" * 20
+    torn = data + b"02.05.2024 10:0"  # and a partial last line: still not ours to cut
+    fs.add_file(LOG + "/2024-05-02.csv", torn)
+    for _boot in range(2):
+        fs, st, log = make(fs)
+        assert fs.content(LOG + "/2024-05-02.csv") == torn
+    assert "2024-05-02.csv" in log.notice
+    state = State()
+    log.publish(state)
+    assert "2024-05-02.csv" in state.last_errors["csv"]
+    assert log.write(kaifa((2024, 5, 2, 10, 0, 5)), None, EXTRAS)  # rows go to a new part
+    assert fs.content(LOG + "/2024-05-02.csv") == torn
+    assert len(assert_parses(fs.content(LOG + "/2024-05-02-2.csv"))) == 1
+
+
+def test_only_a_partial_last_line_is_cut():
+    fs, st, log = make()
+    for i in range(3):
+        assert log.write(kaifa((2024, 5, 2, 10, 0, 5 * i), a_plus=i), None, EXTRAS)
+    good = fs.content(LOG + "/2024-05-02.csv")
+    fs.add_file(LOG + "/2024-05-02.csv", good + b"02.05.2024 10:00:15;+01:0")
+    fs, st, log = make(fs)
+    assert log.repairs == 1
+    assert fs.content(LOG + "/2024-05-02.csv").rstrip(b" \n") == good.rstrip(b"\n")
+    assert [v[R.A_PLUS] for _, v in assert_parses(fs.content(LOG + "/2024-05-02.csv"))] == [0, 1, 2]

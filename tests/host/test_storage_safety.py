@@ -183,3 +183,31 @@ def test_own_names_cover_the_usage_summary_slots():
     assert set(usagelog.SLOTS) <= set(sd.OWN_NAMES)
     assert sd.is_own_name("2024-05-29-99.csv") and sd.is_own_name("USAGE-B.BIN")
     assert not sd.is_own_name("notes.csv")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Zeit;UTC-Offset;A+ Wh\r\n",  # our header, other columns: rows need a new part
+        b"Zeit;UTC-Offset;A+ Wh\r\n29.05.2024 23:59:59;+02:00;5\r\n",  # and a later row
+    ],
+)
+def test_a_part_file_numbered_999_does_not_stop_logging(tmp_path, content):
+    """Issue 18.7: a foreign ``<today>-999.csv`` with our header left no number after it ("too
+    many part files", 0 of 5 telegrams logged). A free number below is used instead."""
+    logs = tmp_path / "data" / "sd" / "logs"
+    logs.mkdir(parents=True)
+    (logs / (TODAY + "-999.csv")).write_bytes(content)
+    sim = _sim(tmp_path, EPOCH)
+    _run(sim, 5)
+    sim.close()
+    c = sim.app.state.counters
+    print("\n%s-999.csv present: %d of %d telegrams logged" % (TODAY, c.csv_rows, sim.sent))
+    assert sim.sent >= 5 and c.csv_rows == sim.sent and c.csv_lost == 0, sim.summary()
+    assert sim.app.state.sd_state == "ok"
+    assert (logs / (TODAY + "-999.csv")).read_bytes() == content
+    sim = _sim(tmp_path, EPOCH + 60)  # a reboot appends to the same part, starts no new one
+    _run(sim, 2)
+    sim.close()
+    names = sorted(p.name for p in logs.iterdir() if p.name.startswith(TODAY))
+    assert names == [TODAY + "-999.csv", TODAY + ".csv"], names
