@@ -66,6 +66,9 @@ SCHEMA = {
     "PRICE_API_URL": ("str", "https://api.awattar.at/v1/marketdata", None),
     "PRICE_MARKUP_CT_KWH": ("milli", 0, (-1_000_000, 1_000_000)),
     "PRICE_VAT_PERCENT": ("milli", 20_000, (0, 100_000)),
+    # grid fee per kWh (gross) and its time-of-day windows (smartmeter/datalog/gridfee.py)
+    "GRID_FEE_CT_KWH": ("milli", 0, (0, 1_000_000)),
+    "GRID_FEE_WINDOWS": ("str", "", None),
     "DISPLAY_TIMEOUT_S": ("int", 120, (0, 86400)),  # 0 = never off
     "UI_LANGUAGE": ("choice", "de", ("de", "en")),
     "NTP_SERVER": ("str", "at.pool.ntp.org", None),
@@ -218,7 +221,7 @@ def _check_text(name, kind, text):
     for ch in text:
         if is_control(ch):
             raise ValueError("must not contain control characters (line breaks, tabs, NUL)")
-    if kind == "str" and len(text) > 200:
+    if kind == "str" and len(text) > 200 and name != "GRID_FEE_WINDOWS":
         raise ValueError("is too long")
     if name == "LOG_DIR":
         parts = text.split("/")
@@ -227,6 +230,13 @@ def _check_text(name, kind, text):
         for part in parts[1:]:
             if not part or any(ch not in _ALNUM + "_-" for ch in part):
                 raise ValueError("folder names may hold letters, digits, _ and - only")
+        return
+    if name == "GRID_FEE_WINDOWS":
+        if len(text) > 400:
+            raise ValueError("is too long")
+        from .datalog.gridfee import parse
+
+        parse(text, 1000)  # raises ValueError naming the window and the field
         return
     if name == "INFLUX_URL" and text:
         if not (text.startswith("http://") or text.startswith("https://")) or " " in text:
@@ -358,6 +368,10 @@ def load(getenv, overrides=None):
             setattr(cfg, name, _convert(name, kind, raw, extra))
         except ValueError as exc:
             cfg.problems.append("%s %s" % (name, exc))
+    if not cfg.GRID_FEE_CT_KWH and "%" in cfg.GRID_FEE_WINDOWS:
+        cfg.problems.append(
+            "GRID_FEE_WINDOWS has a percentage but GRID_FEE_CT_KWH is 0: set it, or give ct/kWh"
+        )
     return cfg
 
 

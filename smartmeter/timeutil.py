@@ -151,3 +151,11 @@ def format_offset(offset):
     sign = "+" if offset >= 0 else "-"
     offset = abs(offset)
     return "%s%02d:%02d" % (sign, offset // 60, offset % 60)
+
+
+def iso_local(epoch, std_min=60, eu=True):
+    """UTC ``epoch`` as local ISO 8601 time with its offset: "2026-10-25T02:15:00+01:00"
+    (EU summer time when ``eu``), what Home Assistant's timestamp sensors take."""
+    off = eu_offset(epoch, std_min) if eu else std_min
+    y, mo, d, h, mi, s = fields_from_epoch(int(epoch) + off * 60)
+    return "%04d-%02d-%02dT%02d:%02d:%02d%s" % (y, mo, d, h, mi, s, format_offset(off))
