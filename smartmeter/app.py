@@ -453,13 +453,13 @@ class App:
 
 
 def _usage_extras(extras, usage, epoch):
-    """Today's import/export (Wh) and this hour's price (mct/kWh) for MQTT, when known."""
+    """Today's import/export (Wh) and this quarter's price (mct/kWh) for MQTT, when known."""
     today = None
     price = None
     if usage is not None and epoch is not None:
         today = usage.period(usage.days, usage.day_key(epoch))
         if usage.tariff is not None:
-            price = usage.tariff.import_price(epoch // 3600)[0]
+            price = usage.tariff.import_q(epoch // 900)[0]
     extras["today_import"] = today[0] if today else None
     extras["today_export"] = today[1] if today else None
     extras["price_now"] = price
@@ -531,6 +531,8 @@ def _usage(app, hw, cfg, st):
         cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
         cfg.PRICE_MARKUP_CT_KWH,
         cfg.PRICE_VAT_PERCENT,
+        cfg.FEED_IN_DYNAMIC,
+        cfg.FEED_IN_FEE_CT_KWH,
     )
     make = _load("datalog.usagelog").UsageSink
     app.usage = make(st, app.storage, app.tariff, cfg.ENERGY_OFFSET_WH, hw.clock.ticks_ms)

@@ -61,6 +61,8 @@ SCHEMA = {
     # Usage and cost (smartmeter/datalog/usage.py, smartmeter/outputs/prices.py)
     "PRICE_CT_KWH": ("milli", 0, (0, 1_000_000)),  # gross ct/kWh, 0 = unknown
     "FEED_IN_CT_KWH": ("milli", 0, (0, 1_000_000)),
+    "FEED_IN_DYNAMIC": ("bool", False, None),  # feed-in at the market price minus the fee
+    "FEED_IN_FEE_CT_KWH": ("milli", 0, (-1_000_000, 1_000_000)),
     "BASE_FEE_EUR_MONTH": ("milli", 0, (0, 1_000_000)),
     "PRICE_DYNAMIC": ("bool", False, None),
     "PRICE_API_URL": ("str", "https://api.awattar.at/v1/marketdata", None),

@@ -1,33 +1,58 @@
 # SPDX-License-Identifier: MIT
-"""Energy per hour, day and month from the meter's own registers, with cost. Pure logic.
+"""Energy per quarter hour, hour, day and month from the meter's own registers, with cost. Pure.
 
 What it counts: the differences of the energy registers A+ (import) and A- (export) between
-consecutive telegrams, never integrated power. A difference is booked to the hour (UTC hour),
-the local day and the local month of the later telegram. So the hours of a day add up to the
+consecutive telegrams, never integrated power. A difference is booked to the quarter hour (UTC
+``epoch // 900``), the hour (UTC hour), the local day and the local month of the later telegram.
+So a quarter's energy is the register of the last telegram before its end minus the register of
+the last telegram before its start (the meter's own 15-minute load profile, read at the
+boundaries), the four quarters of an hour add up to the hour and the hours of a day to the
 register difference over that day, to the Wh.
 
 What it does not count, and shows instead:
 
 - **Gaps.** Two telegrams more than ``GAP_S`` apart (reader off, power cut, cable pulled): the
-  difference across the gap belongs to no hour - the hours in between have no row and are
-  shown as gaps, not as zero. It still belongs to the day when both telegrams are on the same
-  local day (the day total then stays the meter's), and the day and hour are flagged ``GAP``.
+  difference across the gap belongs to no quarter and no hour - those in between have no row and
+  are shown as gaps, not as zero. It still belongs to the day when both telegrams are on the same
+  local day (the day total then stays the meter's), and the day, hour and quarter are flagged
+  ``GAP``.
 - **Counter jumps.** A register that goes backwards (meter replaced, counter restarts at 0) or
   rises faster than ``MAX_W`` could explain: the difference is dropped, counted in ``jumps``,
   and the next difference counts from the new value. No spike.
-- **DST.** Hours are UTC hours, so the 23- and 25-hour local days just have fewer or more rows;
-  days and months are local (the meter's EU rule, ``std_offset_min`` + summer time).
+- **DST.** Quarters and hours are UTC, so the 92- and 100-quarter (23- and 25-hour) local days
+  just have fewer or more rows; days and months are local (the meter's EU rule,
+  ``std_offset_min`` + summer time).
 
-Cost: each hour's import is priced when the hour closes, with the tariff's price of that hour
-(dynamic day-ahead price if known, else the fixed ``PRICE_CT_KWH``), export likewise with the
-feed-in tariff. Prices and costs are integers in milli-cent (1/1000 ct); energies in Wh.
+Cost, quarter by quarter: when a quarter closes (the first telegram of a later quarter), its
+import is priced with the gross price of *that quarter* (the day-ahead price if known, else the
+fixed ``PRICE_CT_KWH``) and its export with the feed-in price of that quarter (fixed
+``FEED_IN_CT_KWH``, or with ``FEED_IN_DYNAMIC`` the market price minus ``FEED_IN_FEE_CT_KWH``).
+The quarter keeps both prices; its cost is ``cost_mct(energy, price)``, and that same integer is
+added to its hour, day and month: an hour's cost is exactly the sum of its quarters' costs, a
+day's the sum of its hours'. Prices are integers in milli-cent per kWh, costs in milli-cent
+(1/1000 ct), energies in Wh: no float anywhere, so sums are exact.
 
-Memory (bounded, fixed at start): three rings of ``_FIELDS`` int32 (``array("i")``) per row -
-72 hours, 32 days, 13 months - ``(72 + 32 + 13) * 6 * 4 = 2808`` bytes of arrays, plus the
-tariff's 50 hours of prices (400 bytes) and one 432-byte zero buffer they are made from:
-3640 bytes of data. Measured under the MicroPython VM (``tests/host/test_usage.py``): building
-``Usage(Tariff())`` allocates about 4 KB in all. :meth:`Usage.to_bytes` is ``2864`` bytes with
-its header, the file on the card. Runs under the MicroPython VM.
+Reading quarters (for other parts; the quarter ring keeps the last ``QUARTERS`` = 200 quarters,
+50 hours: all of yesterday and today even on a 25-hour day)::
+
+    q = epoch // 900                        # a quarter's key: UTC epoch // 900
+    usage.quarter(q)                        # (imp_wh, exp_wh, cost_mct, credit_mct, flags,
+                                            #  price_mct_kwh, feed_mct_kwh) or None (no data)
+    for q, row in usage.quarter_rows(first_q, last_q): ...   # the same, None where no data
+    usage.tariff.import_q(q)                # (gross mct/kWh, dynamic) or (None, False)
+    usage.tariff.export_q(q)                # (mct/kWh, dynamic) or (None, False)
+
+``cost_mct``/``credit_mct`` are None when the quarter's price is unknown (flags ``NOPRICE`` /
+``NOFEED``). The quarter still open (the one of the latest telegram) is priced as of now.
+``flags >> 8`` is the seconds of the quarter covered by telegrams (900 = all).
+
+Memory (bounded, fixed at start): four rings of ``_FIELDS`` int32 (``array("i")``) per row -
+200 quarters, 72 hours, 32 days, 13 months - ``(200 + 72 + 32 + 13) * 6 * 4 = 7608`` bytes of
+arrays, plus the tariff's 200 quarters of market prices (800 bytes) and one 1200-byte zero
+buffer they are made from: 9608 bytes of data (the quarter ring alone: 4800). Measured under the
+MicroPython VM (``tests/host/test_usage.py``): building ``Usage(Tariff())`` allocates about
+9.5 KB in all. :meth:`Usage.to_bytes` is ``7672`` bytes with its header, the file on the card.
+Runs under the MicroPython VM.
 """
 
 from array import array
@@ -44,29 +69,42 @@ except ImportError:  # CPython
 
 GAP_S = const(600)  # telegrams further apart than this: a gap (meters push every 1-10 s)
 MAX_W = const(100_000)  # a household connection cannot draw more (3 x 63 A x 230 V = 43 kW)
+QUARTERS = const(200)  # 50 hours: yesterday and today, also on a 25-hour day
 HOURS = const(72)
 DAYS = const(32)
 MONTHS = const(13)
-_MARKET_HOURS = const(50)  # today and tomorrow, also on a 25-hour day
+_MARKET_Q = const(200)  # quarters of market prices: today and tomorrow, also 25-hour days
 _FIELDS = const(6)
 # row fields
-KEY = const(0)  # hour: UTC epoch // 3600; day: days since 1970 (local); month: year * 12 + m - 1
+KEY = const(0)  # quarter: UTC epoch // 900; hour: UTC epoch // 3600; day: days since 1970
+# (local); month: year * 12 + m - 1
 IMP = const(1)  # import Wh
 EXP = const(2)  # export Wh
-COST = const(3)  # import cost, milli-cent
-CREDIT = const(4)  # export credit, milli-cent
+COST = const(3)  # import cost, milli-cent (hours, days, months)
+CREDIT = const(4)  # export credit, milli-cent (hours, days, months)
+Q_PRICE = const(3)  # quarters: the gross import price it was costed with, mct/kWh
+Q_FEED = const(4)  # quarters: the feed-in price it was credited with, mct/kWh
 FLAGS = const(5)
-# flags (low byte, only ever set); hours keep the covered seconds in bits 8-19
+# flags (low byte, only ever set); quarters and hours keep the covered seconds in bits 8-19
 GAP = const(1)  # data missing in this period (a gap or a counter jump)
 NOPRICE = const(2)  # some import had no price: the cost is not known
 DYNAMIC = const(4)  # some of it was priced with day-ahead prices
 JUMP = const(8)  # the counter jumped (meter replaced) in this period
 NOFEED = const(16)  # some export had no feed-in price
+FEED_DYNAMIC = const(32)  # some export was credited at the market price (FEED_IN_DYNAMIC)
+Q_PRICED = const(64)  # quarters only: Q_PRICE holds its import price (a price may be 0)
+Q_FED = const(128)  # quarters only: Q_FEED holds its feed-in price
+_PERIOD_FLAGS = const(63)  # what a quarter passes on to its hour, day and month
 _COVER_SHIFT = const(8)
 FULL_S = const(3300)  # an hour with less coverage than this is shown as partial
+FULL_Q_S = const(825)  # a quarter with less coverage than this is shown as partial
+_NONE = const(-0x20000000)  # "no price" in the market array (-5368 EUR/kWh: never a price)
 
-_MAGIC = b"SMU1"
+_MAGIC = b"SMU2"
+_MAGIC_V1 = b"SMU1"  # before quarters: hours, days, months (loaded, quarters start empty)
 _HEAD = const(32)  # magic, version/sizes, seq, last epoch, last A+, last A-, jumps, checksum
+_SIZES = const((QUARTERS // 4) << 24 | HOURS << 16 | DAYS << 8 | MONTHS)
+_SIZES_V1 = const(HOURS << 16 | DAYS << 8 | MONTHS)
 
 
 def local_day(epoch, std_offset_min=60, eu=True):
@@ -82,55 +120,131 @@ def month_of_day(day):
 
 
 class Tariff:
-    """Prices per hour in milli-cent per kWh, gross (what the bill says).
+    """Prices per quarter hour in milli-cent per kWh, gross (what the bill says).
 
     :param price_mct: fixed import price (``PRICE_CT_KWH`` * 1000), 0 = unknown
     :param feed_in_mct: fixed export credit (``FEED_IN_CT_KWH`` * 1000), 0 = none
     :param base_fee_mct: monthly base fee (``BASE_FEE_EUR_MONTH`` * 100 000)
     :param markup_mct: added to the day-ahead price (net, per kWh)
     :param vat_mpct: VAT on the day-ahead price plus markup, in 1/1000 % (20 % = 20000)
+    :param feed_in_dynamic: export is credited at the market price minus ``feed_in_fee_mct``
+        per quarter (``FEED_IN_DYNAMIC``); the fixed ``feed_in_mct`` where no market price is
+        known
+    :param feed_in_fee_mct: the feed-in tariff's fee off the market price (no VAT on feed-in:
+        households are small businesses); may make the credit negative when the market is
 
     Day-ahead prices arrive through :meth:`set_market` (from ``outputs/prices.py``) as EUR/MWh
-    per UTC hour; the gross price is ``(market / 10 + markup) * (1 + VAT)`` in ct/kWh.
+    per UTC quarter hour; the gross price is ``(market / 10 + markup) * (1 + VAT)`` in ct/kWh.
+    The market array is preallocated (``_MARKET_Q`` quarters from ``_q0``, ``_NONE`` = missing).
     """
 
-    def __init__(self, price_mct=0, feed_in_mct=0, base_fee_mct=0, markup_mct=0, vat_mpct=0):
+    def __init__(
+        self,
+        price_mct=0,
+        feed_in_mct=0,
+        base_fee_mct=0,
+        markup_mct=0,
+        vat_mpct=0,
+        feed_in_dynamic=False,
+        feed_in_fee_mct=0,
+    ):
         self.price_mct = price_mct
         self.feed_in_mct = feed_in_mct
         self.base_fee_mct = base_fee_mct
         self.markup_mct = markup_mct
         self.vat_mpct = vat_mpct
-        self._hours = _zeros(_MARKET_HOURS)  # UTC hour numbers, 0 = empty
-        self._prices = _zeros(_MARKET_HOURS)  # gross mct/kWh
+        self.feed_in_dynamic = bool(feed_in_dynamic)
+        self.feed_in_fee_mct = feed_in_fee_mct
+        self._q0 = 0  # quarter key of _market[0]
+        self._market = _zeros(_MARKET_Q)  # net market price mct/kWh per quarter, _NONE = none
+        for i in range(_MARKET_Q):
+            self._market[i] = _NONE
+        self._n = 0  # quarters with a price
+
+    def set_market(self, quarters):
+        """Take ``[(utc_quarter, milli_eur_per_mwh), ...]`` (quarter = epoch // 900, market
+        price * 1000; from ``prices.quarters()``); keeps the newest ``_MARKET_Q`` quarters."""
+        m = self._market
+        for i in range(_MARKET_Q):
+            m[i] = _NONE
         self._n = 0
+        if not quarters:
+            return
+        last = quarters[0][0]
+        for q, _p in quarters:
+            if q > last:
+                last = q
+        q0 = last - _MARKET_Q + 1
+        self._q0 = q0
+        n = 0
+        for q, milli_eur_mwh in quarters:
+            i = q - q0
+            if 0 <= i < _MARKET_Q:
+                # EUR/MWh * 1000 -> mct/kWh: 1 EUR/MWh = 0.1 ct/kWh: milli-EUR/MWh / 10 = mct/kWh
+                if m[i] == _NONE:
+                    n += 1
+                m[i] = _div_round(milli_eur_mwh, 10)
+        self._n = n
 
-    def set_market(self, hours):
-        """Take ``[(utc_hour, milli_eur_per_mwh), ...]`` (market price * 1000); keeps the
-        newest 50 hours."""
-        hours = sorted(hours)[-_MARKET_HOURS:]
-        for i in range(_MARKET_HOURS):
-            self._hours[i] = 0
-        vat = 100_000 + self.vat_mpct
-        for i, (hour, milli_eur_mwh) in enumerate(hours):
-            # EUR/MWh * 1000 -> mct/kWh: 1 EUR/MWh = 0.1 ct/kWh, so milli-EUR/MWh / 10 = mct/kWh
-            net = _div_round(milli_eur_mwh, 10) + self.markup_mct
-            self._hours[i] = hour
-            self._prices[i] = _div_round(net * vat, 100_000)
-        self._n = len(hours)
-
-    def market_hours(self):
-        """Number of hours with a day-ahead price."""
+    def market_quarters(self):
+        """Number of quarters with a day-ahead price."""
         return self._n
 
-    def dynamic(self, hour):
-        """The gross day-ahead price of UTC ``hour`` in mct/kWh, or None."""
-        for i in range(self._n):
-            if self._hours[i] == hour:
-                return self._prices[i]
+    def market_hours(self):
+        """Hours' worth of day-ahead prices (quarters / 4, rounded up)."""
+        return (self._n + 3) // 4
+
+    def market(self, q):
+        """The net market price of UTC quarter ``q`` in mct/kWh, or None."""
+        i = q - self._q0
+        if 0 <= i < _MARKET_Q:
+            p = self._market[i]
+            if p != _NONE:
+                return p
         return None
 
+    def gross(self, market_mct):
+        """The bill's price of a market price: ``(market + markup) * (1 + VAT)``, mct/kWh."""
+        return _div_round((market_mct + self.markup_mct) * (100_000 + self.vat_mpct), 100_000)
+
+    def import_q(self, q):
+        """``(mct_per_kwh, dynamic)`` for UTC quarter ``q``; ``(None, False)`` when unknown."""
+        p = self.market(q)
+        if p is not None:
+            return self.gross(p), True
+        if self.price_mct:
+            return self.price_mct, False
+        return None, False
+
+    def export_q(self, q):
+        """``(mct_per_kwh, dynamic)`` credited for export in quarter ``q``; ``(None, False)``
+        when there is no feed-in tariff."""
+        if self.feed_in_dynamic:
+            p = self.market(q)
+            if p is not None:
+                return p - self.feed_in_fee_mct, True
+        if self.feed_in_mct:
+            return self.feed_in_mct, False
+        return None, False
+
+    def has_feed_in(self):
+        """True when export is credited at all."""
+        return bool(self.feed_in_mct) or self.feed_in_dynamic
+
+    def dynamic(self, hour):
+        """The gross day-ahead price of UTC ``hour`` in mct/kWh (the mean of its four
+        quarters), or None when a quarter of it has no market price."""
+        total = 0
+        for q in range(hour * 4, hour * 4 + 4):
+            p = self.market(q)
+            if p is None:
+                return None
+            total += self.gross(p)
+        return _div_round(total, 4)
+
     def import_price(self, hour):
-        """``(mct_per_kwh, dynamic)`` for UTC ``hour``; ``(None, False)`` when unknown."""
+        """``(mct_per_kwh, dynamic)`` for UTC ``hour`` (mean of its quarters); ``(None, False)``
+        when unknown."""
         p = self.dynamic(hour)
         if p is not None:
             return p, True
@@ -139,7 +253,7 @@ class Tariff:
         return None, False
 
 
-_ZERO = bytes(HOURS * _FIELDS)  # the largest array, in elements
+_ZERO = bytes(QUARTERS * _FIELDS)  # the largest array, in elements
 
 
 def _zeros(n):
@@ -224,7 +338,7 @@ class Ring:
 
 
 class Usage:
-    """The hour, day and month summary, fed one telegram at a time by :meth:`add`.
+    """The quarter, hour, day and month summary, fed one telegram at a time by :meth:`add`.
 
     :param tariff: a :class:`Tariff` (prices), or None: energy only
     :param std_offset_min: standard-time UTC offset of the meter's zone (CET: 60)
@@ -235,6 +349,7 @@ class Usage:
         self.tariff = tariff
         self._std = std_offset_min
         self._eu = eu_dst
+        self.quarters = Ring(QUARTERS)
         self.hours = Ring(HOURS)
         self.days = Ring(DAYS)
         self.months = Ring(MONTHS)
@@ -245,7 +360,7 @@ class Usage:
         self.gaps = 0  # gaps longer than GAP_S
         self.samples = 0
         self.seq = 0  # save counter (the newer of two files wins)
-        self._open_hour = None  # the hour whose cost is not booked yet
+        self._open_q = None  # the quarter whose cost is not booked yet
 
     # -- feeding -------------------------------------------------------------------------------
     def add(self, epoch, imp_wh, exp_wh):
@@ -262,8 +377,8 @@ class Usage:
         if last is not None and epoch <= last:
             return False  # duplicate or older (clock corrected back): never counted twice
         self.samples += 1
-        hour = epoch // 3600
-        closed = self._close_hours(hour)
+        q = epoch // 900
+        closed = self._close_quarter(q)
         if last is None:
             self._remember(epoch, imp_wh, exp_wh)
             return closed
@@ -275,24 +390,25 @@ class Usage:
         day = local_day(epoch, self._std, self._eu)
         if d_imp < 0 or d_exp < 0 or d_imp > limit or d_exp > limit:
             self.jumps += 1
-            self._flag(hour, day, GAP | JUMP)
+            self._flag(q, day, GAP | JUMP)
             return closed
         if dt > GAP_S:
             self.gaps += 1
             last_day = local_day(last, self._std, self._eu)
-            self._flag(last // 3600, last_day, GAP)
-            self._flag(hour, day, GAP)
-            if last_day == day:  # the meter's day total stays right; no hour gets it
-                cost, credit, flags = self._price(hour, d_imp, d_exp)
-                self._book(day, d_imp, d_exp, cost, credit, flags)
+            self._flag(last // 900, last_day, GAP)
+            self._flag(q, day, GAP)
+            if last_day == day:  # the meter's day total stays right; no quarter or hour gets it
+                cost, credit, flags, _p, _f = self._price(q, d_imp, d_exp)
+                self._book(day, d_imp, d_exp, cost, credit, flags & _PERIOD_FLAGS)
             return closed
-        base = self.hours.row(hour)
-        d = self.hours.data
-        d[base + IMP] += d_imp
-        d[base + EXP] += d_exp
-        cover = (d[base + FLAGS] >> _COVER_SHIFT) + dt
-        d[base + FLAGS] = (d[base + FLAGS] & 0xFF) | ((cover if cover < 3600 else 3600) << 8)
-        self._open_hour = hour
+        for ring, key, full in ((self.quarters, q, 900), (self.hours, q >> 2, 3600)):
+            base = ring.row(key)
+            d = ring.data
+            d[base + IMP] += d_imp
+            d[base + EXP] += d_exp
+            cover = (d[base + FLAGS] >> _COVER_SHIFT) + dt
+            d[base + FLAGS] = (d[base + FLAGS] & 0xFF) | ((cover if cover < full else full) << 8)
+        self._open_q = q
         self._book(day, d_imp, d_exp, 0, 0, 0)
         return closed
 
@@ -301,8 +417,13 @@ class Usage:
         self.last_imp = imp
         self.last_exp = exp
 
-    def _flag(self, hour, day, flags):
-        for ring, key in ((self.hours, hour), (self.days, day), (self.months, month_of_day(day))):
+    def _flag(self, q, day, flags):
+        for ring, key in (
+            (self.quarters, q),
+            (self.hours, q >> 2),
+            (self.days, day),
+            (self.months, month_of_day(day)),
+        ):
             base = ring.row(key)
             if base >= 0:
                 ring.data[base + FLAGS] |= flags
@@ -320,58 +441,122 @@ class Usage:
             d[base + CREDIT] += credit
             d[base + FLAGS] |= flags
 
-    def _price(self, hour, imp, exp):
-        """``(cost, credit, flags)`` of ``imp``/``exp`` Wh in UTC ``hour``."""
+    def _price(self, q, imp, exp):
+        """``(cost, credit, flags, price, feed)`` of ``imp``/``exp`` Wh in UTC quarter ``q``
+        (prices in mct/kWh, 0 when unknown: then the flag says so)."""
         cost = credit = 0
         flags = 0
         tariff = self.tariff
-        price, dynamic = tariff.import_price(hour) if tariff is not None else (None, False)
+        price, dynamic = tariff.import_q(q) if tariff is not None else (None, False)
         if price is not None:
             cost = cost_mct(imp, price)
+            flags |= Q_PRICED
             if dynamic:
                 flags |= DYNAMIC
-        elif imp:
-            flags |= NOPRICE
-        feed = tariff.feed_in_mct if tariff is not None else 0
-        if feed:
+        else:
+            price = 0
+            if imp:
+                flags |= NOPRICE
+        feed, fdyn = tariff.export_q(q) if tariff is not None else (None, False)
+        if feed is not None:
             credit = cost_mct(exp, feed)
-        elif exp:
-            flags |= NOFEED
-        return cost, credit, flags
+            flags |= Q_FED
+            if fdyn:
+                flags |= FEED_DYNAMIC
+        else:
+            feed = 0
+            if exp:
+                flags |= NOFEED
+        return cost, credit, flags, price, feed
 
-    def _close_hours(self, hour):
-        """Price the open hour once a later hour begins; book its cost into day and month."""
-        open_hour = self._open_hour
-        if open_hour is None or open_hour >= hour:
+    def _close_quarter(self, q):
+        """Price the open quarter once a later quarter begins; book its cost into its hour, day
+        and month. :returns: True when that closed an hour too."""
+        open_q = self._open_q
+        if open_q is None or open_q >= q:
             return False
-        self._open_hour = None
-        base = self.hours.find(open_hour)
+        self._open_q = None
+        hour_closed = (open_q >> 2) < (q >> 2)
+        base = self.quarters.find(open_q)
         if base < 0:
-            return True
-        d = self.hours.data
-        cost, credit, flags = self._price(open_hour, d[base + IMP], d[base + EXP])
-        d[base + COST] = cost
-        d[base + CREDIT] = credit
+            return hour_closed
+        d = self.quarters.data
+        cost, credit, flags, price, feed = self._price(open_q, d[base + IMP], d[base + EXP])
+        d[base + Q_PRICE] = price
+        d[base + Q_FEED] = feed
         d[base + FLAGS] |= flags
-        self._book(local_day(open_hour * 3600, self._std, self._eu), 0, 0, cost, credit, flags)
-        return True
+        flags &= _PERIOD_FLAGS
+        hb = self.hours.find(open_q >> 2)
+        if hb >= 0:
+            h = self.hours.data
+            h[hb + COST] += cost
+            h[hb + CREDIT] += credit
+            h[hb + FLAGS] |= flags
+        self._book(local_day(open_q * 900, self._std, self._eu), 0, 0, cost, credit, flags)
+        return hour_closed
 
     # -- reading -------------------------------------------------------------------------------
     def open_cost(self):
-        """``(hour, cost, credit, flags)`` of the hour still open (priced as of now), or None."""
-        hour = self._open_hour
-        if hour is None:
+        """``(quarter, cost, credit, flags)`` of the quarter still open (priced as of now), or
+        None."""
+        q = self._open_q
+        if q is None:
             return None
-        base = self.hours.find(hour)
+        base = self.quarters.find(q)
         if base < 0:
             return None
-        d = self.hours.data
-        cost, credit, flags = self._price(hour, d[base + IMP], d[base + EXP])
-        return hour, cost, credit, flags
+        d = self.quarters.data
+        cost, credit, flags, _p, _f = self._price(q, d[base + IMP], d[base + EXP])
+        return q, cost, credit, flags & _PERIOD_FLAGS
+
+    def quarter(self, q):
+        """``(imp, exp, cost, credit, flags, price, feed)`` of UTC quarter ``q`` (``epoch //
+        900``), or None when there is no row (no data, or older than the ring). Energies in Wh,
+        cost and credit in mct (None when the price is unknown), prices in mct/kWh (None when
+        unknown): the prices it was costed with, or for the open quarter today's."""
+        ring = self.quarters
+        base = ring.find(q)
+        if base < 0:
+            return None
+        d = ring.data
+        imp = d[base + IMP]
+        exp = d[base + EXP]
+        flags = d[base + FLAGS]
+        if q == self._open_q:
+            cost, credit, more, price, feed = self._price(q, imp, exp)
+            flags |= more
+        else:
+            price = d[base + Q_PRICE]
+            feed = d[base + Q_FEED]
+            cost = cost_mct(imp, price)
+            credit = cost_mct(exp, feed)
+        priced = flags & Q_PRICED
+        fed = flags & Q_FED
+        return (
+            imp,
+            exp,
+            cost if priced else None,
+            credit if fed else None,
+            flags & ~(Q_PRICED | Q_FED),
+            price if priced else None,
+            feed if fed else None,
+        )
+
+    def quarter_rows(self, first, last):
+        """``(q, quarter(q))`` for the quarters ``first`` .. ``last`` (inclusive), oldest
+        first."""
+        for q in range(first, last + 1):
+            yield q, self.quarter(q)
 
     def period(self, ring, key):
-        """``(imp, exp, cost, credit, flags)`` of ``key`` in ``ring`` (one of ``hours``,
-        ``days``, ``months``; the open hour's cost included), or None when there is no row."""
+        """``(imp, exp, cost, credit, flags)`` of ``key`` in ``ring`` (one of ``quarters``,
+        ``hours``, ``days``, ``months``; the open quarter's cost included), or None when there
+        is no row."""
+        if ring is self.quarters:
+            row = self.quarter(key)
+            if row is None:
+                return None
+            return row[0], row[1], row[2] or 0, row[3] or 0, row[4]
         base = ring.find(key)
         if base < 0:
             return None
@@ -383,11 +568,11 @@ class Usage:
         flags = d[base + FLAGS]
         open_ = self.open_cost()
         if open_ is not None:
-            hour = open_[0]
+            q = open_[0]
             if ring is self.hours:
-                match = hour == key
+                match = q >> 2 == key
             else:
-                day = local_day(hour * 3600, self._std, self._eu)
+                day = local_day(q * 900, self._std, self._eu)
                 match = (day if ring is self.days else month_of_day(day)) == key
             if match:
                 cost += open_[1]
@@ -399,18 +584,28 @@ class Usage:
         """The local day number of UTC ``epoch``."""
         return local_day(epoch, self._std, self._eu)
 
+    def day_start(self, day):
+        """UTC epoch of local midnight starting day number ``day``."""
+        local = day * 86400
+        if not self._eu:
+            return local - self._std * 60
+        return local - eu_offset(local - self._std * 60, self._std) * 60
+
     # -- file ------------------------------------------------------------------------------------
+    def _rings(self):
+        return (self.hours, self.days, self.months, self.quarters)
+
     def to_bytes(self):
-        """The summary as bytes (header with a checksum, then the three rings)."""
+        """The summary as bytes (header with a checksum, then the four rings)."""
         self.seq += 1
         body = bytearray()
-        for ring in (self.hours, self.days, self.months):
+        for ring in self._rings():
             body.extend(_i32(ring.count))
             body.extend(_i32(ring.head))
             body.extend(bytes(ring.data))
         head = bytearray(_MAGIC)
         for v in (
-            (HOURS << 16) | (DAYS << 8) | MONTHS,
+            _SIZES,
             self.seq,
             self.last_epoch if self.last_epoch is not None else -1,
             self.last_imp if self.last_imp is not None else -1,
@@ -422,51 +617,74 @@ class Usage:
         return bytes(head) + bytes(body)
 
     def from_bytes(self, data):
-        """Load what :meth:`to_bytes` made. :raises ValueError: when it is not that (damaged)."""
-        if len(data) != size_bytes() or data[:4] != _MAGIC:
-            raise ValueError("not a usage summary")
-        head = [_u32(data, 4 + 4 * k) for k in range(7)]
-        if head[0] != (HOURS << 16) | (DAYS << 8) | MONTHS:
-            raise ValueError("other ring sizes")
+        """Load what :meth:`to_bytes` made (or the file before quarters: quarters start empty),
+        into the arrays this summary has (no second copy). :raises ValueError: when it is not
+        that (damaged); nothing is changed then."""
+        seq = peek(data)
+        rings = self._rings()
+        if data[:4] == _MAGIC_V1:
+            rings = rings[:3]
         body = memoryview(data)[_HEAD:]
-        if checksum(body) != head[6] & 0xFFFFFFFF:
-            raise ValueError("checksum")
-        rings = (self.hours, self.days, self.months)
         pos = 0
-        loaded = []
         for ring in rings:
             count = _u32(body, pos)
             headi = _u32(body, pos + 4)
-            n = ring.size * _FIELDS * 4
             if count > ring.size or (count and not 0 <= headi < ring.size):
                 raise ValueError("bad ring")
-            loaded.append((count, headi, bytes(body[pos + 8 : pos + 8 + n])))
-            pos += 8 + n
-        for ring, (count, headi, raw) in zip(rings, loaded):
+            pos += 8 + ring.size * _FIELDS * 4
+        pos = 0
+        self.quarters.clear()
+        for ring in rings:
+            count = _u32(body, pos)
             ring.count = count
-            ring.head = headi if count else -1
-            ring.data = array("i", raw)
-        self.seq = head[1]
-        self.last_epoch = None if head[2] == -1 else head[2]
-        self.last_imp = None if head[3] == -1 else head[3]
-        self.last_exp = None if head[4] == -1 else head[4]
-        self.jumps = head[5]
-        # the hour of the last telegram is never closed yet (a later telegram closes it)
-        self._open_hour = None
-        if self.last_epoch is not None and self.hours.find(self.last_epoch // 3600) >= 0:
-            self._open_hour = self.last_epoch // 3600
+            ring.head = _u32(body, pos + 4) if count else -1
+            d = ring.data
+            p = pos + 8
+            for i in range(ring.size * _FIELDS):
+                d[i] = _u32(body, p)
+                p += 4
+            pos = p
+        self.seq = seq
+        head = [_u32(data, 12 + 4 * k) for k in range(4)]
+        self.last_epoch = None if head[0] == -1 else head[0]
+        self.last_imp = None if head[1] == -1 else head[1]
+        self.last_exp = None if head[2] == -1 else head[2]
+        self.jumps = head[3]
+        # the quarter of the last telegram is never closed yet (a later telegram closes it)
+        self._open_q = None
+        if self.last_epoch is not None and self.quarters.find(self.last_epoch // 900) >= 0:
+            self._open_q = self.last_epoch // 900
 
     def clear(self):
-        for ring in (self.hours, self.days, self.months):
+        for ring in self._rings():
             ring.clear()
         self.last_epoch = self.last_imp = self.last_exp = None
-        self._open_hour = None
+        self._open_q = None
         self.jumps = self.gaps = self.samples = 0
 
 
-def size_bytes():
-    """Bytes of :meth:`Usage.to_bytes` (the summary file)."""
-    return _HEAD + 8 * 3 + (HOURS + DAYS + MONTHS) * _FIELDS * 4
+def size_bytes(v1=False):
+    """Bytes of :meth:`Usage.to_bytes` (the summary file; ``v1``: the one before quarters)."""
+    rows = HOURS + DAYS + MONTHS
+    if v1:
+        return _HEAD + 8 * 3 + rows * _FIELDS * 4
+    return _HEAD + 8 * 4 + (rows + QUARTERS) * _FIELDS * 4
+
+
+def peek(data):
+    """The save counter of a summary file, after checking it whole (magic, ring sizes,
+    checksum). :raises ValueError: when it is not a good summary."""
+    if data[:4] == _MAGIC and len(data) == size_bytes():
+        sizes = _SIZES
+    elif data[:4] == _MAGIC_V1 and len(data) == size_bytes(True):
+        sizes = _SIZES_V1
+    else:
+        raise ValueError("not a usage summary")
+    if _u32(data, 4) != sizes:
+        raise ValueError("other ring sizes")
+    if checksum(memoryview(data)[_HEAD:]) != _u32(data, 28) & 0xFFFFFFFF:
+        raise ValueError("checksum")
+    return _u32(data, 8)
 
 
 def _i32(v):

@@ -3,12 +3,15 @@
 
 Files: two slots in the board's private folder on the card (``config.OVERRIDE_DIR``:
 ``/sd/.smartmeter/usage-a.bin`` and ``usage-b.bin``, never servable whatever ``LOG_DIR`` is),
-2864 bytes each. A save writes the slot *not* holding the newest good copy
-(header with a sequence number and a Fletcher-32 checksum), so a power cut in the middle of a
-save leaves the other slot intact: there is always one good copy (FAT has no atomic rename and
-CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card wear).
+7672 bytes each (the quarter, hour, day and month rings; a file from before quarters, 2864
+bytes, is loaded too: its quarters start empty). A save writes the slot *not* holding the newest
+good copy (header with a sequence number and a Fletcher-32 checksum), so a power cut in the
+middle of a save leaves the other slot intact: there is always one good copy (FAT has no atomic
+rename and CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card
+wear).
 
-Start-up: the newer good slot is loaded and the day files since its last telegram are replayed
+Start-up: the newer good slot (checked whole, ``usage.peek``; only one file held at a time) is
+loaded into the summary's own arrays and the day files since its last telegram are replayed
 (catch-up: what happened between the last save and the reboot). With no good slot (first start,
 card changed, both damaged) the summary is rebuilt from the day files of the last 13 months.
 Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a year of CSV
@@ -20,7 +23,7 @@ from ..overrides import write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import read_rows
-from .usage import Usage, local_day
+from .usage import Usage, local_day, peek, size_bytes
 
 try:
     from micropython import const
@@ -56,7 +59,7 @@ class UsageSink:
     def __init__(self, state, storage=None, tariff=None, energy_offset_wh=0, ticks_ms=None):
         self.state = state
         self.storage = storage
-        self.usage = Usage(tariff)
+        self.usage = Usage(tariff)  # the one summary: loads go into its arrays
         self.offset = int(energy_offset_wh)
         self._ticks = ticks_ms
         self.saves = 0
@@ -86,30 +89,30 @@ class UsageSink:
         fs = self._fs()
         if fs is None:
             return False
-        best = None
+        best = None  # (slot, seq, data): only the newest good file is kept while looking
         for slot in (0, 1):
             try:
                 f = fs.open(self._path(slot), "rb")
                 try:
-                    data = bytes(f.read(4096))
+                    data = bytes(f.read(size_bytes() + 1))
                 finally:
                     f.close()
-                probe = Usage(self.usage.tariff)
-                probe.from_bytes(data)
+                seq = peek(data)
             except (OSError, ValueError):
+                data = None
                 continue
-            if best is None or probe.seq > best[1].seq:
-                best = (slot, probe)
-        tariff = self.usage.tariff
+            if best is None or seq > best[1]:
+                best = (slot, seq, data)
+            data = None
         if best is not None:
             self._good = best[0]
-            self.usage = best[1]
-            self.usage.tariff = tariff
-            self.loaded_from = SLOTS[best[0]]
+            self.usage.from_bytes(best[2])  # into the summary's own arrays: no second copy
+            best = None
+            self.loaded_from = SLOTS[self._good]
             since = self.usage.last_epoch
             first = None if since is None else _date(local_day(since) - 1)
         else:
-            self.usage = Usage(tariff)
+            self.usage.clear()
             self.loaded_from = "rebuilt"
             first = ""
         self.state.usage = self.usage

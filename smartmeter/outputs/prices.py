@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
-"""Hourly day-ahead prices from a price API (aWATTar's market data by default), once a day.
+"""Day-ahead prices per quarter hour from a price API (aWATTar's market data by default).
 
 ``PRICE_DYNAMIC = true`` and ``PRICE_API_URL`` (default ``https://api.awattar.at/v1/marketdata``)
 turn it on. The answer is aWATTar's JSON: ``{"object":"list","data":[{"start_timestamp": ms,
-"end_timestamp": ms, "marketprice": EUR/MWh, "unit":"Eur/MWh"}, ...]}``; intervals of 15, 30 or
-60 minutes are averaged (time-weighted) into UTC hours; an hour the answer does not cover fully
-has no price. The gross price per kWh is ``(marketprice / 10 + PRICE_MARKUP_CT_KWH) * (1 +
-PRICE_VAT_PERCENT / 100)`` ct (``usage.Tariff``); hours without one are costed at the fixed
-``PRICE_CT_KWH`` (or not at all when that is 0). No network never breaks anything.
+"end_timestamp": ms, "marketprice": EUR/MWh, "unit":"Eur/MWh"}, ...]}``; items of 15, 30, 45 or
+60 minutes (mixed in one answer: the market clears in quarters since 2025-10-01, older or other
+sources answer in hours) give their price to each UTC quarter hour they cover (``quarters()``);
+a quarter no item covers has no price. The gross price per kWh is ``(marketprice / 10 +
+PRICE_MARKUP_CT_KWH) * (1 + PRICE_VAT_PERCENT / 100)`` ct (``usage.Tariff``), each quarter its
+own; quarters without one are costed at the fixed ``PRICE_CT_KWH`` (or not at all when that is
+0). No network never breaks anything.
 
 When: at start (once the clock is set), whenever the current hour has no price, and after 13:00
 local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed or
@@ -110,23 +112,22 @@ class Scanner:
         self.items.append((start_s, end_s, _milli(price)))
 
 
-def hourly(items):
-    """``[(utc_hour, milli_eur_mwh), ...]`` of the hours ``items`` cover fully (time-weighted)."""
-    sums = {}
+def quarters(items):
+    """``[(utc_quarter, milli_eur_mwh), ...]`` (quarter = epoch // 900), oldest first: each
+    item gives its price to every quarter it covers. Items of 15, 30, 45 or 60 minutes, mixed in
+    one answer, on quarter boundaries; other items (not on the quarter grid, longer than an
+    hour) are skipped. Where items overlap, the shorter (finer) one wins."""
+    got = {}
     for start, end, price in items:
         dur = end - start
-        if dur <= 0 or dur > 3600 or start // 3600 != (end - 1) // 3600:
-            continue  # longer than an hour, or across an hour boundary: not our format
-        hour = start // 3600
-        acc = sums.get(hour)
-        if acc is None:
-            acc = sums[hour] = [0, 0]
-        acc[0] += price * dur
-        acc[1] += dur
-    out = []
-    for hour, (total, dur) in sums.items():
-        if dur == 3600:
-            out.append((hour, (total + 1800) // 3600 if total >= 0 else -((-total + 1800) // 3600)))
+        if dur <= 0 or dur > 3600 or start % 900 or dur % 900:
+            continue
+        q0 = start // 900
+        for q in range(q0, end // 900):
+            have = got.get(q)
+            if have is None or dur < have[1]:
+                got[q] = (price, dur)
+    out = [(q, v[0]) for q, v in got.items()]
     out.sort()
     return out
 
@@ -188,15 +189,14 @@ class PriceSink:
     def due(self, epoch):
         """True when prices are missing that a fetch now could bring."""
         tariff = self.tariff
-        hour = epoch // 3600
-        if tariff.dynamic(hour) is None:
+        if tariff.market(epoch // 900) is None:
             return True
         off = eu_offset(epoch, 60)
         local = epoch + off * 60
         if local % 86400 < _TOMORROW_FROM_H * 3600:
             return False
-        tomorrow_noon = (local - local % 86400 + 86400 + 12 * 3600 - off * 60) // 3600
-        return tariff.dynamic(tomorrow_noon) is None
+        tomorrow_noon = (local - local % 86400 + 86400 + 12 * 3600 - off * 60) // 900
+        return tariff.market(tomorrow_noon) is None
 
     def poll(self, now_ms=None):
         """Fetch when due and the retry time has come; never raises, never blocks long."""
@@ -208,18 +208,18 @@ class PriceSink:
             return
         t0 = self.clock.ticks_ms()
         try:
-            hours = self.fetch(epoch)
+            got = self.fetch(epoch)
         except Exception as exc:  # noqa: BLE001 - any failure: keep what we have, retry later
-            hours = None
+            got = None
             self.failures += 1
             self.last_error = _reason(exc)[:80]
             self._report("error")
         took = ticks_diff(self.clock.ticks_ms(), t0)
         if took > self.longest_ms:
             self.longest_ms = took
-        if hours is not None:
+        if got is not None:
             self.fetches += 1
-            self.tariff.set_market(hours)
+            self.tariff.set_market(got)
             self.last_error = ""
             self._report("ok")
         if self.due(epoch):  # failed, or the answer lacked hours we need (tomorrow not out yet)
@@ -236,7 +236,7 @@ class PriceSink:
         st.queued = self.tariff.market_hours()
 
     def fetch(self, epoch):
-        """One bounded fetch of today's and tomorrow's prices -> ``hourly()`` list.
+        """One bounded fetch of today's and tomorrow's prices -> ``quarters()`` list.
 
         :raises OSError: network failure or the deadline; ValueError: not price data / HTTP error
         """
@@ -270,10 +270,10 @@ class PriceSink:
                 self._deadline.left_s()
         finally:
             httpio.close(session, response)
-        hours = hourly(scanner.items)
-        if not hours:
+        got = quarters(scanner.items)
+        if not got:
             raise ValueError("no prices in the answer")
-        return hours
+        return got
 
 
 def _reason(exc):

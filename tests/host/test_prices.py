@@ -150,26 +150,28 @@ def test_prices_for_today_and_tomorrow_and_the_cost_to_the_cent(api):
     assert not sink.due(NOW)  # tomorrow is in: no further fetch today
     sink.poll()
     assert len(api.requests) == 1
-    # a day of use, a different amount every hour, priced hour by hour
+    # a day of use, a different amount every hour, priced quarter by quarter
     u = Usage(tariff)
     a = 5_000_000
-    energy = {}
+    energy = {}  # per quarter
     for t in range(MIDNIGHT + 86400, MIDNIGHT + 2 * 86400 + 3600, 30):
         wh = 1 + (t // 3600) % 5  # 120..600 Wh per hour
         a += wh
         u.add(t, a, 0)
         if t > MIDNIGHT + 86400:
-            energy[t // 3600] = energy.get(t // 3600, 0) + wh
-    u.add(MIDNIGHT + 2 * 86400 + 3600 + 30, a, 0)  # closes the last hour
+            energy[t // 900] = energy.get(t // 900, 0) + wh
+    u.add(MIDNIGHT + 2 * 86400 + 3600 + 30, a, 0)  # closes the last quarter
     day = u.day_key(MIDNIGHT + 86400 + 7200)
     got = u.period(u.days, day)
-    want = sum(
-        Fraction(wh, 1000) * gross_ct(h) for h, wh in energy.items() if u.day_key(h * 3600) == day
-    )
-    assert len([h for h in energy if u.day_key(h * 3600) == day]) == 25  # the 25-hour day
-    assert got[0] == sum(wh for h, wh in energy.items() if u.day_key(h * 3600) == day)
-    assert round(Fraction(got[2], 1000), 2) == round(want, 2)  # to the cent
-    assert abs(Fraction(got[2], 1000) - want) < Fraction(1, 100)
+    mine = [q for q in energy if u.day_key(q * 900) == day]
+    assert len(mine) == 100  # the 25-hour day: 100 quarters
+    exact = sum(Fraction(energy[q], 1000) * gross_ct(q // 4) for q in mine)  # ct
+    # the bill: each quarter's energy x its price, rounded to the milli-cent, summed
+    billed = sum(round(Fraction(energy[q], 1000) * gross_ct(q // 4) * 1000) for q in mine)
+    assert got[0] == sum(energy[q] for q in mine)
+    assert got[2] == billed  # to the milli-cent
+    assert abs(Fraction(got[2], 1000) - exact) <= Fraction(len(mine), 2000)  # <= 0.5 mct each
+    assert abs(Fraction(got[2], 1000) - exact) < Fraction(1, 10)  # a tenth of a cent a day
     assert got[4] & 4  # DYNAMIC
 
 

@@ -154,13 +154,13 @@ def test_meter_replacement_makes_no_spike(month):
     assert imp == (old[-1][1] - before[1]) + (new[-1][1] - new[0][1])
 
 
-def test_cost_of_each_day_is_its_hours_at_the_tariff(month):
+def test_cost_of_each_day_is_its_quarters_at_the_tariff(month):
     rig, _fs, rows = month
     u = rig.app.state.usage
-    hours = _expected(rows, lambda t: t // 3600)
+    quarters = _expected(rows, lambda t: t // 900)
     day = u.day_key(epoch_from_fields((2024, 10, 30, 12, 0, 0)))
-    want = sum(U.cost_mct(v[0], 30_500) for h, v in hours.items() if u.day_key(h * 3600) == day)
-    credit = sum(U.cost_mct(v[1], 8_000) for h, v in hours.items() if u.day_key(h * 3600) == day)
+    want = sum(U.cost_mct(v[0], 30_500) for q, v in quarters.items() if u.day_key(q * 900) == day)
+    credit = sum(U.cost_mct(v[1], 8_000) for q, v in quarters.items() if u.day_key(q * 900) == day)
     got = u.period(u.days, day)
     assert (got[2], got[3]) == (want, credit)
     assert not got[4] & (U.NOPRICE | U.NOFEED)
@@ -229,15 +229,17 @@ def test_time_going_back_and_duplicates_are_not_counted():
 def test_memory_and_file_size_are_fixed():
     u = U.Usage()
     data = u.to_bytes()
-    assert len(data) == U.size_bytes() == 2864
-    for ring in (u.hours, u.days, u.months):
+    assert len(data) == U.size_bytes() == 7672
+    for ring in (u.quarters, u.hours, u.days, u.months):
         assert ring.data.itemsize == 4
     assert sum(len(r.data) * 4 for r in (u.hours, u.days, u.months)) == 2808
+    assert len(u.quarters.data) * 4 == 4800
     t = START
     for k in range(0, 400 * 86400, 3600):  # 400 days: the rings stay their size
         u.add(t + k, 1000 + k // 100, 0)
     assert (u.hours.count, u.days.count, u.months.count) == (U.HOURS, U.DAYS, U.MONTHS)
-    assert len(u.to_bytes()) == 2864
+    assert u.quarters.count == U.QUARTERS == 200
+    assert len(u.to_bytes()) == 7672
 
 
 _VM_SCRIPT = """
@@ -283,8 +285,8 @@ def test_usage_core_runs_under_micropython_with_a_bounded_heap(run_micropython, 
     assert rc == 0, out + err
     lines = out.strip().splitlines()
     heap = int(lines[0].split()[1])
-    # the three rings (2808 B) and the tariff's 50 hours (400 B) plus object headers
-    assert 3208 <= heap <= 4096, heap
+    # the four rings (7608 B) and the tariff's 200 quarters (800 B) plus object headers
+    assert 8408 <= heap <= 9600, heap
     u = U.Usage(U.Tariff(price_mct=30500, feed_in_mct=8000))  # the same on CPython
     t, a, e = 1727733600, 10000000, 500
     for k in range(0, 3 * 86400, 60):
@@ -295,7 +297,7 @@ def test_usage_core_runs_under_micropython_with_a_bounded_heap(run_micropython, 
         u.add(t + k, a, e)
     u.add(t + 3 * 86400, 5, 0)
     assert lines[1] == "day %r" % (u.period(u.days, u.day_key(t + 86400)),)
-    assert lines[2] == "file 2864 2864 True 1"
+    assert lines[2] == "file 7672 7672 True 1"
     print("usage summary heap under the MicroPython VM: %d bytes" % heap)
 
 

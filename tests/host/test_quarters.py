@@ -1,0 +1,235 @@
+"""Quarter hours (smartmeter/datalog/usage.py, outputs/prices.py): energy, prices and cost per
+15 minutes through the real loop.
+
+A simulated day runs through ``sim.run.Simulation`` with a manual clock (a telegram every 53 s,
+so quarter boundaries fall between telegrams), with day-ahead prices from an answer that mixes
+60- and 15-minute items, and market-based feed-in. Then, against the CSV the same loop wrote:
+every quarter's energy is the register difference between the last telegrams before its
+boundaries, every quarter's cost is its energy x its own gross price, every hour's cost is the
+sum of its quarters, the day's the sum of its quarters. The same for the clock-change days (92
+and 100 quarters).
+"""
+
+import json
+from fractions import Fraction
+
+import pytest
+
+from sim.hardware import ManualClock
+from sim.run import Simulation
+from smartmeter.datalog import usage as U
+from smartmeter.datalog.csvlog import read_rows
+from smartmeter.outputs.prices import Scanner, quarters
+from smartmeter.protocol.reading import A_MINUS, A_PLUS
+from smartmeter.timeutil import days_from_civil
+
+KEY = "36C66639E48A8CA4D6BC8B282A793BBB"
+STEP = 53  # s between telegrams
+MARKUP, VAT, FEE = "1.44", "20", "1.2"  # ct/kWh net, %, ct/kWh off the market for feed-in
+
+
+def market(q):
+    """EUR/MWh of UTC quarter ``q``: differs every quarter, some negative, 2 decimals."""
+    return Fraction(((q * 7919) % 26000) - 3000, 100)
+
+
+def answer(first_q, last_q):
+    """aWATTar-style JSON: even UTC hours as one 60-minute item (the price of its first
+    quarter), odd hours as four 15-minute items."""
+    data = []
+    for h in range(first_q // 4, last_q // 4 + 1):
+        if h % 2 == 0:
+            items = [(h * 3600, 3600, market(h * 4))]
+        else:
+            items = [((h * 4 + k) * 900, 900, market(h * 4 + k)) for k in range(4)]
+        for start, dur, price in items:
+            data.append(
+                {
+                    "start_timestamp": start * 1000,
+                    "end_timestamp": (start + dur) * 1000,
+                    "marketprice": float(price),
+                    "unit": "Eur/MWh",
+                }
+            )
+    return json.dumps({"object": "list", "data": data}).encode()
+
+
+def price_of(q):
+    """The market price the answer gives quarter ``q`` (an even hour: its first quarter's)."""
+    h = q // 4
+    return market(h * 4) if h % 2 == 0 else market(q)
+
+
+def gross_mct(q):
+    """The bill's price of quarter ``q``, mct/kWh: (EUR/MWh / 10 + markup) * (1 + VAT)."""
+    ct = (price_of(q) / 10 + Fraction(MARKUP)) * (1 + Fraction(VAT) / 100)
+    return _round(ct * 1000)
+
+
+def feed_mct(q):
+    return _round(price_of(q) * 100) - _round(Fraction(FEE) * 1000)
+
+
+def _round(x):
+    """Half away from zero, as the firmware rounds."""
+    n = int(abs(x) + Fraction(1, 2))
+    return n if x >= 0 else -n
+
+
+def _cost(wh, price):
+    return _round(Fraction(wh * price, 1000))
+
+
+def run_day(tmp_path, y, m, d):
+    day = days_from_civil(y, m, d)
+    u0 = U.Usage()
+    start = u0.day_start(day) - 1200  # 23:40 the day before
+    end = u0.day_start(day + 1) + 600
+    values = {
+        "METER_KEY": KEY,
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "PRICE_CT_KWH": "30",
+        "PRICE_MARKUP_CT_KWH": MARKUP,
+        "PRICE_VAT_PERCENT": VAT,
+        "FEED_IN_CT_KWH": "7",
+        "FEED_IN_DYNAMIC": True,
+        "FEED_IN_FEE_CT_KWH": FEE,
+    }
+    clock = ManualClock(start_epoch=start)
+    sim = Simulation(
+        values, data_dir=str(tmp_path / "data"), clock=clock, display="none", quiet=True, web=False
+    )
+    scanner = Scanner()
+    body = answer(start // 900, end // 900)
+    for i in range(0, len(body), 512):  # streamed as the fetch does
+        scanner.feed(body[i : i + 512])
+    sim.app.tariff.set_market(quarters(scanner.items))
+    while clock.epoch < end:
+        sim.step()
+        clock.advance(STEP * 1000)
+    for _ in range(3):
+        sim.step()
+    rows = []
+    for name in sim.app.storage.log_files():
+        for epoch, v in read_rows(sim.app.storage, name):
+            rows.append((epoch, v[A_PLUS], v[A_MINUS]))
+    rows.sort()
+    return sim, day, rows
+
+
+def expected(rows, key):
+    out = {}
+    for (t0, a0, e0), (t1, a1, e1) in zip(rows, rows[1:]):
+        assert t1 - t0 <= U.GAP_S and a1 >= a0 and e1 >= e0
+        k = key(t1)
+        imp, exp = out.get(k, (0, 0))
+        out[k] = (imp + a1 - a0, exp + e1 - e0)
+    return out
+
+
+def check_day(sim, day, rows, n_quarters):
+    u = sim.app.state.usage
+    assert sim.app.state.counters.csv_rows == len(rows) > 1500
+    first = u.day_start(day) // 900
+    last = u.day_start(day + 1) // 900 - 1
+    assert last - first + 1 == n_quarters
+    want = expected(rows, lambda t: t // 900)
+    # the register at each boundary: the last CSV row before it
+    at = {}
+    for t, a, e in rows:
+        at[t // 900 + 1] = (a, e)  # the last row before the end of quarter t // 900
+    day_cost = day_credit = day_imp = 0
+    exported = 0
+    for q in range(first, last + 1):
+        got = u.quarter(q)
+        imp, exp, cost, credit, flags, price, feed = got
+        assert (imp, exp) == want[q], q
+        assert (imp, exp) == (at[q + 1][0] - at[q][0], at[q + 1][1] - at[q][1])
+        assert price == gross_mct(q) and feed == feed_mct(q), q
+        assert cost == _cost(imp, price) and credit == _cost(exp, feed), q
+        assert flags & U.DYNAMIC and flags & U.FEED_DYNAMIC and not flags & (U.GAP | U.JUMP)
+        assert flags >> 8 >= U.FULL_Q_S  # covered by telegrams (not partial)
+        day_cost += cost
+        day_credit += credit
+        day_imp += imp
+        exported += exp
+    for h in range(first // 4, last // 4 + 1):
+        hour = u.period(u.hours, h)
+        qs = [u.quarter(q) for q in range(h * 4, h * 4 + 4)]
+        assert hour[0] == sum(r[0] for r in qs) and hour[1] == sum(r[1] for r in qs)
+        assert hour[2] == sum(r[2] for r in qs), h  # the hour's cost: its quarters', exactly
+        assert hour[3] == sum(r[3] for r in qs), h
+    got = u.period(u.days, day)
+    assert (got[0], got[2], got[3]) == (day_imp, day_cost, day_credit)
+    assert exported > 0 and day_credit != 0  # the PV exported, credited at the market
+    return u
+
+
+@pytest.mark.parametrize(
+    "ymd,n",
+    [((2026, 6, 25), 96), ((2026, 3, 29), 92), ((2026, 10, 25), 100)],
+    ids=["summer-96", "spring-forward-92", "fall-back-100"],
+)
+def test_a_day_of_quarters_through_the_real_loop(tmp_path, ymd, n):
+    sim, day, rows = run_day(tmp_path, *ymd)
+    u = check_day(sim, day, rows, n)
+    # the card's copy (saved when hours close) has the quarters; loaded it gives the same rows
+    sink = sim.app.usage
+    sink.save()
+    path = U_SLOT(sink)
+    data = sim.fs.open(path, "rb").read()
+    again = U.Usage(u.tariff)
+    again.from_bytes(data)
+    first = u.day_start(day) // 900
+    for q in range(first, first + n):
+        assert again.quarter(q) == u.quarter(q), q
+
+
+def U_SLOT(sink):
+    from smartmeter.datalog.usagelog import SLOT_PATHS
+
+    return SLOT_PATHS[sink._good]
+
+
+def test_mixed_answer_gives_each_quarter_its_own_price():
+    items = [
+        (3600 * 10, 3600 * 11, 100_000),  # an hour
+        (3600 * 11, 3600 * 11 + 900, 1_000),  # then quarters
+        (3600 * 11 + 900, 3600 * 11 + 1800, -2_500),
+        (3600 * 11 + 1800, 3600 * 11 + 3600, 50_000),  # half an hour
+        (3600 * 12, 3600 * 13, 7_000),  # an hour, and a finer quarter inside it wins
+        (3600 * 12 + 1800, 3600 * 12 + 2700, 9_000),
+        (3600 * 13 + 60, 3600 * 13 + 960, 1),  # off the quarter grid: skipped
+        (3600 * 14, 3600 * 16, 1),  # two hours: skipped
+    ]
+    got = dict(quarters(items))
+    assert [got[q] for q in range(40, 44)] == [100_000] * 4
+    assert [got[q] for q in range(44, 48)] == [1_000, -2_500, 50_000, 50_000]
+    assert [got[q] for q in range(48, 52)] == [7_000, 7_000, 9_000, 7_000]
+    assert set(got) == set(range(40, 52))
+    t = U.Tariff(markup_mct=0, vat_mpct=0, feed_in_dynamic=True, feed_in_fee_mct=500)
+    t.set_market(sorted(got.items()))
+    assert t.market_quarters() == 12 and t.market_hours() == 3
+    assert t.import_q(45) == (-250, True) and t.export_q(45) == (-750, True)
+    assert t.import_q(52) == (None, False) and t.export_q(52) == (None, False)
+    assert t.dynamic(12) == 7_500 // 10  # the hour's mean: (700 * 3 + 900) / 4
+
+
+def test_a_summary_from_before_quarters_still_loads():
+    u = U.Usage(U.Tariff(price_mct=30_000))
+    t = 1_780_000_000
+    for k in range(200):
+        u.add(t + 60 * k, 1000 + 5 * k, 0)
+    new = u.to_bytes()
+    # the old layout: "SMU1", sizes without quarters, hours + days + months only
+    rings = new[U._HEAD : U.size_bytes(True)]
+    head = bytearray(b"SMU1") + U._i32(U.HOURS << 16 | U.DAYS << 8 | U.MONTHS) + new[8:28]
+    old = bytes(head) + U._i32(U.checksum(rings)) + rings
+    v = U.Usage(u.tariff)
+    v.from_bytes(old)
+    assert v.quarters.count == 0 and v.period(v.hours, (t + 3600) // 3600) == u.period(
+        u.hours, (t + 3600) // 3600
+    )
+    with pytest.raises(ValueError):
+        v.from_bytes(old[:-1])
