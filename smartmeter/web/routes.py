@@ -134,12 +134,13 @@ def api_history(web, request):
 
 
 def _usage(web, request, respond):
-    """``respond(resolution)`` for ``?resolution=hour|day|month``; 400 or 503 otherwise."""
+    """``respond(resolution)`` for ``?resolution=quarter|hour|day|month``; 400 or 503
+    otherwise."""
     from .usageapi import RESOLUTIONS
 
     res = request.args.get("resolution", "day")
     if res not in RESOLUTIONS:
-        return text(request, 400, "resolution must be hour, day or month")
+        return text(request, 400, "resolution must be quarter, hour, day or month")
     refused = _busy(web, request)
     if refused is not None:
         return refused

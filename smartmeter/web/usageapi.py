@@ -1,13 +1,28 @@
 # SPDX-License-Identifier: MIT
-"""``/api/usage`` (JSON) and ``/api/usage.csv``: the usage summary per hour, day or month.
+"""``/api/usage`` (JSON) and ``/api/usage.csv``: the usage summary per quarter hour, hour, day or
+month.
 
 Rows come from :class:`smartmeter.datalog.usage.Usage`: the last 24 hours, 31 days or 12 months
-up to the latest telegram, oldest first. A period without data is a row with ``null`` energy
-(a gap, never 0). Energies in Wh; money in cent as decimal numbers with 3 places (the summary
-counts milli-cent). Streamed in pieces like the other long answers. See docs/web-api.md.
+up to the latest telegram, oldest first; quarters: every quarter of yesterday and today (local
+days: 92 to 100 quarters each), the ones after the latest telegram with their known prices only
+(``future``). A period without data is a row with ``null`` energy (a gap, never 0). Energies in
+Wh; money in cent as decimal numbers with 3 places (the summary counts milli-cent). Streamed in
+pieces like the other long answers. The quarter CSV starts with the columns of the Austrian grid
+operators' quarter-hour export (``Datum;Zeit von;Zeit bis;Verbrauch [kWh]``, local time). See
+docs/web-api.md.
 """
 
-from ..datalog.usage import DYNAMIC, FULL_S, GAP, JUMP, NOFEED, NOPRICE, month_of_day
+from ..datalog.usage import (
+    DYNAMIC,
+    FEED_DYNAMIC,
+    FULL_Q_S,
+    FULL_S,
+    GAP,
+    JUMP,
+    NOFEED,
+    NOPRICE,
+    month_of_day,
+)
 from ..timeutil import civil_from_days, eu_offset
 
 try:
@@ -18,7 +33,7 @@ except ImportError:  # CPython
         return x
 
 
-RESOLUTIONS = {"hour": 24, "day": 31, "month": 12}
+RESOLUTIONS = {"quarter": 2, "hour": 24, "day": 31, "month": 12}  # quarter: 2 local days
 _ROWS_PER_CHUNK = const(8)
 
 
@@ -33,6 +48,10 @@ def _kwh(wh, comma):
     sign = "-" if wh < 0 else ""
     whole, frac = divmod(abs(wh), 1000)
     return ("%s%d,%03d" if comma else "%s%d.%03d") % (sign, whole, frac)
+
+
+def _opt_ct(mct):
+    return _ct(mct) if mct is not None else "null"
 
 
 def _eur(mct):
@@ -52,6 +71,8 @@ def periods(usage, resolution, now):
     if usage is None or now is None:
         return out
     fee = usage.tariff.base_fee_mct if usage.tariff is not None else 0
+    if resolution == "quarter":
+        return out  # see quarter_periods()
     if resolution == "hour":
         last = now // 3600
         for h in range(last - n + 1, last + 1):
@@ -73,6 +94,82 @@ def periods(usage, resolution, now):
             row = usage.period(usage.months, key)
             out.append((label, start, row, fee if row is not None else 0))
     return out
+
+
+def quarter_periods(usage, now):
+    """``(date, time_from, time_to, start_utc, q, row_or_None, future)`` for every quarter of
+    yesterday and today (local), oldest first: ``row`` is :meth:`Usage.quarter`'s."""
+    if usage is None or now is None:
+        return
+    today = usage.day_key(now)
+    first = usage.day_start(today - 1) // 900
+    end = usage.day_start(today + 1) // 900
+    now_q = now // 900
+    for q in range(first, end):
+        t = q * 900
+        off = eu_offset(t, 60) * 60
+        local = t + off
+        y, m, d = civil_from_days(local // 86400)
+        mins = local % 86400 // 60
+        to = (mins + 15) % 1440
+        yield (
+            "%02d.%02d.%04d" % (d, m, y),
+            "%02d:%02d" % (mins // 60, mins % 60),
+            "%02d:%02d" % (to // 60, to % 60),
+            t,
+            q,
+            usage.quarter(q) if q <= now_q else None,
+            q > now_q,
+        )
+
+
+def _quarter_prices(tariff, q, row):
+    """``(import mct/kWh, export mct/kWh)`` of quarter ``q``: the ones it was costed with, else
+    what the tariff says now (None: unknown)."""
+    price = feed = None
+    if row is not None:
+        price, feed = row[5], row[6]
+    if tariff is not None:
+        if price is None:
+            price = tariff.import_q(q)[0]
+        if feed is None:
+            feed = tariff.export_q(q)[0]
+    return price, feed
+
+
+def _quarter_json(tariff, date, frm, to, start, q, row, future):
+    price, feed = _quarter_prices(tariff, q, row)
+    head = '"label":"%s","date":"%s","to":"%s","start":%d' % (frm, date, to, start)
+    prices = '"price_ct_kwh":%s,"feed_in_ct_kwh":%s' % (
+        _ct(price) if price is not None else "null",
+        _ct(feed) if feed is not None else "null",
+    )
+    if row is None:
+        return '{%s,"import_wh":null,"export_wh":null,%s,"%s":true}' % (
+            head,
+            prices,
+            "future" if future else "gap",
+        )
+    imp, exp, cost, credit, flags, _p, _f = row
+    cover = flags >> 8
+    return (
+        "{"
+        + ",".join(
+            (
+                head,
+                '"import_wh":%d,"export_wh":%d' % (imp, exp),
+                '"cost_ct":%s' % (_ct(cost) if cost is not None else "null"),
+                '"credit_ct":%s' % (_ct(credit) if credit is not None else "null"),
+                prices,
+                '"gap":%s' % ("true" if flags & GAP else "false"),
+                '"meter_change":%s' % ("true" if flags & JUMP else "false"),
+                '"dynamic":%s' % ("true" if flags & DYNAMIC else "false"),
+                '"feed_in_dynamic":%s' % ("true" if flags & FEED_DYNAMIC else "false"),
+                '"partial":%s' % ("true" if cover < FULL_Q_S else "false"),
+            )
+        )
+        + "}"
+    )
 
 
 def _days(y, m):
@@ -116,20 +213,30 @@ def json_chunks(state, resolution):
     usage = state.usage
     tariff = usage.tariff if usage is not None else None
     priced = tariff is not None and (tariff.price_mct or tariff.market_hours())
-    feed = tariff is not None and tariff.feed_in_mct
+    feed = tariff is not None and tariff.has_feed_in()
     now = _now(state)
     head = ['{"resolution":"%s","now":%s' % (resolution, "null" if now is None else now)]
     if tariff is not None:
-        price = tariff.import_price(now // 3600)[0] if now is not None else None
+        q = now // 900 if now is not None else None
+        now_next = (
+            (tariff.import_q(q)[0], tariff.import_q(q + 1)[0], tariff.export_q(q)[0])
+            if q is not None
+            else (None, None, None)
+        )
         head.append(
             '"tariff":{"price_ct_kwh":%s,"feed_in_ct_kwh":%s,"base_fee_ct_month":%s,'
-            '"price_now_ct_kwh":%s,"market_hours":%d}'
+            '"price_now_ct_kwh":%s,"price_next_ct_kwh":%s,"feed_in_now_ct_kwh":%s,'
+            '"feed_in_dynamic":%s,"market_hours":%d,"market_quarters":%d}'
             % (
                 _ct(tariff.price_mct) if tariff.price_mct else "null",
                 _ct(tariff.feed_in_mct) if tariff.feed_in_mct else "null",
                 _ct(tariff.base_fee_mct) if tariff.base_fee_mct else "null",
-                _ct(price) if price is not None else "null",
+                _opt_ct(now_next[0]),
+                _opt_ct(now_next[1]),
+                _opt_ct(now_next[2]),
+                "true" if tariff.feed_in_dynamic else "false",
                 tariff.market_hours(),
+                tariff.market_quarters(),
             )
         )
     prices = state.prices
@@ -148,8 +255,13 @@ def json_chunks(state, resolution):
     yield ",".join(head) + ',"rows":['
     piece = []
     first = True
-    for label, start, row, fee in periods(usage, resolution, now):
-        text = _row_json(label, start, row, fee, priced, feed)
+    if resolution == "quarter":
+        texts = (_quarter_json(tariff, *p) for p in quarter_periods(usage, now))
+    else:
+        texts = (
+            _row_json(p[0], p[1], p[2], p[3], priced, feed) for p in periods(usage, resolution, now)
+        )
+    for text in texts:
         piece.append(text if first else "," + text)
         first = False
         if len(piece) >= _ROWS_PER_CHUNK:
@@ -167,7 +279,10 @@ def csv_chunks(state, resolution, dialect="excel-de"):
     usage = state.usage
     tariff = usage.tariff if usage is not None else None
     priced = tariff is not None and (tariff.price_mct or tariff.market_hours())
-    feed = tariff is not None and tariff.feed_in_mct
+    feed = tariff is not None and tariff.has_feed_in()
+    if resolution == "quarter":
+        yield from _quarter_csv(state, usage, tariff, comma, sep)
+        return
     yield (
         sep.join(
             (
@@ -201,6 +316,59 @@ def csv_chunks(state, resolution, dialect="excel-de"):
             _kwh(_eur(cost), comma) if priced and not flags & NOPRICE else "",
             _kwh(_eur(credit), comma) if feed and not flags & NOFEED else "",
             _kwh(_eur(fee), comma) if fee else "",
+            " ".join(note),
+        )
+        yield sep.join(fields) + "\r\n"
+
+
+def _quarter_csv(state, usage, tariff, comma, sep):
+    """Quarter rows up to now; the first four columns as the grid operators' portals export
+    quarter-hour values (Wiener Netze: ``Datum;Zeit von;Zeit bis;Verbrauch [kWh]``, local
+    time, decimal comma), then export, the prices, cost and credit."""
+    yield (
+        sep.join(
+            (
+                "Datum",
+                "Zeit von",
+                "Zeit bis",
+                "Verbrauch [kWh]",
+                "Einspeisung [kWh]",
+                "Preis [ct/kWh]",
+                "Kosten [EUR]",
+                "Einspeisetarif [ct/kWh]",
+                "Gutschrift [EUR]",
+                "start UTC",
+                "note",
+            )
+        )
+        + "\r\n"
+    )
+    for date, frm, to, start, q, row, future in quarter_periods(usage, _now(state)):
+        if future:
+            break
+        price, feed = _quarter_prices(tariff, q, row)
+        p = _kwh(price, comma) if price is not None else ""
+        f = _kwh(feed, comma) if feed is not None else ""
+        if row is None:
+            yield sep.join((date, frm, to, "", "", p, "", f, "", str(start), "no data")) + "\r\n"
+            continue
+        imp, exp, cost, credit, flags, _p, _f = row
+        note = []
+        if flags & GAP:
+            note.append("gap")
+        if flags & JUMP:
+            note.append("meter change")
+        fields = (
+            date,
+            frm,
+            to,
+            _kwh(imp, comma),
+            _kwh(exp, comma),
+            p,
+            _kwh(_eur(cost), comma) if cost is not None else "",
+            f,
+            _kwh(_eur(credit), comma) if credit is not None else "",
+            str(start),
             " ".join(note),
         )
         yield sep.join(fields) + "\r\n"

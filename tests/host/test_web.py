@@ -954,6 +954,59 @@ def test_usage_api_hours_days_months_and_csv(site):
     assert site.request("/usage")[1].startswith(b"<!DOCTYPE html>")
 
 
+def test_usage_api_quarters_and_operator_csv(site):
+    """Quarter rows of yesterday and today: energy, the quarter's own import and feed-in price,
+    cost = energy x price; later quarters of today carry their known price only; the CSV has the
+    operators' quarter-hour columns (Datum;Zeit von;Zeit bis;Verbrauch [kWh])."""
+    from smartmeter.datalog.usage import Tariff, Usage, cost_mct
+
+    tariff = Tariff(price_mct=25_000, feed_in_mct=8_000, feed_in_dynamic=True, feed_in_fee_mct=500)
+    t0 = 1709247600  # 2024-03-01 00:00 CET
+    day3 = t0 + 2 * 86400
+    tariff.set_market([(q, 50_000 + (q % 96) * 1000) for q in range(day3 // 900, day3 // 900 + 96)])
+    u = Usage(tariff)
+    a, e = 1_000_000, 0
+    for t in range(t0, day3 + 12 * 3600 + 7 * 60 + 1, 60):
+        a += 10  # 150 Wh per quarter
+        e += 1 if (t // 3600) % 24 in (10, 11, 12) else 0
+        u.add(t, a, e)
+    site.state.usage = u
+    site.state.latest_epoch = u.last_epoch
+    body = json.loads(site.request("/api/usage?resolution=quarter")[1])
+    rows = body["rows"]
+    assert body["resolution"] == "quarter" and len(rows) == 192  # 2 x 96
+    assert rows[0]["date"] == "02.03.2024" and rows[0]["label"] == "00:00"
+    assert rows[0]["to"] == "00:15" and rows[-1]["label"] == "23:45"
+    now_i = 96 + 48  # 03.03. 12:00 (11:00 UTC), the open quarter
+    assert rows[now_i]["date"] == "03.03.2024" and rows[now_i]["label"] == "12:00"
+    for i, r in enumerate(rows[96:], 96):
+        q = r["start"] // 900
+        price = 50_000 + (q % 96) * 1000  # milli-EUR/MWh; / 10 = mct/kWh (no markup, no VAT)
+        assert r["price_ct_kwh"] == price / 10_000
+        assert r["feed_in_ct_kwh"] == (price / 10 - 500) / 1000
+        if i > now_i:
+            assert r["future"] is True and r["import_wh"] is None
+            continue
+        assert r["dynamic"] is True and r["feed_in_dynamic"] is True
+        assert r["cost_ct"] == cost_mct(r["import_wh"], price // 10) / 1000
+        assert r["credit_ct"] == cost_mct(r["export_wh"], price // 10 - 500) / 1000
+        assert r["import_wh"] == (150 if i < now_i else 80)
+    # yesterday: the fixed tariff (no market prices then)
+    assert rows[40]["price_ct_kwh"] == 25.0 and rows[40]["cost_ct"] == 3.75
+    assert rows[40]["feed_in_ct_kwh"] == 8.0 and rows[40]["feed_in_dynamic"] is False
+    assert body["tariff"]["price_now_ct_kwh"] == (50_000 + 44 * 1000) / 10 / 1000
+    assert body["tariff"]["price_next_ct_kwh"] == (50_000 + 45 * 1000) / 10 / 1000
+    assert body["tariff"]["market_quarters"] == 96
+    status, body, hdrs = site.request("/api/usage.csv?resolution=quarter")
+    assert status == 200 and hdrs["Content-Type"].startswith("text/csv")
+    lines = body.decode().split("\r\n")
+    assert lines[0].startswith("Datum;Zeit von;Zeit bis;Verbrauch [kWh];Einspeisung [kWh];Preis")
+    assert len(lines) == 1 + 96 + 49 + 1  # up to the open quarter, then the final line break
+    assert lines[97] == "03.03.2024;00:00;00:15;0,150;0,000;14,200;0,021;13,700;0,000;%d;" % (
+        day3  # local midnight, in UTC
+    )
+
+
 def test_usage_api_without_summary(site):
     site.state.usage = None
     body = json.loads(site.request("/api/usage?resolution=day")[1])
