@@ -19,6 +19,9 @@ DEVICE_REQUIREMENTS := requirements-device.txt
 
 PYTEST_ARGS ?=
 SIM_ARGS ?=
+BOARD_ARGS ?=
+# make board: the CircuitPython VM to run the release in (no default: see README "Board in a box")
+CIRCUITPYTHON ?=
 BENCH_ARGS ?=
 SCREENS_ARGS ?=
 CIRCUP_ARGS ?=
@@ -33,18 +36,20 @@ RELEASE_MAJORS ?= 10
 RELEASE_DIR ?= dist
 
 # Paths that exist right now (other parts of the tree are written in parallel).
-LINT_PATHS := $(wildcard smartmeter drivers sim tests bench tools code.py)
+LINT_PATHS := $(wildcard smartmeter drivers sim board tests bench tools code.py)
 MYPY_PATHS := $(wildcard code.py smartmeter/device.py drivers/*.py)
 WEB_JS := $(wildcard smartmeter/web/assets/*.js)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)
 
-.PHONY: help .venv node_modules test sim bench screens lint release deploy clean distclean
+.PHONY: help .venv node_modules test sim board bench screens lint release deploy clean distclean
 
 help:
 	@echo "Targets:"
 	@echo "  make test                    host tests (pytest tests/host; PYTEST_ARGS='-k crypto')"
 	@echo "  make sim                     run the firmware on the PC against a virtual meter (SIM_ARGS=...)"
+	@echo "  make board CIRCUITPYTHON=vm  the release zip in the CircuitPython VM against the virtual meter"
+	@echo "                               (BOARD_ARGS='--duration 120 --heap 192K'; README: Board in a box)"
 	@echo "  make screens                 render the display screens to PNG files (SCREENS_ARGS=...)"
 	@echo "  make bench                   benchmarks (BENCH_ARGS=...)"
 	@echo "  make lint                    ruff check + format check; vulture (dead code); mypy"
@@ -88,6 +93,14 @@ test: .venv node_modules
 
 sim: .venv
 	$(PY) -m sim $(SIM_ARGS)
+
+board: .venv
+	@if [ -z "$(CIRCUITPYTHON)" ]; then \
+	  echo "board: set CIRCUITPYTHON=/path/to/circuitpython-unix, the CircuitPython VM to run the"; \
+	  echo "       release in (board/build-vm.sh builds one; README section \"Board in a box\")"; exit 2; fi
+	@[ -x "$(CIRCUITPYTHON)" ] || { echo "board: CIRCUITPYTHON=$(CIRCUITPYTHON) is not an executable file"; exit 2; }
+	@$(PY) tools/release.py --quiet --majors 10 --out "$(RELEASE_DIR)"
+	@$(PY) board/run.py --vm "$(CIRCUITPYTHON)" --release-dir "$(RELEASE_DIR)" $(BOARD_ARGS)
 
 screens: .venv node_modules
 	$(PY) -m sim.screens $(SCREENS_ARGS)

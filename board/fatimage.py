@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+"""FAT image helper run INSIDE the VM (CircuitPython's own FAT driver, ``os.VfsFat``).
+
+``circuitpython-unix -X heapsize=1M fatimage.py mkfs IMAGE`` formats IMAGE (an existing file, a
+multiple of 512 bytes) as a freshly formatted SD card would be;
+``... fatimage.py export IMAGE DEST`` copies every file on the card into the host folder DEST
+(which must exist), keeping the folder tree; prints one line per file: ``size path``.
+"""
+
+import os
+import sys
+
+
+class _Image:
+    def __init__(self, f):
+        self.f = f
+        f.seek(0, 2)
+        self.blocks = f.tell() // 512
+
+    def readblocks(self, n, buf):
+        self.f.seek(n * 512)
+        self.f.readinto(buf)
+
+    def writeblocks(self, n, buf):
+        self.f.seek(n * 512)
+        self.f.write(buf)
+
+    def count(self):
+        return self.blocks
+
+    def sync(self):
+        self.f.flush()
+
+
+def _export(src, dest, buf):
+    for entry in os.ilistdir(src):
+        name, kind = entry[0], entry[1]
+        path = src + "/" + name
+        out = dest + "/" + name
+        if kind == 0x4000:
+            try:
+                os.mkdir(out)
+            except OSError:
+                pass
+            _export(path, out, buf)
+            continue
+        size = 0
+        with open(path, "rb") as fin, open(out, "wb") as fout:
+            while True:
+                n = fin.readinto(buf)
+                if not n:
+                    break
+                fout.write(memoryview(buf)[:n])
+                size += n
+        print(size, path[len("/card") :])
+
+
+def main(argv):
+    cmd, image = argv[1], argv[2]
+    mode = "r+b" if cmd == "mkfs" else "rb"
+    with open(image, mode) as f:
+        dev = _Image(f)
+        if cmd == "mkfs":
+            os.VfsFat.mkfs(dev)
+            return
+        os.mount(os.VfsFat(dev), "/card", readonly=True)
+        _export("/card", argv[3], bytearray(4096))
+        os.umount("/card")
+
+
+main(sys.argv)
