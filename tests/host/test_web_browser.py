@@ -157,6 +157,27 @@ def _prefill_usage(usage, meter, end_epoch):
         usage.add(t, a, e)
 
 
+def _market_prices(tariff, now):
+    """Day-ahead prices per quarter for yesterday and today (a summer day: dear mornings and
+    evenings, below zero around noon, a ramp within each hour), as the price fetch sets them."""
+    import math
+
+    local = now + 7200  # CEST
+    first = (local - local % 86400 - 86400 - 7200) // 900
+    got = []
+    for q in range(first, first + 192):
+        hour = ((q * 900 + 7200) % 86400) / 3600.0
+        eur = (
+            95
+            + 70 * math.exp(-((hour - 20) ** 2) / 4)
+            + 45 * math.exp(-((hour - 8) ** 2) / 3)
+            - 140 * max(0.0, math.sin((hour - 7) / 12 * math.pi))
+            + 6 * (q % 4 - 1.5)
+        )
+        got.append((q, int(eur * 1000)))
+    tariff.set_market(got)
+
+
 @pytest.fixture
 def chromium():
     path = which("chromium", "chromium-browser", "google-chrome")
@@ -185,6 +206,9 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         "UI_LANGUAGE": "en",
         "PRICE_CT_KWH": "24.95",
         "FEED_IN_CT_KWH": "7",
+        "FEED_IN_DYNAMIC": True,
+        "FEED_IN_FEE_CT_KWH": "1.2",
+        "PRICE_MARKUP_CT_KWH": "1.44",
         "BASE_FEE_EUR_MONTH": "4.50",
     }
     logs = tmp_path / "data" / "sd" / "logs"
@@ -206,6 +230,7 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
     _prefill_day(sim.app.state.history, start)
     while sim.app.usage.replaying:  # the (empty) rebuild of a new card ends first
         sim.app.usage.poll()
+    _market_prices(sim.app.tariff, start)
     _prefill_usage(sim.app.state.usage, sim.meter, start)
     if sim.app.web.ticks != sim.clock.ticks_ms:  # until app.build passes ticks_ms=clock.ticks_ms
         sim.app.web.ticks = sim.clock.ticks_ms
@@ -298,8 +323,54 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
             "document.querySelectorAll('#c_hour .hit').length == 24 && "
             "document.querySelectorAll('#c_day .hit').length == 31 && "
             "document.querySelectorAll('#c_month .hit').length == 12 && "
+            "document.querySelectorAll('#c_quarter .hit').length == 192 && "
             "document.getElementById('s_today').textContent != '-'",
         )
+        # the quarter view: yesterday and today, the price of each quarter over the bars
+        quarters = json.loads(
+            cdp.eval(s, "fetch('/api/usage?resolution=quarter').then(function(r){return r.text()})")
+        )["rows"]
+        assert len(quarters) == 192 and quarters[96]["label"] == "00:00"
+        lines = cdp.eval(
+            s,
+            "Array.prototype.map.call(document.querySelectorAll('#c_quarter path'),"
+            "function(p){return p.getAttribute('stroke')}).join(',')",
+        )
+        assert lines == "#c0392b,#2e8b57"  # import price, feed-in price (market)
+        cdp.eval(
+            s,
+            "document.querySelectorAll('#c_quarter .hit')[96 + 37]"
+            ".dispatchEvent(new MouseEvent('click',{bubbles:true}))",
+        )
+        tip = cdp.eval(s, "document.getElementById('t_quarter').textContent")
+        q = quarters[96 + 37]  # today 09:15
+        assert tip.startswith(q["date"][:5] + " 09:15-09:30")
+        assert "price %.2f ct" % q["price_ct_kwh"] in tip
+        assert "feed-in %.2f ct" % q["feed_in_ct_kwh"] in tip
+        net_ct = q["cost_ct"] - (q["credit_ct"] or 0)  # the page shows cost minus credit
+        assert "cost %.2f EUR" % (net_ct / 100) in tip
+        box = json.loads(
+            cdp.eval(
+                s,
+                "JSON.stringify((function(r){return {x:r.left+scrollX,y:r.top+scrollY,"
+                "w:r.width,h:r.height}})(document.getElementById('c_quarter')"
+                ".parentNode.getBoundingClientRect()))",
+            )
+        )
+        shot = cdp.call(
+            "Page.captureScreenshot",
+            s,
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1},
+        )
+        quarter_png = base64.b64decode(shot["data"])
+        assert quarter_png[:8] == b"\x89PNG\r\n\x1a\n" and len(quarter_png) > 5_000
+        (
+            REPO_ROOT / "docs" / "usage-quarters.png"
+            if os.environ.get("UPDATE_SCREENSHOTS")
+            else (tmp_path / "usage-quarters.png")
+        ).write_bytes(quarter_png)
         api = json.loads(
             cdp.eval(
                 s,

@@ -111,47 +111,75 @@ function kwh(wh,d){return wh===null||wh===undefined?'-':(wh/1000).toFixed(d)}
 function eur(ct){return ct===null||ct===undefined?null:(ct/100).toFixed(2)}
 function net(r){if(r.cost_ct===undefined||r.cost_ct===null)return null;
  return r.cost_ct-(r.credit_ct||0)+(r.fee_ct||0)}
-function rowText(r,d){if(r.import_wh===null)return r.label+': no data';var c=eur(net(r));
- return r.label+(r.gap||r.meter_change?' *':'')+': import '+kwh(r.import_wh,d)+' kWh, export '+
-  kwh(r.export_wh,d)+' kWh'+(c!==null?', cost '+c+' EUR'+(r.fee_ct?' (incl. base fee)':''):'')+
-  (r.meter_change?' - meter changed':r.gap?' - data missing in part':'')+(r.partial?' - partial hour':'')}
-function bars(el,tip,rows,d){var W=1000,H=240,L=44,B=22,n=rows.length,w=(W-L)/n,hi=0,s='';
+function ct(v){return v===null||v===undefined?'-':v.toFixed(2)+' ct'}
+function rowText(r,d){var q=r.date!==undefined,lb=q?r.date.slice(0,5)+' '+r.label+'-'+r.to:r.label,
+ pr=q?' \u00b7 price '+ct(r.price_ct_kwh)+(r.feed_in_ct_kwh!==null&&r.feed_in_ct_kwh!==undefined?
+  ', feed-in '+ct(r.feed_in_ct_kwh):''):'';
+ if(r.import_wh===null)return lb+(r.future?': to come':': no data')+pr;var c=eur(net(r));
+ return lb+(r.gap||r.meter_change?' *':'')+': import '+kwh(r.import_wh,d)+' kWh, export '+
+  kwh(r.export_wh,d)+' kWh'+(c!==null?', cost '+c+' EUR'+(r.fee_ct?' (incl. base fee)':''):'')+pr+
+  (r.meter_change?' - meter changed':r.gap?' - data missing in part':'')+(r.partial?' - partial':'')}
+function bars(el,tip,rows,d,prices){var W=1000,H=240,L=44,R=prices?46:0,B=22,n=rows.length,
+ w=(W-L-R)/n,hi=0,s='';
  rows.forEach(function(r){hi=Math.max(hi,r.import_wh||0,r.export_wh||0)});if(!hi)hi=1000;
  var y=function(v){return H-B-v/hi*(H-B-10)},bw=Math.max(1,w*0.38);
  s+='<line x1="'+L+'" x2="'+W+'" y1="'+(H-B)+'" y2="'+(H-B)+'" stroke="#999"/>';
  s+='<text x="0" y="16" font-size="12">'+kwh(hi,d)+'</text><text x="0" y="'+(H-B)+'" font-size="12">0</text>';
  s+='<text x="0" y="30" font-size="11" fill="#777">kWh</text>';
  var every=Math.ceil(n/12);rows.forEach(function(r,i){var x=L+i*w;
-  if(r.import_wh===null){s+='<rect x="'+(x+w*0.1)+'" y="10" width="'+(w*0.8)+'" height="'+(H-B-10)+
-   '" fill="#ccc" opacity="0.5"/>'}else{
+  if(r.import_wh===null){if(!r.future)s+='<rect x="'+(x+w*0.1)+'" y="10" width="'+(w*0.8)+
+   '" height="'+(H-B-10)+'" fill="#ccc" opacity="0.5"/>'}else{
    s+='<rect x="'+(x+w*0.1)+'" y="'+y(r.import_wh)+'" width="'+bw+'" height="'+(H-B-y(r.import_wh))+
     '" fill="#1f4e79"'+(r.gap||r.partial?' opacity="0.55"':'')+'/>';
    s+='<rect x="'+(x+w*0.1+bw)+'" y="'+y(r.export_wh)+'" width="'+bw+'" height="'+(H-B-y(r.export_wh))+
     '" fill="#e08a00"'+(r.gap||r.partial?' opacity="0.55"':'')+'/>';
    if(r.gap||r.meter_change)s+='<text x="'+(x+w/2)+'" y="'+(y(Math.max(r.import_wh,r.export_wh))-3)+
     '" font-size="13" text-anchor="middle">*</text>'}
-  if(i%every==0||i==n-1)s+='<text x="'+(x+w/2)+'" y="'+(H-6)+'" font-size="11" text-anchor="middle">'+
-   esc(r.label.slice(r.label.length>7?5:0))+'</text>';
+  if(prices?r.label=='00:00'||(r.label.slice(3)=='00'&&+r.label.slice(0,2)%6==0):i%every==0||i==n-1)
+   s+='<text x="'+(x+(prices?0:w/2))+'" y="'+(H-6)+'" font-size="11" text-anchor="'+(prices?'start':
+    'middle')+'">'+esc(prices&&r.label=='00:00'?r.date.slice(0,5):r.label.slice(r.label.length>7?5:0))+
+    '</text>';
   s+='<rect class="hit" data-i="'+i+'" x="'+x+'" y="0" width="'+w+'" height="'+H+'"><title>'+
    esc(rowText(r,d))+'</title></rect>'});
+ if(prices)s+=priceLines(rows,L,w,W,R,H,B);
  el.innerHTML='<svg viewBox="0 0 '+W+' '+H+'" preserveAspectRatio="none">'+s+'</svg>';
  function show(ev){var t=ev.target;if(!t.classList||!t.classList.contains('hit'))return;
   Array.prototype.forEach.call(el.querySelectorAll('.hit.sel'),function(e){e.classList.remove('sel')});
   t.classList.add('sel');tip.textContent=rowText(rows[+t.dataset.i],d)}
  el.onmouseover=show;el.onclick=show}
+// the price of each quarter as steps over the bars, its own scale on the right (ct/kWh)
+function priceLines(rows,L,w,W,R,H,B){var lo=0,hi=0,s='',keys=[['price_ct_kwh','#c0392b']];
+ if(rows.some(function(r){return r.feed_in_dynamic}))keys.push(['feed_in_ct_kwh','#2e8b57']);
+ keys.forEach(function(k){rows.forEach(function(r){var v=r[k[0]];if(v!==null&&v!==undefined){
+  lo=Math.min(lo,v);hi=Math.max(hi,v)}})});if(hi<=lo)hi=lo+1;
+ var y=function(v){return H-B-(v-lo)/(hi-lo)*(H-B-10)};
+ keys.forEach(function(k){var p='',pen=false;rows.forEach(function(r,i){var v=r[k[0]],x=L+i*w;
+  if(v===null||v===undefined){pen=false;return}
+  p+=(pen?'L':'M')+x.toFixed(1)+' '+y(v).toFixed(1)+'L'+(x+w).toFixed(1)+' '+y(v).toFixed(1);pen=true});
+  if(p)s+='<path d="'+p+'" fill="none" stroke="'+k[1]+'" stroke-width="2"/>'});
+ if(lo<0)s+='<line x1="'+L+'" x2="'+(W-R)+'" y1="'+y(0)+'" y2="'+y(0)+'" stroke="#c0392b" '+
+  'stroke-dasharray="3 3" opacity="0.5"/>';
+ s+='<text x="'+(W-R+4)+'" y="16" font-size="12" fill="#c0392b">'+hi.toFixed(1)+'</text>';
+ s+='<text x="'+(W-R+4)+'" y="'+(H-B)+'" font-size="12" fill="#c0392b">'+lo.toFixed(1)+'</text>';
+ s+='<text x="'+(W-R+4)+'" y="30" font-size="11" fill="#c0392b">ct/kWh</text>';return s}
 function card(id,r,d){if(!r||r.import_wh===null){$('s_'+id).textContent='-';$('m_'+id).textContent='no data';return}
  var c=eur(net(r));$('s_'+id).textContent=kwh(r.import_wh,d)+(r.gap||r.meter_change?' *':'');
  $('m_'+id).textContent='export '+kwh(r.export_wh,d)+' kWh'+(c!==null?' \u00b7 cost '+c+' EUR':'')}
 function usage(){status().catch(function(){});
  // one request at a time: the board has few sockets and admits 2 connections per client
- function load(){['hour','day','month'].reduce(function(p,res){return p.then(function(){
+ function load(){['quarter','hour','day','month'].reduce(function(p,res){return p.then(function(){
   return get('/api/usage?resolution='+res)}).then(function(u){
-  var rows=u.rows,d=res=='hour'?2:1;bars($('c_'+res),$('t_'+res),rows,d);
+  var rows=u.rows,d=res=='hour'||res=='quarter'?2:1;
+  bars($('c_'+res),$('t_'+res),rows,res=='quarter'?3:d,res=='quarter');
+  if(res=='quarter'){var t=u.tariff||{};$('s_pnext').textContent=ct(t.price_next_ct_kwh);
+   $('m_pnext').textContent=t.feed_in_now_ct_kwh!==null&&t.feed_in_now_ct_kwh!==undefined?
+    'feed-in now '+ct(t.feed_in_now_ct_kwh)+(t.feed_in_dynamic?' (market)':' (fixed)'):''}
   if(res=='day'){card('today',rows[rows.length-1],1);card('yesterday',rows[rows.length-2],1)}
   if(res=='month'){card('month',rows[rows.length-1],1)}
   if(res=='hour'){var t=u.tariff||{},p=t.price_now_ct_kwh;
    $('s_price').textContent=p===null||p===undefined?'-':p.toFixed(2)+' ct';
-   $('m_price').textContent=(t.market_hours?'day-ahead price ('+t.market_hours+' h known)':
+   $('m_price').textContent=(t.market_quarters?'day-ahead price ('+t.market_quarters+
+    ' quarter hours known)':
     (t.price_ct_kwh?'fixed tariff':'no price set'))+(t.feed_in_ct_kwh?' \u00b7 feed-in '+
     t.feed_in_ct_kwh.toFixed(2)+' ct':'')+(t.base_fee_ct_month?' \u00b7 base fee '+
     (t.base_fee_ct_month/100).toFixed(2)+' EUR/month':'');
