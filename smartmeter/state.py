@@ -45,6 +45,7 @@ SD_MISSING = "sd_missing"
 SD_FULL = "sd_full"
 SD_ERROR = "sd_error"
 NO_WIFI = "no_wifi"
+LOGIN_REFUSED = "login_refused"
 SENSOR = "sensor"
 
 TEXTS = {
@@ -64,6 +65,7 @@ TEXTS = {
         SD_FULL: "SD full",
         SD_ERROR: "SD error",
         NO_WIFI: "No WiFi",
+        LOGIN_REFUSED: "Web logins refused",
         SENSOR: "Sensor error",
     },
     "de": {
@@ -82,6 +84,7 @@ TEXTS = {
         SD_FULL: "SD-Karte voll",
         SD_ERROR: "SD-Fehler",
         NO_WIFI: "Kein WLAN",
+        LOGIN_REFUSED: "Web-Logins abgewiesen",
         SENSOR: "Sensorfehler",
     },
 }
@@ -104,6 +107,7 @@ HINTS = {
         SD_FULL: "Alte Logdateien loeschen",
         SD_ERROR: "SD-Karte pruefen",
         NO_WIFI: "Menue > Einrichtung",
+        LOGIN_REFUSED: "Jemand raet Passwoerter",
     },
     "en": {
         NO_KEY: "Set METER_KEY",
@@ -121,6 +125,7 @@ HINTS = {
         SD_FULL: "Delete old log files",
         SD_ERROR: "Check the SD card",
         NO_WIFI: "Menu > Setup mode",
+        LOGIN_REFUSED: "Someone guesses passwords",
     },
 }
 
@@ -180,6 +185,8 @@ class Counters:
             "sd_remounts",
             "http_requests",
             "http_errors",
+            "login_failures",  # wrong web passwords checked
+            "logins_refused",  # web requests answered 429: too many wrong passwords, not checked
             "display_errors",
             "sensor_errors",
             "sensor_crc_errors",
@@ -281,6 +288,8 @@ class State:
         self.ap_password = None
         self.hostname = None
         self.web_password_generated = None  # shown on the system screen only if we generated it
+        # ticks of the last web request refused for too many wrong passwords (None: a minute ago)
+        self.login_refused_ticks = None
         # SD card
         self.sd_state = "unknown"  # ok | missing | full | error | disabled | unknown
         self.sd_free = None  # bytes
@@ -351,6 +360,8 @@ class State:
             out.append(CLOCK)
         if not self.wifi_connected:
             out.append(NO_WIFI)
+        if self.login_refused_ticks is not None:
+            out.append(LOGIN_REFUSED)
         for sink in self.sinks.values():
             code = sink.problem()
             if code is not None:

@@ -5,8 +5,8 @@ Every answer to a bad request carries no file content: 400 (malformed line, bad 
 traversal segment, bad Content-Length), 401 (no or wrong credentials, checked before anything
 else including 404), 403 (cross-site POST), 404, 405 (+ Allow), 408 (too slow), 411 (chunked
 request body), 413 (body over the cap), 421 (Host header names another server), 429 (too many
-wrong passwords from this client: answered at once, the password is not checked), 431 (head over
-the cap).
+wrong passwords from this client, or from all together: answered at once, the password is not
+checked), 431 (head over the cap).
 """
 
 import binascii

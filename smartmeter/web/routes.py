@@ -361,14 +361,17 @@ def _route(web, request):
         web.refused_host += 1
         return text(request, 421, "this board does not answer to that host name")
     now = web.wall()
+    given = request.headers.get("Authorization")
     wait = web.throttle_left(request, now)
+    if not wait and given:
+        wait = web.guess_wait(request, now)  # wrong passwords from anywhere: the pace in all
     if wait:
-        # wrong passwords from this client: answered at once, without checking the password
-        web.throttled += 1
+        # answered at once, without checking the password
+        web.refused()
         retry = {"Retry-After": str(wait // 1000 + 1)}
-        return text(request, 429, "too many wrong passwords", retry)
+        return text(request, 429, "too many wrong passwords: try again later", retry)
     if not authorized(web, request):
-        if request.headers.get("Authorization"):
+        if given:
             web.auth_failed(request, now)
         return text(
             request,

@@ -66,6 +66,17 @@ _ANSWERS_PER_POLL = const(4)  # requests answered per pass (each may run one tra
 _FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
 _FAIL_MAX_MS = const(60000)
 _FAIL_CLIENTS = const(16)  # clients remembered (bounded)
+# Wrong passwords checked in all, whatever the number of addresses (a per-address limit alone
+# let 40 addresses have 2 000 a second checked): one per _GUESS_MS, up to _GUESS_BURST at once
+# (a token bucket kept as the time it is full again). Beyond it a password is not checked at
+# all: 429 with Retry-After. _GUESS_RESERVE of the burst is only for the _KNOWN_CLIENTS
+# addresses that gave the right password before, so the owner's devices get in during an attack
+# and any other device within _GUESS_MS * (_GUESS_RESERVE + 1) after it ends.
+_GUESS_MS = const(900)
+_GUESS_BURST = const(8)
+_GUESS_RESERVE = const(2)
+_KNOWN_CLIENTS = const(4)
+_REFUSED_SHOW_MS = const(60000)  # the status shows "logins refused" this long after the last
 _AP_IP = "192.168.4.1"  # the setup access point's address (CircuitPython's default)
 _MAX_JOBS = const(2)  # concurrent downloads/uploads (the ESP32 has 8 sockets in all)
 _SECURITY_HEADERS = {
@@ -318,7 +329,10 @@ class WebServer:
         self.slow_dropped = 0  # transfers below _MIN_RATE
         self.refused_host = 0
         self.throttled = 0  # requests answered 429 (too many wrong passwords)
+        self.guesses = 0  # wrong passwords checked
         self._fails = {}  # client address -> [wrong passwords in a row, ticks until allowed]
+        self._full_at = None  # wall ticks when the guess bucket is full again (None: it is)
+        self._known = []  # addresses that gave the right password, most recent first (bounded)
         self.listen = None
         self._answered = 0
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
@@ -369,9 +383,15 @@ class WebServer:
         took = ticks_diff(self.wall(), t0)
         if took > self.max_slice_ms:
             self.max_slice_ms = took
-        c = self.state.counters
+        st = self.state
+        c = st.counters
         c.http_requests = self.requests
         c.http_errors = self.errors
+        c.login_failures = self.guesses
+        c.logins_refused = self.throttled
+        since = st.login_refused_ticks
+        if since is not None and ticks_diff(self.ticks(), since) > _REFUSED_SHOW_MS:
+            st.login_refused_ticks = None  # (cleared here, so a wrapped tick count never shows)
 
     def _step_job(self, job):
         now = self.wall()
@@ -541,8 +561,39 @@ class WebServer:
         left = ticks_diff(entry[1], now)
         return left if left > 0 else 0
 
+    def guess_wait(self, request, now):
+        """Milliseconds until a password of this client may be checked at all (0: now): the
+        pace of wrong passwords in all addresses together; addresses that logged in before
+        may use the reserve."""
+        debt = self._debt(now)
+        spare = (
+            _GUESS_BURST - 1
+            if _client(request) in self._known
+            else _GUESS_BURST - 1 - _GUESS_RESERVE
+        )
+        left = debt - spare * _GUESS_MS
+        return left if left > 0 else 0
+
+    def _debt(self, now):
+        """Milliseconds until the guess bucket is full again (0..burst x pace)."""
+        full = self._full_at
+        if full is None:
+            return 0
+        debt = ticks_diff(full, now)
+        if debt <= 0 or debt > _GUESS_BURST * _GUESS_MS:  # full (or a stale, wrapped time)
+            self._full_at = None
+            return 0
+        return debt
+
+    def refused(self):
+        """A request answered 429 without checking its password: counted, shown on the status."""
+        self.throttled += 1
+        self.state.login_refused_ticks = self.ticks()
+
     def auth_failed(self, request, now):
         """Count a wrong password; from the 4th in a row the client waits 1 s, doubling to 60 s."""
+        self.guesses += 1
+        self._full_at = ticks_add(now, self._debt(now) + _GUESS_MS)
         ip = _client(request)
         entry = self._fails.get(ip)
         if entry is None:
@@ -559,7 +610,21 @@ class WebServer:
         entry[1] = ticks_add(now, delay)
 
     def auth_ok(self, request):
-        self._fails.pop(_client(request), None)
+        ip = _client(request)
+        self._fails.pop(ip, None)
+        known = self._known
+        if known and known[0] == ip:
+            return
+        if ip in known:
+            known.remove(ip)
+        known.insert(0, ip)
+        while len(known) > _KNOWN_CLIENTS:
+            known.pop()
+
+    def forget_guesses(self):
+        """Forget wrong passwords (per address and in all): for tests of other things."""
+        self._fails.clear()
+        self._full_at = None
 
     def stream(
         self, request, chunks, length=None, content_type="application/json", headers=None, buf=None

@@ -332,7 +332,7 @@ def test_auth_required_everywhere(site, password):
         if password is None:
             status, body, hdrs = site.request(path, auth=False)
         else:
-            site.web._fails.clear()  # (the growing delay after wrong passwords has its own test)
+            site.web.forget_guesses()  # (the limits on wrong passwords have their own tests)
             status, body, hdrs = site.request(path, password=password)
         if path.startswith("/logs/.."):
             assert status == 400  # refused before anything else
