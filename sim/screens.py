@@ -47,14 +47,26 @@ _USAGE = []
 
 def usage_month(end_epoch=1714559696):
     """A usage summary of 40 days up to ``end_epoch`` (5-minute telegrams: base load, evening
-    peak, PV export at noon), with a fixed tariff and base fee. Built once, shared read-only."""
+    peak, PV export at noon), with a fixed tariff and base fee, and day-ahead prices per quarter
+    hour for the last day and the next (so the screen shows the price now and of the next
+    quarter). Built once, shared read-only."""
     if _USAGE:
         return _USAGE[0]
     import math
 
     from smartmeter.datalog.usage import Tariff, Usage
 
-    u = Usage(Tariff(price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000))
+    tariff = Tariff(
+        price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000, markup_mct=1_440, vat_mpct=20_000
+    )
+    first = (end_epoch - 86400) // 900
+    tariff.set_market(
+        [
+            (q, int(1000 * (95 + 60 * math.sin(q / 11.0) + 7 * (q % 4))))
+            for q in range(first, first + 192)
+        ]
+    )
+    u = Usage(tariff)
     imp = 12_000_000
     exp = 2_300_000
     start = end_epoch - 40 * 86400

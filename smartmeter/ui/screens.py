@@ -367,14 +367,19 @@ class Usage:
                     if n == 2:
                         net += tariff.base_fee_mct
             view.set_text(cost, euro(net, 5))
-        price = None
+        price = nxt = None
         if tariff is not None and epoch is not None:
-            price, dynamic = tariff.import_price(epoch // 3600)
+            q = epoch // 900  # the quarter hour now, and the next one
+            price, dynamic = tariff.import_q(q)
+            nxt = tariff.import_q(q + 1)[0]
         if price is None:
             line = t["u_noprice"]
+        elif not dynamic:
+            line = t["u_fixed"] + euro(price * 100, 6) + " ct/kWh"  # mct/kWh as ct, 2 decimals
+        elif nxt is None:
+            line = t["u_price"] + euro(price * 100, 6) + " ct/kWh"
         else:
-            head = t["u_price"] if dynamic else t["u_fixed"]
-            line = head + euro(price * 100, 6) + " ct/kWh"  # mct/kWh as ct with 2 decimals
+            line = t["u_price"] + euro(price * 100, 6) + t["u_next"] + euro(nxt * 100, 6) + " ct"
         view.set_text(self.price, clip(line, _COLS))
         fee = tariff is not None and tariff.base_fee_mct
         view.set_text(self.note, t["u_gap"] if gaps else (t["u_fee"] if fee else ""))

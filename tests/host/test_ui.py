@@ -849,6 +849,33 @@ def test_usage_screen_today_yesterday_month_and_cost(display):
     assert rows == [["--", "--", "--"]] * 3 and "No price set" in texts_on_screen(ui)
 
 
+def test_usage_screen_price_now_and_next_quarter(display):
+    """With day-ahead prices the usage screen shows the gross price of this quarter hour and of
+    the next one (each its own, not the hour's); the fixed tariff when no market price."""
+    from smartmeter.datalog.usage import Tariff, Usage
+
+    t0 = 1714559696  # 2024-05-01 10:34:56 UTC: quarter 10:30-10:45
+    q = t0 // 900
+    tariff = Tariff(price_mct=30_000, markup_mct=1_000, vat_mpct=20_000)
+    tariff.set_market([(q - 1, 99_000), (q, 123_450), (q + 1, -20_000)])  # milli-EUR/MWh
+    u = Usage(tariff)
+    u.add(t0 - 60, 1_000, 0)
+    u.add(t0, 1_010, 0)
+    st = S.normal()
+    st.usage = u
+    st.latest_epoch = t0
+    for lang, want in (("en", "Now 16.01, next -1.20 ct"), ("de", "Jetzt 16.01, dann -1.20 ct")):
+        ui = Ui(display, None, st, language=lang)
+        ui.goto("usage")
+        ui.poll(NOW)
+        # (12.345 + 1.0) * 1.2 = 16.014 ct; (-2.0 + 1.0) * 1.2 = -1.2 ct
+        assert want in texts_on_screen(ui), texts_on_screen(ui)
+        check_layout(ui, "usage")
+    st.latest_epoch = t0 + 1800  # after the known prices: the fixed tariff
+    ui.poll(NOW + 2000)
+    assert "Jetzt" not in texts_on_screen(ui) and "Tarif: 30.00 ct/kWh" in texts_on_screen(ui)
+
+
 def test_meter_that_sends_less_shows_what_it_sends(display):
     """Wiener Netze-style: no U/I/PF, reactive power and energy; an L1-only meter keeps rows."""
     from smartmeter.protocol import reading as rd
