@@ -50,3 +50,11 @@ def would_block(exc):
 def timed_out(exc):
     """True for a timeout, whatever the port calls it."""
     return errno_of(exc) in EAGAIN_CODES or "timed" in str(exc) or "timeout" in str(exc)
+
+
+# A non-blocking connect, asked again: still under way (EALREADY: Linux 114, BSD 37, ESP-IDF's
+# newlib 120), or done (EISCONN: 106, 56, 127). A non-blocking read of a socket the peer closed:
+# CircuitPython raises ENOTCONN (107, 57, 128) where CPython returns 0.
+EALREADY_CODES = tuple({_code("EALREADY", 114), 114, 37, 120})
+EISCONN_CODES = tuple({_code("EISCONN", 106), 106, 56, 127})
+ENOTCONN_CODES = tuple({_code("ENOTCONN", 107), 107, 57, 128})

@@ -12,20 +12,25 @@ own; quarters without one are costed at the fixed ``PRICE_CT_KWH`` (or not at al
 0). No network never breaks anything.
 
 When: at start (once the clock is set), whenever the current hour has no price, and after 13:00
-local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed or
-incomplete fetch is retried after 1 min, doubling to 1 h. So on a normal day: one fetch.
+local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed,
+rejected or incomplete fetch is retried after 1 min, doubling to 1 h. So on a normal day: one
+fetch.
 
-Never blocks the loop for long: the whole fetch - connect, TLS, request, headers, body - runs
-against one deadline of ``_BUDGET_MS`` (3.5 s, what the MQTT output may take for a TLS connect)
-enforced by our code: every socket the HTTP library gets comes through
-:class:`smartmeter.httpio.DeadlinePool`, whose sockets cap each wait at what is left and wait for
-data in 0.2 s steps, running the UART pump (``service``) between steps and every 100 ms while data
-trickles in. Only DNS
-(``getaddrinfo``) is outside it. The answer is parsed while it streams in (one object at a
-time, at most ``_MAX_ITEMS``), never held whole in RAM.
+Never blocks the loop: the fetch runs across loop passes (``smartmeter.httpget``, a
+non-blocking GET), at most ``_SLICE_MS`` of work per pass, and is given up after ``_FETCH_MS``
+in all (a server that trickles or says nothing). Only DNS and, for https, the connect with its
+TLS handshake wait (each wait at most ``_TLS_WAIT_S``). Redirects are not followed: a 3xx is an
+error. The answer is parsed while it streams in (one object at a time, at most ``_MAX_ITEMS``),
+never held whole in RAM.
+
+Nothing of an answer is used before all of it is checked (:func:`validate`): a price outside
+``PRICE_MIN_EUR_MWH`` .. ``PRICE_MAX_EUR_MWH`` (-10 000 .. +40 000 EUR/MWh: ten times the
+harmonised day-ahead clearing limits of -500 and +4 000 EUR/MWh, room for them to rise) rejects
+the whole answer ("price server answer rejected: price out of range"), and the prices we had
+stay. Numbers with exponents (``4.5e1``) are read as JSON means them.
 """
 
-from .. import httpio
+from ..httpget import HttpError, HttpGet
 from ..netutil import timed_out
 from ..timeutil import Backoff, eu_offset, ticks_diff
 
@@ -37,26 +42,59 @@ except ImportError:  # CPython
         return x
 
 
-_BUDGET_MS = const(3500)  # one fetch, all of it
+PRICE_MIN_EUR_MWH = const(-10_000)  # the plausible bound of one market price
+PRICE_MAX_EUR_MWH = const(40_000)
+_FETCH_MS = const(20_000)  # one fetch, all of it, across passes
+_SLICE_MS = const(20)  # the fetch's work per loop pass
+_TLS_WAIT_S = 0.5  # https: each wait of the connect and handshake
 _RETRY_MIN_MS = const(60_000)
 _RETRY_MAX_MS = const(3_600_000)
 _MAX_ITEMS = const(200)  # 2 days of 15-minute prices = 192
 _MAX_BODY = const(65536)
 _CARRY_MAX = const(512)  # longest price object
 _TOMORROW_FROM_H = const(13)  # local hour from which tomorrow's prices are looked for
+_OUT_OF_RANGE = "price out of range"
+
+
+class Rejected(ValueError):
+    """The answer is price data, but not believable: none of it is used."""
 
 
 def _milli(text):
-    """Decimal bytes -> thousandths (rounded), e.g. b"-5.1234" -> -5123. ValueError if bad."""
+    """A JSON number (bytes) -> thousandths, rounded half away from zero: ``b"-5.1234"`` ->
+    -5123, ``b"4.5e1"`` -> 45000. ValueError if it is not a number, or so large that no price
+    can be it (beyond 10**12 thousandths: checked before anything that big is computed)."""
     text = bytes(text).strip()
     neg = text[:1] == b"-"
     if neg or text[:1] == b"+":
         text = text[1:]
-    whole, _, frac = text.partition(b".")
-    if not whole.isdigit() or (frac and not frac.isdigit()):
+    mant, e, exp = text.replace(b"E", b"e").partition(b"e")
+    whole, _, frac = mant.partition(b".")
+    if not whole.isdigit() or (frac and not frac.isdigit()) or (mant[-1:] == b"."):
         raise ValueError("not a number")
-    frac = frac + b"0000"
-    value = int(whole) * 1000 + int(frac[:3]) + (1 if frac[3:4] >= b"5" else 0)
+    shift = 3 - len(frac)  # value = digits * 10**shift thousandths
+    if e:
+        sign = exp[:1]
+        digits = exp[1:] if sign in (b"+", b"-") else exp
+        if not digits.isdigit():
+            raise ValueError("not a number")
+        if len(digits) > 4:
+            digits = b"9999"  # 1e99999 is as out of range as 1e9999; 1e-99999 is 0
+        shift += -int(digits) if sign == b"-" else int(digits)
+    digits = (whole + frac).lstrip(b"0")
+    if not digits:
+        return 0
+    if len(digits) > 30:
+        raise ValueError("too many digits")
+    if len(digits) + shift > 13:
+        raise Rejected(_OUT_OF_RANGE)  # never computed: 1e308 would be a 309-digit integer
+    if shift >= 0:
+        value = int(digits) * 10**shift
+    elif len(digits) + shift < 0:
+        value = 0  # below half a thousandth
+    else:
+        div = 10 ** (-shift)
+        value = (int(digits) + div // 2) // div
     return -value if neg else value
 
 
@@ -69,18 +107,28 @@ def _field(seg, key):
     while i < n and seg[i : i + 1] in (b" ", b":", b"\t", b"\r", b"\n"):
         i += 1
     j = i
-    while j < n and seg[j : j + 1] in b"+-0123456789.":
+    while j < n and seg[j : j + 1] in b"+-0123456789.eE":
         j += 1
     if j == i:
         raise ValueError("no number after " + key.decode())
     return seg[i:j]
 
 
+def _ms(text):
+    """A timestamp in ms (digits only) -> seconds."""
+    text = bytes(text)
+    if not text.isdigit() or len(text) > 15:
+        raise ValueError("bad timestamp")
+    return int(text) // 1000
+
+
 class Scanner:
     """Parses the price answer while it streams in: one ``{...}`` object at a time.
 
-    ``items`` collects ``(start_s, end_s, milli_eur_per_mwh)``. Raises ValueError for text that
-    is not price data (no object closes within ``_CARRY_MAX`` bytes) or too many items.
+    ``items`` collects ``(start_s, end_s, milli_eur_per_mwh)`` as the answer says them (checked
+    by :func:`validate`). Raises ValueError for text that is not price data (no object closes
+    within ``_CARRY_MAX`` bytes) or too many items, :class:`Rejected` for a number no price can
+    be.
     """
 
     def __init__(self):
@@ -105,11 +153,36 @@ class Scanner:
         if start is None or price is None:
             return  # the closing of the outer object, or an object of something else
         end = _field(seg, b'"end_timestamp"')
-        start_s = int(start) // 1000
-        end_s = int(end) // 1000 if end is not None else start_s + 3600
+        start_s = _ms(start)
+        end_s = _ms(end) if end is not None else start_s + 3600
         if len(self.items) >= _MAX_ITEMS:
             raise ValueError("too many prices in the answer")
         self.items.append((start_s, end_s, _milli(price)))
+
+
+def validate(items, since, until):
+    """Check a whole answer before any of it is used (by :func:`quarters` and the tariff).
+
+    :param items: ``(start_s, end_s, milli_eur_per_mwh)`` as :class:`Scanner` read them
+    :param since: the first second asked for; ``until``: the end of what was asked (items
+        outside are left out, so no quarter number can be absurd)
+    :returns: the items inside ``[since, until)``, the same triples, sorted by start
+    :raises Rejected: a price outside ``PRICE_MIN_EUR_MWH .. PRICE_MAX_EUR_MWH``, or an item
+        that ends before it starts: then nothing of the answer is used
+    """
+    low = PRICE_MIN_EUR_MWH * 1000
+    high = PRICE_MAX_EUR_MWH * 1000
+    out = []
+    for item in items:
+        start, end, price = item
+        if not low <= price <= high:
+            raise Rejected(_OUT_OF_RANGE)
+        if end <= start:
+            raise Rejected("interval ends before it starts")
+        if start >= since and end <= until:
+            out.append(item)
+    out.sort()
+    return out
 
 
 def quarters(items):
@@ -142,6 +215,14 @@ PROBLEMS = (
             "de": ("Keine Boersenpreise", "PRICE_API_URL pruefen"),
         },
     ),
+    (
+        "prices_rejected",
+        ("rejected",),
+        {
+            "en": ("Price answer rejected", "Check PRICE_API_URL"),
+            "de": ("Preisantwort abgelehnt", "PRICE_API_URL pruefen"),
+        },
+    ),
 )
 
 
@@ -152,11 +233,13 @@ class PriceSink:
     :param pool: socket pool; ``ssl_context`` for https (default: ``ssl.create_default_context()``)
     :param tariff: the Tariff the usage summary prices with
     :param clock: ``ticks_ms()`` and ``time()`` (UTC epoch or None while unset)
-    :param service: called between waits for data (``App.service_uart``)
+    :param service: unused (the fetch no longer waits; kept for the app's call)
 
-    Registers ``state.sinks["prices"]`` (state pending | ok | error, last error, ``sent`` =
-    fetches, ``failed`` = failed fetches, ``queued`` = hours with a price); an error is listed
-    among the problems until a fetch succeeds.
+    Registers ``state.sinks["prices"]`` (state pending | ok | error | rejected, last error,
+    ``sent`` = fetches, ``failed`` = failed fetches, ``queued`` = hours with a price); an error
+    or a rejected answer is listed among the problems until a fetch succeeds.
+    :ivar busy: a fetch is under way  :ivar longest_ms: longest time one poll took (a pass)
+    :ivar last_fetch_ms: how long the last fetch took from start to end (across passes)
     """
 
     name = NAME
@@ -166,19 +249,27 @@ class PriceSink:
         self.state = state
         self.tariff = tariff
         self.clock = clock
-        self.ssl_context = ssl_context
-        self.budget_ms = _BUDGET_MS
+        self.fetch_ms = _FETCH_MS
+        self.slice_ms = _SLICE_MS
         self.fetches = 0
         self.failures = 0
         self.last_error = ""
         self.status = state.add_sink(NAME, PROBLEMS)
         self.status.state = "pending"
-        self.longest_ms = 0  # longest fetch (the loop pause it caused)
+        self.longest_ms = 0
+        self.last_fetch_ms = 0
         self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
-        self._deadline = httpio.Deadline(clock.ticks_ms, service)
-        self._pool = pool
-        self._session = None
+        self._get = HttpGet(pool, clock.ticks_ms, ssl_context)
+        self._scanner = None
+        self._body = 0
+        self._window = (0, 0)
+        self._epoch = 0
+        self._t0 = 0
         state.prices = self
+
+    @property
+    def busy(self):
+        return self._get.busy
 
     def _now(self):
         t = self.clock.time()
@@ -199,33 +290,77 @@ class PriceSink:
         return tariff.market(tomorrow_noon) is None
 
     def poll(self, now_ms=None):
-        """Fetch when due and the retry time has come; never raises, never blocks long."""
+        """Start a fetch when due, or go on with the one under way: a slice of work at most.
+        Never raises; every failure (network, HTTP, an answer rejected or one the tariff cannot
+        take) is counted, shown and retried after the backoff."""
         now = self.clock.ticks_ms() if now_ms is None else now_ms
-        if not self.retry.due(now):
-            return
-        epoch = self._now()
-        if epoch is None or not self.due(epoch):
-            return
+        if not self._get.busy:
+            if not self.retry.due(now):
+                return
+            epoch = self._now()
+            if epoch is None or not self.due(epoch):
+                return
         t0 = self.clock.ticks_ms()
         try:
-            got = self.fetch(epoch)
+            if not self._get.busy:
+                self._start(epoch)
+            if self._get.step(self._feed, self.slice_ms):
+                self._finish(now)
         except Exception as exc:  # noqa: BLE001 - any failure: keep what we have, retry later
-            got = None
-            self.failures += 1
-            self.last_error = _reason(exc)[:80]
-            self._report("error")
+            self._get.close()
+            self._scanner = None
+            self._failed(now, exc)
         took = ticks_diff(self.clock.ticks_ms(), t0)
         if took > self.longest_ms:
             self.longest_ms = took
-        if got is not None:
-            self.fetches += 1
-            self.tariff.set_market(got)
-            self.last_error = ""
-            self._report("ok")
-        if self.due(epoch):  # failed, or the answer lacked hours we need (tomorrow not out yet)
+
+    def _start(self, epoch):
+        """Open the request for today and tomorrow (local days) of ``epoch``."""
+        off = eu_offset(epoch, 60)
+        midnight = epoch + off * 60
+        midnight = midnight - midnight % 86400 - off * 60
+        until = midnight + 2 * 86400 + 3600  # a 25-hour day included
+        url = "%s%sstart=%d000&end=%d000" % (
+            self.url,
+            "&" if "?" in self.url else "?",
+            midnight,
+            until,
+        )
+        self._epoch = epoch
+        self._window = (midnight, until)
+        self._scanner = Scanner()
+        self._body = 0
+        self._t0 = self.clock.ticks_ms()
+        self._get.start(url, self.fetch_ms, _TLS_WAIT_S)
+
+    def _feed(self, chunk):
+        self._body += len(chunk)
+        if self._body > _MAX_BODY:
+            raise ValueError("price answer too long")
+        self._scanner.feed(chunk)
+
+    def _finish(self, now):
+        """The whole answer is in: check all of it, then take it."""
+        scanner = self._scanner
+        self._scanner = None
+        self.last_fetch_ms = ticks_diff(self.clock.ticks_ms(), self._t0)
+        got = quarters(validate(scanner.items, *self._window))
+        if not got:
+            raise ValueError("no prices in the answer")
+        self.tariff.set_market(got)
+        self.fetches += 1
+        self.last_error = ""
+        self._report("ok")
+        if self.due(self._epoch):  # the answer lacked hours we need (tomorrow not out yet)
             self.retry.fail(now)
         else:
             self.retry.ok()
+
+    def _failed(self, now, exc):
+        self.failures += 1
+        self.last_error = _reason(exc)[:80]
+        self._report("rejected" if isinstance(exc, Rejected) else "error")
+        self.retry.fail(now)
 
     def _report(self, state):
         st = self.status
@@ -235,49 +370,12 @@ class PriceSink:
         st.failed = self.failures
         st.queued = self.tariff.market_hours()
 
-    def fetch(self, epoch):
-        """One bounded fetch of today's and tomorrow's prices -> ``quarters()`` list.
-
-        :raises OSError: network failure or the deadline; ValueError: not price data / HTTP error
-        """
-        off = eu_offset(epoch, 60)
-        midnight = epoch + off * 60
-        midnight = midnight - midnight % 86400 - off * 60
-        url = "%s%sstart=%d000&end=%d000" % (
-            self.url,
-            "&" if "?" in self.url else "?",
-            midnight,
-            midnight + 2 * 86400 + 3600,  # a 25-hour day included
-        )
-        self._deadline.arm(self.budget_ms)
-        session = self._session
-        if session is None:
-            session = httpio.session(self._pool, self._deadline, self.url, self.ssl_context)
-            self._session = session
-        response = session.get(
-            url, headers={"Connection": "close"}, timeout=self.budget_ms / 1000, stream=True
-        )
-        try:
-            if response.status_code != 200:
-                raise ValueError("price API answered HTTP %d" % response.status_code)
-            scanner = Scanner()
-            total = 0
-            for chunk in response.iter_content(512):
-                total += len(chunk)
-                if total > _MAX_BODY:
-                    raise ValueError("price answer too long")
-                scanner.feed(chunk)
-                self._deadline.left_s()
-        finally:
-            httpio.close(session, response)
-        got = quarters(scanner.items)
-        if not got:
-            raise ValueError("no prices in the answer")
-        return got
-
 
 def _reason(exc):
+    if isinstance(exc, Rejected):
+        return "price server answer rejected: " + str(exc)
+    if isinstance(exc, HttpError):
+        return "price server answered " + str(exc)
     if timed_out(exc):
         return "price API timed out"
-    text = str(exc) or type(exc).__name__
-    return text
+    return str(exc) or type(exc).__name__

@@ -3,7 +3,8 @@
 Real HTTP on loopback through the real ``adafruit_requests``: the fake answers like aWATTar's
 ``/v1/marketdata`` (``data[].start_timestamp/end_timestamp`` in ms, ``marketprice`` in EUR/MWh),
 or slowly, with a 500, with garbage, or without tomorrow. The cost of a day priced with those
-hours must be right to the cent, and no fetch may hold the loop longer than its deadline.
+hours must be right to the cent, and no fetch may hold the loop: it runs across passes, a slice
+of a few ms each (``fetch`` below polls as the loop does).
 """
 
 import json
@@ -134,6 +135,19 @@ def make(api, price_mct=0, epoch=NOW):
     return sink, tariff, state, services
 
 
+def fetch(sink, seconds=10.0):
+    """Poll as the loop does (every few ms) until the fetch is over; -> the longest poll (s)."""
+    end = time.monotonic() + seconds
+    longest = 0.0
+    while True:
+        t0 = time.monotonic()
+        sink.poll()
+        longest = max(longest, time.monotonic() - t0)
+        if not sink.busy or time.monotonic() > end:
+            return longest
+        time.sleep(0.002)
+
+
 def gross_ct(hour):
     """The bill's price of UTC ``hour`` in ct/kWh, exactly: (EUR/MWh / 10 + markup) * 1.2."""
     net = Fraction(str(market(hour))) / 10 + Fraction(MARKUP)
@@ -142,13 +156,13 @@ def gross_ct(hour):
 
 def test_prices_for_today_and_tomorrow_and_the_cost_to_the_cent(api):
     sink, tariff, state, _ = make(api)
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and sink.fetches == 1, sink.last_error
     assert tariff.market_hours() == 49  # today and tomorrow (25 h: summer time ends)
     q = parse_qs(urlparse(api.requests[0]).query)
     assert int(q["start"][0]) == MIDNIGHT * 1000  # from local midnight
     assert not sink.due(NOW)  # tomorrow is in: no further fetch today
-    sink.poll()
+    fetch(sink)
     assert len(api.requests) == 1
     # a day of use, a different amount every hour, priced quarter by quarter
     u = Usage(tariff)
@@ -178,7 +192,7 @@ def test_prices_for_today_and_tomorrow_and_the_cost_to_the_cent(api):
 def test_quarter_hour_prices_are_averaged_into_hours(api):
     api.mode = "quarter"
     sink, tariff, _, _ = make(api)
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and tariff.market_hours() == 49
     hour = MIDNIGHT // 3600 + 5
     assert tariff.dynamic(hour) == round(gross_ct(hour) * 1000)
@@ -190,29 +204,29 @@ def test_quarter_hour_prices_are_averaged_into_hours(api):
 )
 def test_a_broken_price_api_keeps_what_we_have_and_retries(api, mode, why):
     sink, tariff, state, services = make(api, price_mct=25_000)
+    sink.fetch_ms = 1500  # the whole fetch, across passes
     api.mode = mode
     t0 = time.monotonic()
-    sink.poll()
+    longest = fetch(sink)
     took = time.monotonic() - t0
     assert sink.status.state == "error" and why in sink.last_error, sink.last_error
     status = state.sinks["prices"]  # the output status contract: every surface shows it
     assert status.error == sink.last_error and status.failed == 1
     assert "prices" in state.problems()
     assert problem_text("prices", "de") == "Keine Boersenpreise"
-    assert took < P._BUDGET_MS / 1000 + 0.5  # the deadline holds, whatever the server does
-    assert sink.longest_ms <= P._BUDGET_MS + 500
+    assert took < 1.5 + 0.5  # the deadline holds, whatever the server does
+    assert longest < 0.1 and sink.longest_ms < 100  # and no pass waits for the server
     if mode == "slow":
-        assert took >= P._BUDGET_MS / 1000 - 0.2  # it did wait, up to the deadline
-        assert len(services) >= 10  # the UART was drained every 0.2 s meanwhile
+        assert took >= 1.5 - 0.2  # it did wait, up to the deadline, across passes
     # energy and the fixed tariff go on
     assert tariff.market_hours() == 0 and tariff.import_price(NOW // 3600) == (25_000, False)
     # no hammering: the next try waits for the backoff
-    sink.poll()
+    fetch(sink)
     assert len(api.requests) == 1
     assert sink.retry.delay == 60_000
     api.mode = "ok"
     sink.retry.next = None  # the minute has passed
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and tariff.market_hours() == 49 and sink.failures == 1
     assert "prices" not in state.problems() and status.sent == 1 and status.queued == 49
 
@@ -220,15 +234,15 @@ def test_a_broken_price_api_keeps_what_we_have_and_retries(api, mode, why):
 def test_a_late_answer_within_the_deadline_is_taken(api):
     api.mode = "late"
     sink, tariff, _, _ = make(api)
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and tariff.market_hours() == 49
-    assert 1000 <= sink.longest_ms <= P._BUDGET_MS
+    assert 1000 <= sink.last_fetch_ms <= 3000 and sink.longest_ms < 100
 
 
 def test_a_missing_day_keeps_today_and_asks_again_later(api):
     api.mode = "missing_day"
     sink, tariff, _, _ = make(api, price_mct=30_000)
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and tariff.market_hours() == 24  # today only
     assert sink.due(NOW) and sink.retry.delay == 60_000  # tomorrow still wanted
     tomorrow = (MIDNIGHT + 86400 + 12 * 3600) // 3600
@@ -236,7 +250,7 @@ def test_a_missing_day_keeps_today_and_asks_again_later(api):
     assert tariff.import_price(NOW // 3600)[1] is True
     api.mode = "ok"
     sink.retry.next = None
-    sink.poll()
+    fetch(sink)
     assert tariff.market_hours() == 49 and not sink.due(NOW)
 
 
@@ -244,13 +258,13 @@ def test_before_1300_today_is_enough(api):
     morning = epoch_from_fields((2024, 10, 26, 8, 0, 0))  # 10:00 CEST
     api.mode = "missing_day"
     sink, tariff, _, _ = make(api, epoch=morning)
-    sink.poll()
+    fetch(sink)
     assert tariff.market_hours() == 24 and not sink.due(morning)
 
 
 def test_no_clock_no_fetch(api):
     sink, tariff, _, _ = make(api, epoch=None)
-    sink.poll()
+    fetch(sink)
     assert api.requests == [] and sink.status.state == "pending"
 
 
@@ -265,9 +279,9 @@ def test_scanner_is_bounded_and_strict():
         P.Scanner().feed(b'{"start_timestamp":1,"marketprice":abc}')
 
 
-def test_the_loop_is_never_held_longer_than_the_deadline(api):
-    """The real app loop with PRICE_DYNAMIC against the trickling server: the slowest pass is
-    the fetch's deadline, and the meter's telegrams keep being decoded around it."""
+def test_the_loop_is_never_held_by_the_fetch(api):
+    """The real app loop with PRICE_DYNAMIC against the trickling server: the fetch goes on
+    across passes, none of them slow, until its deadline; every telegram is decoded."""
     import socket
 
     from sim.hardware import Console, Hardware, SimRadio, SimUart
@@ -291,21 +305,23 @@ def test_the_loop_is_never_held_longer_than_the_deadline(api):
     app = app_mod.build(hw, cfg, web=False)
     meter = VirtualMeter("netznoe", bytes.fromhex(key), None, seed=2)
     sink = app.state.prices
-    assert sink is not None and sink._deadline.service == app.service_uart
+    sink.fetch_ms = 1000
     slowest = 0.0
-    for k in range(4):
-        uart.push(meter.telegram(NOW + 5 * k))
+    for k in range(40):
+        if k % 10 == 0:
+            uart.push(meter.telegram(NOW + 5 * k))
         t0 = time.monotonic()
         app.loop_once()
         slowest = max(slowest, time.monotonic() - t0)
+        time.sleep(0.04)
     assert sink.failures == 1 and "timed out" in sink.last_error
-    assert slowest < P._BUDGET_MS / 1000 + 0.5
-    assert app.state.counters.decoded == 4  # every telegram decoded, the fetch did not eat any
+    assert slowest < 0.25
+    assert app.state.counters.decoded == 4  # every telegram decoded
 
 
-def test_https_through_the_deadline_sockets(api, tmp_path):
-    """The same fetch over TLS (a self-signed certificate the client trusts): the TLS socket is
-    made from the real socket and wrapped again, so the deadline covers the handshake too."""
+def test_https(api, tmp_path):
+    """The same fetch over TLS (a self-signed certificate the client trusts): connect and
+    handshake in one bounded step, then the answer is read across passes as over plain HTTP."""
     import socket
     import ssl
 
@@ -319,6 +335,6 @@ def test_https_through_the_deadline_sockets(api, tmp_path):
     tariff = Tariff(markup_mct=1500, vat_mpct=20_000)
     url = "https://127.0.0.1:%d/v1/marketdata" % api.server_port
     sink = P.PriceSink(Cfg(url), socket, State(), tariff, RealClock(NOW), client_ctx)
-    sink.poll()
+    fetch(sink)
     assert sink.status.state == "ok" and tariff.market_hours() == 49, sink.last_error
     assert tariff.dynamic(NOW // 3600) == round(gross_ct(NOW // 3600) * 1000)
