@@ -14,7 +14,7 @@ import binascii
 from adafruit_httpserver import Response
 from adafruit_httpserver.request import Request
 
-from ..netutil import would_block
+from ..netutil import ETIMEDOUT, would_block
 from ..timeutil import ticks_diff
 from .files import unquote
 
@@ -87,9 +87,40 @@ def reply_raw(sock, code, text="", ctype="text/plain; charset=utf-8"):
         pass
 
 
+class Reply(Response):
+    """adafruit_httpserver's Response whose sends end when the client reads nothing.
+
+    The library's ``_send_bytes`` retries EAGAIN without end. On the board a send that waited
+    out the socket's timeout (``_SEND_S``, set before every answer) raises EAGAIN, so one
+    client that did not read its answer held the whole loop until it gave up (urllib: 10 s;
+    issue 18). Here such a send ends the answer: OSError, the connection is closed.
+    """
+
+    def _send_bytes(self, conn, buffer):
+        self._size += send_all(conn, buffer)
+
+
+def send_all(sock, data):
+    """Send all of ``data`` on a socket with a timeout; returns the count. Raises OSError
+    (ETIMEDOUT) when a send waited its timeout without room (a client that reads nothing)."""
+    mv = memoryview(data)
+    sent = 0
+    while sent < len(mv):
+        try:
+            n = sock.send(mv[sent:])
+        except OSError as exc:
+            if would_block(exc):
+                raise OSError(ETIMEDOUT, "client reads nothing")  # noqa: B904
+            raise
+        if not n:
+            raise OSError(ETIMEDOUT, "client reads nothing")
+        sent += n
+    return sent
+
+
 def text(request, code, message, headers=None):
     """A small plain-text response."""
-    return Response(
+    return Reply(
         request,
         message,
         status=(code, _REASONS.get(code, "Error")),
@@ -100,7 +131,7 @@ def text(request, code, message, headers=None):
 
 def json_response(request, body, code=200):
     """A JSON response from ready JSON text."""
-    return Response(
+    return Reply(
         request, body, status=(code, _REASONS.get(code, "Error")), content_type="application/json"
     )
 

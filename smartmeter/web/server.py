@@ -28,7 +28,7 @@ loop for the whole transfer (95 ms here, minutes at WiFi speed). 4 KiB is where 
 flattens, and it keeps one buffer per transfer small on the device.
 """
 
-from adafruit_httpserver import Response, Server
+from adafruit_httpserver import Server
 
 from .. import config as config_mod
 from ..netsetup import random_password
@@ -36,7 +36,7 @@ from ..netutil import would_block
 from ..timeutil import ticks_add, ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
-from .intake import HEADER_MAX, reply_raw  # noqa: F401 - HEADER_MAX: callers read it here
+from .intake import HEADER_MAX, Reply, reply_raw  # noqa: F401 - HEADER_MAX: callers read it here
 
 try:
     from micropython import const
@@ -114,7 +114,7 @@ class _HttpServer(Server):
         return "ok"
 
 
-class Stream(Response):
+class Stream(Reply):
     """A response whose body a job sends in slices (``length`` None: ends at close)."""
 
     def __init__(
@@ -138,7 +138,7 @@ class Stream(Response):
         self._web.start_job(_SendJob(self._request.connection, self._chunks, self._buf))
 
 
-class _UploadStart(Response):
+class _UploadStart(Reply):
     """Sends nothing now: a job receives the body and answers when it is stored."""
 
     def __init__(self, request, web, upload, name):

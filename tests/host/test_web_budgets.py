@@ -384,3 +384,114 @@ def test_logins_refused_leaves_the_status_a_minute_after_the_last_refusal(tmp_pa
         assert "login_refused" not in w.state.problems(w.web.ticks(), ticks_diff)
     finally:
         w.close()
+
+
+class _BoardConn:
+    """An accepted connection that behaves like CircuitPython's socket towards a client that
+    reads nothing: after its first bytes a send waits out the socket's timeout and raises
+    OSError(EAGAIN), until the client gives up (``client_timeout``): then ECONNRESET."""
+
+    def __init__(self, conn, client_timeout):
+        self._conn = conn
+        self._give_up = time.monotonic() + client_timeout
+        self._timeout = None
+        self.sent = 0
+        self.tries = 0
+
+    def settimeout(self, t):
+        self._timeout = t
+        self._conn.settimeout(0 if t is None or t == 0 else t)
+
+    def send(self, data):
+        if self.sent < 64:
+            n = self._conn.send(bytes(data[: 64 - self.sent]))
+            self.sent += n
+            return n
+        self.tries += 1
+        if time.monotonic() >= self._give_up:
+            raise OSError(104, "ECONNRESET")  # the client timed out and closed
+        if self._timeout:
+            time.sleep(min(self._timeout, 0.05))  # the board waits its timeout (shortened)
+        raise OSError(11, "EAGAIN")  # CircuitPython: a send that timed out
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+class _BoardPool:
+    """``socket`` whose server sockets hand out :class:`_BoardConn` connections."""
+
+    def __init__(self, client_timeout):
+        self.client_timeout = client_timeout
+        self.conns = []
+        for name in ("AF_INET", "SOCK_STREAM", "SOL_SOCKET", "SO_REUSEADDR", "timeout"):
+            setattr(self, name, getattr(socket, name))
+        self.getaddrinfo = socket.getaddrinfo
+
+    def socket(self, *args):
+        pool = self
+        real = socket.socket(*args)
+
+        class Listen:
+            def accept(self):
+                conn, addr = real.accept()
+                wrapped = _BoardConn(conn, pool.client_timeout)
+                pool.conns.append(wrapped)
+                return wrapped, addr
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+        return Listen()
+
+
+def test_a_client_that_reads_nothing_holds_a_pass_no_longer_than_the_send_deadline(tmp_path):
+    # issue 18 item 11: adafruit_httpserver's Response._send_bytes retries EAGAIN without end;
+    # on the board a send that times out raises EAGAIN, so one client that did not read its
+    # answer held the loop until the client gave up (urllib: 10 s)
+    from test_settings_safety import PASSWORD as PW
+    from test_settings_safety import card
+
+    from sim.hardware import ManualClock
+    from smartmeter import config as config_mod
+    from smartmeter.datalog.sd import Storage
+    from smartmeter.state import State
+    from smartmeter.web.server import WebServer
+
+    class Actions:
+        def restart(self):
+            pass
+
+        def setup_mode(self):
+            pass
+
+    _root, fs = card(tmp_path)
+    config = config_mod.load(lambda _n: None, {"WEB_PORT": free_port(), "WEB_PASSWORD": PW})
+    storage = Storage(fs, None, config.LOG_DIR, ManualClock(), config.LOG_MIN_FREE_MB)
+    storage.begin()
+    pool = _BoardPool(client_timeout=3.0)
+    web = WebServer(config, State(), pool, storage, Actions(), SimClock())
+    web.start("127.0.0.1")
+    port = config.WEB_PORT
+    longest = {}
+    try:
+        for path in ("/api/now", "/api/status", "/api/usage?resolution=day"):
+            s = socket.create_connection(("127.0.0.1", port))
+            head = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic %s\r\n\r\n"
+            s.sendall((head % (path, token(PW))).encode())
+            worst = 0.0
+            end = time.monotonic() + 4
+            while time.monotonic() < end and (not pool.conns or pool.conns[-1].tries < 1):
+                t0 = time.monotonic()
+                web.poll()
+                worst = max(worst, time.monotonic() - t0)
+            for _ in range(20):
+                t0 = time.monotonic()
+                web.poll()
+                worst = max(worst, time.monotonic() - t0)
+            longest[path] = worst
+            s.close()
+    finally:
+        web.stop()
+    print("\nlongest pass per answer to a client that reads nothing:", longest)
+    assert max(longest.values()) < 0.5, longest
