@@ -89,7 +89,7 @@ node_modules: $(NODE_STAMP)
 # --- tasks -------------------------------------------------------------------------------------
 
 test: .venv node_modules
-	$(PY) -m pytest tests/host -q $(PYTEST_ARGS)
+	CIRCUITPYTHON="$(CIRCUITPYTHON)" $(PY) -m pytest tests/host -q $(PYTEST_ARGS)
 
 sim: .venv
 	$(PY) -m sim $(SIM_ARGS)

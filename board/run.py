@@ -209,12 +209,17 @@ class Board:
             "Adafruit CircuitPython 10.3.0 on a board in a box; ESP32-S3 (box)\n"
             "Board ID:espressif_esp32s3_devkitc_1_n8r8\n"
         )
-        text = self.settings_text
-        if self.extra:
-            text += "\n# board/run.py\n" + "".join(
-                "%s = %s\n" % (k, toml_value(v)) for k, v in self.extra.items()
-            )
-        text = self._settings_first(text)
+        # CircuitPython's getenv takes the FIRST line of a key: the overrides go first
+        keys = set(self.extra)
+        kept = [
+            line
+            for line in self.settings_text.splitlines()
+            if line.split("=", 1)[0].strip() not in keys
+        ]
+        head = ["# set by board/run.py"] + [
+            "%s = %s" % (k, toml_value(v)) for k, v in self.extra.items()
+        ]
+        text = "\n".join(head + kept) + "\n"
         (self.drive / "settings.toml").write_text(text, encoding="utf-8")
         if self.with_sd and not self.sd_image.exists():
             with open(self.sd_image, "wb") as f:
@@ -222,18 +227,6 @@ class Board:
             self._vm_tool("mkfs", str(self.sd_image))
         if not self.nvm.exists():
             self.nvm.write_bytes(bytes(8192))  # a never-written ESP32 nvm reads 0x00
-
-    def _settings_first(self, text):
-        """CircuitPython's getenv takes the FIRST line of a key: the overrides go first."""
-        keys = set(self.extra)
-        kept = [
-            line
-            for line in text.splitlines()
-            if line.split("=", 1)[0].strip() not in keys or line.startswith("# board")
-        ]
-        head = [line for line in kept if line.split("=", 1)[0].strip() in keys]
-        rest = [line for line in kept if line not in head]
-        return "\n".join(head + rest) + "\n"
 
     def _vm_tool(self, *args):
         cmd = [self.vm, "-X", "heapsize=1M", str(HERE / "fatimage.py"), *args]

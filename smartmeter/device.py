@@ -32,6 +32,8 @@ from smartmeter import app, hardware
 # T210-D-r sends one 511-byte burst every few seconds, so 8 KiB still holds 16 bursts.
 _UART_BUFFER = const(8192)
 _RTC_VALID_AFTER = const(1_600_000_000)  # before NTP the RTC counts from 2000-01-01
+# marks a saved line setting in nvm (module level: MicroPython drops a class-level _NAME = const())
+_LINE_MARK = const(0xA5)
 
 
 def _pin(name):
@@ -214,18 +216,16 @@ class LineMemory:
     """The line setting that worked last, in ``microcontroller.nvm`` (survives resets and
     power cuts; CIRCUITPY is read-only to code). Two bytes: a marker and the index."""
 
-    _MARK = const(0xA5)
-
     def load(self):
         nvm = microcontroller.nvm
-        if nvm is None or len(nvm) < 2 or nvm[0] != self._MARK:
+        if nvm is None or len(nvm) < 2 or nvm[0] != _LINE_MARK:
             return None
         return nvm[1]
 
     def save(self, index):
         nvm = microcontroller.nvm
-        if nvm is not None and len(nvm) >= 2 and (nvm[0], nvm[1]) != (self._MARK, index):
-            nvm[0:2] = bytes((self._MARK, index))
+        if nvm is not None and len(nvm) >= 2 and (nvm[0], nvm[1]) != (_LINE_MARK, index):
+            nvm[0:2] = bytes((_LINE_MARK, index))
 
 
 def build(cfg):

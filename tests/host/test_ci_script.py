@@ -22,6 +22,7 @@ lint:
 \t@test ! -e untracked.txt || echo "UNTRACKED SEEN" >> $(LOG)
 test:
 \t@echo "test $$(pwd)" >> $(LOG)
+\t@echo "vm=$(CIRCUITPYTHON)" >> $(LOG)
 \t@exit $(TEST_RC)
 """
 
@@ -32,8 +33,12 @@ def _shim(bindir, name, body):
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
 
 
-def _run_ci(tmp_path, test_rc):
+def _run_ci(tmp_path, test_rc, vm=False):
     src = tmp_path / "src"
+    if vm:  # the project's CircuitPython VM beside the repository, as on the build machine
+        path = tmp_path / "shared" / "circuitpython" / "circuitpython-unix"
+        path.parent.mkdir(parents=True)
+        _shim(path.parent, path.name, "exit 0")
     (src / ".ci").mkdir(parents=True)
     shutil.copy(REPO_ROOT / ".ci" / "run", src / ".ci" / "run")
     (src / "Makefile").write_text(MAKEFILE)
@@ -77,6 +82,16 @@ def test_ci_runs_lint_and_test_in_a_fresh_clone_with_nothing_beside_it(tmp_path)
     assert "UNTRACKED SEEN" not in lines  # only the commit, not the working tree
     assert lines.index(lint[0]) < lines.index(test[0])
     assert not os.path.exists(clone)  # removed afterwards
+
+
+def test_ci_passes_the_circuitpython_vm_beside_the_repository_only_when_it_exists(tmp_path):
+    proc, lines, _ = _run_ci(tmp_path / "without", 0)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "vm=" in lines  # no VM: the board tests skip
+    proc, lines, _ = _run_ci(tmp_path / "with", 0, vm=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vm = tmp_path / "with" / "shared" / "circuitpython" / "circuitpython-unix"
+    assert "vm=%s" % vm in lines, lines  # resolved from the original repository, not the clone
 
 
 def test_ci_fails_when_the_tests_fail(tmp_path):

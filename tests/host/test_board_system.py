@@ -1,0 +1,199 @@
+"""System tests against the board in a box: the release zip in the CircuitPython VM
+(``board/run.py``), one boot shared by the checks, with a real Mosquitto, carbon-cache and
+InfluxDB, against the simulator's virtual meter (the box clock 5x faster: a telegram a second).
+
+They run when ``CIRCUITPYTHON`` names the VM (``.ci/run`` passes the project's); without it
+they skip with that reason, so a fresh clone stays green. The same checks pass against the
+simulator in test_e2e.py, test_mqtt.py, test_influx.py and test_web.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from _support import REPO_ROOT
+
+VM = os.environ.get("CIRCUITPYTHON", "")
+if VM and not os.path.isabs(VM):
+    VM = str((REPO_ROOT / VM).resolve())
+pytestmark = pytest.mark.skipif(
+    not (VM and os.path.isfile(VM) and os.access(VM, os.X_OK)),
+    reason="CIRCUITPYTHON does not name the CircuitPython VM (see README: Board in a box)",
+)
+
+SPEED = 5
+TELEGRAMS = 14
+
+
+def load_runner():
+    """board/run.py as a module (``board`` itself is CircuitPython's name: no package here)."""
+    spec = importlib.util.spec_from_file_location("board_run", REPO_ROOT / "board" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["board_run"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def build_release(out):
+    subprocess.run(
+        [sys.executable, "tools/release.py", "--quiet", "--majors", "10", "--out", str(out)],
+        cwd=REPO_ROOT,
+        check=True,
+        timeout=300,
+    )
+    return next(Path(out).glob("smartmeter-*-circuitpython-10.zip"))
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    from influxdb import influxdb_server
+    from mosquitto import mosquitto_broker
+    from servers import carbon_server, free_port
+    from test_mqtt import Listener
+
+    root = tmp_path_factory.mktemp("board")
+    run = load_runner()
+    release = build_release(root / "dist")
+    with ExitStack() as stack:
+        broker = stack.enter_context(mosquitto_broker(root / "mqtt"))
+        carbon = stack.enter_context(carbon_server(root / "carbon"))
+        influx = stack.enter_context(influxdb_server(root / "influx"))
+        influx.create_database("smartmeter")
+        listener = Listener(broker)
+        stack.callback(listener.close)
+        port = free_port()
+        b = run.Board(
+            VM,
+            data_dir=root / "data",
+            release=release,
+            speed=SPEED,
+            out=None,
+            http_port=port,
+            telegrams=TELEGRAMS,
+            start=1_782_381_600,  # 2026-06-25T10:00Z, a fixed simulated date
+            settings={
+                "NTP_SERVER": "",
+                "MQTT_HOST": broker.host,
+                "MQTT_PORT": broker.port,
+                "GRAPHITE_HOST": carbon.host,
+                "GRAPHITE_PORT": carbon.port,
+                "INFLUX_URL": influx.url,
+                "INFLUX_DB": "smartmeter",
+            },
+        )
+        stack.callback(b.stop)
+        b.start()
+        b.wait_for("code.py output:", timeout=30)
+        b.run_until(lambda: b.sent >= TELEGRAMS, timeout=TELEGRAMS * 5 / SPEED + 60)
+        time.sleep(3)  # the last telegram on the wire: read, logged, sent
+        b.port = port
+        b.listener = listener
+        b.broker = broker
+        b.carbon = carbon
+        b.influx = influx
+        b.counters = b.status()
+        yield b
+
+
+def _get(box, path, auth=True):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (box.port, path))
+    if auth:
+        token = base64.b64encode(("admin:%s" % box.values["WEB_PASSWORD"]).encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_every_telegram_on_the_wire_is_decoded_and_logged_on_the_fat_image(box):
+    c = box.counters
+    on_wire = box.sent - (box.sent_before_uart or 0)
+    assert c["decoded"] >= on_wire - 1 > 0  # at most the one before the line was found
+    assert c["memory_errors"] == 0 and c["csv_errors"] == 0
+    assert box.rows() == c["csv_rows"] == c["decoded"]
+
+
+def test_csv_rows_hold_what_the_meter_sent(box):
+    from smartmeter.datalog.csvformat import read_rows
+    from smartmeter.datalog.sd import RealFS
+    from smartmeter.protocol import reading as r
+
+    export = box.data_dir / "csv-check"
+    box.export_sd(export / "sd")
+    files = sorted((export / "sd").rglob("*.csv"))
+    rows = [
+        row
+        for f in files
+        for row in read_rows(RealFS(root=str(export)), "/sd/" + str(f.relative_to(export / "sd")))
+    ]
+    assert len(rows) == box.counters["csv_rows"]
+    energies = [v[r.A_PLUS] for _e, v in rows]
+    assert energies == sorted(energies) and all(isinstance(e, int) for e in energies)
+    assert energies[-1] <= box.meter.a_plus_wh  # integer Wh end to end
+    epochs = [e for e, _v in rows]
+    assert epochs == sorted(set(epochs))
+
+
+def test_line_found_is_remembered_in_nvm(box):
+    nvm = (box.data_dir / "nvm.bin").read_bytes()
+    assert len(nvm) == 8192
+    assert nvm[0] == 0xA5  # device.LineMemory's mark: the found line survives a reset
+    assert not any("line memory error" in line for line in box.lines)
+
+
+def test_web_asks_for_the_login_and_serves_status_and_page(box):
+    status, _ = _get(box, "/api/status", auth=False)
+    assert status == 401
+    status, body = _get(box, "/api/status")
+    assert status == 200
+    data = json.loads(body)
+    assert data["version"].startswith(box.lines and "0.")
+    status, page = _get(box, "/")
+    assert status == 200 and b"<html" in page.lower()
+
+
+def test_mqtt_home_assistant_discovery_and_states(box):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (box.listener.configs() and box.listener.states()):
+        time.sleep(0.2)
+    configs = box.listener.configs()
+    assert configs and all(t.startswith("homeassistant/") for t in configs)
+    late = type(box.listener)(box.broker)  # a subscriber that comes later gets them retained
+    try:
+        time.sleep(1.5)
+        assert set(late.configs()) == set(configs)
+        assert all(ret for _cfg, ret in late.configs().values())
+    finally:
+        late.close()
+    states = box.listener.states()
+    assert len(states) >= box.counters["decoded"] - 1
+
+
+def test_graphite_points_land_in_carbon(box):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not box.carbon.metrics():
+        time.sleep(0.5)
+    metrics = box.carbon.metrics()
+    assert any("wirkenergie" in m for m in metrics), metrics
+
+
+def test_influxdb_gets_the_readings(box):
+    deadline = time.monotonic() + 20
+    series = []
+    while time.monotonic() < deadline and not series:
+        series = box.influx.query("smartmeter", "SELECT * FROM smartmeter")
+        time.sleep(0.5)
+    assert series
