@@ -441,9 +441,12 @@ class CsvSink:
     name = "csv"
 
     def __init__(self, hw, cfg, state):
+        from ..config import LEGACY_OVERRIDE, LEGACY_WEB_PASSWORD
         from .sd import Storage
 
         self.storage = Storage(hw.fs, hw.mount, cfg.LOG_DIR, hw.clock, cfg.LOG_MIN_FREE_MB)
+        # settings of an older firmware beside the logs (LOG_DIR = "/sd"): never an "upload"
+        self.storage.keep = (LEGACY_OVERRIDE.lower(), LEGACY_WEB_PASSWORD.lower())
         self.log = CsvLog(self.storage, cfg.CSV_DIALECT, cfg.ENERGY_OFFSET_WH)
         self.state = state
         self.log.start()

@@ -50,6 +50,11 @@ _RESUME_FREE = const(16384)  # bytes free before a "full" card is written to aga
 _MB = const(1048576)
 
 _MISSING_CODES = (ENODEV, ENXIO, ENOMEDIUM)
+_S_IFMT = const(0o170000)
+_S_IFREG = const(0o100000)
+_RESERVE_DAYS = const(31)  # an upload must leave this many days of logging free (see reserve())
+_DAY_GUESS = const(4194304)  # a day's CSV before a whole day is on the card (1 s meters: ~10 MB)
+_DAYS_MEASURED = const(8)  # dates whose files size a day
 
 
 class RealFS:
@@ -167,7 +172,9 @@ class Storage:
         self.remounts = 0  # successful mounts after a fault
         self.mount_attempts = 0
         self.faults = 0
-        self.deleted = 0  # files removed by retention
+        self.deleted = 0  # log files removed by retention
+        self.uploads_deleted = 0  # other files in the log folder removed by retention first
+        self.keep = ()  # paths (lower case) in the log folder retention never deletes
         self.last_error = ""
         self.protect = ()  # name prefixes retention never deletes (set by the log: today's date)
         self.writing = None  # name of the day file being appended to (never deleted by the web)
@@ -288,14 +295,50 @@ class Storage:
             self.fault(exc)
         return out
 
+    def uploads(self):
+        """``[name, ...]`` of the regular files in the log folder the log does not write itself
+        (uploads, files copied there), oldest first; never a dot-file or one of ``keep``."""
+        out = []
+        for name in self.fs.listdir(self.log_dir):
+            path = self.path(name)
+            if name[:1] == "." or is_own_name(name) or path.lower() in self.keep:
+                continue
+            try:
+                st = self.fs.stat(path)
+            except OSError:
+                continue
+            if st[0] & _S_IFMT == _S_IFREG:
+                out.append((st[8], name))
+        out.sort()
+        return [e[1] for e in out]
+
+    def reserve(self):
+        """Free space an upload must leave: ``min_free`` plus ``_RESERVE_DAYS`` days of logging
+        (a day: the largest of the newest whole dates on the card, else ``_DAY_GUESS``), so a
+        month passes before logging needs the room back - and then retention takes it from
+        the uploads, never from a log day (raises OSError)."""
+        sizes = {}
+        names = self.log_files()
+        today = names[-1][:10] if names else None
+        for name in names[-4 * _DAYS_MEASURED :]:
+            date = name[:10]
+            if date != today:
+                sizes[date] = sizes.get(date, 0) + self.fs.stat(self.path(name))[6]
+        day = _DAY_GUESS
+        if sizes:
+            day = max(sizes.values())
+        return self.min_free + _RESERVE_DAYS * day
+
     def retention(self, protect=None):
-        """Delete the oldest day files while free space < ``min_free``.
+        """Delete uploaded files, then the oldest day files, while free space < ``min_free``.
 
-        Never deletes a name starting with one of ``protect`` (default ``self.protect``: today's
-        date and the file being written), nor a file of the newest date on the card (today's,
-        even at boot before the clock is known). Ends after at most one pass over the listing.
+        Files in the log folder the log does not write (uploads) go first, oldest first: an
+        upload never costs a log day. Never deletes a name starting with one of ``protect``
+        (default ``self.protect``: today's date and the file being written), nor a file of the
+        newest date on the card (today's, even at boot before the clock is known). Ends after at
+        most one pass over the listing.
 
-        :returns: number of files deleted
+        :returns: number of log files deleted
         :raises OSError: from the filesystem (the caller records it with :meth:`fault`)
         """
         if self.state in ("disabled", "missing", "error"):
@@ -304,6 +347,11 @@ class Storage:
             protect = self.protect
         if self.refresh_space() >= self.min_free:
             return 0
+        for name in self.uploads():
+            self.fs.remove(self.path(name))
+            self.uploads_deleted += 1
+            if self.refresh_space() >= self.min_free:
+                return 0
         deleted = 0
         names = self.log_files()
         newest = names[-1][:10] if names else None

@@ -261,17 +261,21 @@ def upload(web, request, fs):
         return text(request, 400, "this name is reserved for the meter log")
     if web_files.file_size(fs, path) is not None or _exists(fs, path):
         return text(request, 409, "a file with this name exists")
-    try:
-        free = web.storage.refresh_space()
-    except OSError:
-        return text(request, 503, "SD card not available")
     if web.uploading():
         return text(request, 503, "another upload is running", {"Retry-After": "5"})
-    # An upload must leave what retention keeps free (LOG_MIN_FREE_MB): otherwise the next
-    # retention pass would delete log days to make room for it.
-    reserve = max(_UPLOAD_RESERVE, getattr(web.storage, "min_free", 0) or 0)
+    try:
+        free = web.storage.refresh_space()
+        # What retention keeps free (LOG_MIN_FREE_MB) and a month of logging: the logs do not
+        # need the room back for a month, and then retention deletes uploads before log days.
+        reserve = max(_UPLOAD_RESERVE, web.storage.reserve())
+    except OSError:
+        return text(request, 503, "SD card not available")
     if length + reserve > free:
-        return text(request, 507, "not enough free space: an upload must leave LOG_MIN_FREE_MB")
+        return text(
+            request,
+            507,
+            "not enough free space: an upload must leave LOG_MIN_FREE_MB and a month of logging",
+        )
     refused = _busy(web, request)
     if refused is not None:
         return refused

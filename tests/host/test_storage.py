@@ -132,15 +132,30 @@ def test_retention_deletes_oldest_days_first_and_never_today():
     fs.mkdir(LOG)
     names = _days(fs, 8, 100_000)
     fs.add_file(LOG + "/2024-04-02-2.csv", b"x" * 50_000)
-    fs.add_file(LOG + "/notes.txt", b"x" * 10_000)  # not ours: never touched
+    fs.add_file(LOG + "/.keep", b"x" * 1_000)  # a dot-file: never touched
     st = Storage(fs, mount=fs.mount, log_dir=LOG, clock=Clock(), min_free_mb=350_000 / 1048576)
     st.begin()
     assert st.free_bytes < 350_000
     deleted = st.retention(protect=("2024-04-08",))
     left = sorted(fs.listdir(LOG))
     assert deleted == 3
-    assert left == names[2:] + ["notes.txt"]  # 04-01, 04-02, 04-02-2 gone, oldest first
+    assert left == [".keep"] + names[2:]  # 04-01, 04-02, 04-02-2 gone, oldest first
     assert st.free_bytes >= 350_000
+
+
+def test_retention_deletes_uploads_before_log_days():
+    fs = card(capacity=1_000_000)
+    fs.mkdir(LOG)
+    names = _days(fs, 8, 100_000)
+    fs.add_file(LOG + "/notes.txt", b"x" * 80_000)  # not written by the log: an upload
+    fs.add_file(LOG + "/usage-a.bin", b"x" * 10_000)  # the log's own: kept
+    fs.mkdir(LOG + "/folder")  # a folder: kept
+    st = Storage(fs, mount=fs.mount, log_dir=LOG, clock=Clock(), min_free_mb=150_000 / 1048576)
+    st.begin()
+    assert st.free_bytes < 150_000
+    assert st.retention(protect=("2024-04-08",)) == 0  # no log day deleted
+    assert sorted(fs.listdir(LOG)) == sorted(names + ["folder", "usage-a.bin"])
+    assert st.uploads_deleted == 1 and st.free_bytes >= 150_000
 
 
 def test_retention_loop_ends_when_only_protected_files_remain():
@@ -254,3 +269,26 @@ def test_runs_on_micropython():
     ]
     # No truncate on MicroPython: the torn tail became a blank line, the next row follows it.
     assert lines[9].startswith("[b'" + " " * 24 + "', b'27.10.2024 00:00:10;+02:00;8;")
+
+
+def test_retention_never_deletes_settings_beside_the_logs(tmp_path):
+    """LOG_DIR = "/sd": an older firmware's settings and password files are not uploads."""
+    from sim.hardware import ManualClock
+    from smartmeter import config as config_mod
+    from smartmeter.datalog.csvlog import CsvSink
+
+    class Hw:
+        pass
+
+    hw = Hw()
+    hw.fs = card(capacity=400_000)
+    hw.mount = hw.fs.mount
+    hw.clock = ManualClock()
+    hw.fs.add_file(config_mod.LEGACY_OVERRIDE, b"x" * 1000)
+    hw.fs.add_file(config_mod.LEGACY_WEB_PASSWORD, b"x" * 1000)
+    hw.fs.add_file("/sd/photo.jpg", b"x" * 1000)
+    cfg = config_mod.load(lambda _n: None, {"LOG_DIR": "/sd", "LOG_MIN_FREE_MB": 1})
+    sink = CsvSink(hw, cfg, __import__("smartmeter.state").state.State())
+    sink.storage.retention()
+    left = sorted(hw.fs.listdir("/sd"))
+    assert "photo.jpg" not in left and "smartmeter.toml" in left and "webpass.txt" in left

@@ -211,3 +211,78 @@ def test_a_part_file_numbered_999_does_not_stop_logging(tmp_path, content):
     sim.close()
     names = sorted(p.name for p in logs.iterdir() if p.name.startswith(TODAY))
     assert names == [TODAY + "-999.csv", TODAY + ".csv"], names
+
+
+def _log_rows(w, n, start=EPOCH):
+    """``n`` rows of the real CSV log on the web test's card (a telegram every 5 s)."""
+    from test_csvlog import EXTRAS, kaifa
+
+    from smartmeter.timeutil import fields_from_epoch
+
+    log = CsvLog(w.storage)
+    for i in range(n):
+        t = fields_from_epoch(start + 7200 + 5 * i)[:6]  # CEST: local = UTC + 2 h
+        assert log.write(kaifa(t, off=120, a_plus=i), None, EXTRAS)
+    log._drop()
+
+
+def _days(logs):
+    return sorted(p.name for p in logs.iterdir() if sd.is_log_name(p.name))
+
+
+@pytest.fixture
+def tight_card(tmp_path, monkeypatch):
+    """10 log days of 10 KB on a card with 1 MiB + 400 KB free and LOG_MIN_FREE_MB 1."""
+    SmallCard.capacity = 0
+    monkeypatch.setattr("test_settings_safety.Storage", SmallCard)
+    w = Web(tmp_path, {"LOG_MIN_FREE_MB": 1})
+    logs = w.root / "sd" / "logs"
+    for day in range(19, 29):
+        (logs / ("2024-05-%02d.csv" % day)).write_bytes(b"Zeit;A+ Wh\r\n" + b"x" * 9988)
+    SmallCard.capacity = 10 * 10000 + MB + 400_000
+    yield w
+    w.close()
+
+
+def test_an_upload_never_makes_retention_delete_a_log_day(tight_card):
+    """Issue 18.6: an upload that left exactly LOG_MIN_FREE_MB free was accepted; logging then
+    took the card below the minimum and the next boot's retention deleted the oldest log day.
+    An upload must leave a month of logging (31 x the largest recent day) on top."""
+    w = tight_card
+    logs = w.root / "sd" / "logs"
+    before = _days(logs)
+    free = w.storage.refresh_space()
+    body = b"u" * (free - MB)  # leaves exactly LOG_MIN_FREE_MB
+    status = raw_upload(w.config.WEB_PORT, "photo.jpg", len(body), body)
+    _log_rows(w, 200)  # about 20 KB: a few hours of logging
+    w.storage.protect = ()
+    CsvLog(w.storage).start()  # the next boot: its retention
+    deleted = sorted(set(before) - set(_days(logs)))
+    print(
+        "\nupload leaving exactly LOG_MIN_FREE_MB: %s; log days deleted after logging and a"
+        " boot: %d %s" % (status, len(deleted), deleted)
+    )
+    assert status.split()[1] == "507", status
+    assert deleted == []
+
+
+def test_retention_deletes_uploaded_files_before_any_log_day(tight_card):
+    """An upload that left a month of logging free, and then more logging than that: the room
+    the logs need comes back from the uploads first, never from a log day."""
+    w = tight_card
+    logs = w.root / "sd" / "logs"
+    before = _days(logs)
+    free = w.storage.refresh_space()
+    reserve = MB + 31 * 10000
+    body = b"u" * (free - reserve - 1000)
+    assert raw_upload(w.config.WEB_PORT, "old.bin", 1000, b"o" * 1000).split()[1] == "201"
+    assert raw_upload(w.config.WEB_PORT, "photo.jpg", len(body), body).split()[1] == "201"
+    (logs / "notes").mkdir()  # a folder is never deleted
+    _log_rows(w, 3000)  # ~300 KB: more than the month the reserve was made for
+    w.storage.protect = ()
+    CsvLog(w.storage).start()
+    after = sorted(p.name for p in logs.iterdir())
+    print("\nafter logging past the reserve and a boot: %s" % after)
+    assert set(before) <= set(after)  # no log day deleted
+    assert "old.bin" not in after and (logs / "notes").is_dir()  # the oldest upload went first
+    assert w.storage.uploads_deleted >= 1 and w.storage.refresh_space() >= MB
