@@ -617,9 +617,8 @@ class Usage:
         return bytes(head) + bytes(body)
 
     def from_bytes(self, data):
-        """Load what :meth:`to_bytes` made (or the file before quarters: quarters start empty),
-        into the arrays this summary has (no second copy). :raises ValueError: when it is not
-        that (damaged); nothing is changed then."""
+        """Load what :meth:`to_bytes` made (or the file before quarters: quarters start empty).
+        :raises ValueError: when it is not that (damaged); nothing is changed then."""
         seq = peek(data)
         rings = self._rings()
         if data[:4] == _MAGIC_V1:
@@ -638,12 +637,11 @@ class Usage:
             count = _u32(body, pos)
             ring.count = count
             ring.head = _u32(body, pos + 4) if count else -1
-            d = ring.data
-            p = pos + 8
-            for i in range(ring.size * _FIELDS):
-                d[i] = _u32(body, p)
-                p += 4
-            pos = p
+            n = ring.size * _FIELDS * 4
+            # bytes, not a memoryview: MicroPython's array() copies bytes raw (little-endian, as
+            # written) but takes a memoryview element by element
+            ring.data = array("i", bytes(body[pos + 8 : pos + 8 + n]))
+            pos += 8 + n
         self.seq = seq
         head = [_u32(data, 12 + 4 * k) for k in range(4)]
         self.last_epoch = None if head[0] == -1 else head[0]

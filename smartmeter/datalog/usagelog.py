@@ -11,7 +11,7 @@ rename and CircuitPython no ``truncate``). Saved when an hour closes, never per 
 wear).
 
 Start-up: the newer good slot (checked whole, ``usage.peek``; only one file held at a time) is
-loaded into the summary's own arrays and the day files since its last telegram are replayed
+loaded into the summary and the day files since its last telegram are replayed
 (catch-up: what happened between the last save and the reboot). With no good slot (first start,
 card changed, both damaged) the summary is rebuilt from the day files of the last 13 months.
 Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a year of CSV
@@ -106,7 +106,7 @@ class UsageSink:
             data = None
         if best is not None:
             self._good = best[0]
-            self.usage.from_bytes(best[2])  # into the summary's own arrays: no second copy
+            self.usage.from_bytes(best[2])  # into this summary (no second Usage to compare)
             best = None
             self.loaded_from = SLOTS[self._good]
             since = self.usage.last_epoch
