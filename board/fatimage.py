@@ -4,7 +4,9 @@
 ``circuitpython-unix -X heapsize=1M fatimage.py mkfs IMAGE`` formats IMAGE (an existing file, a
 multiple of 512 bytes) as a freshly formatted SD card would be;
 ``... fatimage.py export IMAGE DEST`` copies every file on the card into the host folder DEST
-(which must exist), keeping the folder tree; prints one line per file: ``size path``.
+(which must exist), keeping the folder tree; prints one line per file: ``size path``;
+``... fatimage.py put IMAGE SRC`` copies the host folder SRC's tree onto the card (tests put
+files there before the board boots, as a user would with a card reader).
 """
 
 import os
@@ -55,16 +57,39 @@ def _export(src, dest, buf):
         print(size, path[len("/card") :])
 
 
+def _put(src, dest, buf):
+    for entry in os.ilistdir(src):
+        name, kind = entry[0], entry[1]
+        path = src + "/" + name
+        out = dest + "/" + name
+        if kind == 0x4000:
+            try:
+                os.mkdir(out)
+            except OSError:
+                pass
+            _put(path, out, buf)
+            continue
+        with open(path, "rb") as fin, open(out, "wb") as fout:
+            while True:
+                n = fin.readinto(buf)
+                if not n:
+                    break
+                fout.write(memoryview(buf)[:n])
+
+
 def main(argv):
     cmd, image = argv[1], argv[2]
-    mode = "r+b" if cmd == "mkfs" else "rb"
+    mode = "rb" if cmd == "export" else "r+b"
     with open(image, mode) as f:
         dev = _Image(f)
         if cmd == "mkfs":
             os.VfsFat.mkfs(dev)
             return
-        os.mount(os.VfsFat(dev), "/card", readonly=True)
-        _export("/card", argv[3], bytearray(4096))
+        os.mount(os.VfsFat(dev), "/card", readonly=cmd == "export")
+        if cmd == "put":
+            _put(argv[3], "/card", bytearray(4096))
+        else:
+            _export("/card", argv[3], bytearray(4096))
         os.umount("/card")
 
 

@@ -28,7 +28,9 @@ Python API (tests, memory ladder)::
 
 ``settings``: a dict merged over the settings file (values as TOML text or Python values);
 ``speed``: the box clock runs N times faster (an integer; the meter pushes N times as often);
-``telegrams``: the meter stops after N telegrams; ``heap``: the VM's ``-X heapsize``. Resets
+``telegrams``: the meter stops after N telegrams; ``heap``: the VM's ``-X heapsize``;
+``sd_files``: ``{path on the card: bytes}`` put on the card before boot; ``nvm``: the nvm's
+bytes at power-on (e.g. a remembered line setting); ``layout``: the virtual meter's. Resets
 (``microcontroller.reset``, ``supervisor.reload``, a starved watchdog in RESET mode) end the VM
 and start it again with the reset reason; ``b.boots`` lists them.
 """
@@ -125,6 +127,8 @@ class Board:
         wifi=True,
         sd=True,
         env=None,
+        sd_files=None,
+        nvm=None,
     ):
         reason = check_vm(vm)
         if reason:
@@ -141,6 +145,8 @@ class Board:
         self.telegram_limit = telegrams
         self.env = env or {}
         self.with_sd = sd
+        self.sd_files = sd_files or {}
+        self.nvm_bytes = nvm
         with open(settings_file, encoding="utf-8") as f:
             self.settings_text = f.read()
         values, _problems = config_mod.parse_toml(self.settings_text)
@@ -225,8 +231,24 @@ class Board:
             with open(self.sd_image, "wb") as f:
                 f.truncate(SD_MB * 1024 * 1024)
             self._vm_tool("mkfs", str(self.sd_image))
-        if not self.nvm.exists():
+        if self.sd_files:
+            self.put_sd(self.sd_files)
+        if self.nvm_bytes is not None:
+            self.nvm.write_bytes(bytes(self.nvm_bytes).ljust(8192, b"\0")[:8192])
+        elif not self.nvm.exists():
             self.nvm.write_bytes(bytes(8192))  # a never-written ESP32 nvm reads 0x00
+
+    def put_sd(self, files):
+        """Copy ``{"logs/2024-05-01.csv": bytes, ...}`` onto the card (the VM is not running)."""
+        stage = self.data_dir / "sd-put"
+        if stage.exists():
+            shutil.rmtree(stage)
+        for name, data in files.items():
+            target = stage / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        self._vm_tool("put", str(self.sd_image), str(stage))
+        shutil.rmtree(stage)
 
     def _vm_tool(self, *args):
         cmd = [self.vm, "-X", "heapsize=1M", str(HERE / "fatimage.py"), *args]

@@ -106,16 +106,21 @@ def box(tmp_path_factory):
         yield b
 
 
-def _get(box, path, auth=True):
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (box.port, path))
-    if auth:
-        token = base64.b64encode(("admin:%s" % box.values["WEB_PASSWORD"]).encode()).decode()
+def http_get(port, password, path):
+    """GET ``path`` from the board's web server; -> (status, body). ``password`` None: no login."""
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
+    if password is not None:
+        token = base64.b64encode(("admin:%s" % password).encode()).decode()
         req.add_header("Authorization", "Basic " + token)
     try:
         with urllib.request.urlopen(req, timeout=15) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def _get(box, path, auth=True):
+    return http_get(box.port, box.values["WEB_PASSWORD"] if auth else None, path)
 
 
 def test_every_telegram_on_the_wire_is_decoded_and_logged_on_the_fat_image(box):
