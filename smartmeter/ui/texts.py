@@ -18,7 +18,8 @@ except ImportError:  # CPython
 ABSENT = "--"
 # The menu items (names are keys of TEXTS; the screens and their order are ``screens.SCREENS``)
 MENU = ("restart", "sysinfo", "setup")
-_FMT = ("%.0f", "%.1f", "%.2f", "%.3f")
+_FMT = (None, "%s%d.%01d", "%s%d.%02d", "%s%d.%03d")
+_SCALE = (1, 10, 100, 1000)
 _KWH_DECIMAL_BELOW_WH = const(10_000_000)  # one decimal below 10 000 kWh, none above
 
 # Screen and menu texts. Each entry fits the slot it is drawn in (checked by tests/host/test_ui.py).
@@ -166,17 +167,35 @@ def overflow(negative, width):
 def fixed(value, decimals, width):
     """``value`` with up to ``decimals`` decimals in at most ``width`` characters, "--" if None.
 
+    Rounds half away from zero on the decimal value (12.25 with one decimal is "12.3"), the same
+    on the board and on a PC: ``"%.1f"`` rounds ties to even on CPython but away from zero on
+    CircuitPython, and float32 puts values such as 2.345 just below the tie where a double is
+    just above it (the board's floats keep 21 bits of mantissa). A meter sends integers with a
+    scaler, so a value within a few of those steps of a tie is the tie.
+
     :param value: int, float or None
     """
     if value is None or value != value:  # noqa: PLR0124 - None or NaN
         return ABSENT
+    if value - value != 0:  # +-inf
+        return overflow(value < 0, width)
+    neg = value < 0
+    a = -value if neg else value
     d = decimals
     while d >= 0:
-        s = _FMT[d] % value
+        x = a * _SCALE[d]
+        n = int(x)
+        if x != n:  # ints and whole numbers are exact
+            tol = x * 4e-6  # 8 steps of the board's floats (30-bit: 2**-21 relative)
+            if x - n >= 0.5 - (tol if tol < 0.01 else 0.01):
+                n += 1
+        sign = "-" if neg and n else ""
+        scale = _SCALE[d]
+        s = _FMT[d] % (sign, n // scale, n % scale) if d else "%s%d" % (sign, n)
         if len(s) <= width:
             return s
         d -= 1
-    return overflow(value < 0, width)
+    return overflow(neg, width)
 
 
 def current(value, width=4):

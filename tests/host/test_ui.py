@@ -345,7 +345,7 @@ def test_extreme_values_shown_whole(display):
     want = {
         "energy": ["99999", "-1234.6"],
         "power": ["999999", "-5000", "-1.000"],
-        "phases": ["999.9", "1234", "0.0", "100", "123", "-12"],
+        "phases": ["999.9", "1235", "0.0", "100", "123", "-12"],  # 1234.5 V: half away from 0
         "env": ["-40.5", "100.0", "-100"],
     }
     for screen, texts in want.items():
@@ -394,6 +394,33 @@ def test_formatting():
     assert ui_text.uptime(59) == "00:00:59"
     assert ui_text.meter_time((2024, 5, 1, 2, 3, 4), "en") == "2024-05-01 02:03:04"
     assert ui_text.clip("abcdef", 4) == "abc~"
+
+
+@pytest.mark.parametrize(
+    "value,decimals,width,text",
+    [
+        (1234.5, 0, 4, "1235"),  # CPython's "%.0f" gives 1234 (half to even), the board 1235
+        (2.5, 0, 4, "3"),
+        (12.25, 1, 4, "12.3"),  # a meter's 1225 x 10^-2 A on the 1-decimal slot
+        (-12.25, 1, 5, "-12.3"),
+        (0.125, 2, 4, "0.13"),
+        (2.345, 2, 4, "2.35"),  # below the tie in float32 (the board), above it in double
+        (23.45, 1, 5, "23.5"),
+        (231.4, 1, 5, "231.4"),
+        (12.349, 1, 5, "12.3"),  # not a tie: stays below
+        (-0.01, 1, 5, "0.0"),  # no "-0.0"
+        (0.912, 3, 6, "0.912"),
+        (99.995, 2, 5, "100.0"),  # 100.00 does not fit: one decimal less
+        (float("inf"), 1, 5, ">9999"),
+        (float("-inf"), 1, 5, "<-999"),
+    ],
+)
+def test_fixed_rounds_half_away_from_zero_on_every_vm(value, decimals, width, text):
+    """The board (CircuitPython, float32) and the PC (CPython, double) must show the same text:
+    "%.Nf" rounds ties differently there (half away from zero on the board, half to even on
+    CPython) and float32 moves values like 2.345 below the tie; found by
+    tests/host/test_board_display.py (1234.5 V read "1235" on the board, "1234" in the sim)."""
+    assert ui_text.fixed(value, decimals, width) == text
 
 
 # -- golden images ---------------------------------------------------------------------------
