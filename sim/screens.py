@@ -13,9 +13,12 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-if ROOT not in sys.path:
+try:
+    HERE = os.path.dirname(os.path.abspath(__file__))
+    ROOT = os.path.dirname(HERE)
+except AttributeError:  # CircuitPython VM (tests/host/test_board_display.py): no os.path
+    HERE = ROOT = None
+if ROOT and ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from smartmeter.outputs import graphite, mqtt  # noqa: E402
