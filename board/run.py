@@ -138,6 +138,7 @@ class Board:
         self.drive = self.data_dir / "CIRCUITPY"
         self.sd_image = self.data_dir / "sd.img"
         self.nvm = self.data_dir / "nvm.bin"
+        self.display_wire = self.data_dir / "display.wire"  # the TFT's SPI bytes (fourwire)
         self.heap = heap
         self.speed = max(1, int(speed))
         self.out = out
@@ -293,6 +294,19 @@ class Board:
             t.start()
             self._workers.append(t)
 
+    def screen(self, path=None):
+        """The TFT as the user sees it now: the bytes the display driver sent since this boot,
+        replayed into the panel model (board/panel.py); a Pillow image, saved to ``path``."""
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("box_panel", HERE / "panel.py")
+        panel = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(panel)
+        img = panel.replay(str(self.display_wire)).image()
+        if path:
+            img.save(path)
+        return img
+
     def board_time(self):
         """Board seconds since start (the box clock, ``speed`` times the host's)."""
         return (time.monotonic() - self.t0) * self.speed
@@ -305,6 +319,7 @@ class Board:
             "standins": str(STANDINS),
             "sd_image": str(self.sd_image) if self.with_sd else None,
             "nvm": str(self.nvm),
+            "display_wire": str(self.display_wire),
             "speed": self.speed,
             "rtc_epoch": self.start_epoch + int(self.board_time()),
             "reset_reason": reason,

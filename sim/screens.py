@@ -48,28 +48,20 @@ def _reading(values, meter_time=(2024, 5, 1, 12, 34, 56)):
 _USAGE = []
 
 
-def usage_month(end_epoch=1714559696):
-    """A usage summary of 40 days up to ``end_epoch`` (5-minute telegrams: base load, evening
-    peak, PV export at noon), with a fixed tariff and base fee, and day-ahead prices per quarter
-    hour for the last day and the next (so the screen shows the price now and of the next
-    quarter). Built once, shared read-only."""
-    if _USAGE:
-        return _USAGE[0]
+def usage_inputs(end_epoch=1714559696):
+    """What :func:`usage_month` is made of: ``(market, registers)``, the day-ahead prices
+    ``[(quarter, mct)]`` for the last day and the next, and the meter's registers
+    ``[(epoch, import Wh, export Wh)]`` every 5 minutes for 40 days (base load, evening peak,
+    PV export at noon). Computed with double floats: the board in a box gets these as data
+    (its 30-bit floats would give other curves from the same formulas)."""
     import math
 
-    from smartmeter.datalog.usage import Tariff, Usage
-
-    tariff = Tariff(
-        price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000, markup_mct=1_440, vat_mpct=20_000
-    )
     first = (end_epoch - 86400) // 900
-    tariff.set_market(
-        [
-            (q, int(1000 * (95 + 60 * math.sin(q / 11.0) + 7 * (q % 4))))
-            for q in range(first, first + 192)
-        ]
-    )
-    u = Usage(tariff)
+    market = [
+        (q, int(1000 * (95 + 60 * math.sin(q / 11.0) + 7 * (q % 4))))
+        for q in range(first, first + 192)
+    ]
+    registers = []
     imp = 12_000_000
     exp = 2_300_000
     start = end_epoch - 40 * 86400
@@ -77,6 +69,25 @@ def usage_month(end_epoch=1714559696):
         hour = (t % 86400) / 3600.0 + 2
         imp += int(30 + 60 * math.exp(-((hour - 19) ** 2) / 3) + 10 * math.sin(t / 7000.0) ** 2)
         exp += int(max(0.0, 180 * math.sin((hour - 7) / 12 * math.pi)))
+        registers.append((t, imp, exp))
+    return market, registers
+
+
+def usage_month(end_epoch=1714559696, inputs=None):
+    """A usage summary of 40 days up to ``end_epoch`` from :func:`usage_inputs` (or ``inputs``),
+    with a fixed tariff and base fee, and day-ahead prices per quarter hour (so the screen shows
+    the price now and of the next quarter). Built once, shared read-only."""
+    if _USAGE:
+        return _USAGE[0]
+    from smartmeter.datalog.usage import Tariff, Usage
+
+    market, registers = inputs or usage_inputs(end_epoch)
+    tariff = Tariff(
+        price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000, markup_mct=1_440, vat_mpct=20_000
+    )
+    tariff.set_market([tuple(m) for m in market])
+    u = Usage(tariff)
+    for t, imp, exp in registers:
         u.add(t, imp, exp)
     _USAGE.append(u)
     return u

@@ -30,6 +30,8 @@ def _boot():
         cfg["sd_file"] = open(cfg["sd_image"], "r+b")  # noqa: SIM115 - open for the VM's life
     if cfg.get("nvm"):
         cfg["nvm_file"] = open(cfg["nvm"], "r+b")  # noqa: SIM115
+    if cfg.get("display_wire"):  # the TFT's SPI bytes (fourwire stand-in), new at each boot
+        cfg["display_wire_file"] = open(cfg["display_wire"], "wb")  # noqa: SIM115
     _box.CONFIG.update(cfg)
     _box.setup_clock(cfg.get("speed", 1))
     _box.connect(cfg["port"])

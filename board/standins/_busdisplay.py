@@ -167,7 +167,9 @@ class BusDisplay:
         self._data_as_commands = data_as_commands
         self._brightness_cmd = brightness_command
         self._on_high = backlight_on_high
+        fourwire._claim(backlight_pin, "backlight_pin")  # validate_obj_is_free_pin_or_none
         self._backlight = backlight_pin is not None
+        self._backlight_pin = backlight_pin
         self._brightness = 0.0  # the static slot starts zeroed
         self._ms_per_frame = 1000 // native_frames_per_second
         self._last_refresh = 0
@@ -403,6 +405,7 @@ class BusDisplay:
         return _ms_now()
 
     def _release(self):
+        fourwire._release(self._backlight_pin)
         if self._root is not None:
             self._holder.remove(self._root)
             self._root = None

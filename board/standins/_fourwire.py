@@ -21,13 +21,7 @@ this module and its objects hold, so memory figures can take it out.
 
 import gc
 
-WIRE_PATH = None  # file the bytes on the wire go to, or None (default: the box's "display_wire")
-try:
-    import _box
-
-    WIRE_PATH = _box.CONFIG.get("display_wire")
-except ImportError:  # the stand-in used without the box (tests that drive the VM themselves)
-    pass
+WIRE_PATH = None  # file the bytes on the wire go to, or None (tests that drive the VM set it)
 _DISPLAY_LIMIT = 1  # CIRCUITPY_DISPLAY_LIMIT on ESP32-S3 boards
 _buses = []  # FourWire objects holding the static slots
 _heap = [0, 0]  # [module import bytes, bytes held by live FourWire objects]
@@ -110,8 +104,17 @@ class FourWire:
         self.commands = 0  # command bytes sent (tests and the box read these)
         self.data_bytes = 0
         self.resets = 0
-        if WIRE_PATH:
+        self._own_wire = False
+        try:
+            import _box
+
+            # opened by the box's boot while "/" was still the host's root
+            self._wire = _box.CONFIG.get("display_wire_file")
+        except ImportError:  # the stand-in without the box
+            pass
+        if self._wire is None and WIRE_PATH:
             self._wire = open(WIRE_PATH, "wb")
+            self._own_wire = True
         _buses.append(self)
         if reset is not None:
             self.reset()  # the constructor pulses reset when there is a reset pin
@@ -189,5 +192,8 @@ class FourWire:
         for p in (self._command, self._chip_select, self._reset):
             _release(p)
         if self._wire is not None:
-            self._wire.close()
+            if self._own_wire:
+                self._wire.close()
+            else:
+                self._wire.flush()  # the box's file stays open for the next bus
             self._wire = None
