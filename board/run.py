@@ -24,6 +24,7 @@ Python API (tests, memory ladder)::
     b.stop()                     # ends the VM (and the meter)
     b.rows()                     # CSV rows on the FAT image (export: b.export_sd() -> folder)
     b.lines                      # every console line so far; b.boot_heap: free/alloc after boot
+    b.sent_values                # {epoch: values} of every telegram the meter sent
     b.summary()                  # the summary line
 
 ``settings``: a dict merged over the settings file (values as TOML text or Python values);
@@ -170,6 +171,15 @@ class Board:
         self.meter = meter_mod.VirtualMeter(
             layout, self.cfg.METER_KEY, self.cfg.METER_AUTH_KEY, seed
         )
+        self.sent_values = {}  # epoch -> the values the meter put in that telegram
+        measure = self.meter.values
+
+        def recorded(epoch):
+            values = measure(epoch)
+            self.sent_values[epoch] = dict(values)
+            return values
+
+        self.meter.values = recorded
         self.start_epoch = int(start if start is not None else time.time())
         self.lines = []
         self.boots = []  # reset reasons, one per VM start

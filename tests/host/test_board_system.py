@@ -131,23 +131,27 @@ def test_every_telegram_on_the_wire_is_decoded_and_logged_on_the_fat_image(box):
     assert box.rows() == c["csv_rows"] == c["decoded"]
 
 
-def test_csv_rows_hold_what_the_meter_sent(box):
+def test_csv_rows_on_the_fat_image_equal_what_the_meter_sent(box):
     from smartmeter.datalog.csvformat import read_rows
     from smartmeter.datalog.sd import RealFS
     from smartmeter.protocol import reading as r
 
     export = box.data_dir / "csv-check"
     box.export_sd(export / "sd")
-    files = sorted((export / "sd").rglob("*.csv"))
-    rows = [
-        row
-        for f in files
-        for row in read_rows(RealFS(root=str(export)), "/sd/" + str(f.relative_to(export / "sd")))
-    ]
-    assert len(rows) == box.counters["csv_rows"]
-    energies = [v[r.A_PLUS] for _e, v in rows]
-    assert energies == sorted(energies) and all(isinstance(e, int) for e in energies)
-    assert energies[-1] <= box.meter.a_plus_wh  # integer Wh end to end
+    fs = RealFS(root=str(export))
+    rows = []
+    for f in sorted((export / "sd").rglob("*.csv")):
+        rows.extend(read_rows(fs, "/sd/" + f.relative_to(export / "sd").as_posix()))
+    assert len(rows) == box.counters["csv_rows"] > 0
+    for epoch, values in rows:
+        sent = box.sent_values[epoch]  # the meter's time of that telegram
+        for code in (r.A_PLUS, r.A_MINUS, r.P_PLUS, r.P_MINUS):
+            assert values[code] == sent[code], (epoch, code)  # integer Wh/W end to end
+            assert isinstance(values[code], int)
+        for code in r.VOLTAGES:
+            assert values[code] == pytest.approx(sent[code], abs=0.05)
+        for code in r.CURRENTS:
+            assert values[code] == pytest.approx(sent[code], abs=0.005)
     epochs = [e for e, _v in rows]
     assert epochs == sorted(set(epochs))
 
