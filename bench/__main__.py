@@ -123,6 +123,10 @@ def usage():
         % (r["add_us"], r["period_us"], r["save_us"], r["load_us"], r["file_bytes"])
     )
     _out(
+        "quarter(): %.1f us; the telegram that closes a quarter: %.1f us"
+        % (r["quarter_us"], r["quarter_close_us"])
+    )
+    _out(
         "rebuild from the CSV: %d rows at %.0f rows/s in %d loop passes"
         % (r["rebuild_rows"], r["rebuild_rows_per_s"], r["rebuild_passes"])
     )

@@ -2,12 +2,17 @@
 import gc
 import time
 
-from smartmeter.datalog.usage import Tariff, Usage
+from smartmeter.datalog.usage import QUARTERS, Ring, Tariff, Usage
 
 gc.collect()
 before = gc.mem_alloc()
 u = Usage(Tariff(price_mct=25000, feed_in_mct=8000))
 print("heap of Usage(Tariff()): %d bytes" % (gc.mem_alloc() - before))
+gc.collect()
+before = gc.mem_alloc()
+ring = Ring(QUARTERS)
+print("of it the quarter ring (%d quarters): %d bytes" % (QUARTERS, gc.mem_alloc() - before))
+ring = None
 a = 10000000
 n = 5000
 t0 = time.ticks_us()
@@ -21,6 +26,11 @@ t0 = time.ticks_us()
 for _ in range(200):
     u.period(u.days, day)
 print("period(): %.0f us" % (time.ticks_diff(time.ticks_us(), t0) / 200))
+q = (1727733600 + 5 * n) // 900 - 20
+t0 = time.ticks_us()
+for _ in range(200):
+    u.quarter(q)
+print("quarter(): %.0f us (20 quarters back)" % (time.ticks_diff(time.ticks_us(), t0) / 200))
 t0 = time.ticks_us()
 data = u.to_bytes()
 print("to_bytes(): %d us for %d bytes" % (time.ticks_diff(time.ticks_us(), t0), len(data)))

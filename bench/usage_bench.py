@@ -38,6 +38,22 @@ def run():
     for _ in range(1000):
         u.period(u.days, day)
     out["period_us"] = (time.perf_counter() - t0) / 1000 * 1e6
+    q = (START + 5 * n) // 900 - 100  # a quarter half-way back in the ring
+    t0 = time.perf_counter()
+    for _ in range(1000):
+        u.quarter(q)
+    out["quarter_us"] = (time.perf_counter() - t0) / 1000 * 1e6
+    # the telegram that closes a quarter (prices it, books its cost to hour, day, month)
+    v = Usage(Tariff(price_mct=25_000, feed_in_mct=8_000))
+    closes = []
+    a = 10_000_000
+    for k in range(20_000):
+        a += 2
+        t0 = time.perf_counter()
+        v.add(START + 5 * k, a, 0)
+        if (START + 5 * k) % 900 == 0:
+            closes.append(time.perf_counter() - t0)
+    out["quarter_close_us"] = sorted(closes)[len(closes) // 2] * 1e6
     t0 = time.perf_counter()
     for _ in range(100):
         data = u.to_bytes()
