@@ -30,7 +30,8 @@ Python API (tests, memory ladder)::
 ``settings``: a dict merged over the settings file (values as TOML text or Python values);
 ``speed``: the box clock runs N times faster (an integer; the meter pushes N times as often);
 ``telegrams``: the meter stops after N telegrams; ``heap``: the VM's ``-X heapsize``;
-``sd_files``: ``{path on the card: bytes}`` put on the card before boot; ``nvm``: the nvm's
+``sd_files``: ``{path on the card: bytes}`` put on the card before boot; ``drive_files``: the
+same for CIRCUITPY (e.g. a test's own ``code.py``); ``nvm``: the nvm's
 bytes at power-on (e.g. a remembered line setting); ``layout``: the virtual meter's. Resets
 (``microcontroller.reset``, ``supervisor.reload``, a starved watchdog in RESET mode) end the VM
 and start it again with the reset reason; ``b.boots`` lists them.
@@ -130,6 +131,7 @@ class Board:
         env=None,
         sd_files=None,
         nvm=None,
+        drive_files=None,
     ):
         reason = check_vm(vm)
         if reason:
@@ -149,6 +151,7 @@ class Board:
         self.with_sd = sd
         self.sd_files = sd_files or {}
         self.nvm_bytes = nvm
+        self.drive_files = drive_files or {}
         with open(settings_file, encoding="utf-8") as f:
             self.settings_text = f.read()
         values, _problems = config_mod.parse_toml(self.settings_text)
@@ -221,6 +224,8 @@ class Board:
                 target = self.drive / parts[1]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(z.read(info))
+        for name, data in self.drive_files.items():  # tests: e.g. another code.py
+            (self.drive / name).write_bytes(data.encode() if isinstance(data, str) else data)
         (self.drive / "sd").mkdir(exist_ok=True)  # CircuitPython makes /sd on a new drive
         (self.drive / "boot_out.txt").write_text(
             "Adafruit CircuitPython 10.3.0 on a board in a box; ESP32-S3 (box)\n"
@@ -444,7 +449,7 @@ class Board:
                 self._stop.wait(due - now)
                 continue
             due += interval
-            if self.telegram_limit is not None and meter.sent >= self.telegram_limit:
+            if self.telegram_limit is not None and self.sent >= self.telegram_limit:
                 continue
             epoch = self.start_epoch + int((now - self.t0) * self.speed)
             with self._lock:
@@ -513,6 +518,10 @@ class Board:
         if proc is not None and proc.stdin is not None:
             proc.stdin.write(text.encode())
             proc.stdin.flush()
+
+    def wire(self, data):
+        """Put ``data`` on the meter line as it is (the UART's line setting is not applied)."""
+        return self._send(b"U", bytes(data))
 
     def press(self, key, hold_s=0.1):
         """Press and release a button: "next" or "enter"."""

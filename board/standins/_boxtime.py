@@ -15,7 +15,7 @@ import _box
 
 _RTC_AT_POWER_ON = 946684800  # 2000-01-01T00:00:00Z, CircuitPython's RTC before it is set
 
-struct_time = namedtuple(
+_StructTime = namedtuple(
     "struct_time",
     (
         "tm_year",
@@ -29,6 +29,14 @@ struct_time = namedtuple(
         "tm_isdst",
     ),
 )
+
+
+def struct_time(time_tuple):
+    """``time.struct_time((2019, 5, 29, 15, 14, 15, 0, -1, -1))``: built from ONE 9-sequence."""
+    if len(time_tuple) != 9:
+        raise TypeError("time.struct_time() takes a 9-sequence")
+    return _StructTime(*time_tuple)
+
 
 # RTC: epoch seconds = _rtc_base + board seconds since power-on (rtc.RTC().datetime moves it)
 _rtc_base = _RTC_AT_POWER_ON
