@@ -30,6 +30,9 @@ from .protocol.pipeline import Pipeline
 from .protocol.reading import (
     A_MINUS,
     A_PLUS,
+    CLOCK_BOARD,
+    CLOCK_FLAG,
+    CLOCK_METER_WRONG,
     EXTRAS,
     HUMIDITY,
     P_MINUS,
@@ -55,6 +58,13 @@ _STATUS_EVERY_MS = const(60_000)  # status line on the console when no telegram 
 _NTP_EVERY_MS = const(6 * 3600_000)
 _NTP_RETRY_MS = const(60_000)
 _WIFI_RETRY_MS = const(30_000)
+# A meter time before 2020 (or from 2100 on) is wrong, and so is one further than this from a
+# set board clock (NTP): 15 minutes, well beyond the drift of either clock between syncs, well
+# short of an hour (a meter that misses the summer-time change). Once wrong, the meter must
+# come back within half of it, so a meter near the bound does not flip between the clocks.
+METER_CLOCK_TOLERANCE_S = const(900)
+_METER_EPOCH_MIN = const(1577836800)  # 2020-01-01T00:00:00Z
+_METER_EPOCH_END = 4102444800  # 2100-01-01T00:00:00Z (beyond 31 bits: not a const)
 
 
 class App:
@@ -88,6 +98,7 @@ class App:
         self.line = None
         self.sinks = list(sinks or [])
         self.extras = dict.fromkeys(EXTRAS)
+        self.extras[CLOCK_FLAG] = None
         # the parts build() starts (None: absent, disabled or left out)
         self.storage = self.csv = self.usage = self.tariff = None
         self.ui = self.sensor = self.netsetup = self.web = None
@@ -265,16 +276,14 @@ class App:
     def _on_reading(self, reading):
         st = self.state
         now = self.clock.ticks_ms()
-        if reading.meter_time is not None:
-            epoch = timeutil.utc_epoch(reading.meter_time, reading.utc_offset, reading.dst)[0]
-        else:
-            epoch = self.clock.time()  # None while the RTC is unset: no row, no point
+        epoch, flag = self._row_time(reading)
         st.latest = reading
         st.latest_epoch = epoch
         st.latest_ticks = now
         st.last_stage_error = None
         if epoch is not None:
-            st.clock_set = True
+            if flag != CLOCK_METER_WRONG:
+                st.clock_set = True
             values = reading.values
             net = values.get(P_PLUS, 0) - values.get(P_MINUS, 0)
             st.history.add(epoch, net)
@@ -282,12 +291,45 @@ class App:
         extras[RSSI] = st.wifi_rssi
         extras[TEMPERATURE] = st.temperature
         extras[HUMIDITY] = st.humidity
+        extras[CLOCK_FLAG] = flag
         _usage_extras(extras, st.usage, epoch)
         for sink in self.sinks:
             handler = getattr(sink, "on_reading", None)
             if handler is not None:
                 self._isolated(sink, handler, reading, epoch, extras)
         self._status_due = True
+
+    def _row_time(self, reading):
+        """``(UTC epoch or None, clock flag)`` of a reading: the time every sink uses.
+
+        The meter's time, unless it is wrong (before 2020, or further than
+        ``METER_CLOCK_TOLERANCE_S`` from a set board clock): then the board's clock, flag
+        ``CLOCK_BOARD``. With no board clock either, the meter's wrong time is the only one:
+        it stamps the reading, flag ``CLOCK_METER_WRONG`` (a row needs a time; dropping the
+        telegram would lose it for good). No meter time: the board's clock, None while unset.
+        """
+        st = self.state
+        board = self.clock.time()  # None while the RTC is unset
+        if reading.meter_time is None:
+            st.meter_clock_wrong = False
+            return board, None
+        try:
+            meter = timeutil.utc_epoch(reading.meter_time, reading.utc_offset, reading.dst)[0]
+        except (TypeError, ValueError, OverflowError):
+            meter = None
+        wrong = meter is None or meter < _METER_EPOCH_MIN or meter >= _METER_EPOCH_END
+        if not wrong and board is not None:
+            bound = METER_CLOCK_TOLERANCE_S
+            if st.meter_clock_wrong:
+                bound //= 2
+            wrong = meter - board > bound or board - meter > bound
+        st.meter_clock_wrong = wrong
+        if not wrong:
+            return meter, None
+        st.counters.meter_clock_wrong += 1
+        if board is not None:
+            return board, CLOCK_BOARD
+        return meter, CLOCK_METER_WRONG
 
     def _on_error(self, exc):
         st = self.state

@@ -41,6 +41,7 @@ AUTH_KEY = "auth_key"
 TAG = "tag_mismatch"
 LAYOUT = "layout"
 CLOCK = "clock"
+METER_CLOCK = "meter_clock"
 SD_MISSING = "sd_missing"
 SD_FULL = "sd_full"
 SD_ERROR = "sd_error"
@@ -61,6 +62,7 @@ TEXTS = {
         TAG: "Auth tag mismatch",
         LAYOUT: "Unknown meter format",
         CLOCK: "Clock not set",
+        METER_CLOCK: "Meter clock wrong",
         SD_MISSING: "SD card missing",
         SD_FULL: "SD full",
         SD_ERROR: "SD error",
@@ -80,6 +82,7 @@ TEXTS = {
         TAG: "Auth-Pruefung fehlgeschl.",
         LAYOUT: "Unbekanntes Format",
         CLOCK: "Uhrzeit nicht gesetzt",
+        METER_CLOCK: "Zaehleruhr falsch",
         SD_MISSING: "Keine SD-Karte",
         SD_FULL: "SD-Karte voll",
         SD_ERROR: "SD-Fehler",
@@ -103,6 +106,7 @@ HINTS = {
         TAG: "Auth-Schluessel pruefen",
         LAYOUT: "Zaehlertyp bitte melden",
         CLOCK: "Wartet auf Zaehler/NTP",
+        METER_CLOCK: "Zeilen mit Board-Uhr/NTP",
         SD_MISSING: "SD-Karte einstecken",
         SD_FULL: "Alte Logdateien loeschen",
         SD_ERROR: "SD-Karte pruefen",
@@ -121,6 +125,7 @@ HINTS = {
         TAG: "Check the auth key",
         LAYOUT: "Please report meter type",
         CLOCK: "Waiting for meter/NTP",
+        METER_CLOCK: "Rows use board time (NTP)",
         SD_MISSING: "Insert an SD card",
         SD_FULL: "Delete old log files",
         SD_ERROR: "Check the SD card",
@@ -182,6 +187,7 @@ class Counters:
             "csv_errors",
             "csv_lost",
             "csv_no_time",  # readings without a time (no meter time, RTC unset): no row
+            "meter_clock_wrong",  # readings whose meter time was wrong (see app._row_time)
             "sd_remounts",
             "http_requests",
             "http_errors",
@@ -301,6 +307,7 @@ class State:
         self.config_problems = []  # ["METER_KEY: must be 32 hex digits", ...] (never values)
         self.key_set = False
         self.clock_set = False
+        self.meter_clock_wrong = False  # the latest reading's meter time was wrong
         self.uptime_s = 0
         self.reset_reason = None
         self.version = None
@@ -358,6 +365,8 @@ class State:
             out.append(SD_ERROR)
         if not self.clock_set:
             out.append(CLOCK)
+        if self.meter_clock_wrong:
+            out.append(METER_CLOCK)
         if not self.wifi_connected:
             out.append(NO_WIFI)
         if self.login_refused_ticks is not None:

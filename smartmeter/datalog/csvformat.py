@@ -12,6 +12,9 @@ from ..protocol.reading import (
     A_MINUS,
     A_PLUS,
     APPARENT_POWER,
+    CLOCK_BOARD,
+    CLOCK_FLAG,
+    CLOCK_METER_WRONG,
     CURRENTS,
     DERIVED_PF,
     HUMIDITY,
@@ -44,6 +47,7 @@ except ImportError:  # CPython
 
 _MIN_YEAR = const(2020)
 _MIN_EPOCH = const(1577836800)  # 2020-01-01T00:00:00Z: an RTC before this is not set
+_OLD_YEAR = const(2000)  # a meter clock that is wrong (flag 2) may stamp rows from here on
 HEAD_MAX = const(1024)  # longest header line (shared with csvlog)
 LINE_MAX = const(512)  # longest data line (shared with csvlog)
 _CHUNK = const(512)
@@ -81,6 +85,7 @@ _KNOWN = {c[0] for c in _METER_COLUMNS}
 _PF_DERIVED = (DERIVED_PF, "%.3f", 1)
 _S_DERIVED = (APPARENT_POWER, "%.0f", 1)
 _EXTRA_SPEC = ((TEMPERATURE, "%.2f", 2), (HUMIDITY, "%.2f", 2), (RSSI, "%d", 2))  # = EXTRAS
+_FLAG_SPEC = (CLOCK_FLAG, "%d", 2)  # only in files whose first row had a wrong meter clock
 _DIALECTS = {
     # sep, time label, offset label, derived PF label
     "excel-de": (";", "Zeit", "UTC-Offset", "PF berechnet"),
@@ -91,11 +96,12 @@ _LABELS[APPARENT_POWER] = "S VA"
 _LABELS[TEMPERATURE] = "T degC"
 _LABELS[HUMIDITY] = "RH %"
 _LABELS[RSSI] = "RSSI dBm"
+_LABELS[CLOCK_FLAG] = "Meter clock wrong"
 _BY_LABEL = {c[1]: (c[0], c[2], 0) for c in _METER_COLUMNS}
 _BY_LABEL["S VA"] = _S_DERIVED
 _BY_LABEL["PF berechnet"] = _PF_DERIVED
 _BY_LABEL["PF derived"] = _PF_DERIVED
-for _e in _EXTRA_SPEC:
+for _e in _EXTRA_SPEC + (_FLAG_SPEC,):
     _BY_LABEL[_LABELS[_e[0]]] = _e
 _TIME_LABELS = ("Zeit", "Time")
 
@@ -104,13 +110,13 @@ def _naive(t):
     return days_from_civil(t[0], t[1], t[2]) * 86400 + t[3] * 3600 + t[4] * 60 + t[5]
 
 
-def _valid_time(t):
+def _valid_time(t, first_year=_MIN_YEAR):
     try:
         y, mo, d, h, mi, s = t
     except (TypeError, ValueError):
         return False
     return (
-        _MIN_YEAR <= y < 2100
+        first_year <= y < 2100
         and 0 < mo < 13
         and 0 < d < 32
         and 0 <= h < 24
@@ -133,7 +139,7 @@ def _parse_time(text, off_text):
     else:
         t = (int(text[0:4]), int(text[5:7]), int(text[8:10]))
     t += (int(text[11:13]), int(text[14:16]), int(text[17:19]))
-    if not _valid_time(t):
+    if not _valid_time(t, _OLD_YEAR):  # rows of a meter with a wrong clock may be that old
         raise ValueError
     off = int(off_text[1:3]) * 60 + int(off_text[4:6])
     return _naive(t) - (off if off_text[0] == "+" else -off) * 60
@@ -264,11 +270,17 @@ def read_rows(source, path, start_offset=0, with_offset=False):
         f.close()
 
 
-def _stamp(reading, epoch_utc, std, eu):
-    """``(local tuple, offset minutes, utc epoch)`` of a row, or None when its time is unknown."""
+def _stamp(reading, epoch_utc, std, eu, flag=None):
+    """``(local tuple, offset minutes, utc epoch)`` of a row, or None when its time is unknown.
+
+    ``flag`` (``extras["meter_clock"]``): CLOCK_BOARD stamps from ``epoch_utc`` (the meter's
+    clock is wrong), CLOCK_METER_WRONG from the meter's time even before 2020 (no other)."""
     t = reading.meter_time
     ok_clock = epoch_utc is not None and epoch_utc >= _MIN_EPOCH
-    if t is not None and _valid_time(t):
+    if flag == CLOCK_BOARD:
+        t = None
+    first = _OLD_YEAR if flag == CLOCK_METER_WRONG else _MIN_YEAR
+    if t is not None and _valid_time(t, first):
         naive = _naive(t)
         off = reading.utc_offset
         if off is None and ok_clock:
@@ -291,8 +303,9 @@ def _stamp(reading, epoch_utc, std, eu):
     return (ymd[0], ymd[1], ymd[2], sec // 3600, sec // 60 % 60, sec % 60), off, epoch
 
 
-def _make_spec(values):
-    """The column spec of a new file for a meter that sends ``values``."""
+def _make_spec(values, flag=None):
+    """The column spec of a new file for a meter that sends ``values`` (``flag``: the first
+    row's meter clock is wrong, the file gets the flag column)."""
     spec = [(key, fmt, 0) for key, _label, fmt in _METER_COLUMNS if _num(values.get(key))]
     extra = [k for k in values if k not in _KNOWN and _num(values[k])]
     extra.sort()
@@ -306,6 +319,8 @@ def _make_spec(values):
     if ui:
         spec.append(_S_DERIVED)
     spec.extend(_EXTRA_SPEC)
+    if flag:
+        spec.append(_FLAG_SPEC)
     return spec
 
 

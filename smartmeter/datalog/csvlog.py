@@ -28,13 +28,19 @@ So a file of ours always parses; a power cut loses at most the row being written
 
 Time: the meter's local time and offset stamp a row (without an offset, the offset is taken
 from ``epoch_utc`` or the EU DST rule); without a meter time the row is stamped from
-``epoch_utc`` if the clock is set (>= 2020), otherwise it is not written (``no_time``).
+``epoch_utc`` if the clock is set (>= 2020), otherwise it is not written (``no_time``). A row
+whose meter clock the app found wrong (``extras["meter_clock"]``, see ``app._row_time``) is
+stamped from ``epoch_utc`` (the board's clock, flag 1) or, without one, from the meter's own
+time (flag 2, years from 2000 on); the flag goes into the "Meter clock wrong" column, which a
+file gets when its first row is flagged (a flagged row for a file without it starts the next
+part file, like a value the file has no column for).
 Timestamps (as UTC) never go backwards within a file: a row older than the last row of its
 day's file (the meter clock was corrected back) starts the next part file of that date. Across
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
 from ..netutil import errno_of
+from ..protocol.reading import CLOCK_FLAG
 from ..timeutil import civil_from_days, fields_from_epoch
 from .csvformat import (
     _DIALECTS,
@@ -89,6 +95,7 @@ class CsvLog:
         self.errors = 0  # failed writes
         self.lost = 0  # rows not written (SD paused or write failed)
         self.no_time = 0  # rows dropped because their time is unknown
+        self._flag = None  # the clock flag of the row being written (protocol.reading)
         self.repairs = 0  # files whose tail was cut back
         self.new_parts = 0  # extra part files started (meter change, clock back)
         self.last_error = ""
@@ -185,7 +192,9 @@ class CsvLog:
     # -- writing ---------------------------------------------------------------------------
     def _write(self, reading, epoch_utc, extras):
         st = self.storage
-        stamp = _stamp(reading, epoch_utc, self._std, self._eu)
+        flag = extras.get(CLOCK_FLAG) if extras else None
+        self._flag = flag
+        stamp = _stamp(reading, epoch_utc, self._std, self._eu, flag)
         if stamp is None:
             self.no_time += 1
             return False
@@ -256,6 +265,8 @@ class CsvLog:
 
     def _covers(self, values, colset=None):
         colset = self._colset if colset is None else colset
+        if self._flag and CLOCK_FLAG not in colset:
+            return False  # a row whose meter clock is wrong needs the flag column
         for key in values:
             if key not in colset:
                 v = values[key]
@@ -305,7 +316,7 @@ class CsvLog:
         path = st.path(_name(date, part))
         f = fs.open(path, "ab")
         if spec is None:
-            spec = _make_spec(reading.values)
+            spec = _make_spec(reading.values, self._flag)
             if part > 1:
                 self.new_parts += 1
             try:

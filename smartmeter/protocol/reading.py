@@ -70,6 +70,12 @@ TEMPERATURE = "temperature"  # deg C (HTE501)
 HUMIDITY = "humidity"  # %RH
 RSSI = "rssi"  # dBm
 EXTRAS = (TEMPERATURE, HUMIDITY, RSSI)
+# The row's clock (the app's ``extras``, a CSV column): None when the meter's time stamps it,
+# CLOCK_BOARD when the meter's clock is wrong and the board's (NTP) does, CLOCK_METER_WRONG
+# when the meter's clock is wrong and the board has none: its wrong time is the only one
+CLOCK_FLAG = "meter_clock"
+CLOCK_BOARD = 1
+CLOCK_METER_WRONG = 2
 APPARENT_POWER = "apparent_power"  # VA, sum(Ux * Ix) over the phases sent
 DERIVED_PF = "power_factor"  # (P+ - P-) / S, clamped to [-1, 1]
 
