@@ -82,14 +82,32 @@ def start(impl=sys.implementation):
     """Import and run the firmware; report an .mpy the board cannot load in plain words."""
     try:
         from smartmeter import device
+    except MemoryError:
+        return _no_memory()
     except ValueError as exc:
         if ".mpy" not in str(exc):
             raise
         running = "%d.%d.%d" % tuple(impl.version[:3])
         show(mismatch_text(BUILT_FOR, running, str(exc)))
         return False
-    device.main()
+    try:
+        device.main()
+    except MemoryError:  # its first imports did not fit (later ones are handled in there)
+        return _no_memory()
     return True
+
+
+def _no_memory():
+    """The firmware's own modules do not fit the heap: nothing can run, say so."""
+    sys.modules.pop("smartmeter.device", None)
+    import gc
+
+    gc.collect()
+    show(
+        "CSV logging off: not enough memory\n"
+        "smartmeter: not enough memory to load the firmware: use a board with PSRAM"
+    )
+    return False
 
 
 # CircuitPython runs this file; on a PC the name "code" belongs to the standard library (pdb

@@ -65,6 +65,14 @@ _WIFI_RETRY_MS = const(30_000)
 METER_CLOCK_TOLERANCE_S = const(900)
 _METER_EPOCH_MIN = const(1577836800)  # 2020-01-01T00:00:00Z
 _METER_EPOCH_END = 4102444800  # 2100-01-01T00:00:00Z (beyond 31 bits: not a const)
+# Free heap a pass needs after build (collected): a telegram's pass allocates about 5 KiB
+# (decode, CSV row, status line) and the heap is never one free block. A board with less left
+# after starting its parts sheds parts (``SHED_ORDER``) before the first telegram.
+_HEADROOM = const(12_288)
+
+# The parts the board sheds when its heap runs out, first to last: what the CSV log of the
+# meter needs least goes first. The display goes last: it is where "CSV logging off" shows.
+SHED_ORDER = ("web", "prices", "influx", "graphite", "mqtt", "setup", "sensor", "usage", "display")
 
 
 class App:
@@ -103,6 +111,11 @@ class App:
         self.storage = self.csv = self.usage = self.tariff = None
         self.ui = self.sensor = self.netsetup = self.web = None
         self.restart_requested = False
+        self.parts = {}  # PARTS name -> the running part (what shed() can stop)
+        self.csv_memory_off = False  # said "CSV logging off: not enough memory" while running
+        self._mem_rows = -1  # csv_rows at the last MemoryError
+        self._mem_bytes = 0  # bytes from the meter at the last MemoryError
+        self._mem_said = 0  # ticks of the last console line about it
         self._start = self.clock.ticks_ms()
         self._last_status = self._start
         self._next_ntp = self._start
@@ -117,8 +130,7 @@ class App:
             try:
                 self.loop_once()
             except MemoryError:
-                self.state.counters.memory_errors += 1
-                gc.collect()
+                self.memory_error()
             except Exception as exc:  # noqa: BLE001 - last line of defence, logged then reset
                 self._log("fatal: %s: %s" % (type(exc).__name__, exc))
                 reset = getattr(self.hw, "reset", None)
@@ -137,6 +149,8 @@ class App:
         st = self.state
         c = st.counters
         c.loop_passes += 1
+        if self.csv_memory_off and c.csv_rows != self._mem_rows:
+            self._csv_back()
         self.service_uart()
         if self.line is not None:
             self._search_line(now)
@@ -352,12 +366,114 @@ class App:
         try:
             return fn(*args)
         except MemoryError:
-            self.state.counters.memory_errors += 1
-            gc.collect()
+            self.memory_error()
         except Exception as exc:  # noqa: BLE001 - one sink must never stop the loop
             self.state.counters.sink_errors += 1
             self._remember(sink.name, exc)
         return None
+
+    # -- running out of heap ----------------------------------------------------------------
+    def memory_error(self):
+        """A MemoryError was caught (a pass or a part): count it, collect, make room.
+
+        Each one sheds the next running part of ``SHED_ORDER`` and says so. With nothing left
+        to shed (or only the display) while no CSV row got written since the last one, logging
+        is not happening: console, display and web page say "CSV logging off: not enough
+        memory" (and "CSV logging on again" once a row is written), never silence.
+        """
+        st = self.state
+        c = st.counters
+        c.memory_errors += 1
+        gc.collect()
+        now = self.clock.ticks_ms()
+        first = st.memory_error_ticks is None
+        if first or ticks_diff(now, self._mem_said) >= _STATUS_EVERY_MS:
+            self._mem_said = now
+            self._log(
+                "memory: a pass ran out of heap (%d so far)%s" % (c.memory_errors, self._free())
+            )
+        st.memory_error_ticks = now
+        rows = c.csv_rows
+        bytes_in = self.pipeline.reader.bytes_in
+        # stuck: the meter sent since the last MemoryError, and not one row got written
+        stuck = rows == self._mem_rows and bytes_in != self._mem_bytes
+        self._mem_rows = rows
+        self._mem_bytes = bytes_in
+        name = self._next_shed()
+        stuck = stuck and self.csv is not None and not self.csv_memory_off
+        if stuck and (name is None or name == "display"):
+            self.csv_memory_off = True
+            self.left_out("csv", _labels("csv"))
+            return
+        if name is not None:
+            self.shed(name)
+
+    def _next_shed(self):
+        for name in SHED_ORDER:
+            if name in self.parts:
+                return name
+        return None
+
+    def shed(self, name):
+        """Stop running part ``name`` for lack of heap, free what it holds and say so."""
+        part = self.parts.pop(name)
+        if part in self.sinks:
+            self.sinks.remove(part)
+        for method in ("stop", "close"):
+            fn = getattr(part, method, None)
+            if fn is not None:
+                try:
+                    fn()
+                except Exception:  # noqa: BLE001, S110 - it is going anyway
+                    pass
+                break
+        st = self.state
+        if name == "web":
+            self.web = None
+            st.history = History(0)  # the day curve is the web page's
+        elif name == "usage":
+            self.usage = None
+            st.usage = None
+        elif name == "prices":
+            st.prices = None
+        elif name == "display":
+            self.ui = None
+            display = getattr(self.hw, "display", None)
+            if display is not None:
+                try:  # the board's terminal: the console lines (this one too) show there
+                    import displayio
+
+                    display.root_group = displayio.CIRCUITPYTHON_TERMINAL
+                except Exception:  # noqa: BLE001, S110 - no terminal on this display
+                    pass
+        elif name == "setup":
+            self.netsetup = None
+        elif name == "sensor":
+            self.sensor = None
+        sink = st.sinks.get(name)
+        if sink is not None:
+            sink.state = "disabled"
+        self.left_out(name, _labels(name))
+
+    def _csv_back(self):
+        self.csv_memory_off = False
+        st = self.state
+        if "off_csv" in st.left_out:
+            st.left_out.remove("off_csv")
+        st.last_errors["csv"] = ""
+        self._log("CSV logging on again")
+
+    def make_room(self, headroom=_HEADROOM):
+        """After build: shed parts (``SHED_ORDER``, not the display) until a pass fits."""
+        mem_free = getattr(self.hw, "mem_free", None)
+        if mem_free is None:
+            return
+        gc.collect()
+        while mem_free() < headroom:
+            name = self._next_shed()
+            if name is None or name == "display":
+                return
+            self.shed(name)
 
     def left_out(self, name, labels):
         """Part ``name`` did not start for lack of heap: show it as a problem and say so.
@@ -369,14 +485,16 @@ class App:
         st.leave_out(name, labels[0], labels[1])
         words = labels[2]
         st.last_errors[name] = "not enough memory"
+        self._log("%s off: not enough memory%s" % (words, self._free()))
+
+    def _free(self):
         mem_free = getattr(self.hw, "mem_free", None)
-        free = ""
         if mem_free is not None:
             try:
-                free = " (%d bytes free)" % mem_free()
+                return " (%d bytes free)" % mem_free()
             except Exception:  # noqa: BLE001, S110 - the figure is only a hint
                 pass
-        self._log("%s off: not enough memory%s" % (words, free))
+        return ""
 
     def backfill(self):
         """A CSV backfill for one output (each keeps its own read position), None without SD."""
@@ -638,7 +756,14 @@ PARTS = (
         lambda app, hw, cfg: hw.fs is not None and cfg.SD_MODE != "none",
         _csv,
     ),
-    ("usage", ("Usage/cost", "Verbrauch", "Usage and cost"), lambda app, hw, cfg: True, _usage),
+    # usage and cost: only where something can show it (a display, WiFi: web page, MQTT); the
+    # CSV files hold what it is made of, and it is rebuilt from them when one comes
+    (
+        "usage",
+        ("Usage/cost", "Verbrauch", "Usage and cost"),
+        lambda app, hw, cfg: hw.display or hw.radio or hw.pool,
+        _usage,
+    ),
     (
         "prices",
         ("Prices", "Preise", "Dynamic prices"),
@@ -670,6 +795,13 @@ PARTS += (
 )
 
 
+def _labels(name):
+    for part in PARTS:
+        if part[0] == name:
+            return part[1]
+    return (name, name, name)
+
+
 def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     """Assemble the app and every part (``PARTS``) the hardware and settings allow.
 
@@ -699,6 +831,8 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
             continue
         if part is not None:
             app.sinks.append(part)
+            app.parts[name] = part
+    app.make_room()
     return app
 
 

@@ -373,8 +373,28 @@ def main():
     )
     if mismatch:
         print("smartmeter:", mismatch)
+    made: list = []
+    try:
+        hw, firmware = _start(config, overrides, made)
+    except MemoryError:
+        # Not even the decoder fits: nothing to run. Say so and stay (no reset loop).
+        gc.collect()
+        _no_memory(made[0] if made else None)
+        while True:
+            time.sleep(60)
+    firmware.state.reset_reason = reset_reason()
+    for problem in hw.problems:
+        firmware.state.last_errors["hardware"] = problem
+        print("hardware:", problem)
+    firmware.run()
+
+
+def _start(config, overrides, made):
+    """Settings, hardware, app: (hw, firmware); raises MemoryError when the decoder won't fit
+    (``made`` holds the hardware once built, for the message)."""
     cfg = config.load(os.getenv)
     hw = build(cfg)
+    made.append(hw)
     if hw.mount is not None:
         # The web settings page stores its changes on the SD card (CIRCUITPY is read-only to
         # code while USB is connected); they override settings.toml.
@@ -386,25 +406,28 @@ def main():
             if found.values or found.problems:
                 cfg = config.load(os.getenv, found.values)
                 cfg.problems.extend(found.problems)
+        except MemoryError:
+            raise
         except Exception as exc:  # noqa: BLE001 - no card, or anything else: settings.toml alone
             if not isinstance(exc, OSError):
                 what = type(exc).__name__
                 cfg.problems.append("settings file: %s, settings.toml alone applies" % what)
     hw.fs = app.device_fs()
-    try:
-        firmware = app.build(hw, cfg)
-    except MemoryError:
-        # Not even the decoder fits: nothing to run. Say so and stay (no reset loop).
-        gc.collect()
-        free = getattr(gc, "mem_free", lambda: -1)()  # CircuitPython's gc has it
-        print(
-            "smartmeter: not enough memory to start the meter decoder (%d bytes free):"
-            " use a board with PSRAM" % free
-        )
-        while True:
-            time.sleep(60)
-    firmware.state.reset_reason = reset_reason()
-    for problem in hw.problems:
-        firmware.state.last_errors["hardware"] = problem
-        print("hardware:", problem)
-    firmware.run()
+    return hw, app.build(hw, cfg)
+
+
+def _no_memory(hw):
+    """The words for a heap too small for the decoder, on the console and the display."""
+    display = getattr(hw, "display", None)
+    if display is not None:
+        try:  # the board's terminal shows what is printed from now on
+            import displayio
+
+            display.root_group = displayio.CIRCUITPYTHON_TERMINAL
+        except Exception:  # noqa: BLE001, S110 - the console has the words
+            pass
+    print("CSV logging off: not enough memory")
+    print(
+        "smartmeter: not enough memory to start the meter decoder (%d bytes free):"
+        " use a board with PSRAM" % getattr(gc, "mem_free", lambda: -1)()  # CircuitPython's
+    )

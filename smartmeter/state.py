@@ -48,6 +48,8 @@ SD_ERROR = "sd_error"
 NO_WIFI = "no_wifi"
 LOGIN_REFUSED = "login_refused"
 SENSOR = "sensor"
+MEMORY = "memory"
+_MEMORY_SHOW_MS = const(600_000)  # "Out of memory" stays listed 10 min after the last one
 
 TEXTS = {
     "en": {
@@ -69,6 +71,7 @@ TEXTS = {
         NO_WIFI: "No WiFi",
         LOGIN_REFUSED: "Web logins refused",
         SENSOR: "Sensor error",
+        MEMORY: "Out of memory",
     },
     "de": {
         NO_KEY: "Kein Schluessel",
@@ -89,6 +92,7 @@ TEXTS = {
         NO_WIFI: "Kein WLAN",
         LOGIN_REFUSED: "Web-Logins abgewiesen",
         SENSOR: "Sensorfehler",
+        MEMORY: "RAM zu knapp",
     },
 }
 
@@ -112,6 +116,7 @@ HINTS = {
         SD_ERROR: "SD-Karte pruefen",
         NO_WIFI: "Menue > Einrichtung",
         LOGIN_REFUSED: "Jemand raet Passwoerter",
+        MEMORY: "Weniger Teile oder PSRAM",
     },
     "en": {
         NO_KEY: "Set METER_KEY",
@@ -131,6 +136,7 @@ HINTS = {
         SD_ERROR: "Check the SD card",
         NO_WIFI: "Menu > Setup mode",
         LOGIN_REFUSED: "Someone guesses passwords",
+        MEMORY: "Fewer parts or PSRAM",
     },
 }
 
@@ -321,6 +327,7 @@ class State:
         self.meter_tx = False  # the UART has a TX pin for the M-Bus E5 acknowledgement
         self.link_frames = 0  # frames the meter wanted acknowledged (AMIS SND_NKE/SND_UD)
         self.last_stage_ticks = None
+        self.memory_error_ticks = None  # clock ticks (ms) of the last MemoryError caught
 
     def problems(self, now_ticks=None, ticks_diff=None):
         """What is wrong, most important first, as a list of problem codes (see ``TEXTS``)."""
@@ -331,6 +338,11 @@ class State:
         if not self.key_set:
             out.append(NO_KEY)
         out.extend(self.left_out)
+        mem = self.memory_error_ticks
+        if mem is not None and (
+            now_ticks is None or ticks_diff is None or ticks_diff(now_ticks, mem) <= _MEMORY_SHOW_MS
+        ):
+            out.append(MEMORY)
         stale = self.latest_ticks is None
         if not stale and now_ticks is not None and ticks_diff is not None:
             stale = ticks_diff(now_ticks, self.latest_ticks) > _NO_SIGNAL_MS
@@ -388,7 +400,10 @@ class State:
         HINTS["en"][code] = "Needs a board with PSRAM"
         HINTS["de"][code] = "Board mit PSRAM noetig"
         if code not in self.left_out:
-            self.left_out.append(code)
+            if name == "csv":  # the one that loses data: first on the display
+                self.left_out.insert(0, code)
+            else:
+                self.left_out.append(code)
         return code
 
     def add_sink(self, name, problems=()):

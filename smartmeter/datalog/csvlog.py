@@ -155,11 +155,16 @@ class CsvLog:
         :param reading: a :class:`~smartmeter.protocol.reading.Reading`
         :param epoch_utc: UTC seconds of the reading from a set clock, or None
         :param extras: dict with ``temperature``, ``humidity``, ``rssi`` (None = empty field)
-        Never raises: failures are counted (``errors``, ``lost``, ``no_time``) and shown
-        through the storage state.
+        Never raises but MemoryError: failures are counted (``errors``, ``lost``, ``no_time``)
+        and shown through the storage state.
         """
         try:
             return self._write(reading, epoch_utc, extras)
+        except MemoryError:
+            # not a bug of this row: the heap ran out. The app must hear of it (it sheds parts
+            # and says "CSV logging off" when rows stop), so it is counted and passed on.
+            self.lost += 1
+            raise
         except OSError as exc:
             self.lost += 1
             self.errors += 1
@@ -238,8 +243,8 @@ class CsvLog:
             _write_all(self._f, data)
             self._f.flush()
             st.fs.sync(self._f)
-        except OSError:
-            self._dirty = self.path
+        except (OSError, MemoryError):
+            self._dirty = self.path  # part of the row may have landed: repair before the next
             self._failed = (self.path, data)
             raise
         self.rows += 1
