@@ -79,6 +79,8 @@ def usage_month(end_epoch=1714559696, inputs=None):
     the price now and of the next quarter). Built once, shared read-only."""
     if _USAGE:
         return _USAGE[0]
+    from smartmeter.datalog.gridfee import GridFees
+    from smartmeter.datalog.outlook import Outlook
     from smartmeter.datalog.usage import Tariff, Usage
 
     market, registers = inputs or usage_inputs(end_epoch)
@@ -86,6 +88,8 @@ def usage_month(end_epoch=1714559696, inputs=None):
         price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000, markup_mct=1_440, vat_mpct=20_000
     )
     tariff.set_market([tuple(m) for m in market])
+    tariff.fees = GridFees(8_500, "4-9 Mo-So 10-16 -20%")  # the summer low rate (not in May)
+    tariff.outlook = Outlook(tariff, tariff.fees)
     u = Usage(tariff)
     for t, imp, exp in registers:
         u.add(t, imp, exp)

@@ -307,6 +307,7 @@ class App:
         extras[HUMIDITY] = st.humidity
         extras[CLOCK_FLAG] = flag
         _usage_extras(extras, st.usage, epoch)
+        _usage_ahead(st.ahead, st.usage, epoch, reading.values.get(P_PLUS))
         for sink in self.sinks:
             handler = getattr(sink, "on_reading", None)
             if handler is not None:
@@ -625,6 +626,15 @@ def _usage_extras(extras, usage, epoch):
     extras["price_now"] = price
 
 
+def _usage_ahead(ahead, usage, epoch, power_w):
+    """The cheapest windows, the month's peaks and the open quarter's demand (``state.ahead``,
+    for MQTT; ``datalog/outlook.py``)."""
+    tariff = usage.tariff if usage is not None else None
+    outlook = tariff.outlook if tariff is not None else None
+    if outlook is not None:
+        outlook.fill(ahead, usage, epoch, power_w)
+
+
 def firmware_version(impl=None):
     """(short text, problem or None) about this firmware and the CircuitPython it runs on.
 
@@ -694,6 +704,11 @@ def _usage(app, hw, cfg, st):
         cfg.FEED_IN_DYNAMIC,
         cfg.FEED_IN_FEE_CT_KWH,
     )
+    fees = None
+    if cfg.GRID_FEE_CT_KWH or cfg.GRID_FEE_WINDOWS:
+        fees = _load("datalog.gridfee").GridFees(cfg.GRID_FEE_CT_KWH, cfg.GRID_FEE_WINDOWS)
+    app.tariff.fees = fees
+    app.tariff.outlook = _load("datalog.outlook").Outlook(app.tariff, fees)
     make = _load("datalog.usagelog").UsageSink
     app.usage = make(st, app.storage, app.tariff, cfg.ENERGY_OFFSET_WH, hw.clock.ticks_ms)
     return app.usage

@@ -319,6 +319,9 @@ class State:
         self.version = None
         self.usage = None  # datalog.usage.Usage: energy per hour/day/month (set by the usage sink)
         self.prices = None  # outputs.prices.PriceSink when day-ahead prices are on
+        # datalog.outlook: cheapest windows, month peaks, the open quarter's demand (for MQTT;
+        # kept out of the extras so InfluxDB and Graphite lines do not grow)
+        self.ahead = {}
         self.last_stage_error = None  # (stage, message) of the last failed telegram
         # Meter line: "9600 8E1"; fixed (settings) | searching | found; how long the search took
         self.line = None

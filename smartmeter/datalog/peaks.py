@@ -26,7 +26,7 @@ except ImportError:  # CPython
 
 TOP = const(3)
 NONE = const(-1)
-SIZE = const(4 * (1 + 2 * TOP))  # bytes in the summary file
+WORDS = const(1 + 2 * TOP)  # int32 in the summary file
 
 
 class Peaks:
@@ -88,7 +88,7 @@ class Peaks:
 
     def from_words(self, words):
         """Load ``to_words``; :raises ValueError: when they make no sense (damaged)."""
-        if len(words) != 1 + 2 * TOP:
+        if len(words) != WORDS:
             raise ValueError("peaks")
         for i in range(TOP):
             if words[1 + 2 * i] < 0:
@@ -117,3 +117,15 @@ def projection(wh, elapsed_s, power_w):
     left = 900 - elapsed_s
     projected = (wh * 3600 + int(power_w) * left + 450) // 900
     return running, projected
+
+
+def demand(usage, epoch, power_w):
+    """``(running_w, projected_w)`` of the quarter of UTC ``epoch`` from the usage summary's
+    open quarter (``usage.quarter(q)``: import Wh first), or None when it has no data yet."""
+    if usage is None or epoch is None:
+        return None
+    q = epoch // 900
+    row = usage.quarter(q)
+    if row is None:
+        return None
+    return projection(row[0], epoch - q * 900, power_w)

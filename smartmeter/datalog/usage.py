@@ -46,18 +46,32 @@ Reading quarters (for other parts; the quarter ring keeps the last ``QUARTERS`` 
 ``NOFEED``). The quarter still open (the one of the latest telegram) is priced as of now.
 ``flags >> 8`` is the seconds of the quarter covered by telegrams (900 = all).
 
-Memory (bounded, fixed at start): four rings of ``_FIELDS`` int32 (``array("i")``) per row -
-200 quarters, 72 hours, 32 days, 13 months - ``(200 + 72 + 32 + 13) * 6 * 4 = 7608`` bytes of
-arrays, plus the tariff's 200 quarters of market prices (800 bytes) and one 1200-byte zero
-buffer they are made from: 9608 bytes of data (the quarter ring alone: 4800). Measured under the
-MicroPython VM (``tests/host/test_usage.py``): building ``Usage(Tariff())`` allocates about
-9.5 KB in all. :meth:`Usage.to_bytes` is ``7672`` bytes with its header, the file on the card.
-Runs under the MicroPython VM.
+Grid fees (``tariff.fees``, a ``gridfee.GridFees``; ``GRID_FEE_CT_KWH``/``GRID_FEE_WINDOWS``):
+when a quarter closes, its grid part is its import x the fee of that quarter (the window it
+falls in, local time); the quarter keeps the fee (``Q_GRID``), its hour, day and month add the
+grid part (``GRID``), apart from the energy cost (``COST``)::
+
+    usage.quarter_grid(q)                   # (fee_mct_kwh, grid_mct) or None (no grid fees)
+    usage.grid_part(ring, key)              # grid part of any row (mct), None without fees
+
+Peaks: each closed quarter's import goes to ``self.peaks`` (``peaks.Peaks``, the local month's
+three highest quarter demands), saved with the rest.
+
+Memory (bounded, fixed at start): four rings of ``_FIELDS`` (7) int32 (``array("i")``) per row -
+200 quarters, 72 hours, 32 days, 13 months - ``(200 + 72 + 32 + 13) * 7 * 4 = 8876`` bytes of
+arrays, plus the tariff's 200 quarters of market prices (800 bytes), the peaks (24 bytes) and
+one 1400-byte zero buffer they are made from: 11100 bytes of data (the quarter ring alone:
+5600). Measured under the MicroPython VM (``tests/host/test_usage.py``): building
+``Usage(Tariff())`` allocates about 10.7 KB in all. :meth:`Usage.to_bytes` is ``8968`` bytes
+with its header, the file on the card (``SMU3``; ``SMU1`` and ``SMU2`` files of earlier
+versions load, with empty quarters / grid parts and peaks). Runs under the MicroPython VM.
 """
 
 from array import array
 
 from ..timeutil import civil_from_days, eu_offset
+from .peaks import WORDS as PEAK_WORDS
+from .peaks import Peaks
 
 try:
     from micropython import const
@@ -74,7 +88,7 @@ HOURS = const(72)
 DAYS = const(32)
 MONTHS = const(13)
 _MARKET_Q = const(200)  # quarters of market prices: today and tomorrow, also 25-hour days
-_FIELDS = const(6)
+_FIELDS = const(7)
 # row fields
 KEY = const(0)  # quarter: UTC epoch // 900; hour: UTC epoch // 3600; day: days since 1970
 # (local); month: year * 12 + m - 1
@@ -85,6 +99,8 @@ CREDIT = const(4)  # export credit, milli-cent (hours, days, months)
 Q_PRICE = const(3)  # quarters: the gross import price it was costed with, mct/kWh
 Q_FEED = const(4)  # quarters: the feed-in price it was credited with, mct/kWh
 FLAGS = const(5)
+GRID = const(6)  # grid part of the cost, milli-cent (hours, days, months)
+Q_GRID = const(6)  # quarters: the grid fee it was costed with, mct/kWh
 # flags (low byte, only ever set); quarters and hours keep the covered seconds in bits 8-19
 GAP = const(1)  # data missing in this period (a gap or a counter jump)
 NOPRICE = const(2)  # some import had no price: the cost is not known
@@ -100,8 +116,10 @@ FULL_S = const(3300)  # an hour with less coverage than this is shown as partial
 FULL_Q_S = const(825)  # a quarter with less coverage than this is shown as partial
 _NONE = const(-0x20000000)  # "no price" in the market array (-5368 EUR/kWh: never a price)
 
-_MAGIC = b"SMU2"
+_MAGIC = b"SMU3"
+_MAGIC_V2 = b"SMU2"  # before grid fees and peaks: 6 fields a row (loaded, grid parts 0)
 _MAGIC_V1 = b"SMU1"  # before quarters: hours, days, months (loaded, quarters start empty)
+_OLD_FIELDS = const(6)  # fields a row of SMU1 and SMU2
 _HEAD = const(32)  # magic, version/sizes, seq, last epoch, last A+, last A-, jumps, checksum
 _SIZES = const((QUARTERS // 4) << 24 | HOURS << 16 | DAYS << 8 | MONTHS)
 _SIZES_V1 = const(HOURS << 16 | DAYS << 8 | MONTHS)
@@ -160,6 +178,9 @@ class Tariff:
         for i in range(_MARKET_Q):
             self._market[i] = _NONE
         self._n = 0  # quarters with a price
+        self.version = 0  # counts the price updates (the cheapest-window search follows it)
+        self.fees = None  # gridfee.GridFees: the grid fee of each quarter (None: no grid fee)
+        self.outlook = None  # outlook.Outlook: the cheapest windows (made by app._usage)
 
     def set_market(self, quarters):
         """Take ``[(utc_quarter, milli_eur_per_mwh), ...]`` (quarter = epoch // 900, market
@@ -168,6 +189,7 @@ class Tariff:
         for i in range(_MARKET_Q):
             m[i] = _NONE
         self._n = 0
+        self.version += 1
         if not quarters:
             return
         last = quarters[0][0]
@@ -226,6 +248,13 @@ class Tariff:
         if self.feed_in_mct:
             return self.feed_in_mct, False
         return None, False
+
+    def grid_q(self, q):
+        """The grid fee of UTC quarter ``q`` in mct/kWh, or None without grid fees."""
+        fees = self.fees
+        if fees is None or not fees.active():
+            return None
+        return fees.fee(q * 900)
 
     def has_feed_in(self):
         """True when export is credited at all."""
@@ -361,6 +390,7 @@ class Usage:
         self.samples = 0
         self.seq = 0  # save counter (the newer of two files wins)
         self._open_q = None  # the quarter whose cost is not booked yet
+        self.peaks = Peaks()  # the month's highest quarter-hour demands (saved with the rest)
 
     # -- feeding -------------------------------------------------------------------------------
     def add(self, epoch, imp_wh, exp_wh):
@@ -399,7 +429,8 @@ class Usage:
             self._flag(q, day, GAP)
             if last_day == day:  # the meter's day total stays right; no quarter or hour gets it
                 cost, credit, flags, _p, _f = self._price(q, d_imp, d_exp)
-                self._book(day, d_imp, d_exp, cost, credit, flags & _PERIOD_FLAGS)
+                grid = self._grid(q, d_imp)[1]
+                self._book(day, d_imp, d_exp, cost, credit, flags & _PERIOD_FLAGS, grid)
             return closed
         for ring, key, full in ((self.quarters, q, 900), (self.hours, q >> 2, 3600)):
             base = ring.row(key)
@@ -428,7 +459,7 @@ class Usage:
             if base >= 0:
                 ring.data[base + FLAGS] |= flags
 
-    def _book(self, day, imp, exp, cost, credit, flags):
+    def _book(self, day, imp, exp, cost, credit, flags, grid=0):
         """Energy (and cost) into day and month."""
         for ring, key in ((self.days, day), (self.months, month_of_day(day))):
             base = ring.row(key)
@@ -440,6 +471,16 @@ class Usage:
             d[base + COST] += cost
             d[base + CREDIT] += credit
             d[base + FLAGS] |= flags
+            d[base + GRID] += grid
+
+    def _grid(self, q, imp):
+        """``(fee, grid)``: the grid fee of quarter ``q`` (mct/kWh) and the grid part of ``imp``
+        Wh (mct); ``(None, 0)`` without grid fees."""
+        tariff = self.tariff
+        fee = tariff.grid_q(q) if tariff is not None else None
+        if fee is None:
+            return None, 0
+        return fee, cost_mct(imp, fee)
 
     def _price(self, q, imp, exp):
         """``(cost, credit, flags, price, feed)`` of ``imp``/``exp`` Wh in UTC quarter ``q``
@@ -481,9 +522,12 @@ class Usage:
         if base < 0:
             return hour_closed
         d = self.quarters.data
-        cost, credit, flags, price, feed = self._price(open_q, d[base + IMP], d[base + EXP])
+        imp = d[base + IMP]
+        cost, credit, flags, price, feed = self._price(open_q, imp, d[base + EXP])
+        fee, grid = self._grid(open_q, imp)
         d[base + Q_PRICE] = price
         d[base + Q_FEED] = feed
+        d[base + Q_GRID] = fee or 0
         d[base + FLAGS] |= flags
         flags &= _PERIOD_FLAGS
         hb = self.hours.find(open_q >> 2)
@@ -492,13 +536,16 @@ class Usage:
             h[hb + COST] += cost
             h[hb + CREDIT] += credit
             h[hb + FLAGS] |= flags
-        self._book(local_day(open_q * 900, self._std, self._eu), 0, 0, cost, credit, flags)
+            h[hb + GRID] += grid
+        day = local_day(open_q * 900, self._std, self._eu)
+        self._book(day, 0, 0, cost, credit, flags, grid)
+        self.peaks.add(open_q, imp, month_of_day(day))  # demand = imp x 4 (W)
         return hour_closed
 
     # -- reading -------------------------------------------------------------------------------
     def open_cost(self):
-        """``(quarter, cost, credit, flags)`` of the quarter still open (priced as of now), or
-        None."""
+        """``(quarter, cost, credit, flags, grid)`` of the quarter still open (priced as of
+        now), or None."""
         q = self._open_q
         if q is None:
             return None
@@ -507,7 +554,7 @@ class Usage:
             return None
         d = self.quarters.data
         cost, credit, flags, _p, _f = self._price(q, d[base + IMP], d[base + EXP])
-        return q, cost, credit, flags & _PERIOD_FLAGS
+        return q, cost, credit, flags & _PERIOD_FLAGS, self._grid(q, d[base + IMP])[1]
 
     def quarter(self, q):
         """``(imp, exp, cost, credit, flags, price, feed)`` of UTC quarter ``q`` (``epoch //
@@ -542,11 +589,53 @@ class Usage:
             feed if fed else None,
         )
 
+    def quarter_grid(self, q):
+        """``(fee_mct_kwh, grid_mct)`` of UTC quarter ``q``: the grid fee it was costed with
+        (for the open quarter: the fee now) and its import x that fee; None without grid fees
+        or a row."""
+        if not self._fees_on():
+            return None
+        base = self.quarters.find(q)
+        if base < 0:
+            return None
+        d = self.quarters.data
+        imp = d[base + IMP]
+        fee = self._grid(q, imp)[0] if q == self._open_q else d[base + Q_GRID]
+        return fee, cost_mct(imp, fee)
+
     def quarter_rows(self, first, last):
         """``(q, quarter(q))`` for the quarters ``first`` .. ``last`` (inclusive), oldest
         first."""
         for q in range(first, last + 1):
             yield q, self.quarter(q)
+
+    def _fees_on(self):
+        tariff = self.tariff
+        return tariff is not None and tariff.fees is not None and tariff.fees.active()
+
+    def grid_part(self, ring, key):
+        """The grid part (mct) of ``key`` in ``ring`` (the open quarter's included), or None
+        without grid fees or a row."""
+        if not self._fees_on():
+            return None
+        if ring is self.quarters:
+            row = self.quarter_grid(key)
+            return None if row is None else row[1]
+        base = ring.find(key)
+        if base < 0:
+            return None
+        grid = ring.data[base + GRID]
+        open_ = self.open_cost()
+        if open_ is not None and self._holds(ring, key, open_[0]):
+            grid += open_[4]
+        return grid
+
+    def _holds(self, ring, key, q):
+        """True when row ``key`` of ``ring`` (hours, days, months) holds quarter ``q``."""
+        if ring is self.hours:
+            return q >> 2 == key
+        day = local_day(q * 900, self._std, self._eu)
+        return (day if ring is self.days else month_of_day(day)) == key
 
     def period(self, ring, key):
         """``(imp, exp, cost, credit, flags)`` of ``key`` in ``ring`` (one of ``quarters``,
@@ -596,13 +685,15 @@ class Usage:
         return (self.hours, self.days, self.months, self.quarters)
 
     def to_bytes(self):
-        """The summary as bytes (header with a checksum, then the four rings)."""
+        """The summary as bytes (header with a checksum, then the four rings and the peaks)."""
         self.seq += 1
         body = bytearray()
         for ring in self._rings():
             body.extend(_i32(ring.count))
             body.extend(_i32(ring.head))
             body.extend(bytes(ring.data))
+        for v in self.peaks.to_words():
+            body.extend(_i32(v))
         head = bytearray(_MAGIC)
         for v in (
             _SIZES,
@@ -617,12 +708,16 @@ class Usage:
         return bytes(head) + bytes(body)
 
     def from_bytes(self, data):
-        """Load what :meth:`to_bytes` made (or the file before quarters: quarters start empty).
+        """Load what :meth:`to_bytes` made (or an older file: before quarters, quarters start
+        empty; before grid fees and peaks, grid parts are 0 and the peaks start empty).
         :raises ValueError: when it is not that (damaged); nothing is changed then."""
         seq = peek(data)
         rings = self._rings()
+        fields = _OLD_FIELDS
         if data[:4] == _MAGIC_V1:
             rings = rings[:3]
+        elif data[:4] == _MAGIC:
+            fields = _FIELDS
         body = memoryview(data)[_HEAD:]
         pos = 0
         for ring in rings:
@@ -630,18 +725,38 @@ class Usage:
             headi = _u32(body, pos + 4)
             if count > ring.size or (count and not 0 <= headi < ring.size):
                 raise ValueError("bad ring")
-            pos += 8 + ring.size * _FIELDS * 4
+            pos += 8 + ring.size * fields * 4
+        peaks = None
+        if fields == _FIELDS:
+            peaks = [_u32(body, pos + 4 * k) for k in range(PEAK_WORDS)]
+            Peaks().from_words(peaks)  # raises ValueError when they make no sense
         pos = 0
         self.quarters.clear()
         for ring in rings:
             count = _u32(body, pos)
             ring.count = count
             ring.head = _u32(body, pos + 4) if count else -1
-            n = ring.size * _FIELDS * 4
-            # bytes, not a memoryview: MicroPython's array() copies bytes raw (little-endian, as
-            # written) but takes a memoryview element by element
-            ring.data = array("i", bytes(body[pos + 8 : pos + 8 + n]))
+            n = ring.size * fields * 4
+            if fields == _FIELDS:
+                # bytes, not a memoryview: MicroPython's array() copies bytes raw (little-endian,
+                # as written) but takes a memoryview element by element
+                ring.data = array("i", bytes(body[pos + 8 : pos + 8 + n]))
+            else:  # an older file's rows have fewer fields (once, after an update)
+                d = ring.data
+                p = pos + 8
+                for row in range(ring.size):
+                    base = row * _FIELDS
+                    for f in range(_FIELDS):
+                        if f < fields:
+                            d[base + f] = _u32(body, p)
+                            p += 4
+                        else:
+                            d[base + f] = 0
             pos += 8 + n
+        if peaks is None:
+            self.peaks.clear()
+        else:
+            self.peaks.from_words(peaks)
         self.seq = seq
         head = [_u32(data, 12 + 4 * k) for k in range(4)]
         self.last_epoch = None if head[0] == -1 else head[0]
@@ -659,14 +774,18 @@ class Usage:
         self.last_epoch = self.last_imp = self.last_exp = None
         self._open_q = None
         self.jumps = self.gaps = self.samples = 0
+        self.peaks.clear()
 
 
-def size_bytes(v1=False):
-    """Bytes of :meth:`Usage.to_bytes` (the summary file; ``v1``: the one before quarters)."""
+def size_bytes(version=3):
+    """Bytes of :meth:`Usage.to_bytes` (the summary file; ``version`` 1: the one before
+    quarters, 2: before grid fees and peaks)."""
     rows = HOURS + DAYS + MONTHS
-    if v1:
-        return _HEAD + 8 * 3 + rows * _FIELDS * 4
-    return _HEAD + 8 * 4 + (rows + QUARTERS) * _FIELDS * 4
+    if version == 1:
+        return _HEAD + 8 * 3 + rows * _OLD_FIELDS * 4
+    if version == 2:
+        return _HEAD + 8 * 4 + (rows + QUARTERS) * _OLD_FIELDS * 4
+    return _HEAD + 8 * 4 + (rows + QUARTERS) * _FIELDS * 4 + PEAK_WORDS * 4
 
 
 def peek(data):
@@ -674,7 +793,9 @@ def peek(data):
     checksum). :raises ValueError: when it is not a good summary."""
     if data[:4] == _MAGIC and len(data) == size_bytes():
         sizes = _SIZES
-    elif data[:4] == _MAGIC_V1 and len(data) == size_bytes(True):
+    elif data[:4] == _MAGIC_V2 and len(data) == size_bytes(2):
+        sizes = _SIZES
+    elif data[:4] == _MAGIC_V1 and len(data) == size_bytes(1):
         sizes = _SIZES_V1
     else:
         raise ValueError("not a usage summary")

@@ -3,8 +3,9 @@
 
 Files: two slots in the board's private folder on the card (``config.OVERRIDE_DIR``:
 ``/sd/.smartmeter/usage-a.bin`` and ``usage-b.bin``, never servable whatever ``LOG_DIR`` is),
-7672 bytes each (the quarter, hour, day and month rings; a file from before quarters, 2864
-bytes, is loaded too: its quarters start empty). A save writes the slot *not* holding the newest
+8968 bytes each (the quarter, hour, day and month rings and the month's peaks; files from
+before quarters, 2864 bytes, and before grid fees and peaks, 7672 bytes, are loaded too: their
+quarters / grid parts and peaks start empty). A save writes the slot *not* holding the newest
 good copy (header with a sequence number and a Fletcher-32 checksum), so a power cut in the
 middle of a save leaves the other slot intact: there is always one good copy (FAT has no atomic
 rename and CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card

@@ -10,6 +10,7 @@ import math
 
 from .. import __version__
 from ..protocol.reading import APPARENT_POWER, DERIVED_PF, HUMIDITY, RSSI, TEMPERATURE
+from ..timeutil import iso_local
 
 try:
     from micropython import const
@@ -30,6 +31,7 @@ _PRECISION = const(6)
 _CATEGORY = const(7)
 _K_MILLI = const(0)  # integer Wh/varh published as kWh/kvarh "%d.%03d"
 _K_NUM = const(1)
+_K_TIME = const(2)  # a quarter hour number (UTC epoch // 900) published as local ISO 8601 time
 
 _MAKERS = {
     "KFM": "Kaifa",
@@ -96,6 +98,61 @@ _OTHER = {
     ),
     "price_now": ("price", "Electricity price now", None, "ct/kWh", _M, _K_MILLI, 2, None),
 }
+# the cheapest 1, 2, 3 hours ahead (datalog/cheapest.py): when each starts
+for _h in (1, 2, 3):
+    _OTHER["cheapest_%dh" % _h] = (
+        "cheapest_%dh_start" % _h,
+        "Cheapest %d h start" % _h,
+        "timestamp",
+        None,
+        None,
+        _K_TIME,
+        None,
+        None,
+    )
+# the month's quarter-hour demand peaks (datalog/peaks.py): W published as kW, and when
+for _n, _suffix, _label in ((1, "", ""), (2, "_2", " 2nd"), (3, "_3", " 3rd")):
+    _OTHER["peak_%d" % _n] = (
+        "peak_month" + _suffix,
+        "Peak demand this month" + _label,
+        "power",
+        "kW",
+        _M,
+        _K_MILLI,
+        2,
+        None,
+    )
+    _OTHER["peak_%d_at" % _n] = (
+        "peak_month%s_time" % _suffix,
+        "Peak demand this month%s at" % _label,
+        "timestamp",
+        None,
+        None,
+        _K_TIME,
+        None,
+        None,
+    )
+# the open quarter hour: its running average and where it is heading (W published as kW)
+_OTHER["quarter_avg"] = (
+    "demand_quarter",
+    "Demand this quarter hour",
+    "power",
+    "kW",
+    _M,
+    _K_MILLI,
+    2,
+    None,
+)
+_OTHER["quarter_projected"] = (
+    "demand_quarter_projected",
+    "Demand this quarter hour projected",
+    "power",
+    "kW",
+    _M,
+    _K_MILLI,
+    2,
+    None,
+)
 
 
 def entity(key):
@@ -143,9 +200,12 @@ def known_object_ids():
 
 
 def value_text(value, kind):
-    """JSON number text: integer Wh as kWh with 3 decimals; floats without float artefacts."""
+    """JSON number text: integer Wh as kWh with 3 decimals; floats without float artefacts;
+    a quarter hour number as a quoted local ISO 8601 time (timestamp sensors)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if kind == _K_TIME:
+        return '"%s"' % iso_local(int(value) * 900) if isinstance(value, int) else None
     if kind == _K_MILLI:
         value = int(value)
         sign = "-" if value < 0 else ""

@@ -158,6 +158,9 @@ class MqttSink:
         self._add(parts, reading.derived)
         if extras:
             self._add(parts, extras)
+        ahead = self.state.ahead  # cheapest windows, peaks (datalog/outlook.py)
+        if ahead:
+            self._add(parts, ahead)
         self._readings += 1
         if self._readings % _SWEEP_AFTER == 0:
             self._expire()

@@ -24,6 +24,7 @@ Font: terminalio (6x12 px cells); values at scale 2 (12x24).
 import displayio
 import vectorio
 
+from ..datalog.peaks import demand as outlook_demand
 from ..protocol.reading import (
     A_MINUS,
     A_PLUS,
@@ -39,7 +40,7 @@ from ..protocol.reading import (
     VOLTAGES,
 )
 from ..state import problem_hint, problem_text
-from ..timeutil import civil_from_days
+from ..timeutil import civil_from_days, eu_offset
 from .texts import (
     ABSENT,
     MENU,
@@ -312,7 +313,8 @@ def _kvarh(varh):
 class Usage:
     """Energy and cost today, yesterday and this month (from ``state.usage``), the price now.
 
-    Cost is import cost minus feed-in credit; the month includes the base fee. A row whose
+    Cost is import cost (energy + grid fee) minus feed-in credit; the month includes the base
+    fee. A row whose
     period has a gap (or a meter change) is marked with "*".
     """
 
@@ -349,12 +351,12 @@ class Usage:
         for n in range(3):
             label, imp, exp, cost = self.rows[n]
             row = None
+            grid = None
             if usage is not None and epoch is not None:
                 day = usage.day_key(epoch)
-                if n < 2:
-                    row = usage.period(usage.days, day - n)
-                else:
-                    row = usage.period(usage.months, _month_of(day))
+                ring, key = (usage.days, day - n) if n < 2 else (usage.months, _month_of(day))
+                row = usage.period(ring, key)
+                grid = usage.grid_part(ring, key)
             gap = row is not None and row[4] & _GAP
             gaps = gaps or gap
             view.set_text(label, t["u_rows"][n] + ("*" if gap else ""))
@@ -363,7 +365,7 @@ class Usage:
             net = None
             if row and tariff is not None and not row[4] & _NOPRICE:
                 if tariff.price_mct or tariff.market_hours() or row[2]:
-                    net = row[2] - (0 if row[4] & _NOFEED else row[3])
+                    net = row[2] - (0 if row[4] & _NOFEED else row[3]) + (grid or 0)
                     if n == 2:
                         net += tariff.base_fee_mct
             view.set_text(cost, euro(net, 5))
@@ -383,6 +385,116 @@ class Usage:
         view.set_text(self.price, clip(line, _COLS))
         fee = tariff is not None and tariff.base_fee_mct
         view.set_text(self.note, t["u_gap"] if gaps else (t["u_fee"] if fee else ""))
+
+
+def _kw(w):
+    """W as kW with 2 decimals ("7.84"), "--" if None."""
+    if w is None:
+        return ABSENT
+    w = int(w)
+    sign = "-" if w < 0 else ""
+    tens = (abs(w) + 5) // 10
+    return "%s%d.%02d" % (sign, tens // 100, tens % 100)
+
+
+def _local(q):
+    """(local day number, "HH:MM") of quarter ``q`` (UTC epoch // 900), Austrian time."""
+    epoch = q * 900
+    local = epoch + eu_offset(epoch, 60) * 60
+    return local // 86400, "%02d:%02d" % (local // 3600 % 24, local // 60 % 60)
+
+
+class Tariff:
+    """The cheapest 1, 2 and 3 hours to come (energy price + grid fee), the month's quarter-hour
+    demand peaks and the open quarter heading for them (``datalog/outlook.py``, ``peaks.py``).
+
+    The projection line turns red when the quarter is heading above the month's peak.
+    """
+
+    name = "tariff"
+    cycle = True
+
+    def build(self, g, t):
+        _text(g, t["t_cheap"], 2, 30, color=GREY)
+        _text(g, "ct/kWh", 158, 30, color=GREY, right=True)
+        self.rows = []
+        for n in range(3):
+            y = 42 + 12 * n
+            self.rows.append(
+                (
+                    _text(g, "%d h" % (n + 1), 2, y, color=ENERGY),
+                    _text(g, "--", 30, y),
+                    _text(g, "", 158, y, right=True),
+                )
+            )
+        _text(g, t["t_peak"], 2, 78, color=LABEL)
+        self.peak = _text(g, "--", 88, 78, right=True)
+        self.peak_at = _text(g, "", 158, 78, right=True)
+        self.more = _text(g, "", 2, 90, color=GREY)
+        self.now = _text(g, "", 2, 102)
+
+    def update(self, view, state, now):
+        t = view.t
+        usage = state.usage
+        epoch = state.latest_epoch
+        if epoch is None and usage is not None:
+            epoch = usage.last_epoch
+        tariff = usage.tariff if usage is not None else None
+        outlook = getattr(tariff, "outlook", None) if tariff is not None else None
+        starts = None
+        if outlook is not None and epoch is not None:
+            outlook.refresh(epoch)
+            starts = outlook.cheapest
+        today = _local(epoch // 900)[0] if epoch is not None else None
+        for n in range(3):
+            _label, when, avg = self.rows[n]
+            q = starts.start[n] if starts is not None else -1
+            if q < 0:
+                view.set_text(when, ABSENT if n else t["t_noprice"])
+                view.set_text(avg, "")
+                continue
+            day, hhmm = _local(q)
+            if q == epoch // 900:
+                text = t["t_now"]
+            else:
+                text = t["t_days"][1 if day > today else 0] + hhmm
+            view.set_text(when, text)
+            view.set_text(avg, euro(starts.avg_mct[n] * 100, 6))  # mct/kWh as ct, 2 decimals
+        peaks = usage.peaks if usage is not None else None
+        top = None
+        if (
+            peaks is not None
+            and epoch is not None
+            and peaks.month == _month_of(usage.day_key(epoch))
+        ):
+            top = peaks
+        if top is None or top.at[0] < 0:
+            view.set_text(self.peak, ABSENT)
+            view.set_text(self.peak_at, "")
+            view.set_text(self.more, "")
+        else:
+            view.set_text(self.peak, _kw(top.w[0]) + " kW")
+            day, hhmm = _local(top.at[0])
+            _y, m, d = civil_from_days(day)
+            date = "%02d.%02d " % (d, m) if t["t_dayfirst"] else "%02d-%02d " % (m, d)
+            view.set_text(self.peak_at, date + hhmm)
+            more = [_kw(top.w[i]) for i in (1, 2) if top.at[i] >= 0]
+            view.set_text(self.more, (t["t_more"] + " / ".join(more) + " kW") if more else "")
+        running = projected = None
+        if usage is not None and epoch is not None:
+            values = state.latest.values if state.latest is not None else {}
+            got = outlook_demand(usage, epoch, values.get(P_PLUS))
+            if got is not None:
+                running, projected = got
+        if projected is None:
+            view.set_text(self.now, "")
+        else:
+            view.set_text(
+                self.now,
+                clip("%s%s -> %s kW" % (t["t_quarter"], _kw(running), _kw(projected)), _COLS),
+            )
+            high = top is not None and top.at[0] >= 0 and projected > top.w[0]
+            view.set_color(self.now, RED if high else BLACK)
 
 
 class Env:
@@ -483,7 +595,7 @@ class Confirm:
 
 
 # Every screen, in NEXT order for those with ``cycle``. The single source of the screen names.
-SCREENS = (Status, Phases, Power, Energy, Usage, Env, Menu, SysInfo, Confirm)
+SCREENS = (Status, Phases, Power, Energy, Usage, Tariff, Env, Menu, SysInfo, Confirm)
 CYCLE = tuple(cls.name for cls in SCREENS if cls.cycle)
 
 

@@ -12,6 +12,7 @@ operators' quarter-hour export (``Datum;Zeit von;Zeit bis;Verbrauch [kWh]``, loc
 docs/web-api.md.
 """
 
+from ..datalog.outlook import json_text as outlook_json
 from ..datalog.usage import (
     DYNAMIC,
     FEED_DYNAMIC,
@@ -23,6 +24,7 @@ from ..datalog.usage import (
     NOPRICE,
     month_of_day,
 )
+from ..protocol.reading import P_PLUS
 from ..timeutil import civil_from_days, eu_offset
 
 try:
@@ -65,7 +67,8 @@ def _local_midnight_utc(day):
 
 
 def periods(usage, resolution, now):
-    """``[(label, start_utc, row_or_None, fee_mct), ...]`` oldest first (see module doc)."""
+    """``[(label, start_utc, row_or_None, fee_mct, grid_mct), ...]`` oldest first (see module
+    doc); ``grid_mct`` is the grid part (None without grid fees)."""
     n = RESOLUTIONS[resolution]
     out = []
     if usage is None or now is None:
@@ -78,13 +81,15 @@ def periods(usage, resolution, now):
         for h in range(last - n + 1, last + 1):
             local = h * 3600 + eu_offset(h * 3600, 60) * 60
             label = "%02d:00" % (local // 3600 % 24)
-            out.append((label, h * 3600, usage.period(usage.hours, h), 0))
+            row = usage.period(usage.hours, h)
+            out.append((label, h * 3600, row, 0, usage.grid_part(usage.hours, h)))
     elif resolution == "day":
         today = usage.day_key(now)
         for d in range(today - n + 1, today + 1):
             y, m, dd = civil_from_days(d)
             label = "%04d-%02d-%02d" % (y, m, dd)
-            out.append((label, _local_midnight_utc(d), usage.period(usage.days, d), 0))
+            row = usage.period(usage.days, d)
+            out.append((label, _local_midnight_utc(d), row, 0, usage.grid_part(usage.days, d)))
     else:
         this = month_of_day(usage.day_key(now))
         for key in range(this - n + 1, this + 1):
@@ -92,7 +97,8 @@ def periods(usage, resolution, now):
             label = "%04d-%02d" % (y, m)
             start = _local_midnight_utc(_days(y, m))
             row = usage.period(usage.months, key)
-            out.append((label, start, row, fee if row is not None else 0))
+            grid = usage.grid_part(usage.months, key)
+            out.append((label, start, row, fee if row is not None else 0, grid))
     return out
 
 
@@ -137,13 +143,26 @@ def _quarter_prices(tariff, q, row):
     return price, feed
 
 
-def _quarter_json(tariff, date, frm, to, start, q, row, future):
+def _quarter_grid(usage, q, row):
+    """``(grid fee mct/kWh, grid part mct)`` of quarter ``q``: as it was costed, or for a
+    quarter without data the fee the settings give it; None without grid fees."""
+    tariff = usage.tariff if usage is not None else None
+    if tariff is None or tariff.grid_q(q) is None:
+        return None
+    got = usage.quarter_grid(q) if row is not None else None
+    return got if got is not None else (tariff.grid_q(q), None)
+
+
+def _quarter_json(usage, tariff, date, frm, to, start, q, row, future):
     price, feed = _quarter_prices(tariff, q, row)
     head = '"label":"%s","date":"%s","to":"%s","start":%d' % (frm, date, to, start)
     prices = '"price_ct_kwh":%s,"feed_in_ct_kwh":%s' % (
         _ct(price) if price is not None else "null",
         _ct(feed) if feed is not None else "null",
     )
+    grid = _quarter_grid(usage, q, row)
+    if grid is not None:
+        prices += ',"grid_fee_ct_kwh":%s,"grid_ct":%s' % (_ct(grid[0]), _opt_ct(grid[1]))
     if row is None:
         return '{%s,"import_wh":null,"export_wh":null,%s,"%s":true}' % (
             head,
@@ -185,7 +204,7 @@ def _now(state):
     return state.latest_epoch
 
 
-def _row_json(label, start, row, fee, priced, feed):
+def _row_json(label, start, row, fee, grid, priced, feed):
     if row is None:
         return '{"label":"%s","start":%d,"import_wh":null,"export_wh":null,"gap":true}' % (
             label,
@@ -205,6 +224,8 @@ def _row_json(label, start, row, fee, priced, feed):
         parts.append('"partial":%s' % ("true" if cover < FULL_S else "false"))
     if fee:
         parts.append('"fee_ct":%s' % _ct(fee))
+    if grid is not None:
+        parts.append('"grid_ct":%s' % _ct(grid))
     return "{" + ",".join(parts) + "}"
 
 
@@ -252,15 +273,16 @@ def json_chunks(state, resolution):
         )
     if usage is not None:
         head.append('"meter_changes":%d' % usage.jumps)
+        latest = state.latest
+        power = latest.values.get(P_PLUS) if latest is not None else None
+        head.append(outlook_json(usage, now, power))
     yield ",".join(head) + ',"rows":['
     piece = []
     first = True
     if resolution == "quarter":
-        texts = (_quarter_json(tariff, *p) for p in quarter_periods(usage, now))
+        texts = (_quarter_json(usage, tariff, *p) for p in quarter_periods(usage, now))
     else:
-        texts = (
-            _row_json(p[0], p[1], p[2], p[3], priced, feed) for p in periods(usage, resolution, now)
-        )
+        texts = (_row_json(*p, priced, feed) for p in periods(usage, resolution, now))
     for text in texts:
         piece.append(text if first else "," + text)
         first = False
@@ -283,24 +305,20 @@ def csv_chunks(state, resolution, dialect="excel-de"):
     if resolution == "quarter":
         yield from _quarter_csv(state, usage, tariff, comma, sep)
         return
+    grids = tariff is not None and tariff.fees is not None and tariff.fees.active()
+    names = ["cost EUR", "grid EUR"] if grids else ["cost EUR"]  # grid: with GRID_FEE_* only
     yield (
         sep.join(
-            (
-                resolution,
-                "start UTC",
-                "import kWh",
-                "export kWh",
-                "cost EUR",
-                "credit EUR",
-                "base fee EUR",
-                "note",
-            )
+            [resolution, "start UTC", "import kWh", "export kWh"]
+            + names
+            + ["credit EUR", "base fee EUR", "note"]
         )
         + "\r\n"
     )
-    for label, start, row, fee in periods(usage, resolution, _now(state)):
+    for label, start, row, fee, grid in periods(usage, resolution, _now(state)):
         if row is None:
-            yield sep.join((label, str(start), "", "", "", "", "", "no data")) + "\r\n"
+            empty = ("",) * (5 if grids else 4)
+            yield sep.join((label, str(start)) + empty + ("", "no data")) + "\r\n"
             continue
         imp, exp, cost, credit, flags = row
         note = []
@@ -308,7 +326,7 @@ def csv_chunks(state, resolution, dialect="excel-de"):
             note.append("gap")
         if flags & JUMP:
             note.append("meter change")
-        fields = (
+        fields = [
             label,
             str(start),
             _kwh(imp, comma),
@@ -317,40 +335,48 @@ def csv_chunks(state, resolution, dialect="excel-de"):
             _kwh(_eur(credit), comma) if feed and not flags & NOFEED else "",
             _kwh(_eur(fee), comma) if fee else "",
             " ".join(note),
-        )
+        ]
+        if grids:
+            fields.insert(5, _kwh(_eur(grid), comma) if grid is not None else "")
         yield sep.join(fields) + "\r\n"
 
 
 def _quarter_csv(state, usage, tariff, comma, sep):
     """Quarter rows up to now; the first four columns as the grid operators' portals export
     quarter-hour values (Wiener Netze: ``Datum;Zeit von;Zeit bis;Verbrauch [kWh]``, local
-    time, decimal comma), then export, the prices, cost and credit."""
-    yield (
-        sep.join(
-            (
-                "Datum",
-                "Zeit von",
-                "Zeit bis",
-                "Verbrauch [kWh]",
-                "Einspeisung [kWh]",
-                "Preis [ct/kWh]",
-                "Kosten [EUR]",
-                "Einspeisetarif [ct/kWh]",
-                "Gutschrift [EUR]",
-                "start UTC",
-                "note",
-            )
-        )
-        + "\r\n"
-    )
+    time, decimal comma), then export, the prices, cost and credit; with grid fees
+    (``GRID_FEE_*``) also the grid fee and the grid part."""
+    grids = tariff is not None and tariff.fees is not None and tariff.fees.active()
+    names = [
+        "Datum",
+        "Zeit von",
+        "Zeit bis",
+        "Verbrauch [kWh]",
+        "Einspeisung [kWh]",
+        "Preis [ct/kWh]",
+        "Kosten [EUR]",
+        "Einspeisetarif [ct/kWh]",
+        "Gutschrift [EUR]",
+    ]
+    if grids:
+        names += ["Netzentgelt [ct/kWh]", "Netzkosten [EUR]"]
+    yield sep.join(names + ["start UTC", "note"]) + "\r\n"
     for date, frm, to, start, q, row, future in quarter_periods(usage, _now(state)):
         if future:
             break
         price, feed = _quarter_prices(tariff, q, row)
         p = _kwh(price, comma) if price is not None else ""
         f = _kwh(feed, comma) if feed is not None else ""
+        extra = ()
+        if grids:
+            got = _quarter_grid(usage, q, row)
+            extra = (
+                _kwh(got[0], comma) if got is not None else "",
+                _kwh(_eur(got[1]), comma) if got is not None and got[1] is not None else "",
+            )
         if row is None:
-            yield sep.join((date, frm, to, "", "", p, "", f, "", str(start), "no data")) + "\r\n"
+            empty = (date, frm, to, "", "", p, "", f, "")
+            yield sep.join(empty + extra + (str(start), "no data")) + "\r\n"
             continue
         imp, exp, cost, credit, flags, _p, _f = row
         note = []
@@ -368,7 +394,5 @@ def _quarter_csv(state, usage, tariff, comma, sep):
             _kwh(_eur(cost), comma) if cost is not None else "",
             f,
             _kwh(_eur(credit), comma) if credit is not None else "",
-            str(start),
-            " ".join(note),
         )
-        yield sep.join(fields) + "\r\n"
+        yield sep.join(fields + extra + (str(start), " ".join(note))) + "\r\n"

@@ -58,7 +58,7 @@ def test_next_cycles_the_screens_through_the_loop():
         rig.press(NEXT)
         seen.append(rig.ui.screen_name())
     # on the menu, NEXT moves the cursor; past the last item it leaves the menu
-    assert seen == ["phases", "power", "energy", "usage", "env", "menu", "menu"]
+    assert seen == ["phases", "power", "energy", "usage", "tariff", "env", "menu", "menu"]
     assert tuple(seen[:-1]) == CYCLE[1:]
     assert rig.ui.menu_index == 1
     rig.press(NEXT)

@@ -284,8 +284,13 @@ def test_a_summary_from_before_quarters_still_loads():
     for k in range(200):
         u.add(t + 60 * k, 1000 + 5 * k, 0)
     new = u.to_bytes()
-    # the old layout: "SMU1", sizes without quarters, hours + days + months only
-    rings = new[U._HEAD : U.size_bytes(True)]
+    # the old layout: "SMU1", sizes without quarters, hours + days + months of 6 fields only
+    rings = bytearray()
+    for ring in (u.hours, u.days, u.months):
+        rings += U._i32(ring.count) + U._i32(ring.head)
+        for row in range(ring.size):
+            rings += bytes(ring.data[row * U._FIELDS : row * U._FIELDS + 6])
+    rings = bytes(rings)
     head = bytearray(b"SMU1") + U._i32(U.HOURS << 16 | U.DAYS << 8 | U.MONTHS) + new[8:28]
     old = bytes(head) + U._i32(U.checksum(rings)) + rings
     v = U.Usage(u.tariff)

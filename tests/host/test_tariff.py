@@ -6,6 +6,7 @@ prices, windows across local midnight, the 92- and 100-quarter days of the clock
 """
 
 import random
+from datetime import UTC
 
 import pytest
 
@@ -332,3 +333,268 @@ def test_the_pure_parts_run_under_micropython_alike(run_micropython, require):
     assert lines[5] == "proj (6000, 3333)"
     assert lines[6] == "alloc 0"  # booking a quarter allocates nothing
     print("cheapest + grid fees + peaks under the VM: %d bytes of heap (first %d)" % (heap, first))
+
+
+# -- through the real loop: a summer day with the low-rate window ---------------------------
+GRID = "8.5"  # ct/kWh outside the window
+WINDOW = "4-9 Mo-So 10-16 -20%"  # the 2026 Austrian summer low rate
+
+
+def _vienna_fee(q):
+    """The fee of quarter ``q`` by the operator's rule, from zoneinfo (not our calendar code)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    t = datetime.fromtimestamp(q * 900, UTC).astimezone(ZoneInfo("Europe/Vienna"))
+    return 6800 if 4 <= t.month <= 9 and 10 <= t.hour < 16 else 8500
+
+
+def _summer_day(tmp_path, ymd=(2026, 6, 25), hours=None):
+    from sim.hardware import ManualClock
+    from sim.run import Simulation
+    from smartmeter.datalog import usage as U
+    from smartmeter.timeutil import days_from_civil
+
+    day = days_from_civil(*ymd)
+    u0 = U.Usage()
+    start = u0.day_start(day) - 1200
+    end = u0.day_start(day + 1) + 600 if hours is None else u0.day_start(day) + hours * 3600
+    values = {
+        "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
+        "LOG_DIR": "/sd/logs",
+        "LOG_MIN_FREE_MB": 1,
+        "PRICE_CT_KWH": "24.5",
+        "GRID_FEE_CT_KWH": GRID,
+        "GRID_FEE_WINDOWS": WINDOW,
+    }
+    clock = ManualClock(start_epoch=start)
+    sim = Simulation(
+        values, data_dir=str(tmp_path / "data"), clock=clock, display="none", quiet=True, web=False
+    )
+    while clock.epoch < end:
+        sim.step()
+        clock.advance(53 * 1000)  # quarter boundaries fall between telegrams
+    for _ in range(3):
+        sim.step()
+    return sim, day
+
+
+def _csv_quarters(sim):
+    """Quarter energies from the CSV the loop wrote: register differences, booked to the
+    quarter of the later telegram."""
+    from smartmeter.datalog.csvlog import read_rows
+    from smartmeter.protocol.reading import A_PLUS
+
+    rows = []
+    for name in sim.app.storage.log_files():
+        for epoch, v in read_rows(sim.app.storage, name):
+            rows.append((epoch, v[A_PLUS]))
+    rows.sort()
+    out = {}
+    for (_t0, a0), (t1, a1) in zip(rows, rows[1:]):
+        out[t1 // 900] = out.get(t1 // 900, 0) + a1 - a0
+    return out
+
+
+def test_a_summer_day_with_a_grid_fee_window_and_its_peaks(tmp_path):
+    from smartmeter.datalog import usage as U
+
+    sim, day = _summer_day(tmp_path)
+    u = sim.app.state.usage
+    assert not sim.app.config.problems
+    csv = _csv_quarters(sim)
+    first = u.day_start(day) // 900
+    last = u.day_start(day + 1) // 900
+    day_grid = day_cost = 0
+    low = 0
+    for q in range(first, last):
+        imp = u.quarter(q)[0]
+        assert imp == csv[q], q
+        fee, grid = u.quarter_grid(q)
+        assert fee == _vienna_fee(q), q  # the window's fee, local time
+        assert grid == (imp * fee + 500) // 1000, q  # its energy x that fee
+        low += fee == 6800
+        day_grid += grid
+        day_cost += u.quarter(q)[2]
+    assert low == 24  # 10:00-16:00: 24 quarters
+    for h in range(first // 4, last // 4):
+        assert u.grid_part(u.hours, h) == sum(u.quarter_grid(q)[1] for q in range(h * 4, h * 4 + 4))
+    assert u.grid_part(u.days, day) == day_grid
+    assert u.period(u.days, day)[2] == day_cost  # the energy part stays apart
+    # the month's peaks: a brute-force search over the quarter energies of June (local)
+    june = [(q, wh) for q, wh in csv.items() if _month(q * 900) == 2026 * 12 + 5]
+    # the open quarter (the last telegram's) is not booked yet
+    top = sorted(
+        [(q, wh) for q, wh in june if q < u.last_epoch // 900], key=lambda qw: (-qw[1], qw[0])
+    )[:3]
+    assert list(u.peaks.at) == [q for q, _wh in top]
+    assert list(u.peaks.w) == [wh * 4 for _q, wh in top]
+    # the cheapest hours with a fixed price: inside the low-rate window
+    outlook = sim.app.tariff.outlook
+    outlook.refresh(u.day_start(day) + 6 * 3600)
+    assert [iso_local(q * 900)[11:16] for _h, q, _a in outlook.windows()] == ["10:00"] * 3
+    # the summary on the card keeps the grid parts and the peaks
+    sink = sim.app.usage
+    sink.save()
+    from smartmeter.datalog.usagelog import SLOT_PATHS
+
+    files = []
+    for path in SLOT_PATHS:
+        try:
+            files.append(sim.fs.open(path, "rb").read())
+        except OSError:
+            pass
+    data = max(files, key=U.peek)
+    again = U.Usage(u.tariff)
+    again.from_bytes(data)
+    assert again.peaks.to_words() == u.peaks.to_words()
+    assert again.grid_part(again.days, day) == u.grid_part(u.days, day)
+    print(
+        "summer day: %d quarters, %d in the low-rate window, grid %.2f ct, energy %.2f ct; "
+        "peaks %s W" % (last - first, low, day_grid / 1000, day_cost / 1000, list(u.peaks.w))
+    )
+
+
+def test_the_api_shows_energy_and_grid_parts_apart_and_the_outlook(tmp_path):
+    import json
+
+    from smartmeter.web import usageapi
+
+    sim, day = _summer_day(tmp_path, hours=13)  # up to 13:00: in the low-rate window
+    st = sim.app.state
+    u = st.usage
+    got = json.loads("".join(usageapi.json_chunks(st, "quarter")))
+    rows = [r for r in got["rows"] if r["import_wh"] is not None]
+    assert len(rows) > 50
+    for r in rows:
+        q = r["start"] // 900
+        fee, grid = u.quarter_grid(q)
+        assert r["grid_fee_ct_kwh"] * 1000 == fee == _vienna_fee(q)
+        assert round(r["grid_ct"] * 1000) == grid == (r["import_wh"] * fee + 500) // 1000
+        assert round(r["cost_ct"] * 1000) == u.quarter(q)[2]  # the energy part, apart
+    later = [r for r in got["rows"] if r.get("future")]
+    assert later and all(r["grid_fee_ct_kwh"] in (6.8, 8.5) for r in later)
+    hours = json.loads("".join(usageapi.json_chunks(st, "hour")))
+    for r in hours["rows"]:
+        if r["import_wh"] is not None:
+            assert round(r["grid_ct"] * 1000) == u.grid_part(u.hours, r["start"] // 3600)
+    out = got["outlook"]
+    assert [w["hours"] for w in out["cheapest"]] == [1, 2, 3]
+    # now is in the window: the cheapest hours start now (this quarter), 3 h to 16:00 at most
+    now_q = u.last_epoch // 900
+    assert out["cheapest"][0]["start"] == now_q * 900
+    assert out["cheapest"][0]["avg_ct_kwh"] == 24.5 + 6.8
+    assert out["grid_fee"] == {"ct_kwh": 8.5, "windows": 1, "now_ct_kwh": 6.8}
+    assert out["peaks"]["month"] == "2026-06"
+    assert [p["w"] for p in out["peaks"]["top"]] == list(u.peaks.w)
+    assert out["peaks"]["quarter_projected_w"] is not None
+    csv = "".join(usageapi.csv_chunks(st, "quarter")).split("\r\n")
+    assert csv[0].split(";")[9:11] == ["Netzentgelt [ct/kWh]", "Netzkosten [EUR]"]
+    csv = "".join(usageapi.csv_chunks(st, "day")).split("\r\n")
+    assert csv[0].split(";")[4:6] == ["cost EUR", "grid EUR"]
+    assert all(len(line.split(";")) == 9 for line in csv[:-1])
+
+
+# -- Home Assistant: through the real loop and a real broker --------------------------------
+@pytest.fixture
+def broker(tmp_path):
+    from mosquitto import mosquitto_broker
+
+    with mosquitto_broker(tmp_path / "broker") as b:
+        yield b
+
+
+HA_OBJECTS = (
+    "cheapest_1h_start",
+    "cheapest_2h_start",
+    "cheapest_3h_start",
+    "peak_month",
+    "peak_month_2",
+    "peak_month_3",
+    "peak_month_time",
+    "peak_month_2_time",
+    "peak_month_3_time",
+    "demand_quarter",
+    "demand_quarter_projected",
+)
+
+
+def test_cheapest_windows_and_peaks_reach_home_assistant(broker, tmp_path):
+    """The app loop with MQTT on: the cheapest windows as timestamp sensors (local ISO 8601 with
+    offset), the month's peaks and the quarter now as kW, announced by discovery."""
+    import json
+    import socket
+    import time
+
+    from test_app import KEY
+    from test_mqtt import Listener
+
+    from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
+    from sim.meter import VirtualMeter
+    from smartmeter import app as app_mod
+
+    listener = Listener(broker)
+    try:
+        start = _utc(2026, 6, 20, 21, 0)  # a June evening; the low-rate window: tomorrow 10:00
+        cfg = config.load(
+            lambda _n: None,
+            {
+                "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
+                "MQTT_HOST": "127.0.0.1",
+                "MQTT_PORT": broker.port,
+                "PRICE_CT_KWH": "24.5",
+                "GRID_FEE_CT_KWH": GRID,
+                "GRID_FEE_WINDOWS": WINDOW,
+                "CIRCUITPY_WIFI_SSID": "home",
+            },
+        )
+        clock = ManualClock(start_epoch=start)
+        uart = SimUart(buffer_size=8192)
+        hw = Hardware(uart=uart, pool=socket, radio=SimRadio(), clock=clock, console=Console(None))
+        app = app_mod.build(hw, cfg, web=False)
+        meter = VirtualMeter("netznoe", KEY, None, seed=5)
+        for k in range(80):  # 80 minutes: five quarters close
+            t = start + 60 * k
+            clock.epoch = t
+            uart.push(meter.telegram(t))
+            app.loop_once()
+            clock.advance(20)
+            time.sleep(0.01)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not any(
+            "peak_month" in s and "cheapest_3h_start" in s for s in listener.states()
+        ):
+            app.loop_once()
+            clock.advance(50)
+            time.sleep(0.05)
+        states = [s for s in listener.states() if "peak_month" in s]
+        assert states, listener.snapshot()[-5:]
+        last = states[-1]
+        assert last["cheapest_1h_start"] == "2026-06-21T10:00:00+02:00"
+        assert last["cheapest_3h_start"] == "2026-06-21T10:00:00+02:00"
+        u = app.state.usage
+        assert last["peak_month"] * 1000 == u.peaks.w[0]
+        assert last["peak_month_time"] == iso_local(u.peaks.at[0] * 900)
+        assert "demand_quarter_projected" in last
+        configs = listener.configs()
+        prefix = "homeassistant/sensor/smartmeter_%s/" % meter.meter_number
+        listing = []
+        for oid in HA_OBJECTS:
+            cfg_, _retained = configs[prefix + oid + "/config"]
+            listing.append(
+                "%-26s %-34s %-10s %-4s %s"
+                % (
+                    oid,
+                    cfg_["name"],
+                    cfg_.get("device_class", "-"),
+                    cfg_.get("unit_of_measurement", "-"),
+                    json.dumps(last.get(oid)),
+                )
+            )
+            if oid.endswith(("_start", "_time")):
+                assert cfg_["device_class"] == "timestamp" and "unit_of_measurement" not in cfg_
+            else:
+                assert cfg_["device_class"] == "power" and cfg_["unit_of_measurement"] == "kW"
+        print("\n".join(listing))
+    finally:
+        listener.close()

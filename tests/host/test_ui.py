@@ -480,7 +480,10 @@ def test_next_cycles_screens_and_menu(display):
         keys.press(NEXT)
         ui.poll(NOW + 100)
         seen.append(ui.screen)
-    assert seen == ["status", "phases", "power", "energy", "usage", "env"]
+    assert seen == ["status", "phases", "power", "energy", "usage", "tariff"]
+    keys.press(NEXT)
+    ui.poll(NOW + 120)
+    assert ui.screen == "env"
     keys.press(NEXT)
     ui.poll(NOW + 150)
     assert ui.screen == "menu"
@@ -743,7 +746,7 @@ a = Act()
 ui = Ui(d, k, st, language="de", timeout_s=10, actions=a)
 ui.poll(1000)
 seen = [ui.screen]
-for n in range(6):
+for n in range(7):
     k.events.q.append(Ev(0))
     ui.poll(1100 + n)
     seen.append(ui.screen)
@@ -785,6 +788,7 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "ui/tiletext",
         "datalog/__init__",
         "datalog/usage",
+        "datalog/peaks",
     ):
         files.append(("smartmeter/%s.py" % mod, "smartmeter/%s.py" % mod))
     files.append(("smartmeter/protocol", "smartmeter/protocol"))  # state's counter names
@@ -795,7 +799,7 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "231.4 -- 01.05.2024 12:34:56",
         "12346",
         "Heute 7.2 0.0 1.80",  # 7199 Wh at 25 ct/kWh under the MicroPython VM
-        "status phases power energy usage env menu",
+        "status phases power energy usage tariff env menu",
         "confirm 0",
         "menu 1",
         "False 0 1 menu True True",

@@ -110,14 +110,29 @@ function settings(){get('/api/settings').then(function(s){var h='';s.editable.fo
 function kwh(wh,d){return wh===null||wh===undefined?'-':(wh/1000).toFixed(d)}
 function eur(ct){return ct===null||ct===undefined?null:(ct/100).toFixed(2)}
 function net(r){if(r.cost_ct===undefined||r.cost_ct===null)return null;
- return r.cost_ct-(r.credit_ct||0)+(r.fee_ct||0)}
+ return r.cost_ct+(r.grid_ct||0)-(r.credit_ct||0)+(r.fee_ct||0)}
+function parts(r){return r.grid_ct===undefined||r.grid_ct===null||r.cost_ct===null?'':
+ ' (energy '+eur(r.cost_ct)+' + grid '+eur(r.grid_ct)+')'}
+function hm(iso){return iso.slice(11,16)}
+function kw(w){return w===null||w===undefined?'-':(w/1000).toFixed(2)}
+function outlook(o){if(!o)return;var c=o.cheapest||[],h='';
+ c.forEach(function(w){h+='<tr><td>'+w.hours+' h</td><td>from '+esc(w.start_local.slice(5,10)+' '+hm(w.start_local))+
+  '</td><td>'+w.avg_ct_kwh.toFixed(2)+' ct/kWh</td></tr>'});
+ $('o_cheap').innerHTML=h;$('m_cheap').textContent=c.length?'average price of the window, energy'+
+  (o.grid_fee?' + grid fee':''):'no prices for the next hours';
+ var p=o.peaks||{},t=p.top||[];$('s_peak').textContent=t.length?kw(t[0].w):'-';
+ $('m_peak').textContent=t.map(function(x,i){return (i+1)+'. '+kw(x.w)+' kW '+x.start_local.slice(5,10)+' '+
+  hm(x.start_local)}).join(' \u00b7 ')||'no quarter hour yet this month';
+ var q=$('q_now');if(p.quarter_projected_w===null||p.quarter_projected_w===undefined){q.textContent='';return}
+ q.textContent='this quarter hour: '+kw(p.quarter_running_w)+' kW so far, heading for '+
+  kw(p.quarter_projected_w)+' kW';q.className=t.length&&p.quarter_projected_w>t[0].w?'warn':''}
 function ct(v){return v===null||v===undefined?'-':v.toFixed(2)+' ct'}
 function rowText(r,d){var q=r.date!==undefined,lb=q?r.date.slice(0,5)+' '+r.label+'-'+r.to:r.label,
  pr=q?' \u00b7 price '+ct(r.price_ct_kwh)+(r.feed_in_ct_kwh!==null&&r.feed_in_ct_kwh!==undefined?
-  ', feed-in '+ct(r.feed_in_ct_kwh):''):'';
+  ', feed-in '+ct(r.feed_in_ct_kwh):'')+(r.grid_fee_ct_kwh!==undefined?', grid fee '+ct(r.grid_fee_ct_kwh):''):'';
  if(r.import_wh===null)return lb+(r.future?': to come':': no data')+pr;var c=eur(net(r));
  return lb+(r.gap||r.meter_change?' *':'')+': import '+kwh(r.import_wh,d)+' kWh, export '+
-  kwh(r.export_wh,d)+' kWh'+(c!==null?', cost '+c+' EUR'+(r.fee_ct?' (incl. base fee)':''):'')+pr+
+  kwh(r.export_wh,d)+' kWh'+(c!==null?', cost '+c+' EUR'+parts(r)+(r.fee_ct?' (incl. base fee)':''):'')+pr+
   (r.meter_change?' - meter changed':r.gap?' - data missing in part':'')+(r.partial?' - partial':'')}
 function bars(el,tip,rows,d,prices){var W=1000,H=240,L=44,R=prices?46:0,B=22,n=rows.length,
  w=(W-L-R)/n,hi=0,s='';
@@ -183,6 +198,8 @@ function usage(){status().catch(function(){});
     (t.price_ct_kwh?'fixed tariff':'no price set'))+(t.feed_in_ct_kwh?' \u00b7 feed-in '+
     t.feed_in_ct_kwh.toFixed(2)+' ct':'')+(t.base_fee_ct_month?' \u00b7 base fee '+
     (t.base_fee_ct_month/100).toFixed(2)+' EUR/month':'');
+   outlook(u.outlook);var g=u.outlook&&u.outlook.grid_fee;if(g)$('m_price').textContent+=
+    ' \u00b7 grid fee now '+(g.now_ct_kwh===null?'-':g.now_ct_kwh.toFixed(2))+' ct/kWh';
    var pr=u.prices;$('u_note').textContent=(pr&&pr.last_error?'prices: '+pr.last_error+'. ':'')+
     (u.meter_changes?'Meter change seen: the jump is not counted. ':'')}
  }).catch(function(e){$('t_'+res).textContent=e.message})},Promise.resolve())}
