@@ -210,6 +210,8 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         "FEED_IN_FEE_CT_KWH": "1.2",
         "PRICE_MARKUP_CT_KWH": "1.44",
         "BASE_FEE_EUR_MONTH": "4.50",
+        "GRID_FEE_CT_KWH": "8.5",
+        "GRID_FEE_WINDOWS": "4-9 Mo-So 10-16 -20%",  # the summer low rate
     }
     logs = tmp_path / "data" / "sd" / "logs"
     logs.mkdir(parents=True)
@@ -347,8 +349,11 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         assert tip.startswith(q["date"][:5] + " 09:15-09:30")
         assert "price %.2f ct" % q["price_ct_kwh"] in tip
         assert "feed-in %.2f ct" % q["feed_in_ct_kwh"] in tip
-        net_ct = q["cost_ct"] - (q["credit_ct"] or 0)  # the page shows cost minus credit
+        # the page shows energy + grid - credit, and the two parts apart
+        net_ct = q["cost_ct"] + q["grid_ct"] - (q["credit_ct"] or 0)
         assert "cost %.2f EUR" % (net_ct / 100) in tip
+        assert "grid %.2f" % (q["grid_ct"] / 100) in tip
+        assert "grid fee %.2f ct" % q["grid_fee_ct_kwh"] in tip
         box = json.loads(
             cdp.eval(
                 s,
@@ -371,6 +376,45 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
             if os.environ.get("UPDATE_SCREENSHOTS")
             else (tmp_path / "usage-quarters.png")
         ).write_bytes(quarter_png)
+        # the outlook: the cheapest windows and the month's peaks, as the API says
+        out = json.loads(
+            cdp.eval(s, "fetch('/api/usage?resolution=hour').then(function(r){return r.text()})")
+        )["outlook"]
+        cdp.wait(s, "document.querySelectorAll('#o_cheap tr').length == %d" % len(out["cheapest"]))
+        assert len(out["cheapest"]) == 3
+        cells = cdp.eval(
+            s,
+            "Array.prototype.map.call(document.querySelectorAll('#o_cheap td'),"
+            "function(td){return td.textContent}).join('|')",
+        )
+        for w in out["cheapest"]:
+            assert "from " + w["start_local"][5:10] + " " + w["start_local"][11:16] in cells
+            assert "%.2f ct/kWh" % w["avg_ct_kwh"] in cells
+        top = out["peaks"]["top"]
+        assert top and cdp.eval(s, "document.getElementById('s_peak').textContent") == "%.2f" % (
+            top[0]["w"] / 1000
+        )
+        assert "heading for" in cdp.eval(s, "document.getElementById('q_now').textContent")
+        box = json.loads(
+            cdp.eval(
+                s,
+                "JSON.stringify((function(r){return {x:r.left+scrollX,y:r.top+scrollY,"
+                "w:r.width,h:r.height}})(document.getElementById('o_cheap')"
+                ".parentNode.parentNode.getBoundingClientRect()))",
+            )
+        )
+        shot = cdp.call(
+            "Page.captureScreenshot",
+            s,
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1},
+        )
+        (
+            REPO_ROOT / "docs" / "usage-outlook.png"
+            if os.environ.get("UPDATE_SCREENSHOTS")
+            else (tmp_path / "usage-outlook.png")
+        ).write_bytes(base64.b64decode(shot["data"]))
         api = json.loads(
             cdp.eval(
                 s,

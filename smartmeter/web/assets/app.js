@@ -124,8 +124,8 @@ function outlook(o){if(!o)return;var c=o.cheapest||[],h='';
  $('m_peak').textContent=t.map(function(x,i){return (i+1)+'. '+kw(x.w)+' kW '+x.start_local.slice(5,10)+' '+
   hm(x.start_local)}).join(' \u00b7 ')||'no quarter hour yet this month';
  var q=$('q_now');if(p.quarter_projected_w===null||p.quarter_projected_w===undefined){q.textContent='';return}
- q.textContent='this quarter hour: '+kw(p.quarter_running_w)+' kW so far, heading for '+
-  kw(p.quarter_projected_w)+' kW';q.className=t.length&&p.quarter_projected_w>t[0].w?'warn':''}
+ q.textContent='this quarter hour: '+(p.quarter_running_w===null?'':kw(p.quarter_running_w)+
+  ' kW so far, ')+'heading for '+kw(p.quarter_projected_w)+' kW';q.className=t.length&&p.quarter_projected_w>t[0].w?'warn':''}
 function ct(v){return v===null||v===undefined?'-':v.toFixed(2)+' ct'}
 function rowText(r,d){var q=r.date!==undefined,lb=q?r.date.slice(0,5)+' '+r.label+'-'+r.to:r.label,
  pr=q?' \u00b7 price '+ct(r.price_ct_kwh)+(r.feed_in_ct_kwh!==null&&r.feed_in_ct_kwh!==undefined?
