@@ -47,6 +47,8 @@ EDITABLE = (
     "PRICE_CT_KWH",
     "FEED_IN_CT_KWH",
     "BASE_FEE_EUR_MONTH",
+    "GRID_FEE_CT_KWH",
+    "GRID_FEE_WINDOWS",  # pasted as text, e.g. "4-9 Mo-So 10-16 -20%" (checked like the file)
 )
 
 

@@ -598,3 +598,24 @@ def test_cheapest_windows_and_peaks_reach_home_assistant(broker, tmp_path):
         print("\n".join(listing))
     finally:
         listener.close()
+
+
+def test_grid_fee_windows_from_the_web_settings_page():
+    """Pasted into the settings form: checked as settings.toml is, the error names the window
+    and the field, nothing is saved; a good text is saved as typed."""
+    from smartmeter.web import api
+
+    merged, changed, problems = api.apply_settings(
+        {"GRID_FEE_CT_KWH": "8,5", "GRID_FEE_WINDOWS": "4-9 Mo-Xx 10-16 -20%"}, {}
+    )
+    assert problems == [
+        "GRID_FEE_WINDOWS window 1 (4-9 Mo-Xx 10-16 -20%): days must be Mo Di Mi Do Fr Sa So,"
+        " a range like Mo-Fr, or *"
+    ]
+    merged, changed, problems = api.apply_settings(
+        {"GRID_FEE_CT_KWH": "8,5", "GRID_FEE_WINDOWS": " 4-9 Mo-So 10-16 -20% "}, {}
+    )
+    assert not problems and merged["GRID_FEE_WINDOWS"] == "4-9 Mo-So 10-16 -20%"
+    assert sorted(changed) == ["GRID_FEE_CT_KWH", "GRID_FEE_WINDOWS"]
+    shown = __import__("json").loads(api.settings_json(config.load({}.get, merged)))
+    assert shown["values"]["GRID_FEE_CT_KWH"] == "8.5"
