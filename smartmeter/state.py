@@ -317,7 +317,7 @@ class State:
         self.uptime_s = 0
         self.reset_reason = None
         self.version = None
-        self.usage = None  # datalog.usage.Usage: energy per hour/day/month (set by the usage sink)
+        self.usage = None  # datalog.usage.Usage: energy per quarter/hour/day/month (usage sink)
         self.prices = None  # outputs.prices.PriceSink when day-ahead prices are on
         # datalog.outlook: cheapest windows, month peaks, the open quarter's demand (for MQTT;
         # kept out of the extras so InfluxDB and Graphite lines do not grow)
