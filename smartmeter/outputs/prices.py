@@ -11,8 +11,8 @@ PRICE_MARKUP_CT_KWH) * (1 + PRICE_VAT_PERCENT / 100)`` ct (``usage.Tariff``), ea
 own; quarters without one are costed at the fixed ``PRICE_CT_KWH`` (or not at all when that is
 0). No network never breaks anything.
 
-When: at start (once the clock is set), whenever the current quarter hour has no price, and after 13:00
-local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed,
+When: at start (once the clock is set), whenever the current quarter hour has no price, and after
+13:00 local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed,
 rejected or incomplete fetch is retried after 1 min, doubling to 1 h. So on a normal day: one
 fetch.
 
