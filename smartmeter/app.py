@@ -299,8 +299,9 @@ class App:
             if flag != CLOCK_METER_WRONG:
                 st.clock_set = True
             values = reading.values
-            net = values.get(P_PLUS, 0) - values.get(P_MINUS, 0)
-            st.history.add(epoch, net)
+            p_plus = values.get(P_PLUS)
+            if p_plus is not None:  # absent (or dropped as implausible): no point, never a 0
+                st.history.add(epoch, p_plus - values.get(P_MINUS, 0))
         extras = self.extras
         extras[RSSI] = st.wifi_rssi
         extras[TEMPERATURE] = st.temperature
@@ -361,6 +362,8 @@ class App:
             setattr(c, name, getattr(reader, name))
         for name in DECODER_COUNTERS:
             setattr(c, name, getattr(decoder, name))
+        if decoder.last_implausible is not None:  # shown with the counter (status, 'd', web)
+            self.state.last_errors["meter values"] = decoder.last_implausible
 
     # -- isolation --------------------------------------------------------------------------
     def _isolated(self, sink, fn, *args):

@@ -18,7 +18,9 @@ What it does not count, and shows instead:
   ``GAP``.
 - **Counter jumps.** A register that goes backwards (meter replaced, counter restarts at 0) or
   rises faster than ``MAX_W`` could explain: the difference is dropped, counted in ``jumps``,
-  and the next difference counts from the new value. No spike.
+  and the next difference counts from the new value. No spike. A register only a little lower
+  (``BACK_WH``) is a glitch, not a meter change: that telegram is skipped (``backwards``), not
+  counted as a jump, and the next one counts from the last good value.
 - **DST.** Quarters and hours are UTC, so the 92- and 100-quarter (23- and 25-hour) local days
   just have fewer or more rows; days and months are local (the meter's EU rule,
   ``std_offset_min`` + summer time).
@@ -83,6 +85,7 @@ except ImportError:  # CPython
 
 GAP_S = const(600)  # telegrams further apart than this: a gap (meters push every 1-10 s)
 MAX_W = const(100_000)  # a household connection cannot draw more (3 x 63 A x 230 V = 43 kW)
+BACK_WH = const(1000)  # = protocol.reading.BACK_WH: a register this little lower is a glitch
 QUARTERS = const(200)  # 50 hours: yesterday and today, also on a 25-hour day
 HOURS = const(72)
 DAYS = const(32)
@@ -386,6 +389,7 @@ class Usage:
         self.last_imp = None
         self.last_exp = None
         self.jumps = 0  # counter jumps ignored (meter replaced, register reset)
+        self.backwards = 0  # telegrams skipped whose register went back a little (BACK_WH)
         self.gaps = 0  # gaps longer than GAP_S
         self.samples = 0
         self.seq = 0  # save counter (the newer of two files wins)
@@ -415,6 +419,9 @@ class Usage:
         dt = epoch - last
         d_imp = imp_wh - self.last_imp
         d_exp = exp_wh - self.last_exp
+        if (d_imp < 0 or d_exp < 0) and d_imp >= -BACK_WH and d_exp >= -BACK_WH:
+            self.backwards += 1  # skipped: the last good registers stay the base
+            return closed
         self._remember(epoch, imp_wh, exp_wh)
         limit = dt * MAX_W // 3600 + 10
         day = local_day(epoch, self._std, self._eu)

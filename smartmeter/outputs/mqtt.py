@@ -18,7 +18,7 @@ bounded drop-oldest queue.
 """
 
 from ..netutil import EAGAIN_CODES, ECONNREFUSED, ECONNRESET
-from ..protocol.reading import DEVICE_NAME, P_MINUS, P_PLUS
+from ..protocol.reading import BACK_WH, DEVICE_NAME, P_MINUS, P_PLUS, energy_register
 from ..timeutil import Backoff, ticks_diff
 from .hass import (
     KIND,
@@ -112,6 +112,8 @@ class MqttSink:
         # payload): once per connection after _SWEEP_AFTER readings, and for an entity whose
         # value has not come for _STALE_READINGS readings.
         self._seen = {}  # source key -> reading number it last came in
+        self._energy = {}  # energy register -> last value sent (see _held_back)
+        self.held_back = 0  # register values not sent: a little below the last one
         self._readings = 0
         self._sweep = None  # generator of object ids to check, while a sweep runs
         self._sweep_at = None  # reading number at which the next sweep starts
@@ -152,7 +154,7 @@ class MqttSink:
         if epoch_utc is not None:
             parts.append('"ts":%d' % epoch_utc)
         values = reading.values
-        self._add(parts, values)
+        self._add(parts, values, self._held_back(values))
         if P_PLUS in values and P_MINUS in values:
             self._add_one(parts, "_net", values[P_PLUS] - values[P_MINUS])
         self._add(parts, reading.derived)
@@ -170,9 +172,30 @@ class MqttSink:
         self._queue.append("{" + ",".join(parts) + "}")
         self._sync()
 
-    def _add(self, parts, source):
+    def _add(self, parts, source, skip=None):
         for key, value in source.items():
-            self._add_one(parts, key, value)
+            if skip is None or key not in skip:
+                self._add_one(parts, key, value)
+
+    def _held_back(self, values):
+        """Energy registers a little below the last value sent (``BACK_WH``, same meter): not
+        sent. Home Assistant's total_increasing would read the step back as a meter reset and
+        count the whole register again. A larger drop (a new meter) is sent."""
+        last = self._energy
+        held = None
+        for key in values:
+            v = values[key]
+            if not isinstance(v, int) or not energy_register(key):
+                continue
+            was = last.get(key)
+            if was is not None and was - BACK_WH <= v < was:
+                if held is None:
+                    held = []
+                held.append(key)
+                self.held_back += 1
+                continue
+            last[key] = v
+        return held
 
     def _add_one(self, parts, key, value):
         ent = self._entities.get(key, 0)
@@ -220,6 +243,7 @@ class MqttSink:
         model = reading.values.get(DEVICE_NAME)
         self._device = device_info(node, meter, reading.maker, model, reading.layout)
         self._entities = {}  # a new meter: only what it sends gets announced
+        self._energy = {}  # ... and its registers start afresh
         self._pending = []
         self._seen = {}
         self._sweep = None

@@ -16,7 +16,7 @@ from .errors import (
     ParseError,
     WrongKeyError,
 )
-from .reading import SECURITY_UNCHECKED, Reading, security_name
+from .reading import SECURITY_UNCHECKED, Reading, screen, security_name
 
 try:
     from micropython import const
@@ -44,6 +44,7 @@ COUNTERS = (
     "layout_errors",
     "duplicates",
     "counter_resets",
+    "implausible",  # values dropped from decoded telegrams (reading.screen: 4294967295 W ...)
 )
 _STAGE_COUNTER = {
     "envelope": "envelope_errors",
@@ -125,6 +126,7 @@ class Decoder:
         for name in COUNTERS:
             setattr(self, name, 0)
         self.last_error = None  # the last MeterError, for status displays
+        self.last_implausible = None  # "1-0:1.7.0 = 4294967295 dropped (implausible)"
 
     def decode(self, payload, transport=None):
         """Decode one application payload (DB envelope, or a plain 0F data-notification).
@@ -150,6 +152,10 @@ class Decoder:
                 setattr(self, name, getattr(self, name) + 1)
             raise
         self.decoded += 1
+        n, text = screen(reading)  # values a meter cannot mean are absent, counted and named
+        if n:
+            self.implausible += n
+            self.last_implausible = text
         return reading
 
     def _decode(self, payload):

@@ -214,3 +214,88 @@ class Reading:
             "values": dict(self.values),
             "derived": dict(self.derived),
         }
+
+
+# -- values a meter cannot mean (issue 18) ----------------------------------------------------
+# A power or energy value outside these bounds is dropped from its telegram (absent, like a value
+# the meter does not send), counted (decoder ``implausible``) and named (``last_implausible``):
+# never logged, graphed or sent. Power (OBIS C.7.E, W/var): above POWER_MAX_W in size - a
+# household connection allows about 43 kW (3 x 63 A), a large one with current transformers a
+# few hundred kW - or negative where the quantity has no sign (P+, P-, Q+, Q-, per phase too).
+# The all-ones "no value" of a 32-bit register (4 294 967 295 or 2 147 483 647, seen in AMIS
+# telegrams) is far beyond either bound. Energy registers (C.8.E, Wh/varh): negative, or from
+# ENERGY_MAX_WH (2 147 483 647 Wh = 2.1 GWh, the int32 limit; a household uses 5 MWh a year).
+POWER_MAX_W = 250_000
+ENERGY_MAX_WH = 2_147_483_647
+# An energy register a little lower than before (at most BACK_WH, same meter) is a glitch, not a
+# meter change: Home Assistant (total_increasing would take it for a reset and count the whole
+# register again) and the usage summary skip it. A replaced meter starts near 0, far below.
+BACK_WH = 1000
+_SIGNED_POWER_C = (15, 16, 35, 36, 55, 56, 75, 76)  # sums and "P+ - P-" forms may be negative
+_QUANTITY_C = (1, 2, 3, 4, 9, 10, 15, 16)  # totals; +20/+40/+60: per phase
+_KINDS = {}  # OBIS key -> 0 (not screened) 1 (unsigned power) 2 (signed power) 3 (energy)
+_KINDS_MAX = 64
+
+
+def _kind(key):
+    kind = _KINDS.get(key)
+    if kind is not None:
+        return kind
+    kind = 0
+    if key.startswith("1-0:"):
+        parts = key[4:].split(".")
+        if len(parts) == 3 and parts[0].isdigit() and parts[1] in ("7", "8"):
+            c = int(parts[0])
+            base = c % 20  # 21..36 L1, 41..56 L2, 61..76 L3: the same quantities per phase
+            if base in _QUANTITY_C and c < 80:
+                if parts[1] == "8":
+                    kind = 3
+                else:
+                    kind = 2 if c in _SIGNED_POWER_C else 1
+    if len(_KINDS) < _KINDS_MAX:  # bounded: a meter sends a few dozen codes at most
+        _KINDS[key] = kind
+    return kind
+
+
+def energy_register(key):
+    """True for an energy register (OBIS 1-0:C.8.E of import/export, active or reactive)."""
+    return _kind(key) == 3
+
+
+def implausible(key, value):
+    """True when ``value`` of OBIS ``key`` is one a meter cannot mean (see POWER_MAX_W)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    kind = _kind(key)
+    if not kind:
+        return False
+    if value - value != 0:  # NaN, infinity
+        return True
+    if kind == 3:
+        return value < 0 or value >= ENERGY_MAX_WH
+    if kind == 1 and value < 0:
+        return True
+    return value > POWER_MAX_W or value < -POWER_MAX_W
+
+
+def screen(reading):
+    """Drop the values of ``reading`` a meter cannot mean; ``(count, text of the first)``.
+
+    The derived values are computed again without them. ``(0, None)`` when all are plausible.
+    """
+    values = reading.values
+    bad = None
+    for key in values:
+        if implausible(key, values[key]):
+            if bad is None:
+                bad = []
+            bad.append(key)
+    if bad is None:
+        return 0, None
+    first = bad[0]
+    text = "%s = %s dropped (implausible)" % (first, values[first])
+    for key in bad:
+        del values[key]
+    reading.derived = {}
+    reading.derive()
+    return len(bad), text

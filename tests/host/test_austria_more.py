@@ -619,3 +619,68 @@ def test_replay_of_framed_captures_sends_what_decode_finds(tmp_path, frame_id):
     raw = bytes.fromhex(frame["raw_hex"])
     sim, found = _replay(tmp_path, raw, frame["key"])
     assert len(found) == 1 and sim.sent == 1
+
+
+def amis_with(frame_id, patch):
+    """The real AMIS capture ``frame_id`` with records of its plaintext replaced (``patch``:
+    {record head hex: new 4-byte value}), encrypted again with its own key and IV."""
+    frame = BY_ID[frame_id]
+    raw = bytearray(bytes.fromhex(frame["raw_hex"]))
+    plain = bytearray(bytes.fromhex(frame["plaintext_hex"]))
+    for head, value in patch.items():
+        h = bytes.fromhex(head)
+        i = plain.index(h) + len(h)
+        plain[i : i + 4] = struct.pack("<I", value)
+    ident, man, ver, med, acc = raw[7:11], raw[11:13], raw[13], raw[14], raw[15]
+    iv = bytes(man) + bytes(ident) + bytes((ver, med)) + bytes((acc,)) * 8
+    key = bytes.fromhex(frame["key"])
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    ct = enc.update(bytes(plain)) + enc.finalize()
+    raw[19 : 19 + len(ct)] = ct
+    raw[-2] = sum(raw[4:-2]) & 0xFF
+    return bytes(raw)
+
+
+def test_amis_power_of_all_ones_is_absent_counted_and_named():
+    # issue 18 item 12: users of another AMIS reader saw P+ = 4 294 967 295 W in valid telegrams
+    frame = BY_ID["ooe-amis-drvolcano-1"]
+    wire = amis_with("ooe-amis-drvolcano-1", {"042B": 0xFFFFFFFF})
+    (reading,) = smartmeter.decode(wire, frame["key"])
+    assert isinstance(reading, r.Reading)
+    expected = dict(frame["expected"]["values"])
+    del expected[r.P_PLUS]
+    assert reading.values == expected  # absent, like a value the meter does not send
+    out = []
+    pipe = Pipeline(bytes.fromhex(frame["key"]), None, out.append, out.append)
+    pipe.feed(wire)
+    assert pipe.decoder.implausible == 1
+    # M-Bus DIF 04 is a signed 32-bit integer: the all-ones pattern reads -1 W here (other
+    # readers take it unsigned: 4 294 967 295 W); either is no power a meter measures
+    assert pipe.decoder.last_implausible == "1-0:1.7.0 = -1 dropped (implausible)"
+    assert r.P_PLUS not in out[0].values and out[0].values[r.A_PLUS] == 17007471
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "bad"),
+    [
+        (r.P_PLUS, 0xFFFFFFFF, True),
+        (r.P_PLUS, 0x7FFFFFFF, True),
+        (r.P_PLUS, -1, True),
+        (r.P_PLUS, 250_001, True),
+        (r.P_PLUS, 250_000, False),
+        (r.P_MINUS, 43_000, False),
+        (r.Q_MINUS, 0xFFFFFFFF, True),
+        ("1-0:21.7.0", 0xFFFFFFFF, True),  # P+ of L1
+        ("1-0:16.7.0", -5_000, False),  # signed net power: a sign is fine
+        ("1-0:16.7.0", -0x80000000, True),
+        (r.A_PLUS, 0xFFFFFFFF, True),
+        (r.A_PLUS, 17_007_471, False),
+        ("1-0:1.8.1", -1, True),
+        (r.U_L1, 6553.5, False),  # voltages and currents are not screened
+        ("1-0:1.128.0", -0x7FFFFFFF, False),  # AMIS Inkasso register: int32, its own meaning
+        (r.METER_NUMBER, "4294967295", False),
+        (r.P_PLUS, float("nan"), True),
+    ],
+)
+def test_which_values_a_meter_cannot_mean(key, value, bad):
+    assert r.implausible(key, value) is bad

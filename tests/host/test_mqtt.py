@@ -664,3 +664,29 @@ def test_meter_that_sends_less_gets_only_its_entities_and_stale_configs_go(broke
         )
     finally:
         late.close()
+
+
+def test_an_energy_register_a_little_lower_is_not_sent_to_home_assistant():
+    # issue 18 item 12: HA's total_increasing reads any step back as a meter reset and counts
+    # the whole register again; a glitch of a few Wh must not reach it, a new meter must
+    meter = VirtualMeter("netznoe")
+    sink = m.MqttSink(make_config(), socket, State(), WALL)
+    sent = []
+    for k, a_plus in enumerate((5_000_000, 4_999_990, 5_000_002, 4_999_100, 5_000_010)):
+        rd = make_reading(meter, EPOCH + 5 * k)
+        rd.values[r.A_PLUS] = a_plus
+        sink.on_reading(rd, EPOCH + 5 * k, None)
+        sent.append(json.loads(sink._queue[-1]).get("energy_import"))
+    assert sent == [5000.0, None, 5000.002, None, 5000.01]
+    assert sink.held_back == 2
+    # a drop of more than BACK_WH is a new register (meter replaced): sent, HA sees the reset
+    rd = make_reading(meter, EPOCH + 30)
+    rd.values[r.A_PLUS] = 12
+    sink.on_reading(rd, EPOCH + 30, None)
+    assert json.loads(sink._queue[-1])["energy_import"] == 0.012
+    # another meter (another number): its registers start afresh, whatever their size
+    other = VirtualMeter("netznoe", meter_number="9999")
+    rd = make_reading(other, EPOCH + 35)
+    rd.values[r.A_PLUS] = 11
+    sink.on_reading(rd, EPOCH + 35, None)
+    assert json.loads(sink._queue[-1])["energy_import"] == 0.011

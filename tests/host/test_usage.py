@@ -377,3 +377,17 @@ def test_today_and_the_price_now_reach_home_assistant(broker, tmp_path):
         assert json.dumps(last)  # plain JSON numbers
     finally:
         listener.close()
+
+
+def test_a_register_a_little_lower_is_a_glitch_not_a_meter_change():
+    # issue 18 item 12: a step back of a few Wh is skipped (no jump, no flag, nothing booked);
+    # the next telegram counts from the last good value
+    u = U.Usage()
+    t = epoch_from_fields((2026, 6, 25, 10, 0, 0))
+    for k, a_plus in enumerate((1_000_000, 999_990, 1_000_005, 999_500, 1_000_020)):
+        u.add(t + 5 * k, a_plus, 0)
+    assert u.jumps == 0 and u.backwards == 2
+    assert u.period(u.hours, (t + 20) // 3600)[0] == 20  # the meter's own difference
+    assert not u.period(u.days, u.day_key(t))[4] & U.JUMP
+    u.add(t + 30, 10, 0)  # a new meter, starting near 0: a jump as before
+    assert u.jumps == 1
