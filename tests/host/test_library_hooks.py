@@ -77,6 +77,21 @@ def check_request():
     assert request.connection is None and request.path == "/x"
 
 
+def check_send_bytes():
+    # Reply overrides it: every body and header write of a Response goes through it
+    assert params(Response._send_bytes) == ["self", "conn", "buffer"]
+    src = inspect.getsource(Response)
+    assert "self._send_bytes(" in inspect.getsource(Response._send_headers)
+    assert src.count("self._send_bytes(") >= 2  # headers and body
+
+
+def check_size():
+    # the count of bytes sent: set to 0 in __init__, added to by _send_bytes (ours too)
+    _s, _r, response = _instances()
+    assert response._size == 0
+    assert "self._size += " in inspect.getsource(Response._send_bytes)
+
+
 def check_sock():
     # our intake accepts from the listening socket itself; start() leaves it non-blocking
     server = Server(socket, None)
@@ -107,6 +122,8 @@ HOOKS = {
     "_status": check_status,
     "_content_type": check_content_type,
     "_request": check_request,
+    "_send_bytes": check_send_bytes,
+    "_size": check_size,
 }
 
 
@@ -128,10 +145,19 @@ def our_privates():
     library classes every ``self._x`` and every ``def _x`` (overrides). Names of our own other
     classes (``self._x`` there) are ours, even where a library happens to use the same name.
     """
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in OUR_FILES]
     library_bases = {cls.__name__ for cls in LIBRARY_CLASSES}
+    grown = True
+    while grown:  # our subclasses of our subclasses (Stream(Reply), Reply(Response)) count too
+        grown = False
+        for tree in trees:
+            for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
+                bases = {getattr(b, "id", getattr(b, "attr", None)) for b in cls.bases}
+                if bases & library_bases and cls.name not in library_bases:
+                    library_bases.add(cls.name)
+                    grown = True
     names = set()
-    for path in OUR_FILES:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+    for tree in trees:
         subclass_nodes = set()
         for cls in [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
             bases = {getattr(b, "id", getattr(b, "attr", None)) for b in cls.bases}

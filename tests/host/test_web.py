@@ -810,7 +810,8 @@ def test_month_download_while_meter_pushes(tmp_path):
     c = sim.app.state.counters
     assert result.get("n") == total == result["length"]
     assert result["sha"] == expect.digest()
-    assert sim.sent - sent_before >= 30, "the meter did not push during the download"
+    # at speed 1000 a push every 5 ms: a fast machine streams the 60 MB in ~0.1 s (20 pushes)
+    assert sim.sent - sent_before >= 10, "the meter did not push during the download"
     assert c.decoded == sim.sent and c.csv_rows == sim.sent, sim.summary()
     assert c.uart_overflows == 0
     print(
