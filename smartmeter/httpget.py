@@ -8,9 +8,13 @@ the request, read what has arrived - and returns; the caller calls it again on t
 The whole request still has an overall deadline (``start(..., deadline_ms)``), counted by the
 app's clock across calls.
 
-Three steps do wait, as in every output: DNS (``getaddrinfo``), and for https the TCP connect
-plus TLS handshake (CircuitPython's ``SSLSocket.connect`` completes the handshake in one call),
-each wait of it capped at ``tls_wait_s``. Plain HTTP never waits.
+Only DNS (``getaddrinfo``) waits, as in every output. https: the TCP connect runs across passes
+as for http; the TLS handshake too where the TLS layer can pause (CPython:
+``do_handshake_on_connect=False``, then ``do_handshake()`` until it stops asking to wait).
+CircuitPython's ``SSLSocket.connect`` runs the whole handshake inside one call; there it talks
+to the socket through :class:`_Bounded`, which ends the handshake with ETIMEDOUT once it has
+had to wait for the server after ``tls_ms``: a server that trickles or withholds its handshake
+holds that one pass at most ``tls_ms`` (the handshake's own computing is not cut short).
 
 Socket semantics covered (CircuitPython ``socketpool`` and CPython's ``socket``): a non-blocking
 ``connect`` raises EINPROGRESS (CPython) or ETIMEDOUT (CircuitPython, timeout 0) and, asked again,
@@ -48,6 +52,7 @@ _CONNECT = const(1)
 _SEND = const(2)
 _HEAD = const(3)
 _BODY = const(4)
+_TLS = const(5)
 
 
 class HttpError(Exception):
@@ -76,6 +81,58 @@ def split_url(url):
             raise ValueError("bad port in the URL")
         port = int(num)
     return tls, hostport, port, path
+
+
+class _Bounded:
+    """A connected non-blocking socket as CircuitPython's TLS layer sees it (it calls these
+    methods by name): ``connect`` is done already; while ``end`` is set, a read or write that
+    would have to wait after ``end`` raises ETIMEDOUT, which ends the handshake."""
+
+    type = 1  # SOCK_STREAM: checked by ssl.wrap_socket
+
+    def __init__(self, sock, ticks_ms):
+        self.sock = sock
+        self.ticks_ms = ticks_ms
+        self.end = None
+
+    def _late(self, exc):
+        end = self.end
+        if end is not None and would_block(exc) and ticks_diff(self.ticks_ms(), end) >= 0:
+            return OSError(ETIMEDOUT, "TLS handshake timed out")
+        return exc
+
+    def connect(self, _addr):
+        return None
+
+    def recv_into(self, buf, nbytes=0):
+        try:
+            return self.sock.recv_into(buf, nbytes or len(buf))
+        except OSError as exc:
+            raise self._late(exc)
+
+    def send(self, data):
+        try:
+            return self.sock.send(data)
+        except OSError as exc:
+            raise self._late(exc)
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def setsockopt(self, *args):
+        return self.sock.setsockopt(*args)
+
+    def close(self):
+        self.sock.close()
+
+    def accept(self):
+        raise OSError(95)  # EOPNOTSUPP: a client socket
+
+    def bind(self, _addr):
+        raise OSError(95)
+
+    def listen(self, _backlog):
+        raise OSError(95)
 
 
 def _status(head):
@@ -133,9 +190,11 @@ class HttpGet:
     def busy(self):
         return self.phase != _IDLE
 
-    def start(self, url, deadline_ms, tls_wait_s=0.5):
-        """Resolve, open a socket and begin to connect (https: connect and handshake).
+    def start(self, url, deadline_ms, tls_ms=1000):
+        """Resolve, open a socket and begin to connect (no wait but DNS).
 
+        :param deadline_ms: the whole request, across calls of :meth:`step`
+        :param tls_ms: https on CircuitPython: how long the handshake may wait for the server
         :raises OSError: DNS, socket or connect failure; ValueError: a bad URL
         """
         self.close()
@@ -150,6 +209,9 @@ class HttpGet:
         self._head = bytearray()
         self._left = None
         self.bytes_in = 0
+        self._host = host if tls else None
+        self._tls_ms = tls_ms
+        self._wrapped = False
         pool = self.pool
         stream = getattr(pool, "SOCK_STREAM", 1)
         info = pool.getaddrinfo(host, port, 0, stream)[0]
@@ -157,23 +219,9 @@ class HttpGet:
         sock = pool.socket(info[0], stream)
         self.sock = sock
         try:
-            if tls:
-                context = self.ssl_context
-                if context is None:
-                    import ssl
-
-                    context = self.ssl_context = ssl.create_default_context()
-                sock = context.wrap_socket(sock, server_hostname=host)
-                self.sock = sock
-                left = ticks_diff(self.end, self.ticks_ms()) / 1000
-                sock.settimeout(max(0.01, min(tls_wait_s, left)))
-                sock.connect(self._addr)  # TCP and the TLS handshake: the one wait
-                sock.settimeout(0)
-                self.phase = _SEND
-            else:
-                sock.settimeout(0)
-                self.phase = _CONNECT
-                self._connect()
+            sock.settimeout(0)
+            self.phase = _CONNECT
+            self._connect()
         except BaseException:
             self.close()
             raise
@@ -218,6 +266,9 @@ class HttpGet:
             if phase == _CONNECT:
                 if not self._connect():
                     return False
+            elif phase == _TLS:
+                if not self._handshake():
+                    return False
             elif phase == _SEND:
                 if not self._send():
                     return False
@@ -244,6 +295,37 @@ class HttpGet:
                 return False
             else:
                 raise
+        self.phase = _SEND if self._host is None else _TLS
+        return True
+
+    def _handshake(self):
+        """TLS over the connected socket; True when done."""
+        if not self._wrapped:
+            self._wrapped = True
+            context = self.ssl_context
+            if context is None:
+                import ssl
+
+                context = self.ssl_context = ssl.create_default_context()
+            try:  # CPython: a handshake that can pause
+                self.sock = context.wrap_socket(
+                    self.sock, server_hostname=self._host, do_handshake_on_connect=False
+                )
+            except TypeError:  # CircuitPython: connect() does all of the handshake
+                bounded = _Bounded(self.sock, self.ticks_ms)
+                ssock = context.wrap_socket(bounded, server_hostname=self._host)
+                self.sock = ssock
+                bounded.end = ticks_add(self.ticks_ms(), self._tls_ms)
+                ssock.connect(self._addr)  # the socket is connected: only the handshake runs
+                bounded.end = None
+                self.phase = _SEND
+                return True
+        try:
+            self.sock.do_handshake()
+        except OSError as exc:
+            if would_block(exc):
+                return False
+            raise
         self.phase = _SEND
         return True
 

@@ -18,10 +18,10 @@ fetch.
 
 Never blocks the loop: the fetch runs across loop passes (``smartmeter.httpget``, a
 non-blocking GET), at most ``_SLICE_MS`` of work per pass, and is given up after ``_FETCH_MS``
-in all (a server that trickles or says nothing). Only DNS and, for https, the connect with its
-TLS handshake wait (each wait at most ``_TLS_WAIT_S``). Redirects are not followed: a 3xx is an
-error. The answer is parsed while it streams in (one object at a time, at most ``_MAX_ITEMS``),
-never held whole in RAM.
+in all (a server that trickles or says nothing). Only DNS waits; for https on CircuitPython the
+TLS handshake runs in one call, which stops waiting for the server after ``_TLS_MS``. Redirects
+are not followed: a 3xx is an error. The answer is parsed while it streams in (one object at a
+time, at most ``_MAX_ITEMS``), never held whole in RAM.
 
 Nothing of an answer is used before all of it is checked (:func:`validate`): a price outside
 ``PRICE_MIN_EUR_MWH`` .. ``PRICE_MAX_EUR_MWH`` (-10 000 .. +40 000 EUR/MWh: ten times the
@@ -46,7 +46,7 @@ PRICE_MIN_EUR_MWH = const(-10_000)  # the plausible bound of one market price
 PRICE_MAX_EUR_MWH = const(40_000)
 _FETCH_MS = const(20_000)  # one fetch, all of it, across passes
 _SLICE_MS = const(20)  # the fetch's work per loop pass
-_TLS_WAIT_S = 0.5  # https: each wait of the connect and handshake
+_TLS_MS = const(1000)  # https on CircuitPython: the handshake (one call) may wait this long
 _RETRY_MIN_MS = const(60_000)
 _RETRY_MAX_MS = const(3_600_000)
 _MAX_ITEMS = const(200)  # 2 days of 15-minute prices = 192
@@ -331,7 +331,7 @@ class PriceSink:
         self._scanner = Scanner()
         self._body = 0
         self._t0 = self.clock.ticks_ms()
-        self._get.start(url, self.fetch_ms, _TLS_WAIT_S)
+        self._get.start(url, self.fetch_ms, _TLS_MS)
 
     def _feed(self, chunk):
         self._body += len(chunk)

@@ -60,6 +60,7 @@ class PriceServer:
         self.until = None  # last ms of the answer (None: what was asked)
         self.location = None
         self.gap = 0.02
+        self.tls = None  # an ssl.SSLContext: answer over TLS
         self.requests = []
         self.stop = threading.Event()
         self.held = []
@@ -79,6 +80,9 @@ class PriceServer:
         self.held.append(conn)
         try:
             conn.settimeout(5)
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                self.held.append(conn)
             data = b""
             while b"\r\n\r\n" not in data:
                 got = conn.recv(1024)
@@ -378,3 +382,205 @@ def test_a_redirect_is_not_followed(srv):
         assert tariff.market_hours() == 0 and sink.retry.delay == 60_000
     finally:
         other.close()
+
+
+# -- item 3 over https -------------------------------------------------------------------------
+class Relay:
+    """A TCP relay in front of ``port``: what the client sends goes on at once, what the server
+    sends comes back one byte every ``gap`` s (a path that trickles the TLS handshake)."""
+
+    def __init__(self, port, gap):
+        self.target = port
+        self.gap = gap
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.stop = threading.Event()
+        self.socks = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        self.lsock.settimeout(0.05)
+        while not self.stop.is_set():
+            try:
+                client, _ = self.lsock.accept()
+            except OSError:
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [client, server]
+            threading.Thread(target=self._pipe, args=(client, server, 0), daemon=True).start()
+            threading.Thread(
+                target=self._pipe, args=(server, client, self.gap), daemon=True
+            ).start()
+
+    def _pipe(self, src, dst, gap):
+        try:
+            while not self.stop.is_set():
+                data = src.recv(4096)
+                if not data:
+                    return
+                if not gap:
+                    dst.sendall(data)
+                    continue
+                for i in range(len(data)):
+                    if self.stop.is_set():
+                        return
+                    dst.sendall(data[i : i + 1])
+                    time.sleep(gap)
+        except OSError:
+            pass
+
+    def close(self):
+        self.stop.set()
+        for s in self.socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.lsock.close()
+
+
+class CircuitPythonTls:
+    """TLS as CircuitPython 10 does it (shared-module/ssl/SSLSocket.c), over ``ssl.MemoryBIO``:
+    ``wrap_socket(sock, server_side=False, server_hostname=None)`` takes any object with the
+    socket methods and calls them by name; ``connect()`` runs the whole handshake in one call
+    (EAGAIN from the socket: wait 1 ms and go on; any other error ends it); afterwards
+    ``recv_into``/``send`` raise EAGAIN while the record is not complete."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def wrap_socket(self, sock, server_side=False, server_hostname=None):
+        for name in ("accept", "bind", "close", "connect", "listen", "recv_into", "send",
+                     "settimeout", "setsockopt"):  # fmt: skip
+            getattr(sock, name)  # mp_load_method: AttributeError if one is missing
+        assert sock.type == 1
+        return _CpSslSocket(self.context, sock, server_hostname)
+
+
+class _CpSslSocket:
+    def __init__(self, context, sock, host):
+        import ssl
+
+        self.sock = sock
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.inc, self.out, server_hostname=host)
+        self.buf = bytearray(2048)
+
+    def _flush(self):
+        data = self.out.read()
+        while data:
+            try:
+                n = self.sock.send(data)
+            except OSError as exc:
+                if exc.errno != 11:
+                    raise
+                time.sleep(0.001)
+                continue
+            data = data[n:]
+
+    def _pull(self):
+        n = self.sock.recv_into(self.buf, len(self.buf))  # EAGAIN and errors go to the caller
+        if n == 0:
+            raise OSError(128, "ENOTCONN")
+        self.inc.write(bytes(self.buf[:n]))
+
+    def connect(self, addr):
+        import ssl
+
+        self.sock.connect(addr)
+        while True:
+            try:
+                self.obj.do_handshake()
+                self._flush()
+                return
+            except ssl.SSLWantReadError:
+                self._flush()
+            try:
+                self._pull()
+            except OSError as exc:
+                if exc.errno != 11:
+                    raise OSError(exc.errno, "handshake failed") from None
+                time.sleep(0.001)  # mp_hal_delay_ms(1), then the handshake goes on
+
+    def send(self, data):
+        n = self.obj.write(bytes(data))
+        self._flush()
+        return n
+
+    def recv_into(self, buf, nbytes=0):
+        import ssl
+
+        n = nbytes or len(buf)
+        while True:
+            try:
+                data = self.obj.read(n)
+                buf[: len(data)] = data
+                return len(data)
+            except ssl.SSLWantReadError:
+                self._pull()  # EAGAIN: raised, as CircuitPython does
+            except ssl.SSLZeroReturnError:
+                return 0
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def tls_sink(srv, tmp_path, port, cp=False, fetch_ms=1500):
+    import ssl
+
+    from mosquitto import make_test_cert
+
+    certfile, keyfile = make_test_cert(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certfile, keyfile)
+    srv.tls = server_ctx
+    client = ssl.create_default_context(cafile=str(certfile))
+    tariff = Tariff(markup_mct=1500, vat_mpct=20_000)
+    state = State()
+    url = "https://127.0.0.1:%d/v1/marketdata" % (port or srv.port)
+    ctx = CircuitPythonTls(client) if cp else client
+    sink = P.PriceSink(Cfg(url), socket, state, tariff, Clock(NOW), ctx)
+    sink.fetch_ms = fetch_ms
+    return sink, tariff, state
+
+
+@pytest.mark.parametrize("cp", [False, True], ids=["cpython-tls", "circuitpython-tls"])
+def test_https_is_read_across_passes(srv, tmp_path, cp):
+    sink, tariff, state = tls_sink(srv, tmp_path, None, cp, fetch_ms=10_000)
+    longest = run(sink)
+    assert state.sinks["prices"].state == "ok", sink.last_error
+    assert tariff.market_hours() == 49
+    assert longest < (1.0 if cp else 0.1)  # CircuitPython: the handshake is one call
+
+
+@pytest.mark.parametrize("cp", [False, True], ids=["cpython-tls", "circuitpython-tls"])
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_a_trickling_or_silent_tls_handshake_never_holds_a_pass(srv, tmp_path, mode, cp):
+    """The default price API is https: a server (or path) that trickles its TLS handshake or
+    never answers the ClientHello must not hold a pass either (it held it 0.5 s per byte)."""
+    relay = None
+    if mode == "trickle":
+        relay = Relay(srv.port, 0.005)  # the server's certificate, a byte every 5 ms
+    else:
+        srv.mode = "silent"
+    try:
+        sink, tariff, state = tls_sink(srv, tmp_path, relay.port if relay else None, cp)
+        if mode == "silent":
+            srv.tls = None  # accepts the connection, never answers the ClientHello
+        t0 = time.monotonic()
+        longest = run(sink)
+        took = time.monotonic() - t0
+    finally:
+        if relay is not None:
+            relay.close()
+    assert state.sinks["prices"].state == "error" and "timed out" in sink.last_error
+    # CPython's TLS pauses: every pass is a slice. CircuitPython's handshake is one call,
+    # which stops waiting for the server after _TLS_MS (1 s).
+    assert longest < (P._TLS_MS / 1000 + 0.3 if cp else 0.1), longest
+    assert took < 3.0 and tariff.market_hours() == 0
