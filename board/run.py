@@ -666,6 +666,8 @@ def main(argv=None):
             restore()
         try:
             if board._proc is not None and board._proc.poll() is None:
+                board.telegram_limit = board.sent  # the meter stops; the last one is read
+                time.sleep(1.0)
                 counters = board.status()
         except (TimeoutError, RuntimeError, OSError) as exc:
             print("board: no status from the firmware (%s)" % exc, file=sys.stderr)

@@ -90,8 +90,8 @@ class SocketPool:
             raise RuntimeError("Out of sockets")
         return Socket(self, type)
 
-    def _resolve(self, host, port):
-        if host in ("", "0.0.0.0"):
+    def _resolve(self, host, port, bind=False):
+        if bind and host in ("", "0.0.0.0"):  # every interface of the board: its radio's address
             host = str(self._radio.ipv4_address or "0.0.0.0")
         try:
             found = _vm.getaddrinfo(host, port)
@@ -183,7 +183,7 @@ class Socket:
         host, port = address
         if port < 0:
             raise ValueError("port must be >= 0")
-        self._live().bind(self._pool._resolve(host, port))
+        self._live().bind(self._pool._resolve(host, port, bind=True))
 
     def listen(self, backlog):
         self._live().listen(backlog)

@@ -36,6 +36,7 @@ def check(name, fn):
 pool = socketpool.SocketPool(wifi.radio)
 check("getaddrinfo", lambda: pool.getaddrinfo("127.0.0.1", 80))
 check("gaierror", lambda: pool.getaddrinfo("no-such-host.invalid", 80))
+check("getaddrinfo_empty", lambda: pool.getaddrinfo("", 123))
 check("gaierror_is_oserror", lambda: issubclass(socketpool.SocketPool.gaierror, OSError))
 srv = pool.socket()
 srv.setsockopt(pool.SOL_SOCKET, pool.SO_REUSEADDR, 1)
@@ -161,6 +162,7 @@ def results(tmp_path_factory):
     [
         ("getaddrinfo", "[(2, 0, 0, '', ('127.0.0.1', 80))]"),
         ("gaierror", "_GaiError (200, 'Name or service not known')"),
+        ("getaddrinfo_empty", "_GaiError (200, 'Name or service not known')"),
         ("gaierror_is_oserror", "True"),
         ("accept_nonblocking", "OSError [Errno 11] EAGAIN"),
         ("accept_timeout", "OSError [Errno 110] ETIMEDOUT"),
