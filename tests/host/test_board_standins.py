@@ -87,6 +87,18 @@ check("uart_overflow", lambda: (n, len(data), data[:3], data[-1]))
 uart.deinit()
 check("uart_deinit", lambda: uart.read(1))
 
+import keypad
+
+keys = keypad.Keys((board.IO4, board.IO5), value_when_pressed=False, pull=True, max_events=1)
+check("keys_dup", lambda: keypad.Keys((board.IO6, board.IO6), value_when_pressed=False))
+print("READY keys")
+time.sleep(2)  # the host presses and releases meanwhile: the queue of one takes the press only
+e = keys.events.get()
+check("keys_events", lambda: (e.key_number, e.pressed, e.released))
+check("keys_overflowed", lambda: (keys.events.overflowed, keys.events.get()))
+keys.events.clear()
+check("keys_cleared", lambda: keys.events.overflowed)
+
 nvm = microcontroller.nvm
 check("nvm_len", lambda: len(nvm))
 check("nvm_fresh", lambda: nvm[100])
@@ -146,6 +158,8 @@ def results(tmp_path_factory):
         b.start()
         b.wait_for("READY uart", timeout=30)
         b.wire(bytes(range(256)) + bytes(44))  # 300 bytes at once
+        b.wait_for("READY keys", timeout=30)
+        b.press("next")  # pressed, released: the release does not fit the queue of one
         b.wait_for("DONE", timeout=30)
     finally:
         b.stop()
@@ -187,6 +201,10 @@ def results(tmp_path_factory):
             "ValueError Object has been deinitialized and can no longer be used."
             " Create a new object.",
         ),
+        ("keys_dup", "TypeError duplicate pins"),
+        ("keys_events", "(0, True, False)"),
+        ("keys_overflowed", "(True, None)"),  # the queue was full: the NEW event is dropped
+        ("keys_cleared", "False"),
         ("nvm_len", "8192"),
         ("nvm_fresh", "0"),
         ("nvm_value", "ValueError Bytes must be between 0 and 255."),
@@ -210,3 +228,65 @@ def results(tmp_path_factory):
 )
 def test_standin(results, name, expected):
     assert results.get(name) == expected
+
+
+RESETS = r"""
+import time
+
+import microcontroller
+from watchdog import WatchDogMode
+
+why = str(microcontroller.cpu.reset_reason)
+print("BOOT %s nvm %d" % (why, microcontroller.nvm[0]))
+if why.endswith("POWER_ON"):
+    microcontroller.nvm[0] = 1
+    wd = microcontroller.watchdog
+    wd.timeout = 1.0
+    wd.mode = WatchDogMode.RESET
+    for _ in range(5):
+        wd.feed()
+        time.sleep(0.3)
+    print("HANG")
+    try:
+        while True:
+            pass  # a hung loop: only the watchdog ends it
+    except BaseException:  # noqa: BLE001 - nothing to catch: the reset comes from outside
+        print("CAUGHT")
+elif why.endswith("WATCHDOG"):
+    microcontroller.nvm[0] = 2
+    try:
+        microcontroller.reset()
+    except BaseException:  # noqa: BLE001 - a reset cannot be caught
+        print("CAUGHT")
+else:
+    print("DONE")
+    while True:
+        time.sleep(1)
+"""
+
+
+def test_watchdog_and_reset_restart_the_board_with_their_reason(tmp_path):
+    run = load_runner()
+    b = run.Board(
+        VM,
+        data_dir=tmp_path / "data",
+        release=build_release(tmp_path / "dist"),
+        out=None,
+        telegrams=0,
+        settings={"NTP_SERVER": ""},
+        drive_files={"code.py": RESETS},
+    )
+    try:
+        b.start()
+        b.wait_for("DONE", timeout=40)
+    finally:
+        b.stop()
+    boots = [line for line in b.lines if line.startswith("BOOT ")]
+    assert boots == [
+        "BOOT microcontroller.ResetReason.POWER_ON nvm 0",
+        "BOOT microcontroller.ResetReason.WATCHDOG nvm 1",  # nvm survives resets
+        "BOOT microcontroller.ResetReason.SOFTWARE nvm 2",
+    ]
+    assert b.boots == ["POWER_ON", "WATCHDOG", "SOFTWARE"]
+    assert "CAUGHT" not in b.lines
+    assert 250 <= b.wd_gap_ms < 1000  # fed every 0.3 s, then starved: no feed after HANG
