@@ -571,8 +571,8 @@ def test_simulator_app_loop_publishes_and_survives_broker_restart(broker, tmp_pa
         later = listener.states()
         assert later and later[-1]["ts"] > first[-1]["ts"]
         assert sink.connects == 2 and sim.app.state.sinks["mqtt"].state == "ok"
-        # the sim clock runs 25x fast: slowest pass in real ms, MQTT outage included
-        assert sim.app.state.counters.slowest_pass_ms / 25 < POLL_LIMIT_S * 1000
+        # slowest pass in real ms (the sim clock runs 25x fast), MQTT outage included
+        assert sim.app.state.counters.slowest_pass_ms < POLL_LIMIT_S * 1000
     finally:
         listener.close()
         sim.close()

@@ -495,3 +495,38 @@ def test_a_client_that_reads_nothing_holds_a_pass_no_longer_than_the_send_deadli
         web.stop()
     print("\nlongest pass per answer to a client that reads nothing:", longest)
     assert max(longest.values()) < 0.5, longest
+
+
+def test_the_pass_time_counter_is_wall_clock_time_in_the_simulator(tmp_path):
+    # issue 18 item 11: /api/status's slowest_pass_ms counted the simulator's clock, which runs
+    # --speed times fast: at --speed 60 a pass of 167 ms read as a "loop pass of 10 s". The
+    # board's ticks are wall time; the simulator's pass counter must be too.
+    values = {"METER_KEY": KEY, "LOG_DIR": "/sd/logs", "LOG_MIN_FREE_MB": 1}
+    sim = Simulation(
+        values,
+        data_dir=str(tmp_path / "sim"),
+        clock=SimClock(speed=60),
+        display="none",
+        quiet=True,
+        web=False,
+    )
+
+    class Slow:
+        name = "slow"
+
+        def poll(self, now_ms):
+            time.sleep(0.03)  # a pass of at least 30 ms wall time
+
+    sim.app.sinks.append(Slow())
+    longest = 0.0
+    try:
+        for _ in range(5):
+            t0 = time.monotonic()
+            sim.app.loop_once()
+            longest = max(longest, time.monotonic() - t0)
+    finally:
+        sim.close()
+    counted = sim.app.state.counters.slowest_pass_ms
+    print("\nlongest pass %.0f ms wall, counter %d ms" % (longest * 1000, counted))
+    assert 30 <= counted <= longest * 1000 + 5  # was about 60 times the wall time
+    assert "longest_pass_ms %d " % counted in sim.summary()
