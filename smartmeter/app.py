@@ -241,7 +241,12 @@ class App:
         try:
             uart = self.hw.set_line(baudrate, parity)
         except Exception as exc:  # noqa: BLE001 - the next setting or the next search retries
+            # a parity change deinitialises the old UART before it builds the new one: never
+            # read the old one again (ValueError on every pass); the next set_line builds one
+            self.hw.uart = None
             self._remember("uart", exc)
+            if isinstance(exc, MemoryError):
+                self.memory_error()
             return
         if uart is not None:
             self.hw.uart = uart

@@ -141,6 +141,7 @@ class Watchdog:
         wd.timeout = timeout_s
         wd.mode = WatchDogMode.RESET
         self._wd = wd
+        self.every_s = max(1, timeout_s // 2)  # how often a loop that only waits feeds it
 
     def feed(self):
         self._wd.feed()
@@ -379,9 +380,15 @@ def main():
     except MemoryError:
         # Not even the decoder fits: nothing to run. Say so and stay (no reset loop).
         gc.collect()
-        _no_memory(made[0] if made else None)
+        hw = made[0] if made else None
+        _no_memory(hw)
+        # the watchdog may already run (build() starts it): fed here, or it resets the board
+        # every WATCHDOG_S and the message above scrolls away in a reset loop
+        wd = getattr(hw, "watchdog", None)
         while True:
-            time.sleep(60)
+            if wd is not None:
+                wd.feed()
+            time.sleep(wd.every_s if wd is not None else 60)
     firmware.state.reset_reason = reset_reason()
     for problem in hw.problems:
         firmware.state.last_errors["hardware"] = problem

@@ -193,3 +193,60 @@ def test_search_runs_under_micropython(run_micropython):
     rc, out, err = run_micropython(script, files=files)
     assert rc == 0, err
     assert out.strip() == "1 None 9600 8N1 (9600, 'none', 'auto') False 15000", out
+
+
+class _BoardUart:
+    """The board's UART as device.MeterLine handles it: a parity change deinitialises it and
+    builds a new one; a deinitialised UART raises ValueError on every call (CircuitPython)."""
+
+    def __init__(self, sim_uart):
+        self.sim = sim_uart
+        self.live = True
+
+    def readinto(self, buf):
+        if not self.live:
+            raise ValueError("Object has been deinitialized and can no longer be used.")
+        return self.sim.readinto(buf)
+
+    def write(self, data):
+        if not self.live:
+            raise ValueError("Object has been deinitialized and can no longer be used.")
+        return self.sim.write(data)
+
+
+def test_a_uart_that_cannot_be_rebuilt_is_not_read_again(tmp_path):
+    """A parity change deinitialises the UART; building the new one fails (no heap for its
+    buffer, pins in use...). The loop used to read the deinitialised one: ValueError every pass
+    ("fatal", a reset, and the same again after the reset). Now the search goes on and the next
+    attempt builds a UART."""
+    sim = _sim(tmp_path, "netznoe")
+    right = _index(sim.meter.line)
+    wrong = next(k for k, e in enumerate(LINES) if e[2] != LINES[right][2])  # other parity
+    sim.hw.line_memory = Memory(wrong)
+    board = {"uart": None, "parity": None, "fail": 1}
+
+    def set_line(baudrate, parity):
+        uart = board["uart"]
+        if uart is not None and parity == board["parity"]:
+            sim.uart.set_line(baudrate, parity)
+            return uart
+        if uart is not None:
+            uart.live = False  # deinit()
+            board["uart"] = None
+        if board["fail"] and uart is not None:
+            board["fail"] -= 1
+            raise MemoryError("memory allocation failed, allocating 8192 bytes")
+        board["uart"] = _BoardUart(sim.uart.set_line(baudrate, parity))
+        board["parity"] = parity
+        return board["uart"]
+
+    sim.hw.set_line = set_line
+    sim.hw.uart = set_line(sim.uart.baudrate, sim.uart.parity)
+    from smartmeter import app as app_mod
+
+    sim.app = app_mod.build(sim.hw, sim.config, web=False)
+    _run(sim, 400)
+    st = sim.app.state
+    assert board["fail"] == 0, "the failing rebuild happened"
+    assert st.line_state == "found" and st.line == LINES[right][0]
+    assert st.counters.decoded > 0 and st.counters.csv_rows == st.counters.decoded
