@@ -32,7 +32,9 @@ Python API (tests, memory ladder)::
 ``telegrams``: the meter stops after N telegrams; ``heap``: the VM's ``-X heapsize``;
 ``sd_files``: ``{path on the card: bytes}`` put on the card before boot; ``drive_files``: the
 same for CIRCUITPY (e.g. a test's own ``code.py``); ``nvm``: the nvm's
-bytes at power-on (e.g. a remembered line setting); ``layout``: the virtual meter's. Resets
+bytes at power-on (e.g. a remembered line setting); ``layout``: the virtual meter's;
+``rtc_set=False``: the RTC starts in 2000 as after power-on (the default sets it to the PC's
+time, as if NTP had answered). Resets
 (``microcontroller.reset``, ``supervisor.reload``, a starved watchdog in RESET mode) end the VM
 and start it again with the reset reason; ``b.boots`` lists them.
 """
@@ -63,7 +65,7 @@ from sim.hardware import resample  # noqa: E402
 from smartmeter import config as config_mod  # noqa: E402
 
 STANDINS = HERE / "standins"
-SD_MB = 64
+SD_MB = 1024  # a sparse file: 1 GiB card, a few MB on the host disk
 _COUNTER = re.compile(r"^\s+(\w+) (-?\d+)$")
 
 
@@ -132,6 +134,7 @@ class Board:
         sd_files=None,
         nvm=None,
         drive_files=None,
+        rtc_set=True,
     ):
         reason = check_vm(vm)
         if reason:
@@ -152,6 +155,7 @@ class Board:
         self.sd_files = sd_files or {}
         self.nvm_bytes = nvm
         self.drive_files = drive_files or {}
+        self.rtc_set = rtc_set
         with open(settings_file, encoding="utf-8") as f:
             self.settings_text = f.read()
         values, _problems = config_mod.parse_toml(self.settings_text)
@@ -336,7 +340,7 @@ class Board:
             "nvm": str(self.nvm),
             "display_wire": str(self.display_wire),
             "speed": self.speed,
-            "rtc_epoch": self.start_epoch + int(self.board_time()),
+            "rtc_epoch": self.start_epoch + int(self.board_time()) if self.rtc_set else None,
             "reset_reason": reason,
             "meter_rx": _pin_number(self.values.get("PIN_METER_RX", "IO18")),
             "meter_tx": _pin_number(self.values.get("PIN_METER_TX", "")),

@@ -217,8 +217,8 @@ def results(tmp_path_factory):
         ("getenv_missing", "'dflt'"),
         ("getenv_escape", "'\u00e4\"'"),
         ("mount_missing_dir", "RuntimeError Mount point directory missing"),
-        ("sd_blocks", "131072"),  # the box's 64 MiB card
-        ("sd_mounted", "4096"),  # FAT cluster of a freshly formatted 64 MiB card
+        ("sd_blocks", "2097152"),  # the box's 1 GiB card
+        ("sd_mounted", "32768"),  # the cluster CircuitPython's mkfs picks for 1 GiB
         ("umount_unknown", "OSError [Errno 22] Invalid argument"),
         ("write_circuitpy", "OSError [Errno 30] Read-only filesystem"),  # code cannot write
         ("time_struct", "1970"),
