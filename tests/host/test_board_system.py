@@ -94,6 +94,10 @@ def box(tmp_path_factory):
                 "INFLUX_DB": "smartmeter",
             },
         )
+        # registers past float32's 2**24: a house meter after a few years (16.8 MWh) - they
+        # must stay exact integer Wh through CSV, Graphite, MQTT and InfluxDB
+        b.meter.a_plus_wh = 123_456_789
+        b.meter.a_minus_wh = 45_678_901
         stack.callback(b.stop)
         b.start()
         b.wait_for("code.py output:", timeout=30)
@@ -198,6 +202,24 @@ def test_mqtt_home_assistant_discovery_and_states(box):
         late.close()
     states = box.listener.states()
     assert len(states) >= box.counters["decoded"] - 1
+    from smartmeter.protocol import reading as r
+
+    for state in states:  # kWh with three decimals: exact integer Wh past float32's 2**24
+        sent = box.sent_values[state["ts"]]
+        assert round(state["energy_import"] * 1000) == sent[r.A_PLUS]
+        assert round(state["energy_export"] * 1000) == sent[r.A_MINUS]
+        assert state["power_export"] == sent[r.P_MINUS]
+    # today's energy (the usage summary): exactly the register's rise since the first telegram,
+    # up to the telegram before (test_usage.py allows the same lag against the simulator)
+    from smartmeter.timeutil import vienna_offset_at
+
+    first = min(e for e, _v in csv_rows(box))
+    last = states[-1]
+    day = lambda e: (e + vienna_offset_at(e) * 60) // 86400  # noqa: E731 - local day number
+    before = states[-2]["ts"]  # the usage summary books a reading after the sinks got it
+    if day(first) == day(last["ts"]):  # not across midnight
+        rise = box.sent_values[before][r.A_MINUS] - box.sent_values[first][r.A_MINUS]
+        assert round(last["energy_today_export"] * 1000) == rise
 
 
 def test_graphite_points_land_in_carbon_with_the_meters_values(box):
@@ -214,6 +236,10 @@ def test_graphite_points_land_in_carbon_with_the_meters_values(box):
         "smartmeter.strom.L3": {e: sent[e][r.I_L3] for e in epochs},
     }
     assert box.carbon.wait_points(expected, timeout=20) == {}
+    for name in ("smartmeter.wirkenergie.plus", "smartmeter.wirkenergie.minus"):
+        want = expected[name]
+        got = box.carbon.points(name, min(want), max(want))
+        assert {e: got.get(e) for e in want} == want  # exact: no float32 rounding
 
 
 def test_influxdb_gets_the_readings(box):
@@ -223,3 +249,9 @@ def test_influxdb_gets_the_readings(box):
         series = box.influx.query("smartmeter", "SELECT * FROM smartmeter")
         time.sleep(0.5)
     assert series
+    from smartmeter.protocol import reading as r
+
+    for point in series:
+        sent = box.sent_values[point["time"]]
+        assert point[r.A_PLUS] == sent[r.A_PLUS] and point[r.A_MINUS] == sent[r.A_MINUS]
+        assert point[r.P_MINUS] == sent[r.P_MINUS]
