@@ -23,9 +23,11 @@ ports/espressif/common-hal/socketpool/Socket.c and SocketPool.c (ESP32-S3, lwIP)
   once); refused: OSError(ECONNREFUSED);
 - ``close()`` is idempotent; the context manager closes; there is no ``recv``, ``makefile`` or
   ``fileno`` (CircuitPython "only implements the versions of recv that do not allocate").
-The board's address is the radio's (the box: 127.0.0.1): binding to "" or "0.0.0.0" binds there,
-so a board in a box is reachable from this PC only. Errno numbers are the VM's (Linux) ones;
-ESP-IDF numbers differ (ETIMEDOUT 116 there): compare ``errno.X`` names, never numbers.
+The board's addresses (station and access point) are 127.0.0.1 in the box: binding to "" or
+"0.0.0.0" binds there, so a board in a box is reachable from this PC only. A dotted address
+resolves without a network (lwIP reads it), a name needs the station connected. Errno numbers
+are the VM's (Linux) ones; ESP-IDF numbers differ (ETIMEDOUT 116 there): compare ``errno.X``
+names, never numbers.
 """
 
 import errno
@@ -43,6 +45,11 @@ _CONNECT_POLL_MS = 100  # SOCKET_CONNECT_POLL_INTERVAL_MS
 
 class _GaiError(OSError):
     pass
+
+
+def _numeric(host):
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
 def _board_ms():
@@ -91,13 +98,16 @@ class SocketPool:
         return Socket(self, type)
 
     def _resolve(self, host, port, bind=False):
-        if bind and host in ("", "0.0.0.0"):  # every interface of the board: its radio's address
-            host = str(self._radio.ipv4_address or "0.0.0.0")
+        if bind and host in ("", "0.0.0.0"):
+            # every interface of the board: in the box, station and access point are both
+            # 127.0.0.1, so the board is reachable from this PC only
+            host = "127.0.0.1"
         try:
             found = _vm.getaddrinfo(host, port)
         except OSError:
             found = None
-        if not found or not self._radio.connected:
+        # lwIP reads a dotted address without DNS; a name needs the station's DNS server
+        if not found or not (bind or _numeric(host) or self._radio.connected):
             raise _GaiError(SocketPool.EAI_NONAME, "Name or service not known")
         return found[0][-1]
 

@@ -118,3 +118,41 @@ def test_amis_meter_gets_an_e5_for_every_frame(tmp_path, release):
     assert meter.acks_seen >= meter.sent + meter.nke_sent - 2
     assert c["acks_sent"] >= meter.sent and c["decoded"] >= meter.sent - 1
     assert c["csv_rows"] == c["decoded"] == b.rows()
+
+
+def test_without_wifi_the_setup_access_point_opens_and_the_page_answers(tmp_path, release):
+    from servers import free_port
+
+    run = load_runner()
+    port = free_port()
+    b = run.Board(
+        VM,
+        data_dir=tmp_path / "data",
+        release=release,
+        speed=20,
+        out=None,
+        http_port=port,
+        wifi=False,  # the network in settings.toml is not in range
+        start=1_782_381_600,
+        settings={"NTP_SERVER": ""},
+    )
+    try:
+        b.start()
+        b.wait_for("No network with that ssid", timeout=30)
+        # the station keeps retrying; after 3 minutes (board time) the setup AP opens
+        network = {}
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not network.get("ap_mode"):
+            time.sleep(1)
+            try:
+                status, body = http_get(port, b.values["WEB_PASSWORD"], "/api/status")
+            except OSError:
+                continue  # not listening yet
+            assert status == 200  # the page answers without WiFi (at the AP's address)
+            network = json.loads(body)["network"]
+        c = b.status()
+    finally:
+        b.stop()
+    assert network["ap_mode"] and network["ap_ssid"] == "smartmeter-sim-setup", network
+    assert not network["connected"]
+    assert c["decoded"] > 0 and c["csv_rows"] == c["decoded"]  # the meter is logged meanwhile
