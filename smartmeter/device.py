@@ -434,7 +434,11 @@ def _no_memory(hw):
         except Exception:  # noqa: BLE001, S110 - the console has the words
             pass
     print("CSV logging off: not enough memory")
+    gc.collect()
+    try:
+        free = " (%d bytes free)" % gc.mem_free()  # type: ignore[attr-defined]  # CircuitPython's
+    except Exception:  # noqa: BLE001 - the figure is only a hint
+        free = ""
     print(
-        "smartmeter: not enough memory to start the meter decoder (%d bytes free):"
-        " use a board with PSRAM" % getattr(gc, "mem_free", lambda: -1)()  # CircuitPython's
+        "smartmeter: not enough memory to start the meter decoder%s: use a board with PSRAM" % free
     )
