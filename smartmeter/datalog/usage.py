@@ -295,6 +295,21 @@ def _zeros(n):
     return array("i", memoryview(_ZERO)[:n])
 
 
+_INT32 = 0x7FFFFFFF  # a long int on the board; compared once per quarter booked
+
+
+def _add(d, i, value):
+    """``d[i] += value``, held at the int32 limits: a cost that large (21 474 EUR; day-ahead
+    prices up to the bound prices.py accepts can reach it) is shown at the limit instead of
+    stopping the summary with an OverflowError on every telegram."""
+    total = d[i] + value
+    if total > _INT32:
+        total = _INT32
+    elif total < -_INT32:
+        total = -_INT32
+    d[i] = total
+
+
 def _div_round(a, b):
     """``a / b`` rounded half away from zero, integers only."""
     if a < 0:
@@ -475,10 +490,10 @@ class Usage:
             d = ring.data
             d[base + IMP] += imp
             d[base + EXP] += exp
-            d[base + COST] += cost
-            d[base + CREDIT] += credit
+            _add(d, base + COST, cost)
+            _add(d, base + CREDIT, credit)
             d[base + FLAGS] |= flags
-            d[base + GRID] += grid
+            _add(d, base + GRID, grid)
 
     def _grid(self, q, imp):
         """``(fee, grid)``: the grid fee of quarter ``q`` (mct/kWh) and the grid part of ``imp``
@@ -540,10 +555,10 @@ class Usage:
         hb = self.hours.find(open_q >> 2)
         if hb >= 0:
             h = self.hours.data
-            h[hb + COST] += cost
-            h[hb + CREDIT] += credit
+            _add(h, hb + COST, cost)
+            _add(h, hb + CREDIT, credit)
             h[hb + FLAGS] |= flags
-            h[hb + GRID] += grid
+            _add(h, hb + GRID, grid)
         day = local_day(open_q * 900, self._std, self._eu)
         self._book(day, 0, 0, cost, credit, flags, grid)
         self.peaks.add(open_q, imp, month_of_day(day))  # demand = imp x 4 (W)

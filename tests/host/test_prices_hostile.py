@@ -584,3 +584,23 @@ def test_a_trickling_or_silent_tls_handshake_never_holds_a_pass(srv, tmp_path, m
     # which stops waiting for the server after _TLS_MS (1 s).
     assert longest < (P._TLS_MS / 1000 + 0.3 if cp else 0.1), longest
     assert took < 3.0 and tariff.market_hours() == 0
+
+
+def test_prices_at_the_bound_never_overflow_the_stored_costs():
+    """An answer inside the bound, +40 000 EUR/MWh for every quarter, and a heavy load (20 kW
+    for a day: 480 kWh) make a day's cost beyond int32 milli-cent (21 474 EUR). The summary
+    must go on booking energy (the cost held at the limit), not raise on every telegram."""
+    first_q = MIDNIGHT // 900
+    tariff = Tariff(markup_mct=1500, vat_mpct=20_000)
+    tariff.set_market([(q, P.PRICE_MAX_EUR_MWH * 1000) for q in range(first_q, first_q + 196)])
+    u = Usage(tariff)
+    a = 1_000_000
+    for k in range(24 * 60 + 2):  # a telegram a minute, 333 Wh each
+        u.add(MIDNIGHT + 60 * k, a, 0)
+        a += 333
+    day = u.day_key(MIDNIGHT + 3600)
+    imp, _, cost = u.period(u.days, day)[:3]
+    assert imp == 333 * (24 * 60 - 1)  # every Wh of the day booked
+    assert cost == 0x7FFFFFFF  # held at the int32 limit
+    month = u.period(u.months, u.months.newest_key())
+    assert month[0] >= imp and month[2] >= 0x7FFFFFFF  # stored at the limit (+ the open quarter)
