@@ -232,7 +232,8 @@ class PriceSink:
     :param config: Config (PRICE_API_URL; the tariff settings are in ``tariff`` already)
     :param pool: socket pool; ``ssl_context`` for https (default: ``ssl.create_default_context()``)
     :param tariff: the Tariff the usage summary prices with
-    :param clock: ``ticks_ms()`` and ``time()`` (UTC epoch or None while unset)
+    :param clock: ``ticks_ms()`` (the retry schedule) and ``time()`` (UTC epoch or None while
+        unset); ``wall_ms()`` if it has one (the simulator: real time for the network)
     :param service: unused (the fetch no longer waits; kept for the app's call)
 
     Registers ``state.sinks["prices"]`` (state pending | ok | error | rejected, last error,
@@ -259,7 +260,10 @@ class PriceSink:
         self.longest_ms = 0
         self.last_fetch_ms = 0
         self.retry = Backoff(_RETRY_MIN_MS, _RETRY_MAX_MS)
-        self._get = HttpGet(pool, clock.ticks_ms, ssl_context)
+        # the network's time: the simulator's clock may run faster (``wall_ms`` is its real
+        # time), a server's answer does not (as the web server's budgets)
+        self._wall = getattr(clock, "wall_ms", None) or clock.ticks_ms
+        self._get = HttpGet(pool, self._wall, ssl_context)
         self._scanner = None
         self._body = 0
         self._window = (0, 0)
@@ -300,7 +304,7 @@ class PriceSink:
             epoch = self._now()
             if epoch is None or not self.due(epoch):
                 return
-        t0 = self.clock.ticks_ms()
+        t0 = self._wall()
         try:
             if not self._get.busy:
                 self._start(epoch)
@@ -310,7 +314,7 @@ class PriceSink:
             self._get.close()
             self._scanner = None
             self._failed(now, exc)
-        took = ticks_diff(self.clock.ticks_ms(), t0)
+        took = ticks_diff(self._wall(), t0)
         if took > self.longest_ms:
             self.longest_ms = took
 
@@ -330,7 +334,7 @@ class PriceSink:
         self._window = (midnight, until)
         self._scanner = Scanner()
         self._body = 0
-        self._t0 = self.clock.ticks_ms()
+        self._t0 = self._wall()
         self._get.start(url, self.fetch_ms, _TLS_MS)
 
     def _feed(self, chunk):
@@ -343,7 +347,7 @@ class PriceSink:
         """The whole answer is in: check all of it, then take it."""
         scanner = self._scanner
         self._scanner = None
-        self.last_fetch_ms = ticks_diff(self.clock.ticks_ms(), self._t0)
+        self.last_fetch_ms = ticks_diff(self._wall(), self._t0)
         got = quarters(validate(scanner.items, *self._window))
         if not got:
             raise ValueError("no prices in the answer")

@@ -96,6 +96,8 @@ class PriceServer:
             if mode == "silent":
                 self.stop.wait(30)
                 return
+            if mode == "late":  # answers after 1 s
+                self.stop.wait(1.0)
             if mode == "redirect":
                 conn.sendall(
                     b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n"
@@ -320,6 +322,30 @@ def test_an_answer_that_ends_with_the_connection_is_taken(srv):
     run(sink)
     assert state.sinks["prices"].state == "ok", sink.last_error
     assert tariff.market_hours() == 49
+
+
+class FastClock(Clock):
+    """The simulator's clock at --speed 60: ticks run 60 times faster, ``wall_ms`` is real."""
+
+    def ticks_ms(self):
+        return int(time.monotonic() * 60_000) & ((1 << 29) - 1)
+
+    def wall_ms(self):
+        return int(time.monotonic() * 1000) & ((1 << 29) - 1)
+
+
+def test_the_fetch_deadline_is_network_time_whatever_the_simulator_speed(srv):
+    """``python -m sim --speed 60``: the server's second is a real second. The fetch's deadline
+    and slices follow ``wall_ms`` (as the web server's budgets do), the retry schedule the
+    app's ticks; a server that answers after 1 s is still read (it timed out after 20/60 s)."""
+    srv.mode = "late"
+    tariff = Tariff(markup_mct=1500, vat_mpct=20_000)
+    state = State()
+    sink = P.PriceSink(Cfg(srv.url), socket, state, tariff, FastClock(NOW))
+    longest = run(sink)
+    assert state.sinks["prices"].state == "ok", sink.last_error
+    assert tariff.market_hours() == 49 and longest < 0.1
+    assert 1000 <= sink.last_fetch_ms < 3000  # real milliseconds
 
 
 def loop_app(srv):
