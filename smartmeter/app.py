@@ -21,6 +21,7 @@ Every exception from either is caught, counted and kept as text in ``state.last_
 """
 
 import gc
+import sys
 
 from . import __version__, timeutil
 from .config import OUTPUTS, Config
@@ -115,6 +116,7 @@ class App:
         self.ui = self.sensor = self.netsetup = self.web = None
         self.restart_requested = False
         self.parts = {}  # PARTS name -> the running part (what shed() can stop)
+        self.part_modules = {}  # PARTS name -> modules it loaded (board: unloaded when shed)
         self.csv_memory_off = False  # said "CSV logging off: not enough memory" while running
         self._mem_rows = -1  # csv_rows at the last MemoryError
         self._mem_bytes = 0  # bytes from the meter at the last MemoryError
@@ -466,6 +468,8 @@ class App:
         sink = st.sinks.get(name)
         if sink is not None:
             sink.state = "disabled"
+        part = None
+        _unload(self.part_modules.pop(name, ()))
         self.left_out(name, _labels(name))
 
     def _csv_back(self):
@@ -773,8 +777,9 @@ def _switch(key):
 
 
 # (name, (English, German, console words), wanted(app, hw, cfg), make(app, hw, cfg, state)), in
-# start order: the decoder starts with the app, then CSV logging, ... On a heap too small for
-# all, a part whose make() hits MemoryError is left out and named ("Display off: low memory").
+# start order: the decoder starts with the app, then CSV logging, the display... On a heap too
+# small for all, a part whose make() hits MemoryError is left out and named ("Display off: low
+# memory").
 # The network outputs come from ``config.OUTPUTS``: a new one needs no row here.
 PARTS = (
     (
@@ -783,6 +788,9 @@ PARTS = (
         lambda app, hw, cfg: hw.fs is not None and cfg.SD_MODE != "none",
         _csv,
     ),
+    # the display before usage and cost: on a heap too small for both, the board keeps the
+    # screen that says what is off (SHED_ORDER sheds usage first too)
+    ("display", ("Display", "Anzeige", "Display"), lambda app, hw, cfg: hw.display, _ui),
     # usage and cost: only where something can show it (a display, WiFi: web page, MQTT); the
     # CSV files hold what it is made of, and it is rebuilt from them when one comes
     (
@@ -802,7 +810,6 @@ PARTS = (
         ),
         _prices,
     ),
-    ("display", ("Display", "Anzeige", "Display"), lambda app, hw, cfg: hw.display, _ui),
     ("sensor", ("Sensor", "Sensor", "Sensor"), lambda app, hw, cfg: hw.i2c, _sensor),
     (
         "setup",
@@ -820,6 +827,31 @@ PARTS += (
         _web,
     ),
 )
+
+
+# On the board a part's modules are most of its heap (the web server's: ~100 KiB): a part left
+# out or shed takes the modules it loaded out of ``sys.modules`` so the collector can free them
+# (a part still running keeps what it uses referenced). Not on a PC: there memory is no
+# object and tests hold modules by name.
+_UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
+
+
+def _new_modules(before):
+    if not _UNLOAD:
+        return ()
+    return [n for n in sys.modules if n not in before]
+
+
+def _unload(names):
+    for name in names:
+        sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        package = sys.modules.get(parent)
+        if package is not None:
+            try:
+                delattr(package, child)
+            except AttributeError:
+                pass
 
 
 def _labels(name):
@@ -848,17 +880,24 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     for name, labels, wanted, make in PARTS:
         if not wanted(app, hw, cfg):
             continue
+        # the garbage of the last part's imports goes before this one loads: its modules and
+        # buffers then find room in one piece instead of between the leftovers
+        gc.collect()
+        before = set(sys.modules) if _UNLOAD else ()
         try:
             part = make(app, hw, cfg, state)
         except MemoryError:
+            _unload(_new_modules(before))  # what it loaded before it failed is garbage now
             app.left_out(name, labels)
             continue
         except Exception as exc:  # noqa: BLE001 - a part that cannot start must not stop the board
+            _unload(_new_modules(before))
             app.remember(name, exc)
             continue
         if part is not None:
             app.sinks.append(part)
             app.parts[name] = part
+            app.part_modules[name] = _new_modules(before)
     app.make_room()
     return app
 
