@@ -22,6 +22,7 @@ SIM_ARGS ?=
 BOARD_ARGS ?=
 # make board: the CircuitPython VM to run the release in (no default: see README "Board in a box")
 CIRCUITPYTHON ?=
+VM_PATH = $(if $(CIRCUITPYTHON),$(abspath $(CIRCUITPYTHON)))
 BENCH_ARGS ?=
 SCREENS_ARGS ?=
 CIRCUP_ARGS ?=
@@ -89,7 +90,7 @@ node_modules: $(NODE_STAMP)
 # --- tasks -------------------------------------------------------------------------------------
 
 test: .venv node_modules
-	CIRCUITPYTHON="$(CIRCUITPYTHON)" $(PY) -m pytest tests/host -q $(PYTEST_ARGS)
+	CIRCUITPYTHON="$(VM_PATH)" $(PY) -m pytest tests/host -q $(PYTEST_ARGS)
 
 sim: .venv
 	$(PY) -m sim $(SIM_ARGS)
@@ -100,7 +101,7 @@ board: .venv
 	  echo "       release in (board/build-vm.sh builds one; README section \"Board in a box\")"; exit 2; fi
 	@[ -x "$(CIRCUITPYTHON)" ] || { echo "board: CIRCUITPYTHON=$(CIRCUITPYTHON) is not an executable file"; exit 2; }
 	@$(PY) tools/release.py --quiet --majors 10 --out "$(RELEASE_DIR)"
-	@$(PY) board/run.py --vm "$(CIRCUITPYTHON)" --release-dir "$(RELEASE_DIR)" $(BOARD_ARGS)
+	@$(PY) board/run.py --vm "$(VM_PATH)" --release-dir "$(RELEASE_DIR)" $(BOARD_ARGS)
 
 screens: .venv node_modules
 	$(PY) -m sim.screens $(SCREENS_ARGS)
