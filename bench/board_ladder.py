@@ -296,8 +296,9 @@ class _WebPoller(threading.Thread):
                 with urllib.request.urlopen(req, timeout=5) as r:  # noqa: S310 - loopback
                     r.read()
                     self.ok += r.status == 200
-            except Exception as exc:  # noqa: BLE001 - counted
-                self.failed += 1
+            except Exception as exc:  # noqa: BLE001 - counted once the page has answered
+                if self.ok:
+                    self.failed += 1
                 self.last_error = str(exc)[:80]
 
 
@@ -450,7 +451,7 @@ def run(vm, config, heap_kib, telegrams, workdir, standin=None, speed=SPEED, rel
         and not memory
         and not b.ended
         and len(b.boots) == 1
-        and (not wifi or (poller is not None and poller.ok > 0))
+        and (not wifi or (poller is not None and poller.ok > 0 and not poller.failed))
     )
     return {
         "config": title,

@@ -144,7 +144,7 @@ def save(fs, values, current=None):
 
 
 def write_private(fs, path, data):
-    """Write ``data`` whole to ``path`` in the board's private folder (made when missing), then
+    """Write ``data`` (bytes, or a list of bytes and int32 arrays in file order) whole to ``path`` in the board's private folder (made when missing), then
     flush and sync it. Used for the settings slots, the usage summary and the web password.
 
     :raises OSError: from the card
@@ -155,10 +155,16 @@ def write_private(fs, path, data):
         fs.mkdir(config.OVERRIDE_DIR)
     f = fs.open(path, "wb")
     try:
-        mv = memoryview(data)
-        while mv:
-            n = f.write(mv)
-            mv = mv[len(mv) if n is None else n :]
+        for piece in data if isinstance(data, list) else (data,):
+            if isinstance(piece, (bytes, bytearray)):
+                mv = memoryview(piece)
+                while mv:
+                    n = f.write(mv)
+                    mv = mv[len(mv) if n is None else n :]
+            else:  # an int32 array (the usage summary's rings): written as it is, at once
+                n = f.write(piece)
+                if n is not None and n != 4 * len(piece):
+                    raise OSError(28, "short write")  # ENOSPC: the card is full
         f.flush()
         sync = getattr(fs, "sync", None)
         if sync is not None:

@@ -200,7 +200,7 @@ class UsageSink:
         if fs is None or not self._ready:
             return False
         slot = 1 if self._good == 0 else 0
-        data = self.usage.to_bytes()
+        data = self.usage.to_pieces()
         try:
             write_private(fs, self._path(slot), data)
         except OSError as exc:
