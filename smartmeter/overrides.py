@@ -144,8 +144,9 @@ def save(fs, values, current=None):
 
 
 def write_private(fs, path, data):
-    """Write ``data`` (bytes, or a list of bytes and int32 arrays in file order) whole to ``path`` in the board's private folder (made when missing), then
-    flush and sync it. Used for the settings slots, the usage summary and the web password.
+    """Write ``data`` (bytes, or a list of bytes and int32 arrays in file order) whole to
+    ``path`` in the board's private folder (made when missing), then flush and sync it. Used
+    for the settings slots, the usage summary and the web password.
 
     :raises OSError: from the card
     """
