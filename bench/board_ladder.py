@@ -489,39 +489,79 @@ def _last_rows(lines):
     return 0, 0
 
 
+# console words of the parts ("<words> off: not enough memory"), see smartmeter/app.py PARTS
+WORDS = {
+    "display": "Display",
+    "web": "Web page",
+    "mqtt": "MQTT",
+    "graphite": "Graphite",
+    "influx": "InfluxDB",
+    "prices": "Dynamic prices",
+}
+
+
+def core_ok(config, r):
+    """The configuration's own parts run (optional ones - usage, setup AP - may be off, said)."""
+    _title, display, wifi, outputs = config
+    names = ["CSV logging"] + [WORDS[n] for n in outputs]
+    names += ["Display"] if display else []
+    names += ["Web page"] if wifi else []
+    off = " ".join(r["left_out"])
+    return (
+        r["expected"] > 0
+        and r["rows"] >= r["expected"]
+        and not r["ended"]
+        and len(r["boots"]) == 1
+        and not any(n + " off:" in off for n in names)
+        and (not wifi or (r["web_ok"] or 0) > 0)
+    )
+
+
 def ladder(vm, out, configs=CONFIGS, start_kib=96, top_kib=768, long=LONG, short=SHORT):
-    """Find each configuration's step; ``out`` gets one table row per configuration."""
+    """Each configuration's steps; ``out`` gets one table row per configuration.
+
+    ``core``: the smallest heap at which the configuration's own parts run and every telegram
+    is a row (parts it can do without - usage and cost, the setup access point - may be left
+    out, and are named); ``full``: nothing left out, 0 MemoryError, confirmed with ``long``
+    telegrams.
+    """
     results = []
     with tempfile.TemporaryDirectory(prefix="ladder-") as tmp:
         for config in configs:
             work = Path(tmp) / re.sub(r"\W+", "-", config[0]).strip("-")
             standin, _notes = standin_heap(vm, config[1], config[2], work)
             heap = start_kib
-            found = None
-            while heap <= top_kib:
+            core = full = None
+            while heap <= top_kib and full is None:
                 r = run(vm, config, heap, short, work, standin)
+                if core is None and core_ok(config, r):
+                    core = r
                 if r["passed"]:
                     r = run(vm, config, heap, long, work, standin)
                     if r["passed"]:
-                        found = r
+                        full = r
                         break
                 heap += STEP_KIB
-            results.append((config, standin, found))
-            out(_row(config[0], standin, found, long))
-            if found is not None:
-                start_kib = max(96, found["heap_kib"] - 2 * STEP_KIB)
+            results.append((config, standin, core, full))
+            out(_row(config[0], standin, core, full))
     return results
 
 
-def _row(title, standin, r, long):
-    if r is None:
-        return "| %s | - | - | - | did not pass up to the top |" % title
-    web = "%d answers" % r["web_ok"] if r["web_ok"] is not None else "-"
-    return "| %s | **%d KiB** | %d of %d rows, 0 MemoryError | %s | %.1f KiB |" % (
+def _row(title, standin, core, full):
+    def left(r):
+        names = sorted({x.split(" off:")[0] for x in r["left_out"]})
+        return ", ".join(names) or "-"
+
+    c = "%d KiB (off: %s)" % (core["heap_kib"], left(core)) if core else "-"
+    if full is None:
+        return "| %s | %s | - | not up to the top | %.1f KiB |" % (title, c, standin / 1024)
+    web = ", web page %d answers" % full["web_ok"] if full["web_ok"] is not None else ""
+    return "| %s | %s | **%d KiB** | %d of %d rows, 0 MemoryError%s | %.1f KiB |" % (
         title,
-        r["heap_kib"],
-        r["rows"],
-        r["expected"],
+        c,
+        full["heap_kib"],
+        full["rows"],
+        full["expected"],
         web,
         standin / 1024,
     )
@@ -541,7 +581,7 @@ def report(out):
         return
     out("== Memory ladder: smallest heap (16 KiB steps), CircuitPython VM at a fixed heap ==")
     out("%d telegrams each, Netz NOE virtual meter; stand-ins' own heap added on top" % LONG)
-    out("| configuration | heap | result | web page | stand-ins (not counted) |")
+    out("| configuration | own parts run | everything runs | at that heap | stand-ins |")
     out("|---|---|---|---|---|")
     ladder(vm, out)
 
