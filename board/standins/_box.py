@@ -53,8 +53,7 @@ def sleep_board(seconds):
 
 # -- channel to the host -------------------------------------------------------------------------
 _sock = None
-_rx = bytearray()
-_handlers = {}
+_handlers = {}  # kind -> (handler, streaming)
 
 
 def connect(port):
@@ -65,9 +64,14 @@ def connect(port):
     _sock = s
 
 
-def on(kind, handler):
-    """Call ``handler(payload)`` for each message of ``kind`` (one byte, e.g. b"U"[0])."""
-    _handlers[kind] = handler
+def on(kind, handler, stream=False):
+    """Messages of ``kind`` (one byte, e.g. b"U"[0]) go to ``handler``.
+
+    ``stream=True``: ``handler(buf, start, end)`` with each piece of the payload as it arrives
+    (the UART: no copy, no buffer that grows); else ``handler(payload)`` with the whole payload
+    (at most 64 bytes: keys).
+    """
+    _handlers[kind] = (handler, stream)
 
 
 def send(kind, payload=b""):
@@ -85,31 +89,69 @@ def send(kind, payload=b""):
         view = view[sent:]
 
 
+# Reading: preallocated, so pumping allocates nothing on the VM's heap (which is the board's
+# heap in this box) whatever the meter sends: a message header in _head, a short payload in
+# _small, a streamed payload straight from _chunk to its handler.
 _chunk = bytearray(4096)
+_head = bytearray(3)
+_small = bytearray(64)
+_state = [0, 0, 0, 0]  # header bytes seen, payload bytes left, kind, short payload bytes held
+
+
+def _message_start():
+    st = _state
+    kind = _head[0]
+    st[1] = (_head[1] << 8) | _head[2]
+    st[2] = kind
+    st[3] = 0
+    if st[1] == 0:
+        _deliver_small(kind, 0)
+
+
+def _deliver_small(kind, n):
+    entry = _handlers.get(kind)
+    if entry is not None and not entry[1]:
+        entry[0](memoryview(_small)[:n])
 
 
 def pump():
     """Read what the host sent and hand each message to its handler."""
-    global _rx
     if _sock is None:
         return
+    st = _state
     while True:
         n = _sock.readinto(_chunk)
         if not n:  # None: nothing now; 0: host gone
-            break
-        _rx.extend(memoryview(_chunk)[:n])
-    pos = 0
-    end = len(_rx)
-    while end - pos >= 3:
-        n = (_rx[pos + 1] << 8) | _rx[pos + 2]
-        if end - pos < 3 + n:
-            break
-        handler = _handlers.get(_rx[pos])
-        if handler is not None:
-            handler(memoryview(_rx)[pos + 3 : pos + 3 + n])
-        pos += 3 + n
-    if pos:
-        _rx = _rx[pos:]  # MicroPython's bytearray has no slice deletion
+            return
+        i = 0
+        while i < n:
+            if st[1] == 0 and st[0] < 3:  # in a header
+                _head[st[0]] = _chunk[i]
+                st[0] += 1
+                i += 1
+                if st[0] == 3:
+                    st[0] = 0
+                    _message_start()
+                    if st[1] == 0:
+                        continue
+                    st[0] = 3  # in a payload
+                continue
+            take = min(st[1], n - i)
+            kind = st[2]
+            entry = _handlers.get(kind)
+            if entry is not None and entry[1]:
+                entry[0](_chunk, i, i + take)
+            else:
+                for k in range(take):
+                    if st[3] < len(_small):
+                        _small[st[3]] = _chunk[i + k]
+                        st[3] += 1
+            i += take
+            st[1] -= take
+            if st[1] == 0:
+                st[0] = 0
+                if entry is None or not entry[1]:
+                    _deliver_small(kind, st[3])
 
 
 def hold_forever():

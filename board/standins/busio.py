@@ -47,12 +47,13 @@ _meter_uart = None  # the UART on the meter's wire
 _dropped = 0  # bytes lost to a full receive buffer (the box reports them)
 
 
-def _on_meter_bytes(data):
+def _on_meter_bytes(buf, start, end):
     if _meter_uart is not None:
-        _meter_uart._arrive(data)
+        _meter_uart._arrive(buf, start, end)
 
 
-_box.on(b"U"[0], _on_meter_bytes)
+_box.on(b"U"[0], _on_meter_bytes, stream=True)
+_spare = [None]  # the ring buffer of a deinitialised UART, reused by the next one
 
 
 class UART:
@@ -98,7 +99,15 @@ class UART:
         if receiver_buffer_size <= _FIFO:
             receiver_buffer_size = _FIFO + 8
         self._size = receiver_buffer_size
-        self._buf = bytearray(receiver_buffer_size)  # ring buffer
+        # The ring buffer: on an ESP32 it is the IDF driver's, outside the GC heap; here it is on
+        # the VM's heap (bench/board_ladder.py subtracts it). A deinitialised UART's buffer is
+        # reused, so a line change does not need a second one while the first is garbage.
+        spare = _spare[0]
+        _spare[0] = None
+        if spare is None or len(spare) < receiver_buffer_size:
+            spare = None
+            spare = bytearray(receiver_buffer_size)
+        self._buf = spare
         self._head = 0  # next byte to read
         self._count = 0
         self._deinited = False
@@ -118,16 +127,17 @@ class UART:
             parity = {None: "none", _Parity.EVEN: "even", _Parity.ODD: "odd"}[self._parity]
             _box.send(b"L"[0], ("%d %s" % (self._baudrate, parity)).encode())
 
-    def _arrive(self, data):
+    def _arrive(self, data, start, end):
         """Bytes from the wire: kept while the buffer has room, the rest is lost."""
         size = self._size
-        for i, b in enumerate(data):
+        buf = self._buf
+        for i in range(start, end):
             if self._count >= size:
                 global _dropped
-                _dropped += len(data) - i
+                _dropped += end - i
                 _box.send(b"O"[0], str(_dropped).encode())  # the host's overflow count
                 return
-            self._buf[(self._head + self._count) % size] = b
+            buf[(self._head + self._count) % size] = data[i]
             self._count += 1
 
     def _check(self):
@@ -146,6 +156,8 @@ class UART:
             _box.pump()  # bytes that arrived for this UART die with it
             _meter_uart = None
             _box.send(b"L"[0], b"off")
+        _spare[0] = self._buf
+        self._buf = None
 
     def __enter__(self):
         return self

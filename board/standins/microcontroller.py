@@ -8,7 +8,7 @@ Processor.c, ResetReason.c) with ports/espressif: GPIO0..GPIO48 less the ones th
 released (shared-bindings/microcontroller/Pin.c ``validate_pin_free``/``raise_ValueError_in_use``).
 ``nvm`` imitates shared-bindings/nvm/ByteArray.c over a file of
 CIRCUITPY_INTERNAL_NVM_SIZE = 8192 bytes (ports/espressif/mpconfigport.h) that survives
-restarts; every assignment rewrites the file, as the ESP32 rewrites its whole NVS blob.
+restarts (the ESP32 rewrites its whole NVS blob per assignment: batch writes on a board).
 ``reset()`` asks the host to restart the VM and never returns (nothing can catch it).
 """
 
@@ -171,11 +171,10 @@ class _Nvm:
             if not 0 <= value <= 255:
                 raise ValueError("Bytes must be between 0 and 255.")
             data = bytes((value,))
-        # the ESP32 rewrites the whole blob per assignment
-        blob = self._read(0, self._size)
-        blob[start : start + len(data)] = data
-        self._f.seek(0)
-        self._f.write(blob)
+        # The ESP32 rewrites its whole NVS blob per assignment, in the IDF, off the GC heap:
+        # here only the bytes change in the file, and nothing the size of the nvm is allocated.
+        self._f.seek(start)
+        self._f.write(data)
         self._f.flush()
 
     def __delitem__(self, i):

@@ -77,11 +77,17 @@ check("uart_bits", lambda: busio.UART(rx=board.IO21, bits=10))
 uart = busio.UART(rx=board.IO18, baudrate=2400, timeout=0)  # receiver_buffer_size=64
 check("uart_in_use", lambda: busio.UART(rx=board.IO18))
 check("uart_empty_read", lambda: uart.read(10))
+import gc
+
+gc.collect()
+before = gc.mem_alloc()
 print("READY uart")
 while not uart.in_waiting:
     time.sleep(0.01)
 time.sleep(0.3)
 n = uart.in_waiting
+grown = gc.mem_alloc() - before
+check("uart_pump_allocates_little", lambda: grown < 512)  # 176 B now; 2784 B before
 data = uart.read(400)
 check("uart_overflow", lambda: (n, len(data), data[:3], data[-1]))
 uart.deinit()
@@ -196,6 +202,7 @@ def results(tmp_path_factory):
         ("uart_empty_read", "None"),
         # 64 asked, 136 given (ESP32: FIFO 128 + 8); the newest bytes are lost
         ("uart_overflow", "(136, 136, b'\\x00\\x01\\x02', 135)"),
+        ("uart_pump_allocates_little", "True"),  # 300 bytes in: no buffer on the heap grows
         (
             "uart_deinit",
             "ValueError Object has been deinitialized and can no longer be used."
