@@ -371,7 +371,9 @@ def standin_heap(vm, display, wifi, workdir, release=None):
     ]
 
 
-def run(vm, config, heap_kib, telegrams, workdir, standin=None, speed=SPEED, release=None):
+def run(
+    vm, config, heap_kib, telegrams, workdir, standin=None, speed=SPEED, release=None, start=None
+):
     """One run of ``config`` (a CONFIGS row) at a board heap of ``heap_kib``: a result dict."""
     board_run = _board_module()
     title, display, wifi, outputs = config
@@ -404,6 +406,7 @@ def run(vm, config, heap_kib, telegrams, workdir, standin=None, speed=SPEED, rel
             speed=speed,
             out=None,
             release=release,
+            start=start,
         )
         t0 = time.monotonic()
         b.start()
