@@ -59,6 +59,7 @@ _STATUS_EVERY_MS = const(60_000)  # status line on the console when no telegram 
 _NTP_EVERY_MS = const(6 * 3600_000)
 _NTP_RETRY_MS = const(60_000)
 _WIFI_RETRY_MS = const(30_000)
+_UART_RETRIES = const(3)  # set_line failures in a row before the board restarts
 # A meter time before 2020 (or from 2100 on) is wrong, and so is one further than this from a
 # set board clock (NTP): 15 minutes, well beyond the drift of either clock between syncs, well
 # short of an hour (a meter that misses the summer-time change). Once wrong, the meter must
@@ -121,6 +122,7 @@ class App:
         self._mem_rows = -1  # csv_rows at the last MemoryError
         self._mem_bytes = 0  # bytes from the meter at the last MemoryError
         self._mem_said = 0  # ticks of the last console line about it
+        self._uart_failures = 0  # set_line failures in a row
         self._start = self.clock.ticks_ms()
         self._last_status = self._start
         self._next_ntp = self._start
@@ -249,7 +251,13 @@ class App:
             self._remember("uart", exc)
             if isinstance(exc, MemoryError):
                 self.memory_error()
+            self._uart_failures += 1
+            reset = getattr(self.hw, "reset", None)
+            if self._uart_failures >= _UART_RETRIES and reset is not None:
+                # its pins may stay claimed ("tx in use"): only a restart frees them
+                reset("meter UART cannot be rebuilt (%d tries)" % self._uart_failures)
             return
+        self._uart_failures = 0
         if uart is not None:
             self.hw.uart = uart
         st.line = line_name(baudrate, parity)

@@ -250,3 +250,33 @@ def test_a_uart_that_cannot_be_rebuilt_is_not_read_again(tmp_path):
     assert board["fail"] == 0, "the failing rebuild happened"
     assert st.line_state == "found" and st.line == LINES[right][0]
     assert st.counters.decoded > 0 and st.counters.csv_rows == st.counters.decoded
+
+
+def test_a_uart_that_never_comes_back_restarts_the_board(tmp_path):
+    """The UART failed to build after a parity change and its pins stay claimed ("tx in use",
+    seen in the board in a box): no setting of the search can ever read again. After three
+    failed rebuilds in a row the board restarts (which frees pins and heap), logging why."""
+    sim = _sim(tmp_path, "netznoe")
+    right = _index(sim.meter.line)
+    wrong = next(k for k, e in enumerate(LINES) if e[2] != LINES[right][2])
+    sim.hw.line_memory = Memory(wrong)
+    board = {"uart": None, "tries": 0}
+
+    def set_line(baudrate, parity):
+        if board["uart"] is None:
+            board["uart"] = _BoardUart(sim.uart.set_line(baudrate, parity))
+            return board["uart"]
+        board["uart"].live = False
+        board["tries"] += 1
+        raise ValueError("tx in use")
+
+    resets = []
+    sim.hw.set_line = set_line
+    sim.hw.uart = set_line(sim.uart.baudrate, sim.uart.parity)
+    sim.hw.reset = resets.append
+    from smartmeter import app as app_mod
+
+    sim.app = app_mod.build(sim.hw, sim.config, web=False)
+    _run(sim, 120)
+    assert board["tries"] >= 3
+    assert resets and "meter UART" in resets[0], resets
