@@ -45,8 +45,10 @@ Reading quarters (for other parts; the quarter ring keeps the last ``QUARTERS`` 
     usage.tariff.export_q(q)                # (mct/kWh, dynamic) or (None, False)
 
 ``cost_mct``/``credit_mct`` are None when the quarter's price is unknown (flags ``NOPRICE`` /
-``NOFEED``). The quarter still open (the one of the latest telegram) is priced as of now.
-``flags >> 8`` is the seconds of the quarter covered by telegrams (900 = all).
+``NOFEED``). Day-ahead prices that arrive after a quarter closed (after a boot the catch-up from
+the CSV closes quarters before the fetch) cost it again at its own price (``_reprice``). The
+quarter still open (the one of the latest telegram) is priced as of now. ``flags >> 8`` is
+the seconds of the quarter covered by telegrams (900 = all).
 
 Grid fees (``tariff.fees``, a ``gridfee.GridFees``; ``GRID_FEE_CT_KWH``/``GRID_FEE_WINDOWS``):
 when a quarter closes, its grid part is its import x the fee of that quarter (the window it
@@ -115,6 +117,12 @@ Q_PRICED = const(64)  # quarters only: Q_PRICE holds its import price (a price m
 Q_FED = const(128)  # quarters only: Q_FEED holds its feed-in price
 _PERIOD_FLAGS = const(63)  # what a quarter passes on to its hour, day and month
 _COVER_SHIFT = const(8)
+# days and months: how many of their bookings had no price (bits 8-19) / no feed-in price
+# (bits 20-29), so the flag goes when prices arriving later have costed the last of them
+_NOPRICE_N = const(8)
+_NOPRICE_TOP = const(0xFFF)  # where the count sticks (and the flag stays)
+_NOFEED_N = const(20)
+_NOFEED_TOP = const(0x3FF)
 FULL_S = const(3300)  # an hour with less coverage than this is shown as partial
 FULL_Q_S = const(825)  # a quarter with less coverage than this is shown as partial
 _NONE = const(-0x20000000)  # "no price" in the market array (-5368 EUR/kWh: never a price)
@@ -317,6 +325,20 @@ def _div_round(a, b):
     return (a + b // 2) // b
 
 
+def _count(d, base, shift, top, step, bit):
+    """Count (``step`` 1) or take back (-1) an unpriced booking in a day or month row's flags
+    (bits ``shift``.., up to ``top``, where the count sticks); taking back the last one clears
+    ``bit``. A row counted by an older version (flag, no count) keeps its flag."""
+    f = d[base + FLAGS]
+    n = (f >> shift) & top
+    if n == top or (step < 0 and n == 0):
+        return
+    n += step
+    if n == 0:
+        f &= ~bit
+    d[base + FLAGS] = (f & ~(top << shift)) | (n << shift)
+
+
 def cost_mct(wh, price_mct_per_kwh):
     """Cost of ``wh`` Wh at ``price`` mct/kWh, in mct (rounded)."""
     return _div_round(wh * price_mct_per_kwh, 1000)
@@ -409,6 +431,7 @@ class Usage:
         self.samples = 0
         self.seq = 0  # save counter (the newer of two files wins)
         self._open_q = None  # the quarter whose cost is not booked yet
+        self._version = 0  # tariff.version the closed quarters were costed at (_reprice)
         self.peaks = Peaks()  # the month's highest quarter-hour demands (saved with the rest)
 
     # -- feeding -------------------------------------------------------------------------------
@@ -425,6 +448,10 @@ class Usage:
         last = self.last_epoch
         if last is not None and epoch <= last:
             return False  # duplicate or older (clock corrected back): never counted twice
+        tariff = self.tariff
+        if tariff is not None and tariff.version != self._version:
+            self._version = tariff.version
+            self._reprice()
         self.samples += 1
         q = epoch // 900
         closed = self._close_quarter(q)
@@ -494,6 +521,88 @@ class Usage:
             _add(d, base + CREDIT, credit)
             d[base + FLAGS] |= flags
             _add(d, base + GRID, grid)
+            if flags & NOPRICE:
+                _count(d, base, _NOPRICE_N, _NOPRICE_TOP, 1, NOPRICE)
+            if flags & NOFEED:
+                _count(d, base, _NOFEED_N, _NOFEED_TOP, 1, NOFEED)
+
+    def _reprice(self):
+        """Day-ahead prices arrived (``tariff.version`` moved): each closed quarter that was
+        costed without its day-ahead price (the fixed price, or none: after a boot the catch-up
+        from the CSV closes quarters before the prices are fetched again) and has one now is
+        costed again at it; the difference goes to its hour, day and month, and their
+        'no price' flags go when the last unpriced booking of them is priced. One walk over the
+        ring, oldest first (a quarter's hour is booked when the walk leaves it)."""
+        tariff = self.tariff
+        ring = self.quarters
+        d = ring.data
+        hour = [None, 0, 0, 0, 0, 0]  # key, cost, credit, flags set, flags cleared, kept
+        for base in ring.rows():
+            q = d[base + KEY]
+            if q >> 2 != hour[0]:
+                self._reprice_hour(hour)
+                hour[0] = q >> 2
+            flags = d[base + FLAGS]
+            if q != self._open_q:
+                flags = self._reprice_quarter(tariff, d, base, q, flags, hour)
+            hour[5] |= flags & (NOPRICE | NOFEED)
+        self._reprice_hour(hour)
+
+    def _reprice_quarter(self, tariff, d, base, q, flags, hour):
+        """Quarter ``q`` (row ``base``) at its day-ahead prices, if it was costed without and
+        they are known now: its day and month booked, its hour gathered. :returns: its flags"""
+        dcost = dcredit = 0
+        now = clear = 0
+        price, dyn = tariff.import_q(q)
+        if dyn and not flags & DYNAMIC:
+            old = cost_mct(d[base + IMP], d[base + Q_PRICE]) if flags & Q_PRICED else 0
+            dcost = cost_mct(d[base + IMP], price) - old
+            d[base + Q_PRICE] = price
+            now = DYNAMIC | Q_PRICED
+            clear = flags & NOPRICE
+        feed, fdyn = tariff.export_q(q)
+        if fdyn and not flags & FEED_DYNAMIC:
+            old = cost_mct(d[base + EXP], d[base + Q_FEED]) if flags & Q_FED else 0
+            dcredit = cost_mct(d[base + EXP], feed) - old
+            d[base + Q_FEED] = feed
+            now |= FEED_DYNAMIC | Q_FED
+            clear |= flags & NOFEED
+        if not now:
+            return flags
+        flags = (flags & ~clear) | now
+        d[base + FLAGS] = flags
+        now &= _PERIOD_FLAGS
+        hour[1] += dcost
+        hour[2] += dcredit
+        hour[3] |= now
+        hour[4] |= clear
+        day = local_day(q * 900, self._std, self._eu)
+        for r, key in ((self.days, day), (self.months, month_of_day(day))):
+            pb = r.find(key)
+            if pb < 0:
+                continue
+            p = r.data
+            _add(p, pb + COST, dcost)
+            _add(p, pb + CREDIT, dcredit)
+            p[pb + FLAGS] |= now
+            if clear & NOPRICE:
+                _count(p, pb, _NOPRICE_N, _NOPRICE_TOP, -1, NOPRICE)
+            if clear & NOFEED:
+                _count(p, pb, _NOFEED_N, _NOFEED_TOP, -1, NOFEED)
+        return flags
+
+    def _reprice_hour(self, hour):
+        """Book what :meth:`_reprice` gathered for one hour: its cost and credit differences;
+        'no price' goes unless one of its quarters is still without."""
+        if hour[3]:
+            hb = self.hours.find(hour[0])
+            if hb >= 0:
+                h = self.hours.data
+                _add(h, hb + COST, hour[1])
+                _add(h, hb + CREDIT, hour[2])
+                h[hb + FLAGS] = (h[hb + FLAGS] & ~(hour[4] & ~hour[5])) | hour[3]
+        for i in range(1, 6):
+            hour[i] = 0
 
     def _grid(self, q, imp):
         """``(fee, grid)``: the grid fee of quarter ``q`` (mct/kWh) and the grid part of ``imp``
@@ -677,6 +786,8 @@ class Usage:
         cost = d[base + COST]
         credit = d[base + CREDIT]
         flags = d[base + FLAGS]
+        if ring is not self.hours:
+            flags &= 0xFF  # days and months: the counts above are not for readers
         open_ = self.open_cost()
         if open_ is not None:
             q = open_[0]

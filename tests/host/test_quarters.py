@@ -87,10 +87,13 @@ def _sim(tmp_path, values, clock):
     )
 
 
-def run_day(tmp_path, y, m, d, cut=None, swap=None):
+def run_day(tmp_path, y, m, d, cut=None, swap=None, late=False, fixed=True):
     """A local day (from 23:40 the day before to 00:10 after) through the real loop. ``cut``:
     ``(local seconds, length)``: the power goes off (no telegrams) and the reader boots again on
-    the same card; ``swap``: local seconds when the meter is replaced (counters from 0)."""
+    the same card; ``swap``: local seconds when the meter is replaced (counters from 0);
+    ``late``: after the boot the prices arrive only once the catch-up from the CSV has closed
+    quarters (as on the board: the fetch needs the network); ``fixed``: fixed prices
+    (``PRICE_CT_KWH``, ``FEED_IN_CT_KWH``) for when no day-ahead price is known."""
     day = days_from_civil(y, m, d)
     u0 = U.Usage()
     start = u0.day_start(day) - 1200  # 23:40 the day before
@@ -99,13 +102,13 @@ def run_day(tmp_path, y, m, d, cut=None, swap=None):
         "METER_KEY": KEY,
         "LOG_DIR": "/sd/logs",
         "LOG_MIN_FREE_MB": 1,
-        "PRICE_CT_KWH": "30",
         "PRICE_MARKUP_CT_KWH": MARKUP,
         "PRICE_VAT_PERCENT": VAT,
-        "FEED_IN_CT_KWH": "7",
         "FEED_IN_DYNAMIC": True,
         "FEED_IN_FEE_CT_KWH": FEE,
     }
+    if fixed:
+        values.update(PRICE_CT_KWH="30", FEED_IN_CT_KWH="7")
     clock = ManualClock(start_epoch=start)
     sim = _sim(tmp_path, values, clock)
     scanner = Scanner()
@@ -123,9 +126,12 @@ def run_day(tmp_path, y, m, d, cut=None, swap=None):
             sim.close()
             sim = _sim(tmp_path, values, clock)  # the reader boots again, same card
             sim.meter = meter
-            sim.app.tariff.set_market(got)  # (fetched again after a boot)
+            if not late:
+                sim.app.tariff.set_market(got)  # (fetched again after a boot)
             while sim.app.usage.replaying:
                 sim.step()
+            if late:
+                sim.app.tariff.set_market(got)
             assert sim.app.usage.loaded_from in ("usage-a.bin", "usage-b.bin")
             cut = None
         if swap is not None and clock.epoch >= midnight + swap:
@@ -248,6 +254,28 @@ def test_power_cut_reboot_and_new_meter_in_the_quarters(tmp_path):
     assert u.quarter(jumps[0])[0] < 5000  # no spike from the old counter
 
 
+@pytest.mark.parametrize(
+    "fixed", [True, False], ids=["fixed-price-meanwhile", "no-price-meanwhile"]
+)
+def test_prices_arriving_after_the_boot_reprice_the_quarters_closed_before(tmp_path, fixed):
+    """The reader boots at 11:05 after a 15-minute cut; the catch-up from the CSV closes the
+    quarters since the last save (10:00) before the day-ahead prices are fetched again. When
+    they arrive, those quarters are costed at their own day-ahead prices (not the fixed price,
+    not 'unknown'), and the day and the month have a cost again."""
+    sim, day, rows = run_day(
+        tmp_path, 2026, 6, 25, cut=(10 * 3600 + 50 * 60, 15 * 60), late=True, fixed=fixed
+    )
+    u, _broken = check_day(sim, day, rows, 96)
+    for ring, key in (
+        (u.hours, u.day_start(day) // 3600 + 9),
+        (u.days, day),
+        (u.months, U.month_of_day(day)),
+    ):
+        flags = u.period(ring, key)[4]
+        assert not flags & (U.NOPRICE | U.NOFEED), (key, flags)
+        assert flags & U.DYNAMIC
+
+
 def U_SLOT(sink):
     from smartmeter.datalog.usagelog import SLOT_PATHS
 
@@ -300,3 +328,34 @@ def test_a_summary_from_before_quarters_still_loads():
     )
     with pytest.raises(ValueError):
         v.from_bytes(old[:-1])
+
+
+@pytest.mark.parametrize("gap", [False, True], ids=["no-gap", "gap"])
+def test_prices_arriving_later_clear_no_price_unless_energy_is_in_no_quarter(gap):
+    """Quarters closed without a price (import only: no PV) are costed when the prices arrive;
+    their hour, day and month lose 'no price'. Energy across a gap belongs to its day but to no
+    quarter: it stays unpriced, so its day and month keep 'no price'; the hours lose it."""
+    u = U.Usage(U.Tariff())
+    t0 = 1_782_374_400  # 2026-06-25 10:00 CEST
+    wh = 1000
+    times = list(range(t0, t0 + 3600, 60))
+    if gap:
+        times = [t for t in times if not t0 + 1740 < t < t0 + 2700]
+    for t in times:
+        u.add(t, wh, 0)
+        wh += 5
+    day = u.day_key(t0)
+    month = U.month_of_day(day)
+    assert u.period(u.days, day)[4] & U.NOPRICE and u.period(u.months, month)[4] & U.NOPRICE
+    u.tariff.set_market([(q, 100_000) for q in range(t0 // 900 - 8, t0 // 900 + 16)])
+    u.add(t0 + 3600, wh, 0)
+    qs = [u.quarter(q) for q in range(t0 // 900, t0 // 900 + 4) if u.quarter(q)]
+    assert len(qs) == (3 if gap else 4)  # with the gap 10:30-10:45 had no telegram
+    for row in qs:
+        assert row[5] == 10_000 and row[2] == U.cost_mct(row[0], 10_000) and row[4] & U.DYNAMIC
+    hour = u.period(u.hours, t0 // 3600)
+    assert not hour[4] & U.NOPRICE and hour[2] == sum(r[2] for r in qs) > 0
+    for ring, key in ((u.days, day), (u.months, month)):
+        flags = u.period(ring, key)[4]
+        assert bool(flags & U.NOPRICE) == gap  # the gap's Wh have no price
+        assert flags < 256  # the count is not shown
