@@ -240,14 +240,20 @@ def json_chunks(state, resolution):
     if tariff is not None:
         q = now // 900 if now is not None else None
         now_next = (
-            (tariff.import_q(q)[0], tariff.import_q(q + 1)[0], tariff.export_q(q)[0])
+            (
+                tariff.import_q(q)[0],
+                tariff.import_q(q + 1)[0],
+                tariff.export_q(q)[0],
+                tariff.export_q(q + 1)[0],
+            )
             if q is not None
-            else (None, None, None)
+            else (None, None, None, None)
         )
         head.append(
             '"tariff":{"price_ct_kwh":%s,"feed_in_ct_kwh":%s,"base_fee_ct_month":%s,'
             '"price_now_ct_kwh":%s,"price_next_ct_kwh":%s,"feed_in_now_ct_kwh":%s,'
-            '"feed_in_dynamic":%s,"market_hours":%d,"market_quarters":%d}'
+            '"feed_in_next_ct_kwh":%s,"feed_in_dynamic":%s,"market_hours":%d,'
+            '"market_quarters":%d}'
             % (
                 _ct(tariff.price_mct) if tariff.price_mct else "null",
                 _ct(tariff.feed_in_mct) if tariff.feed_in_mct else "null",
@@ -255,6 +261,7 @@ def json_chunks(state, resolution):
                 _opt_ct(now_next[0]),
                 _opt_ct(now_next[1]),
                 _opt_ct(now_next[2]),
+                _opt_ct(now_next[3]),
                 "true" if tariff.feed_in_dynamic else "false",
                 tariff.market_hours(),
                 tariff.market_quarters(),

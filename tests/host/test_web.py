@@ -997,6 +997,9 @@ def test_usage_api_quarters_and_operator_csv(site):
     assert rows[40]["feed_in_ct_kwh"] == 8.0 and rows[40]["feed_in_dynamic"] is False
     assert body["tariff"]["price_now_ct_kwh"] == (50_000 + 44 * 1000) / 10 / 1000
     assert body["tariff"]["price_next_ct_kwh"] == (50_000 + 45 * 1000) / 10 / 1000
+    # feed-in at the market: now and next quarter, as for import (not the fixed 8 ct)
+    assert body["tariff"]["feed_in_now_ct_kwh"] == ((50_000 + 44 * 1000) / 10 - 500) / 1000
+    assert body["tariff"]["feed_in_next_ct_kwh"] == ((50_000 + 45 * 1000) / 10 - 500) / 1000
     assert body["tariff"]["market_quarters"] == 96
     status, body, hdrs = site.request("/api/usage.csv?resolution=quarter")
     assert status == 200 and hdrs["Content-Type"].startswith("text/csv")

@@ -339,6 +339,16 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
             "function(p){return p.getAttribute('stroke')}).join(',')",
         )
         assert lines == "#c0392b,#2e8b57"  # import price, feed-in price (market)
+        # the cards: feed-in now and next at the market (FEED_IN_DYNAMIC), not the fixed 7 ct
+        tariff = json.loads(
+            cdp.eval(s, "fetch('/api/usage?resolution=hour').then(function(r){return r.text()})")
+        )["tariff"]
+        cdp.wait(s, "document.getElementById('m_price').textContent.indexOf('feed-in now') >= 0")
+        now_note = cdp.eval(s, "document.getElementById('m_price').textContent")
+        next_note = cdp.eval(s, "document.getElementById('m_pnext').textContent")
+        assert "feed-in now %.2f ct (market)" % tariff["feed_in_now_ct_kwh"] in now_note
+        assert "7.00" not in now_note
+        assert next_note == "feed-in next %.2f ct (market)" % tariff["feed_in_next_ct_kwh"]
         cdp.eval(
             s,
             "document.querySelectorAll('#c_quarter .hit')[96 + 37]"

@@ -180,6 +180,9 @@ function priceLines(rows,L,w,W,R,H,B){var lo=0,hi=0,s='',keys=[['price_ct_kwh','
 function card(id,r,d){if(!r||r.import_wh===null){$('s_'+id).textContent='-';$('m_'+id).textContent='no data';return}
  var c=eur(net(r));$('s_'+id).textContent=kwh(r.import_wh,d)+(r.gap||r.meter_change?' *':'');
  $('m_'+id).textContent='export '+kwh(r.export_wh,d)+' kWh'+(c!==null?' \u00b7 cost '+c+' EUR':'')}
+// "feed-in now 6.10 ct (market)": the feed-in price of this or the next quarter hour
+function feedIn(t,when){var v=t['feed_in_'+when+'_ct_kwh'];return v===null||v===undefined?'':
+ 'feed-in '+when+' '+ct(v)+(t.feed_in_dynamic&&t.market_quarters?' (market)':' (fixed)')}
 function usage(){status().catch(function(){});
  // one request at a time: the board has few sockets and admits 2 connections per client
  function load(){['quarter','hour','day','month'].reduce(function(p,res){return p.then(function(){
@@ -187,16 +190,15 @@ function usage(){status().catch(function(){});
   var rows=u.rows,d=res=='hour'||res=='quarter'?2:1;
   bars($('c_'+res),$('t_'+res),rows,res=='quarter'?3:d,res=='quarter');
   if(res=='quarter'){var t=u.tariff||{};$('s_pnext').textContent=ct(t.price_next_ct_kwh);
-   $('m_pnext').textContent=t.feed_in_now_ct_kwh!==null&&t.feed_in_now_ct_kwh!==undefined?
-    'feed-in now '+ct(t.feed_in_now_ct_kwh)+(t.feed_in_dynamic?' (market)':' (fixed)'):''}
+   $('m_pnext').textContent=feedIn(t,'next')}
   if(res=='day'){card('today',rows[rows.length-1],1);card('yesterday',rows[rows.length-2],1)}
   if(res=='month'){card('month',rows[rows.length-1],1)}
   if(res=='hour'){var t=u.tariff||{},p=t.price_now_ct_kwh;
    $('s_price').textContent=p===null||p===undefined?'-':p.toFixed(2)+' ct';
    $('m_price').textContent=(t.market_quarters?'day-ahead price ('+t.market_quarters+
     ' quarter hours known)':
-    (t.price_ct_kwh?'fixed tariff':'no price set'))+(t.feed_in_ct_kwh?' \u00b7 feed-in '+
-    t.feed_in_ct_kwh.toFixed(2)+' ct':'')+(t.base_fee_ct_month?' \u00b7 base fee '+
+    (t.price_ct_kwh?'fixed tariff':'no price set'))+(feedIn(t,'now')?' \u00b7 '+
+    feedIn(t,'now'):'')+(t.base_fee_ct_month?' \u00b7 base fee '+
     (t.base_fee_ct_month/100).toFixed(2)+' EUR/month':'');
    outlook(u.outlook);var g=u.outlook&&u.outlook.grid_fee;if(g)$('m_price').textContent+=
     ' \u00b7 grid fee now '+(g.now_ct_kwh===null?'-':g.now_ct_kwh.toFixed(2))+' ct/kWh';
