@@ -12,8 +12,8 @@ Only DNS (``getaddrinfo``) waits, as in every output. https: the TCP connect run
 as for http; the TLS handshake too where the TLS layer can pause (CPython:
 ``do_handshake_on_connect=False``, then ``do_handshake()`` until it stops asking to wait).
 CircuitPython's ``SSLSocket.connect`` runs the whole handshake inside one call; there it talks
-to the socket through :class:`_Bounded`, which ends the handshake with ETIMEDOUT once it has
-had to wait for the server after ``tls_ms``: a server that trickles or withholds its handshake
+to the socket through :class:`netutil.Bounded`, which ends the handshake with ETIMEDOUT once it
+has had to wait for the server after ``tls_ms``: a server that trickles or withholds its handshake
 holds that one pass at most ``tls_ms`` (the handshake's own computing is not cut short).
 
 Socket semantics covered (CircuitPython ``socketpool`` and CPython's ``socket``): a non-blocking
@@ -33,6 +33,7 @@ from .netutil import (
     EISCONN_CODES,
     ENOTCONN_CODES,
     ETIMEDOUT,
+    Bounded,
     errno_of,
     would_block,
 )
@@ -81,58 +82,6 @@ def split_url(url):
             raise ValueError("bad port in the URL")
         port = int(num)
     return tls, hostport, port, path
-
-
-class _Bounded:
-    """A connected non-blocking socket as CircuitPython's TLS layer sees it (it calls these
-    methods by name): ``connect`` is done already; while ``end`` is set, a read or write that
-    would have to wait after ``end`` raises ETIMEDOUT, which ends the handshake."""
-
-    type = 1  # SOCK_STREAM: checked by ssl.wrap_socket
-
-    def __init__(self, sock, ticks_ms):
-        self.sock = sock
-        self.ticks_ms = ticks_ms
-        self.end = None
-
-    def _late(self, exc):
-        end = self.end
-        if end is not None and would_block(exc) and ticks_diff(self.ticks_ms(), end) >= 0:
-            return OSError(ETIMEDOUT, "TLS handshake timed out")
-        return exc
-
-    def connect(self, _addr):
-        return None
-
-    def recv_into(self, buf, nbytes=0):
-        try:
-            return self.sock.recv_into(buf, nbytes or len(buf))
-        except OSError as exc:
-            raise self._late(exc)
-
-    def send(self, data):
-        try:
-            return self.sock.send(data)
-        except OSError as exc:
-            raise self._late(exc)
-
-    def settimeout(self, timeout):
-        self.sock.settimeout(timeout)
-
-    def setsockopt(self, *args):
-        return self.sock.setsockopt(*args)
-
-    def close(self):
-        self.sock.close()
-
-    def accept(self):
-        raise OSError(95)  # EOPNOTSUPP: a client socket
-
-    def bind(self, _addr):
-        raise OSError(95)
-
-    def listen(self, _backlog):
-        raise OSError(95)
 
 
 def _status(head):
@@ -312,7 +261,7 @@ class HttpGet:
                     self.sock, server_hostname=self._host, do_handshake_on_connect=False
                 )
             except TypeError:  # CircuitPython: connect() does all of the handshake
-                bounded = _Bounded(self.sock, self.ticks_ms)
+                bounded = Bounded(self.sock, self.ticks_ms)
                 ssock = context.wrap_socket(bounded, server_hostname=self._host)
                 self.sock = ssock
                 bounded.end = ticks_add(self.ticks_ms(), self._tls_ms)

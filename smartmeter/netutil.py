@@ -5,6 +5,8 @@ Numbers are Linux/lwIP's (CircuitPython and MicroPython use them on every port);
 ``errno`` module knows a name (CPython on another OS) its value wins.
 """
 
+from .timeutil import ticks_diff
+
 try:
     import errno as _errno
 except ImportError:  # a port without the module
@@ -58,3 +60,59 @@ def timed_out(exc):
 EALREADY_CODES = tuple({_code("EALREADY", 114), 114, 37, 120})
 EISCONN_CODES = tuple({_code("EISCONN", 106), 106, 56, 127})
 ENOTCONN_CODES = tuple({_code("ENOTCONN", 107), 107, 57, 128})
+
+
+class Bounded:
+    """A connected non-blocking socket as CircuitPython's TLS layer sees it (it calls these
+    methods by name): ``connect`` is done already; while ``end`` is set, a read or write that
+    would have to wait after ``end`` raises ETIMEDOUT, which ends the handshake.
+
+    CircuitPython's ``SSLSocket.connect`` runs the whole handshake in one call, waiting 1 ms
+    and trying again on EAGAIN: wrapped around this, a server that trickles or withholds its
+    handshake holds that call only until ``end`` (used by ``httpget`` and the MQTT client)."""
+
+    type = 1  # SOCK_STREAM: checked by ssl.wrap_socket
+
+    def __init__(self, sock, ticks_ms):
+        self.sock = sock
+        self.ticks_ms = ticks_ms
+        self.end = None
+
+    def _late(self, exc):
+        end = self.end
+        if end is not None and would_block(exc) and ticks_diff(self.ticks_ms(), end) >= 0:
+            return OSError(ETIMEDOUT, "TLS handshake timed out")
+        return exc
+
+    def connect(self, _addr):
+        return None
+
+    def recv_into(self, buf, nbytes=0):
+        try:
+            return self.sock.recv_into(buf, nbytes or len(buf))
+        except OSError as exc:
+            raise self._late(exc)
+
+    def send(self, data):
+        try:
+            return self.sock.send(data)
+        except OSError as exc:
+            raise self._late(exc)
+
+    def settimeout(self, timeout):
+        self.sock.settimeout(timeout)
+
+    def setsockopt(self, *args):
+        return self.sock.setsockopt(*args)
+
+    def close(self):
+        self.sock.close()
+
+    def accept(self):
+        raise OSError(95)  # EOPNOTSUPP: a client socket
+
+    def bind(self, _addr):
+        raise OSError(95)
+
+    def listen(self, _backlog):
+        raise OSError(95)

@@ -6,11 +6,18 @@ Why not ``adafruit_minimqtt``: its ``connect()`` and ``loop()`` check their time
 PINGRESP stream) or announces a 256 MiB packet holds the caller for as long as it likes - the
 whole firmware loop, the watchdog and the meter UART with it.
 
-Here nothing waits inside a call except the TCP connect (``connect_timeout``; TLS: the
-handshake). After that the socket is non-blocking and :meth:`MqttClient.service` does a bounded
-amount of work per call (at most ``_READ_BUDGET`` bytes read, ``_SEND_BUDGET`` bytes sent):
+Here nothing waits inside a call except the TCP connect (``connect_timeout``). After that the
+socket is non-blocking and :meth:`MqttClient.service` does a bounded amount of work per call (at
+most ``_READ_BUDGET`` bytes read, ``_SEND_BUDGET`` bytes sent):
 
-- CONNACK must arrive within ``_CONNACK_MS`` of CONNECT, counted by our clock across calls;
+- TLS: the handshake runs across calls where the TLS layer can pause (CPython:
+  ``do_handshake_on_connect=False``, then ``do_handshake()``); CircuitPython's ``SSLSocket.connect``
+  runs it in one call, which stops waiting for the broker after ``_TLS_WAIT_MS``
+  (``netutil.Bounded``): a broker that withholds or trickles its handshake holds no pass longer
+  (the handshake's own computing, about 1 s on an ESP32-S3, is not cut short);
+
+- CONNACK must arrive within ``_CONNACK_MS`` of CONNECT (TLS: of the TCP connect, the handshake
+  included), counted by our clock across calls;
 - a PINGREQ is sent every ``keep_alive / 2`` and its PINGRESP must arrive within ``_PINGRESP_MS``
   (a broker that vanished without a reset is noticed within ``keep_alive / 2 + 10 s``);
 - queued output that the broker does not take for ``_STALL_MS`` ends the connection;
@@ -21,7 +28,7 @@ amount of work per call (at most ``_READ_BUDGET`` bytes read, ``_SEND_BUDGET`` b
 Publishing is QoS 0 only (the sink sends state snapshots; a lost one is replaced 5 s later).
 """
 
-from ..netutil import would_block
+from ..netutil import Bounded, would_block
 from ..timeutil import ticks_add
 
 try:
@@ -35,9 +42,11 @@ except ImportError:  # CPython
 CONNECTING = const(1)
 UP = const(2)
 CLOSED = const(3)
+HANDSHAKE = const(4)  # TLS handshake under way; CONNECT queued, not yet sent
 
 _CONNACK_MS = const(3000)  # CONNECT -> CONNACK, whatever the broker sends meanwhile
 _CONNACK_TLS_MS = const(6000)
+_TLS_WAIT_MS = const(1000)  # CircuitPython: the one-call handshake's waits for the broker
 _PINGRESP_MS = const(10000)
 _STALL_MS = const(5000)  # queued output without progress this long: the broker is gone
 _IN_MAX = const(8)  # the longest packet we accept (CONNACK: 2 bytes after the header)
@@ -147,7 +156,8 @@ class MqttClient:
 
     # -- connection ---------------------------------------------------------------------------
     def start(self, will=None, user=None, password=None, addr=None):
-        """TCP (+TLS) connect and send CONNECT. The only blocking step: ``connect_timeout``.
+        """TCP connect and queue CONNECT (TLS: start the handshake). The only blocking step:
+        the TCP connect, at most ``connect_timeout``.
 
         :param addr: a cached ``getaddrinfo`` entry (skips the DNS lookup)
         :returns: the ``getaddrinfo`` entry used (for the caller to cache)
@@ -158,24 +168,45 @@ class MqttClient:
         sock = pool.socket(addr[0], getattr(pool, "SOCK_STREAM", 1))
         self.sock = sock
         try:
-            if self.ssl_context is not None:
-                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.host)
-                self.sock = sock
             sock.settimeout(self.connect_timeout)
             sock.connect(addr[4])
             sock.settimeout(0)
+            now = self._ticks()
+            tls = self.ssl_context is not None
+            self.state = HANDSHAKE if tls else CONNECTING
+            self._deadline = ticks_add(now, _CONNACK_TLS_MS if tls else _CONNACK_MS)
+            self._last_tx = self._last_progress = now
+            self._next_ping = ticks_add(now, self.keep_alive * 500)
+            self._queue(connect_packet(self.client_id, self.keep_alive, will, user, password))
+            if tls:
+                self._wrap(addr[4], now)
+            else:
+                self._flush(now)
         except BaseException:
             self.close()
             raise
-        now = self._ticks()
-        self.state = CONNECTING
-        wait = _CONNACK_TLS_MS if self.ssl_context is not None else _CONNACK_MS
-        self._deadline = ticks_add(now, wait)
-        self._last_tx = self._last_progress = now
-        self._next_ping = ticks_add(now, self.keep_alive * 500)
-        self._queue(connect_packet(self.client_id, self.keep_alive, will, user, password))
-        self._flush(now)
         return addr
+
+    def _wrap(self, sockaddr, now):
+        """Wrap the connected socket for TLS; on CircuitPython this runs the whole handshake."""
+        context = self.ssl_context
+        try:  # CPython: a handshake that can pause (service() goes on with it)
+            self.sock = context.wrap_socket(
+                self.sock, server_hostname=self.host, do_handshake_on_connect=False
+            )
+        except TypeError:  # CircuitPython: connect() does all of the handshake
+            bounded = Bounded(self.sock, self._ticks)
+            ssock = context.wrap_socket(bounded, server_hostname=self.host)
+            self.sock = ssock
+            bounded.end = ticks_add(now, _TLS_WAIT_MS)
+            ssock.connect(sockaddr)  # the socket is connected: only the handshake runs
+            bounded.end = None
+            self._handshake_done(self._ticks())
+
+    def _handshake_done(self, now):
+        self.state = CONNECTING
+        self._last_progress = now  # the stall check counts from here, not from the queueing
+        self._flush(now)
 
     def close(self):
         """Drop the socket without DISCONNECT (the broker then publishes the last will)."""
@@ -199,6 +230,16 @@ class MqttClient:
         if self.sock is None:
             raise MqttError("not connected")
         now = self._ticks() if now is None else now
+        if self.state == HANDSHAKE:
+            try:
+                self.sock.do_handshake()
+            except OSError as exc:
+                if not would_block(exc):
+                    raise
+                if self._diff(now, self._deadline) >= 0:
+                    raise MqttError("no TLS handshake in time") from None
+                return
+            self._handshake_done(now)
         self._read(now)
         if self.state == CONNECTING and self._diff(now, self._deadline) >= 0:
             raise MqttError("no CONNACK in time")

@@ -507,6 +507,54 @@ def test_black_hole_broker_costs_bounded_time():
     )
 
 
+@pytest.mark.parametrize("cp", [False, True], ids=["cpython-tls", "circuitpython-tls"])
+@pytest.mark.parametrize("mode", ["silent", "trickle"])
+def test_a_tls_broker_that_withholds_its_handshake_never_holds_a_pass(
+    tmp_path, mode, cp, monkeypatch
+):
+    """A broker (or whoever sits on its path) that accepts the connection but never answers the
+    ClientHello held one pass for the whole TLS connect timeout, 3 s; one that trickles its
+    handshake held it up to 3 s per byte, bounded only by the watchdog (issue 18, where it is
+    silent: nothing on the network may stall the board for more than 1 s). The handshake runs
+    across passes where the TLS layer can pause (CPython); CircuitPython's one-call handshake
+    stops waiting for the broker after 1 s."""
+    import contextlib
+    import ssl
+
+    from test_prices_hostile import CircuitPythonTls, Relay
+
+    monkeypatch.setattr(mqc, "_CONNACK_TLS_MS", 2500)  # the test need not wait 6 s
+    st = State()
+    with contextlib.ExitStack() as stack:
+        if mode == "silent":
+            host, port, held = stack.enter_context(black_hole_server(accept=True))
+            client = ssl.create_default_context()
+        else:
+            from mosquitto import make_test_cert, mosquitto_broker
+
+            certfile, keyfile = make_test_cert(tmp_path / "pki")
+            b = stack.enter_context(mosquitto_broker(tmp_path / "tls", tls=(certfile, keyfile)))
+            relay = Relay(b.port, 0.01)  # the broker's certificate, a byte every 10 ms
+            stack.callback(relay.close)
+            host, port = "127.0.0.1", relay.port
+            client = ssl.create_default_context(cafile=str(certfile))
+        cfg = make_config(host=host, port=port, MQTT_TLS=True)
+        ctx = CircuitPythonTls(client) if cp else client
+        sink = m.MqttSink(cfg, socket, st, WALL, ssl_context=ctx)
+        sink.on_reading(make_reading(VirtualMeter(), EPOCH), EPOCH, None)
+        t0 = time.monotonic()
+        slowest = poll_until(sink, lambda: sink.failed >= 1, seconds=6.0)
+        took = time.monotonic() - t0
+        sink._close()
+    kind = "circuitpython" if cp else "cpython"
+    error = st.sinks["mqtt"].error
+    print("\n%s TLS broker (%s): longest poll %.3f s, failed after %.1f s: %s"
+          % (mode, kind, slowest, took, error))  # fmt: skip
+    assert sink.failed == 1 and st.sinks["mqtt"].state == "error"
+    assert slowest < (1.3 if cp else 0.1), slowest
+    assert took < 4.0
+
+
 def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
     import ssl
 
@@ -528,7 +576,7 @@ def test_tls_with_a_trusted_certificate_and_a_clear_error_without(tmp_path):
         st2 = State()
         untrusted = m.MqttSink(cfg, socket, st2, WALL, ssl_context=ssl.create_default_context())
         untrusted.on_reading(make_reading(meter, EPOCH), EPOCH, None)
-        untrusted.poll(0)
+        poll_until(untrusted, lambda: untrusted.failed >= 1)  # the handshake runs across passes
         assert st2.sinks["mqtt"].state == "error"
         assert "CERTIFICATE_VERIFY_FAILED" in st2.sinks["mqtt"].error, st2.last_errors
 
