@@ -30,7 +30,7 @@ except ImportError:  # CPython
 _QUEUE_BYTES = const(16384)  # ~14 telegrams with all metrics; CSV backfill covers the rest
 _SCRATCH_BYTES = const(4096)  # one telegram's (or one backfill row's) lines
 _IO_TIMEOUT_MS = const(500)  # connect and each send
-_POLL_BUDGET_MS = const(1000)  # one poll() never takes much longer than this
+_POLL_BUDGET_MS = const(600)  # one poll() never takes much longer than this (a pass: 1 s)
 _BATCH_BYTES = const(8192)  # queued bytes per poll; more -> next poll at once
 _BATCH_MS = const(5000)  # at most one connection per 5 s unless the queue is backed up
 _BACKFILL_ROWS = const(8)  # CSV rows per poll

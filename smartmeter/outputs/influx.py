@@ -33,7 +33,7 @@ except ImportError:  # CPython
 _QUEUE_BYTES = const(12288)  # ~24 telegrams of a three-phase meter; the CSV covers the rest
 _LINE_BYTES = const(1024)  # one telegram's line
 _BODY_BYTES = const(4096)  # one POST
-_POLL_BUDGET_MS = const(1000)  # the whole request, like Graphite's poll budget
+_POLL_BUDGET_MS = const(600)  # the whole request, like Graphite's poll budget (a pass: 1 s)
 _IO_TIMEOUT_S = 0.5  # connect, each send, each wait for the answer
 _BATCH_MS = const(10_000)  # one request per 10 s unless the queue is backed up
 _BACKFILL_ROWS = const(8)  # CSV rows per poll

@@ -340,3 +340,32 @@ def test_run_resets_only_from_the_outermost_handler():
         rig.app.run()
     assert resets == ["fatal KeyError"]
     assert any("fatal: KeyError" in line for line in rig.console.lines)
+
+
+def test_outputs_after_a_slow_one_go_on_in_the_next_pass_and_none_is_starved():
+    """Once a pass has taken ``_SINKS_PASS_MS``, the outputs not yet polled wait for the next
+    pass, which starts with them: waits of several outputs never add up in one pass, and an
+    output that is slow on every pass starves none of the others."""
+    rig = Rig(epoch_from_fields((2026, 6, 25, 8, 0, 0)))
+    app = rig.app
+    polled = []
+
+    class Fake:
+        def __init__(self, name, ms):
+            self.name, self.ms = name, ms
+
+        def poll(self, _now):
+            polled.append(self.name)
+            rig.clock.advance(self.ms)
+
+    app.sinks[:] = [Fake("slow-a", 400), Fake("b", 1), Fake("slow-c", 400), Fake("d", 1)]
+    passes = []
+    for _ in range(12):
+        before = len(polled)
+        t0 = rig.clock.ticks_ms()
+        app.loop_once()
+        passes.append((polled[before:], rig.clock.ticks_ms() - t0))
+    print("\n" + "\n".join("%s %d ms" % p for p in passes))
+    assert max(ms for _, ms in passes) < 2 * 400  # never both slow ones in one pass
+    for name in ("slow-a", "b", "slow-c", "d"):
+        assert polled.count(name) >= 5, (name, polled.count(name))

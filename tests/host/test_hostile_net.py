@@ -266,3 +266,39 @@ def test_hostile_influxdb_cannot_stall_the_loop(tmp_path, mode):
     assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
     assert longest < GRAPHITE_PASS_BOUND_S, longest
     assert gap < GRAPHITE_PASS_BOUND_S, gap
+
+
+@pytest.mark.parametrize("accept", [False, True], ids=["never-accepts", "accepts-then-silent"])
+def test_outputs_waiting_on_one_dead_host_never_add_up_past_a_second(tmp_path, accept):
+    """Graphite, MQTT and InfluxDB on one host that stops answering (a NAS whose services hang,
+    or whose TCP backlog is full): each output's own wait is bounded, but they fell due in the
+    same pass and their waits added up - a 1.5 s pass with all three connects timing out (issue
+    18, where it is silent: nothing on the network may stall the board for more than 1 s).
+    Outputs that still wait in a pass once it has taken long go on in the next one."""
+    with black_hole_server(accept=accept, backlog=0 if not accept else 8) as (host, port, _held):
+        if not accept:
+            for _ in range(3):  # fill the backlog so the firmware's connects go nowhere
+                filler = socket.socket()
+                filler.setblocking(False)
+                filler.connect_ex((host, port))
+                FILLERS.append(filler)
+        extra = {
+            "GRAPHITE_HOST": host,
+            "GRAPHITE_PORT": port,
+            "MQTT_HOST": host,
+            "MQTT_PORT": port,
+            "INFLUX_URL": "http://%s:%d" % (host, port),
+        }
+        try:
+            sim, longest, gap = run_sim(tmp_path, extra, "one dead host, three outputs")
+        finally:
+            for filler in FILLERS:
+                filler.close()
+            FILLERS.clear()
+    c = sim.app.state.counters
+    for name in ("mqtt", "influx") if accept else ("graphite", "mqtt", "influx"):
+        assert sim.app.state.sinks[name].state == "error", name  # (Graphite cannot tell)
+    assert sim.sent >= 4
+    assert sim.lost() == 0 and c.uart_overflows == 0 and c.csv_rows == sim.sent
+    assert longest < 1.0, longest
+    assert gap < 1.0, gap
