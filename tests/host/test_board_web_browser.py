@@ -13,40 +13,15 @@ Skipped without ``CIRCUITPYTHON`` (see test_board_system.py) or without Chromium
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
-import pytest
 from test_board_system import VM, build_release, http_get, load_runner, pytestmark  # noqa: F401
-from test_web_browser import FLAGS, START_EPOCH, Cdp, chromium  # noqa: F401
+from test_web_browser import START_EPOCH, Cdp, browser, chromium, open_tab  # noqa: F401
 
 DAY = b"Zeit;UTC-Offset;A+ Wh;P+ W\r\n" + b"01.05.2024 00:00:00;+02:00;1;2\r\n" * 3000
 
 
-@pytest.fixture
-def browser(tmp_path, chromium):  # noqa: F811 - the fixture from test_web_browser
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    active = profile / "DevToolsActivePort"
-    end = time.monotonic() + 30
-    while not active.exists() and time.monotonic() < end:
-        time.sleep(0.1)
-    assert active.exists(), "chromium did not start"
-    time.sleep(0.2)
-    port, path = active.read_text().split()[:2]
-    yield "ws://127.0.0.1:%s%s" % (port, path)
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def test_board_pages_in_a_browser(tmp_path, browser):
+def test_board_pages_in_a_browser(tmp_path, browser):  # noqa: F811 - the fixture from test_web_browser
     from servers import free_port
 
     run = load_runner()
@@ -72,9 +47,7 @@ def test_board_pages_in_a_browser(tmp_path, browser):
         b.start()
         b.wait_for("code.py output:", timeout=30)
         cdp = Cdp(browser, ("admin", password))
-        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
-        s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        s = open_tab(cdp)
         cdp.call(
             "Browser.setDownloadBehavior",
             behavior="allow",

@@ -189,7 +189,71 @@ def chromium():
     return path
 
 
-def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
+@pytest.fixture
+def browser(tmp_path, chromium):
+    """Headless Chromium with its own profile: the DevTools websocket address; ended after the
+    test (the profile removed)."""
+    profile = tmp_path / "profile"
+    proc = subprocess.Popen(
+        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        active = profile / "DevToolsActivePort"
+        end = time.monotonic() + 30
+        while not active.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert active.exists(), "chromium did not start"
+        time.sleep(0.2)
+        port, path = active.read_text().split()[:2]
+        yield "ws://127.0.0.1:%s%s" % (port, path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_tab(cdp):
+    """A new tab's session, its requests paused so ``cdp`` answers the Basic-auth challenge
+    like a user typing the password into the browser's prompt (401 first, then Basic)."""
+    target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
+    s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+    return s
+
+
+def _shot_of(cdp, s, element_js):
+    """PNG bytes of the element ``element_js`` (a JavaScript expression) on the page."""
+    box = json.loads(
+        cdp.eval(
+            s,
+            "JSON.stringify((function(r){return {x:r.left+scrollX,y:r.top+scrollY,"
+            "w:r.width,h:r.height}})(%s.getBoundingClientRect()))" % element_js,
+        )
+    )
+    shot = cdp.call(
+        "Page.captureScreenshot",
+        s,
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1},
+    )
+    return base64.b64decode(shot["data"])
+
+
+def _stop(cdp):
+    if cdp is not None:
+        try:
+            cdp.ws.close()
+        except Exception:  # noqa: BLE001, S110 - the browser may be gone already
+            pass
+
+
+def test_home_page_live_values_download_and_screenshot(tmp_path, browser):
     from sim.hardware import SimClock
     from sim.run import Simulation
 
@@ -245,28 +309,12 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
 
     runner = threading.Thread(target=loop, daemon=True)
     runner.start()
-    profile = tmp_path / "profile"
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    proc = subprocess.Popen(
-        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     cdp = None
     try:
-        active = profile / "DevToolsActivePort"
-        end = time.monotonic() + 30
-        while not active.exists() and time.monotonic() < end:
-            time.sleep(0.1)
-        assert active.exists(), "chromium did not start"
-        time.sleep(0.2)
-        dev_port, ws_path = active.read_text().split()[:2]
-        cdp = Cdp("ws://127.0.0.1:%s%s" % (dev_port, ws_path), ("admin", PASSWORD))
-        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
-        s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        # like a user typing the password into the browser's prompt: 401 first, then Basic
-        cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        cdp = Cdp(browser, ("admin", PASSWORD))
+        s = open_tab(cdp)
         cdp.call(
             "Browser.setDownloadBehavior",
             behavior="allow",
@@ -364,22 +412,7 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         assert "cost %.2f EUR" % (net_ct / 100) in tip
         assert "grid %.2f" % (q["grid_ct"] / 100) in tip
         assert "grid fee %.2f ct" % q["grid_fee_ct_kwh"] in tip
-        box = json.loads(
-            cdp.eval(
-                s,
-                "JSON.stringify((function(r){return {x:r.left+scrollX,y:r.top+scrollY,"
-                "w:r.width,h:r.height}})(document.getElementById('c_quarter')"
-                ".parentNode.getBoundingClientRect()))",
-            )
-        )
-        shot = cdp.call(
-            "Page.captureScreenshot",
-            s,
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1},
-        )
-        quarter_png = base64.b64decode(shot["data"])
+        quarter_png = _shot_of(cdp, s, "document.getElementById('c_quarter').parentNode")
         assert quarter_png[:8] == b"\x89PNG\r\n\x1a\n" and len(quarter_png) > 5_000
         (
             REPO_ROOT / "docs" / "usage-quarters.png"
@@ -405,26 +438,11 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
             top[0]["w"] / 1000
         )
         assert "heading for" in cdp.eval(s, "document.getElementById('q_now').textContent")
-        box = json.loads(
-            cdp.eval(
-                s,
-                "JSON.stringify((function(r){return {x:r.left+scrollX,y:r.top+scrollY,"
-                "w:r.width,h:r.height}})(document.getElementById('o_cheap')"
-                ".parentNode.parentNode.getBoundingClientRect()))",
-            )
-        )
-        shot = cdp.call(
-            "Page.captureScreenshot",
-            s,
-            format="png",
-            captureBeyondViewport=True,
-            clip={"x": box["x"], "y": box["y"], "width": box["w"], "height": box["h"], "scale": 1},
-        )
         (
             REPO_ROOT / "docs" / "usage-outlook.png"
             if os.environ.get("UPDATE_SCREENSHOTS")
             else (tmp_path / "usage-outlook.png")
-        ).write_bytes(base64.b64decode(shot["data"]))
+        ).write_bytes(_shot_of(cdp, s, "document.getElementById('o_cheap').parentNode.parentNode"))
         api = json.loads(
             cdp.eval(
                 s,
@@ -486,20 +504,10 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, chromium):
         out.parent.mkdir(exist_ok=True)
         out.write_bytes(png)
     finally:
-        if cdp is not None:
-            try:
-                cdp.ws.close()
-            except Exception:  # noqa: BLE001
-                pass
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(cdp)
         stop.set()
         runner.join(10)
         sim.close()
-        shutil.rmtree(profile, ignore_errors=True)
     c = sim.app.state.counters
     assert cdp.challenges >= 1  # the browser was asked for the password
     assert c.decoded == c.csv_rows > 0
@@ -546,29 +554,14 @@ def _sim_for_page(tmp_path, layout, **extra):
     return sim, port, stop, runner
 
 
-def test_page_of_a_meter_that_sends_less_and_of_amis_without_tx(tmp_path, chromium):
+def test_page_of_a_meter_that_sends_less_and_of_amis_without_tx(tmp_path, browser):
     """Wiener Netze: no phase table, a sentence instead, reactive values; AMIS without the TX
     line: the page says so."""
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [chromium, *FLAGS, "--user-data-dir=%s" % profile, "about:blank"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     cdp = None
     sims = []
     try:
-        active = profile / "DevToolsActivePort"
-        end = time.monotonic() + 30
-        while not active.exists() and time.monotonic() < end:
-            time.sleep(0.1)
-        assert active.exists(), "chromium did not start"
-        time.sleep(0.2)
-        dev_port, ws_path = active.read_text().split()[:2]
-        cdp = Cdp("ws://127.0.0.1:%s%s" % (dev_port, ws_path), ("admin", PASSWORD))
-        target = cdp.call("Target.createTarget", url="about:blank")["targetId"]
-        s = cdp.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        cdp.call("Fetch.enable", s, handleAuthRequests=True, patterns=[{"urlPattern": "*"}])
+        cdp = Cdp(browser, ("admin", PASSWORD))
+        s = open_tab(cdp)
         sims.append(_sim_for_page(tmp_path, "wienernetze"))
         cdp.call("Page.navigate", s, url="http://127.0.0.1:%d/" % sims[-1][1])
         cdp.wait(s, "/^-?\\d+$/.test(document.getElementById('q_in').textContent)")
@@ -589,10 +582,4 @@ def test_page_of_a_meter_that_sends_less_and_of_amis_without_tx(tmp_path, chromi
             stop.set()
             runner.join(5)
             sim.close()
-        if cdp is not None:
-            try:
-                cdp.ws.close()
-            except Exception:  # noqa: BLE001, S110 - the browser may be gone already
-                pass
-        proc.terminate()
-        proc.wait(10)
+        _stop(cdp)
