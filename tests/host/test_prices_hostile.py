@@ -12,6 +12,9 @@ import threading
 import time
 
 import pytest
+from test_prices import Cfg
+from test_prices import RealClock as Clock
+from test_prices import make as make_sink
 
 from smartmeter import app as app_mod
 from smartmeter import config
@@ -142,27 +145,9 @@ def srv():
     s.close()
 
 
-class Clock:
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def ticks_ms(self):
-        return int(time.monotonic() * 1000) & ((1 << 29) - 1)
-
-    def time(self):
-        return self.epoch
-
-
-class Cfg:
-    def __init__(self, url):
-        self.PRICE_API_URL = url
-
-
 def make(srv, epoch=NOW, price_mct=0):
-    tariff = Tariff(price_mct=price_mct, markup_mct=1500, vat_mpct=20_000)
-    state = State()
-    sink = P.PriceSink(Cfg(srv.url), socket, state, tariff, Clock(epoch))
-    return sink, tariff, state
+    """A price sink fetching from ``srv``, as test_prices makes one: -> sink, tariff, state."""
+    return make_sink(srv, price_mct, epoch)[:3]
 
 
 def run(sink, seconds=10.0):
