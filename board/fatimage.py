@@ -34,7 +34,9 @@ class _Image:
         self.f.flush()
 
 
-def _export(src, dest, buf):
+def _copy(src, dest, buf, listed):
+    """Copy the tree ``src`` into ``dest`` through ``buf``; ``listed``: print ``size path`` (the
+    path on the card) per file."""
     for entry in os.ilistdir(src):
         name, kind = entry[0], entry[1]
         path = src + "/" + name
@@ -44,7 +46,7 @@ def _export(src, dest, buf):
                 os.mkdir(out)
             except OSError:
                 pass
-            _export(path, out, buf)
+            _copy(path, out, buf, listed)
             continue
         size = 0
         with open(path, "rb") as fin, open(out, "wb") as fout:
@@ -54,27 +56,8 @@ def _export(src, dest, buf):
                     break
                 fout.write(memoryview(buf)[:n])
                 size += n
-        print(size, path[len("/card") :])
-
-
-def _put(src, dest, buf):
-    for entry in os.ilistdir(src):
-        name, kind = entry[0], entry[1]
-        path = src + "/" + name
-        out = dest + "/" + name
-        if kind == 0x4000:
-            try:
-                os.mkdir(out)
-            except OSError:
-                pass
-            _put(path, out, buf)
-            continue
-        with open(path, "rb") as fin, open(out, "wb") as fout:
-            while True:
-                n = fin.readinto(buf)
-                if not n:
-                    break
-                fout.write(memoryview(buf)[:n])
+        if listed:
+            print(size, path[len("/card") :])
 
 
 def main(argv):
@@ -87,9 +70,9 @@ def main(argv):
             return
         os.mount(os.VfsFat(dev), "/card", readonly=cmd == "export")
         if cmd == "put":
-            _put(argv[3], "/card", bytearray(4096))
+            _copy(argv[3], "/card", bytearray(4096), False)
         else:
-            _export("/card", argv[3], bytearray(4096))
+            _copy("/card", argv[3], bytearray(4096), True)
         os.umount("/card")
 
 
