@@ -245,6 +245,22 @@ def _shot_of(cdp, s, element_js):
     return base64.b64decode(shot["data"])
 
 
+def live_values_move(cdp, s, timeout=20):
+    """Wait until the home page shows a live power value, then until the meter time moves on."""
+    cdp.wait(s, "/^-?\\d+$/.test(document.getElementById('p_in').textContent)", timeout)
+    first = cdp.wait(
+        s,
+        "document.getElementById('m_time').textContent.length > 5 && "
+        "document.getElementById('m_time').textContent",
+    )
+    changed = cdp.wait(
+        s,
+        "document.getElementById('m_time').textContent != %s && "
+        "document.getElementById('m_time').textContent" % json.dumps(first),
+    )
+    assert changed != first
+
+
 def _stop(cdp):
     if cdp is not None:
         try:
@@ -331,19 +347,7 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, browser):
         )
         base = "http://127.0.0.1:%d" % port
         cdp.call("Page.navigate", s, url=base + "/")
-        # live values: a number appears, then the meter time moves on
-        cdp.wait(s, "/^-?\\d+$/.test(document.getElementById('p_in').textContent)")
-        first = cdp.wait(
-            s,
-            "document.getElementById('m_time').textContent.length > 5 && "
-            "document.getElementById('m_time').textContent",
-        )
-        changed = cdp.wait(
-            s,
-            "document.getElementById('m_time').textContent != %s && "
-            "document.getElementById('m_time').textContent" % json.dumps(first),
-        )
-        assert changed != first
+        live_values_move(cdp, s)
         cdp.wait(s, "!!document.querySelector('#chart svg path')")
         cdp.wait(s, "document.getElementById('sd').textContent.indexOf('total') >= 0")
         text = cdp.eval(s, "document.body.innerText")
