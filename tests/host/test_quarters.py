@@ -15,6 +15,7 @@ import json
 from fractions import Fraction
 
 import pytest
+from test_usage import _expected as expected
 
 from sim.hardware import ManualClock
 from sim.run import Simulation
@@ -149,26 +150,13 @@ def run_day(tmp_path, y, m, d, cut=None, swap=None, late=False, fixed=True):
     return sim, day, rows
 
 
-def expected(rows, key):
-    """Register differences between consecutive CSV rows, booked to ``key(later row)``; none
-    across a gap (> GAP_S) or a register that went down (a new meter)."""
-    out = {}
-    for (t0, a0, e0), (t1, a1, e1) in zip(rows, rows[1:]):
-        if t1 - t0 > U.GAP_S or a1 < a0 or e1 < e0:
-            continue
-        k = key(t1)
-        imp, exp = out.get(k, (0, 0))
-        out[k] = (imp + a1 - a0, exp + e1 - e0)
-    return out
-
-
 def check_day(sim, day, rows, n_quarters):
     u = sim.app.state.usage
     assert len(rows) > 1500
     first = u.day_start(day) // 900
     last = u.day_start(day + 1) // 900 - 1
     assert last - first + 1 == n_quarters
-    want = expected(rows, lambda t: t // 900)
+    want = expected(rows, lambda t: t // 900)  # as test_usage counts hours and days
     # the register at each boundary: the last CSV row before it
     at = {}
     for t, a, e in rows:
