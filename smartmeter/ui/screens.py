@@ -310,6 +310,16 @@ def _kvarh(varh):
     return ABSENT if varh is None else "%d" % ((int(varh) + 500) // 1000)
 
 
+def _usage_now(state):
+    """``(usage, epoch, tariff)`` for the usage screens: the summary, the latest telegram's time
+    (the summary's own after a boot, before the first telegram) and its tariff."""
+    usage = state.usage
+    epoch = state.latest_epoch
+    if epoch is None and usage is not None:
+        epoch = usage.last_epoch
+    return usage, epoch, usage.tariff if usage is not None else None
+
+
 class Usage:
     """Energy and cost today, yesterday and this month (from ``state.usage``), the price now.
 
@@ -342,11 +352,7 @@ class Usage:
 
     def update(self, view, state, now):
         t = view.t
-        usage = state.usage
-        epoch = state.latest_epoch
-        if epoch is None and usage is not None:
-            epoch = usage.last_epoch
-        tariff = usage.tariff if usage is not None else None
+        usage, epoch, tariff = _usage_now(state)
         gaps = False
         for n in range(3):
             label, imp, exp, cost = self.rows[n]
@@ -435,11 +441,7 @@ class Tariff:
 
     def update(self, view, state, now):
         t = view.t
-        usage = state.usage
-        epoch = state.latest_epoch
-        if epoch is None and usage is not None:
-            epoch = usage.last_epoch
-        tariff = usage.tariff if usage is not None else None
+        usage, epoch, tariff = _usage_now(state)
         outlook = getattr(tariff, "outlook", None) if tariff is not None else None
         starts = None
         if outlook is not None and epoch is not None:
