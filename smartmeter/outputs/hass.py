@@ -98,61 +98,30 @@ _OTHER = {
     ),
     "price_now": ("price", "Electricity price now", None, "ct/kWh", _M, _K_MILLI, 2, None),
 }
+
+
+def _when(oid, name):
+    """A timestamp entity (published as a local ISO time)."""
+    return (oid, name, "timestamp", None, None, _K_TIME, None, None)
+
+
+def _kw(oid, name):
+    """A demand in W published as kW."""
+    return (oid, name, "power", "kW", _M, _K_MILLI, 2, None)
+
+
 # the cheapest 1, 2, 3 hours ahead (datalog/cheapest.py): when each starts
 for _h in (1, 2, 3):
-    _OTHER["cheapest_%dh" % _h] = (
-        "cheapest_%dh_start" % _h,
-        "Cheapest %d h start" % _h,
-        "timestamp",
-        None,
-        None,
-        _K_TIME,
-        None,
-        None,
-    )
-# the month's quarter-hour demand peaks (datalog/peaks.py): W published as kW, and when
+    _OTHER["cheapest_%dh" % _h] = _when("cheapest_%dh_start" % _h, "Cheapest %d h start" % _h)
+# the month's quarter-hour demand peaks (datalog/peaks.py), and when
 for _n, _suffix, _label in ((1, "", ""), (2, "_2", " 2nd"), (3, "_3", " 3rd")):
-    _OTHER["peak_%d" % _n] = (
-        "peak_month" + _suffix,
-        "Peak demand this month" + _label,
-        "power",
-        "kW",
-        _M,
-        _K_MILLI,
-        2,
-        None,
+    _OTHER["peak_%d" % _n] = _kw("peak_month" + _suffix, "Peak demand this month" + _label)
+    _OTHER["peak_%d_at" % _n] = _when(
+        "peak_month%s_time" % _suffix, "Peak demand this month%s at" % _label
     )
-    _OTHER["peak_%d_at" % _n] = (
-        "peak_month%s_time" % _suffix,
-        "Peak demand this month%s at" % _label,
-        "timestamp",
-        None,
-        None,
-        _K_TIME,
-        None,
-        None,
-    )
-# the open quarter hour: its running average and where it is heading (W published as kW)
-_OTHER["quarter_avg"] = (
-    "demand_quarter",
-    "Demand this quarter hour",
-    "power",
-    "kW",
-    _M,
-    _K_MILLI,
-    2,
-    None,
-)
-_OTHER["quarter_projected"] = (
-    "demand_quarter_projected",
-    "Demand this quarter hour projected",
-    "power",
-    "kW",
-    _M,
-    _K_MILLI,
-    2,
-    None,
-)
+# the open quarter hour: its running average and where it is heading
+_OTHER["quarter_avg"] = _kw("demand_quarter", "Demand this quarter hour")
+_OTHER["quarter_projected"] = _kw("demand_quarter_projected", "Demand this quarter hour projected")
 
 
 def entity(key):
