@@ -33,6 +33,8 @@ Python API (tests, memory ladder)::
 ``sd_files``: ``{path on the card: bytes}`` put on the card before boot; ``drive_files``: the
 same for CIRCUITPY (e.g. a test's own ``code.py``); ``nvm``: the nvm's
 bytes at power-on (e.g. a remembered line setting); ``layout``: the virtual meter's;
+``meter_waits=True``: the meter starts sending once the UART exists (else it sends from
+power-on, as a real one, and the first telegram is lost);
 ``rtc_set=False``: the RTC starts in 2000 as after power-on (the default sets it to the PC's
 time, as if NTP had answered). Resets
 (``microcontroller.reset``, ``supervisor.reload``, a starved watchdog in RESET mode) end the VM
@@ -135,6 +137,7 @@ class Board:
         nvm=None,
         drive_files=None,
         rtc_set=True,
+        meter_waits=False,
     ):
         reason = check_vm(vm)
         if reason:
@@ -156,6 +159,7 @@ class Board:
         self.nvm_bytes = nvm
         self.drive_files = drive_files or {}
         self.rtc_set = rtc_set
+        self.meter_waits = meter_waits
         with open(settings_file, encoding="utf-8") as f:
             self.settings_text = f.read()
         values, _problems = config_mod.parse_toml(self.settings_text)
@@ -453,6 +457,8 @@ class Board:
                 self._stop.wait(due - now)
                 continue
             due += interval
+            if self.meter_waits and self.sent_before_uart is None:
+                continue  # plugged in once the board's UART is up (tests: no first telegram lost)
             if self.telegram_limit is not None and self.sent >= self.telegram_limit:
                 continue
             epoch = self.start_epoch + int((now - self.t0) * self.speed)

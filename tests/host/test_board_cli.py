@@ -31,7 +31,7 @@ def test_make_board_in_a_terminal(tmp_path):
             "--vm",
             VM,
             "--duration",
-            "14",
+            "8",
             "--speed",
             "5",
             "--data-dir",

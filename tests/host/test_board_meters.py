@@ -52,7 +52,7 @@ def test_line_search_from_a_wrong_remembered_setting_and_prices(tmp_path, releas
         VM,
         data_dir=tmp_path / "data",
         release=release,
-        speed=10,
+        speed=20,
         out=None,
         http_port=port,
         start=NOW,
@@ -70,6 +70,7 @@ def test_line_search_from_a_wrong_remembered_setting_and_prices(tmp_path, releas
         b.wait_for("line: searching, trying %s" % LINES[wrong][0], timeout=30)
         b.wait_for("line: %s works" % LINES[right][0], timeout=60)
         b.run_until(lambda: b.sent >= b.sent_before_uart + 30, timeout=60)
+        b.telegram_limit = b.sent  # the meter stops: counters and the card agree
         time.sleep(1)
         c = b.status()
         status, body = http_get(port, b.values["WEB_PASSWORD"], "/api/usage?resolution=day")
@@ -101,6 +102,7 @@ def test_amis_meter_gets_an_e5_for_every_frame(tmp_path, release):
         layout="amis",
         speed=4,  # a frame every 250 ms: the E5 must be back before the next one
         telegrams=25,
+        meter_waits=True,  # its first link offer (SND_NKE) reaches a UART: no minute's wait
         out=None,
         start=1_782_381_600,
         settings={"NTP_SERVER": "", "METER_BAUD": 9600, "METER_PARITY": "even"},

@@ -54,7 +54,12 @@ def _run_ci(tmp_path, test_rc, vm=False):
     _shim(bindir, "node", "echo v20")
     _shim(bindir, "npm", "echo 10")
     log = tmp_path / "make.log"
-    outer = {k: v for k, v in os.environ.items() if k != "CIRCUITPYTHON"}  # make test sets it
+    # `make test CIRCUITPYTHON=...` sets it, in the environment and in MAKEFLAGS for sub-makes
+    outer = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CIRCUITPYTHON", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    }
     env = dict(
         outer,
         PATH="%s:%s" % (bindir, os.environ["PATH"]),
