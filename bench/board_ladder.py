@@ -53,16 +53,16 @@ SPEED = 250  # box clock: a telegram every 20 ms of real time
 LONG = 10_000
 SHORT = 200
 
-# name, display, wifi, outputs
+# name, display, wifi, outputs, the heap (KiB) the search starts at (below: "at most")
 CONFIGS = (
-    ("decode + CSV", False, False, ()),
-    ("+ display", True, False, ()),
-    ("+ web", False, True, ()),
-    ("+ MQTT", False, True, ("mqtt",)),
-    ("+ Graphite", False, True, ("graphite",)),
-    ("+ InfluxDB", False, True, ("influx",)),
-    ("+ prices", False, True, ("prices",)),
-    ("everything", True, True, ("mqtt", "graphite", "influx", "prices")),
+    ("decode + CSV", False, False, (), 96),
+    ("+ display", True, False, (), 160),
+    ("+ web", False, True, (), 224),
+    ("+ MQTT", False, True, ("mqtt",), 240),
+    ("+ Graphite", False, True, ("graphite",), 240),
+    ("+ InfluxDB", False, True, ("influx",), 240),
+    ("+ prices", False, True, ("prices",), 240),
+    ("everything", True, True, ("mqtt", "graphite", "influx", "prices"), 320),
 )
 
 _STATUS_ROWS = re.compile(r" dec (\d+) .*\| sd \w+ rows (\d+) ")
@@ -302,9 +302,12 @@ class _WebPoller(threading.Thread):
                 self.last_error = str(exc)[:80]
 
 
-def _settings(display, wifi, outputs, peers, port):
+def _settings(display, wifi, outputs, peers, port, watchdog_s=3600):
     # a Netz NOE customer's settings: the key, no authentication key (the meter sends no tag)
     s = {"CIRCUITPY_WIFI_SSID": "simulated" if wifi else "", "WEB_PORT": port, "METER_AUTH_KEY": ""}
+    # the box clock runs SPEED times faster: the 60 s watchdog would be 0.24 s of the PC's
+    # time, and a busy PC starves it (a reset that says nothing about memory)
+    s["WATCHDOG_S"] = watchdog_s
     if "mqtt" in outputs:
         s.update(MQTT_HOST="127.0.0.1", MQTT_PORT=peers["mqtt"].port)
     if "graphite" in outputs:
@@ -372,11 +375,20 @@ def standin_heap(vm, display, wifi, workdir, release=None):
 
 
 def run(
-    vm, config, heap_kib, telegrams, workdir, standin=None, speed=SPEED, release=None, start=None
+    vm,
+    config,
+    heap_kib,
+    telegrams,
+    workdir,
+    standin=None,
+    speed=SPEED,
+    release=None,
+    start=None,
+    watchdog_s=3600,
 ):
     """One run of ``config`` (a CONFIGS row) at a board heap of ``heap_kib``: a result dict."""
     board_run = _board_module()
-    title, display, wifi, outputs = config
+    title, display, wifi, outputs = config[:4]
     workdir = Path(workdir)
     if standin is None:
         standin = standin_heap(vm, display, wifi, workdir, release)[0]
@@ -401,7 +413,7 @@ def run(
         b = board_run.Board(
             vm,
             data,
-            settings=_settings(display, wifi, outputs, peers, port),
+            settings=_settings(display, wifi, outputs, peers, port, watchdog_s),
             heap=str(heap_kib * 1024 + standin),
             speed=speed,
             out=None,
@@ -505,7 +517,7 @@ WORDS = {
 
 def core_ok(config, r):
     """The configuration's own parts run (optional ones - usage, setup AP - may be off, said)."""
-    _title, display, wifi, outputs = config
+    _title, display, wifi, outputs = config[:4]
     names = ["CSV logging"] + [WORDS[n] for n in outputs]
     names += ["Display"] if display else []
     names += ["Web page"] if wifi else []
@@ -520,7 +532,7 @@ def core_ok(config, r):
     )
 
 
-def ladder(vm, out, configs=CONFIGS, start_kib=96, top_kib=768, long=LONG, short=SHORT):
+def ladder(vm, out, configs=CONFIGS, top_kib=768, long=LONG, short=SHORT):
     """Each configuration's steps; ``out`` gets one table row per configuration.
 
     ``core``: the smallest heap at which the configuration's own parts run and every telegram
@@ -533,10 +545,11 @@ def ladder(vm, out, configs=CONFIGS, start_kib=96, top_kib=768, long=LONG, short
         for config in configs:
             work = Path(tmp) / re.sub(r"\W+", "-", config[0]).strip("-")
             standin, _notes = standin_heap(vm, config[1], config[2], work)
-            heap = start_kib
+            heap = config[4]
             core = full = None
             while heap <= top_kib and full is None:
                 r = run(vm, config, heap, short, work, standin)
+                r["start_kib"] = config[4]
                 if core is None and core_ok(config, r):
                     core = r
                 if r["passed"]:
@@ -555,7 +568,11 @@ def _row(title, standin, core, full):
         names = sorted({x.split(" off:")[0] for x in r["left_out"]})
         return ", ".join(names) or "-"
 
-    c = "%d KiB (off: %s)" % (core["heap_kib"], left(core)) if core else "-"
+    c = "-"
+    if core:
+        c = "%d KiB (off: %s)" % (core["heap_kib"], left(core))
+        if core["heap_kib"] == core["start_kib"] and core["start_kib"] > 96:
+            c = "at most " + c
     if full is None:
         return "| %s | %s | - | not up to the top | %.1f KiB |" % (title, c, standin / 1024)
     web = ", web page %d answers" % full["web_ok"] if full["web_ok"] is not None else ""

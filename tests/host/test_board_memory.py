@@ -52,7 +52,9 @@ def test_every_heap_logs_every_row_or_says_csv_logging_off(tmp_path):
     assert 0 < standin < 128 * 1024, notes
     walk = []
     for heap in HEAPS_KIB:
-        r = board_ladder.run(VM, config, heap, TELEGRAMS, tmp_path / "w", standin, release=release)
+        r = board_ladder.run(
+            VM, config, heap, TELEGRAMS, tmp_path / "w", standin, release=release, watchdog_s=60
+        )
         said = r["csv_off"]
         all_rows = r["expected"] > 0 and r["rows"] >= r["expected"]
         walk.append((heap, r["rows"], r["expected"], said, len(r["boots"]), r["seconds"]))
