@@ -33,8 +33,8 @@ from .netutil import (
     EISCONN_CODES,
     ENOTCONN_CODES,
     ETIMEDOUT,
-    Bounded,
     errno_of,
+    start_tls,
     would_block,
 )
 from .timeutil import ticks_add, ticks_diff
@@ -256,18 +256,8 @@ class HttpGet:
                 import ssl
 
                 context = self.ssl_context = ssl.create_default_context()
-            try:  # CPython: a handshake that can pause
-                self.sock = context.wrap_socket(
-                    self.sock, server_hostname=self._host, do_handshake_on_connect=False
-                )
-            except TypeError:  # CircuitPython: connect() does all of the handshake
-                bounded = Bounded(self.sock, self.ticks_ms)
-                ssock = context.wrap_socket(bounded, server_hostname=self._host)
-                self.sock = ssock
-                bounded.end = ticks_add(self.ticks_ms(), self._tls_ms)
-                ssock.connect(self._addr)  # the socket is connected: only the handshake runs
-                bounded.end = None
-                self.phase = _SEND
+            if start_tls(self, context, self._host, self._addr, self.ticks_ms, self._tls_ms):
+                self.phase = _SEND  # CircuitPython: the handshake ran in start_tls
                 return True
         try:
             self.sock.do_handshake()

@@ -5,7 +5,7 @@ Numbers are Linux/lwIP's (CircuitPython and MicroPython use them on every port);
 ``errno`` module knows a name (CPython on another OS) its value wins.
 """
 
-from .timeutil import ticks_diff
+from .timeutil import ticks_add, ticks_diff
 
 try:
     import errno as _errno
@@ -116,3 +116,29 @@ class Bounded:
 
     def listen(self, _backlog):
         raise OSError(95)
+
+
+def start_tls(conn, context, host, sockaddr, ticks_ms, wait_ms):
+    """Wrap ``conn.sock`` (connected, non-blocking) for TLS with ``context``; ``conn.sock`` is
+    the TLS socket afterwards (closed with ``conn`` if the handshake fails).
+
+    CPython: the handshake is left to the caller's ``do_handshake()`` calls (it can pause).
+    CircuitPython (``wrap_socket`` takes no ``do_handshake_on_connect``): ``connect`` runs all
+    of it in one call, through :class:`Bounded`, which ends it once it has to wait for the
+    server more than ``wait_ms`` from now.
+
+    :returns: True when the handshake is done, False when it is the caller's to drive
+    """
+    try:  # CPython: a handshake that can pause
+        conn.sock = context.wrap_socket(
+            conn.sock, server_hostname=host, do_handshake_on_connect=False
+        )
+        return False
+    except TypeError:  # CircuitPython: connect() does all of the handshake
+        bounded = Bounded(conn.sock, ticks_ms)
+        ssock = context.wrap_socket(bounded, server_hostname=host)
+        conn.sock = ssock
+        bounded.end = ticks_add(ticks_ms(), wait_ms)
+        ssock.connect(sockaddr)  # the socket is connected: only the handshake runs
+        bounded.end = None
+        return True

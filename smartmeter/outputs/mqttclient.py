@@ -28,7 +28,7 @@ most ``_READ_BUDGET`` bytes read, ``_SEND_BUDGET`` bytes sent):
 Publishing is QoS 0 only (the sink sends state snapshots; a lost one is replaced 5 s later).
 """
 
-from ..netutil import Bounded, would_block
+from ..netutil import start_tls, would_block
 from ..timeutil import ticks_add
 
 try:
@@ -179,7 +179,7 @@ class MqttClient:
             self._next_ping = ticks_add(now, self.keep_alive * 500)
             self._queue(connect_packet(self.client_id, self.keep_alive, will, user, password))
             if tls:
-                self._wrap(addr[4], now)
+                self._wrap(addr[4])
             else:
                 self._flush(now)
         except BaseException:
@@ -187,20 +187,10 @@ class MqttClient:
             raise
         return addr
 
-    def _wrap(self, sockaddr, now):
+    def _wrap(self, sockaddr):
         """Wrap the connected socket for TLS; on CircuitPython this runs the whole handshake."""
-        context = self.ssl_context
-        try:  # CPython: a handshake that can pause (service() goes on with it)
-            self.sock = context.wrap_socket(
-                self.sock, server_hostname=self.host, do_handshake_on_connect=False
-            )
-        except TypeError:  # CircuitPython: connect() does all of the handshake
-            bounded = Bounded(self.sock, self._ticks)
-            ssock = context.wrap_socket(bounded, server_hostname=self.host)
-            self.sock = ssock
-            bounded.end = ticks_add(now, _TLS_WAIT_MS)
-            ssock.connect(sockaddr)  # the socket is connected: only the handshake runs
-            bounded.end = None
+        # CPython: a handshake that can pause (service() goes on with it)
+        if start_tls(self, self.ssl_context, self.host, sockaddr, self._ticks, _TLS_WAIT_MS):
             self._handshake_done(self._ticks())
 
     def _handshake_done(self, now):
