@@ -15,23 +15,13 @@ with that reason, so a fresh clone stays green.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from _support import REPO_ROOT
+from test_board_system import VM, build_release, pytestmark  # noqa: F401 - skips without the VM
 
 from bench import board_ladder
-
-VM = os.environ.get("CIRCUITPYTHON", "")
-if VM and not os.path.isabs(VM):
-    VM = str((REPO_ROOT / VM).resolve())
-pytestmark = pytest.mark.skipif(
-    not (VM and os.path.isfile(VM) and os.access(VM, os.X_OK)),
-    reason="CIRCUITPYTHON does not name the CircuitPython VM (see README: Board in a box)",
-)
 
 HEAPS_KIB = range(96, 257, 16)
 TELEGRAMS = 12
@@ -39,13 +29,7 @@ CSV_OFF = "CSV logging off: not enough memory"
 
 
 def test_every_heap_logs_every_row_or_says_csv_logging_off(tmp_path):
-    subprocess.run(
-        [sys.executable, "tools/release.py", "--quiet", "--majors", "10", "--out", str(tmp_path)],
-        cwd=REPO_ROOT,
-        check=True,
-        timeout=300,
-    )
-    release = next(Path(tmp_path).glob("smartmeter-*-circuitpython-10.zip"))
+    release = build_release(tmp_path)
     config = board_ladder.CONFIGS[0]  # decode + CSV
     assert config[0] == "decode + CSV"
     standin, notes = board_ladder.standin_heap(VM, False, False, tmp_path / "w", release)

@@ -523,51 +523,17 @@ def test_cheapest_windows_and_peaks_reach_home_assistant(broker, tmp_path):
     """The app loop with MQTT on: the cheapest windows as timestamp sensors (local ISO 8601 with
     offset), the month's peaks and the quarter now as kW, announced by discovery."""
     import json
-    import socket
-    import time
 
-    from test_app import KEY
     from test_mqtt import Listener
-
-    from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
-    from sim.meter import VirtualMeter
-    from smartmeter import app as app_mod
+    from test_usage import mqtt_minutes
 
     listener = Listener(broker)
     try:
         start = _utc(2026, 6, 20, 21, 0)  # a June evening; the low-rate window: tomorrow 10:00
-        cfg = config.load(
-            lambda _n: None,
-            {
-                "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
-                "MQTT_HOST": "127.0.0.1",
-                "MQTT_PORT": broker.port,
-                "PRICE_CT_KWH": "24.5",
-                "GRID_FEE_CT_KWH": GRID,
-                "GRID_FEE_WINDOWS": WINDOW,
-                "CIRCUITPY_WIFI_SSID": "home",
-            },
+        settings = {"PRICE_CT_KWH": "24.5", "GRID_FEE_CT_KWH": GRID, "GRID_FEE_WINDOWS": WINDOW}
+        app, meter, _first, states = mqtt_minutes(  # 80 minutes: five quarters close
+            broker, listener, start, 80, settings, ("peak_month", "cheapest_3h_start")
         )
-        clock = ManualClock(start_epoch=start)
-        uart = SimUart(buffer_size=8192)
-        hw = Hardware(uart=uart, pool=socket, radio=SimRadio(), clock=clock, console=Console(None))
-        app = app_mod.build(hw, cfg, web=False)
-        meter = VirtualMeter("netznoe", KEY, None, seed=5)
-        for k in range(80):  # 80 minutes: five quarters close
-            t = start + 60 * k
-            clock.epoch = t
-            uart.push(meter.telegram(t))
-            app.loop_once()
-            clock.advance(20)
-            time.sleep(0.01)
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not any(
-            "peak_month" in s and "cheapest_3h_start" in s for s in listener.states()
-        ):
-            app.loop_once()
-            clock.advance(50)
-            time.sleep(0.05)
-        states = [s for s in listener.states() if "peak_month" in s]
         assert states, listener.snapshot()[-5:]
         last = states[-1]
         assert last["cheapest_1h_start"] == "2026-06-21T10:00:00+02:00"

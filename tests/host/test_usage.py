@@ -310,6 +310,50 @@ def broker(tmp_path):
         yield b
 
 
+def mqtt_minutes(broker, listener, start, minutes, settings, until):
+    """The real app with MQTT to ``broker`` (and ``settings``) and a virtual meter sending one
+    telegram a minute of meter time from ``start`` for ``minutes``, then the loop running until
+    a state message has every key of ``until`` (5 s at most). :returns: (app, meter, its A+
+    register at the start, the states with those keys)"""
+    import socket
+
+    from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
+    from smartmeter import app as app_mod
+    from smartmeter import config
+
+    values = {
+        "METER_KEY": KEY.hex().upper(),
+        "MQTT_HOST": "127.0.0.1",
+        "MQTT_PORT": broker.port,
+        "CIRCUITPY_WIFI_SSID": "home",
+    }
+    values.update(settings)
+    cfg = config.load(lambda _n: None, values)
+    clock = ManualClock(start_epoch=start)
+    uart = SimUart(buffer_size=8192)
+    hw = Hardware(uart=uart, pool=socket, radio=SimRadio(), clock=clock, console=Console(None))
+    app = app_mod.build(hw, cfg, web=False)
+    meter = VirtualMeter("netznoe", KEY, None, seed=5)
+    first = meter.a_plus_wh
+    for k in range(minutes):
+        t = start + 60 * k
+        clock.epoch = t
+        uart.push(meter.telegram(t))  # a minute of meter time per telegram
+        app.loop_once()
+        clock.advance(20)  # ... but real time for the MQTT link (its deadlines are ticks)
+        time.sleep(0.02)
+
+    def done():
+        return [s for s in listener.states() if all(key in s for key in until)]
+
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not done():
+        app.loop_once()
+        clock.advance(50)
+        time.sleep(0.05)
+    return app, meter, first, done()
+
+
 def test_today_and_the_price_now_reach_home_assistant(broker, tmp_path):
     """The real app loop with MQTT on: today's import/export (from the usage summary) and the
     price of this hour arrive at Mosquitto as Home Assistant entities with discovery."""
@@ -317,46 +361,12 @@ def test_today_and_the_price_now_reach_home_assistant(broker, tmp_path):
 
     from test_mqtt import Listener
 
-    from sim.hardware import Console, Hardware, ManualClock, SimRadio, SimUart
-    from smartmeter import app as app_mod
-    from smartmeter import config
-
     listener = Listener(broker)
     try:
         start = epoch_from_fields((2024, 5, 29, 22, 0, 0))  # local midnight (CEST)
-        cfg = config.load(
-            lambda _n: None,
-            {
-                "METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB",
-                "MQTT_HOST": "127.0.0.1",
-                "MQTT_PORT": broker.port,
-                "PRICE_CT_KWH": "28.5",
-                "CIRCUITPY_WIFI_SSID": "home",
-            },
+        app, meter, first, states = mqtt_minutes(
+            broker, listener, start, 40, {"PRICE_CT_KWH": "28.5"}, ("energy_today_import",)
         )
-        import socket
-
-        clock = ManualClock(start_epoch=start)
-        uart = SimUart(buffer_size=8192)
-        hw = Hardware(uart=uart, pool=socket, radio=SimRadio(), clock=clock, console=Console(None))
-        app = app_mod.build(hw, cfg, web=False)
-        meter = VirtualMeter("netznoe", KEY, None, seed=5)
-        first = meter.a_plus_wh
-        for k in range(40):
-            t = start + 60 * k
-            clock.epoch = t
-            uart.push(meter.telegram(t))  # a minute of meter time per telegram
-            app.loop_once()
-            clock.advance(20)  # ... but real time for the MQTT link (its deadlines are ticks)
-            time.sleep(0.02)
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not any(
-            "energy_today_import" in s for s in listener.states()
-        ):
-            app.loop_once()
-            clock.advance(50)
-            time.sleep(0.05)
-        states = [s for s in listener.states() if "energy_today_import" in s]
         assert states, listener.snapshot()[-5:]
         last = states[-1]
         u = app.state.usage
