@@ -370,6 +370,11 @@ def load(getenv, overrides=None):
             setattr(cfg, name, _convert(name, kind, raw, extra))
         except ValueError as exc:
             cfg.problems.append("%s %s" % (name, exc))
+    if cfg.FEED_IN_DYNAMIC and not cfg.PRICE_DYNAMIC:
+        cfg.problems.append(
+            "FEED_IN_DYNAMIC needs PRICE_DYNAMIC = true (the market prices come with the"
+            " day-ahead prices)"
+        )
     if not cfg.GRID_FEE_CT_KWH and "%" in cfg.GRID_FEE_WINDOWS:
         cfg.problems.append(
             "GRID_FEE_WINDOWS has a percentage but GRID_FEE_CT_KWH is 0: set it, or give ct/kWh"

@@ -16,6 +16,7 @@ fee, ``;`` between windows, each window four fields separated by spaces::
 - HOURS: local time from-to, ``10-16`` = 10:00 up to 16:00; quarter hours ``6:30-8:45``;
   ``22-6`` runs over midnight; ``0-24`` or ``*`` = the whole day.
 - FEE: ct/kWh (``6.8`` or ``6,8``, up to 3 decimals), or ``+N%``/``-N%`` of GRID_FEE_CT_KWH.
+- A ``;`` with nothing after it (at the end) is no window.
 
 Month and weekday are those of the local date of the quarter hour itself (also after midnight
 in a ``22-6`` window), local time under the EU rule (CET/CEST), so a window follows the clock
@@ -131,7 +132,9 @@ def parse(text, base_mct=0):
         return out
     for n, window in enumerate(text.split(";"), 1):
         fields = window.split()
-        where = "window %d (%s)" % (n, " ".join(fields) or "empty")
+        if not fields:
+            continue  # "...; " at the end, or ";;": nothing there
+        where = "window %d (%s)" % (n, " ".join(fields))
         if len(fields) != 4:
             raise ValueError(
                 "%s: needs 4 fields MONTHS DAYS HOURS FEE, e.g. 4-9 Mo-So 10-16 6.8" % where

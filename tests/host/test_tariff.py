@@ -201,6 +201,25 @@ def test_grid_fee_settings_load():
     ]
 
 
+def test_grid_fee_windows_may_end_with_a_semicolon():
+    text = "4-9 Mo-So 10-16 -20%; 10-3 Sa,So * 7,2;"
+    assert len(G.parse(text, 8500)) == 2
+    cfg = config.load({"GRID_FEE_CT_KWH": "8.5", "GRID_FEE_WINDOWS": text}.get)
+    assert not cfg.problems and cfg.GRID_FEE_WINDOWS == text
+
+
+def test_feed_in_at_the_market_without_day_ahead_prices_is_reported():
+    """FEED_IN_DYNAMIC needs the day-ahead prices (PRICE_DYNAMIC): without them export would be
+    credited at the fixed FEED_IN_CT_KWH (or not at all) and nothing would say why."""
+    cfg = config.load({"FEED_IN_DYNAMIC": "true", "FEED_IN_FEE_CT_KWH": "1.2"}.get)
+    assert cfg.problems == [
+        "FEED_IN_DYNAMIC needs PRICE_DYNAMIC = true (the market prices come with the day-ahead"
+        " prices)"
+    ]
+    cfg = config.load({"FEED_IN_DYNAMIC": "true", "PRICE_DYNAMIC": "true"}.get)
+    assert not cfg.problems
+
+
 # -- peaks ------------------------------------------------------------------------------------
 def _month(epoch):
     y, m, _d = civil_from_days((epoch + eu_offset(epoch, 60) * 60) // 86400)

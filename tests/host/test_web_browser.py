@@ -286,6 +286,8 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, browser):
         "UI_LANGUAGE": "en",
         "PRICE_CT_KWH": "24.95",
         "FEED_IN_CT_KWH": "7",
+        "PRICE_DYNAMIC": True,  # the prices are set below; a fetch could only fail (port 9)
+        "PRICE_API_URL": "http://127.0.0.1:9/v1/marketdata",
         "FEED_IN_DYNAMIC": True,
         "FEED_IN_FEE_CT_KWH": "1.2",
         "PRICE_MARKUP_CT_KWH": "1.44",
@@ -352,6 +354,7 @@ def test_home_page_live_values_download_and_screenshot(tmp_path, browser):
         cdp.wait(s, "document.getElementById('sd').textContent.indexOf('total') >= 0")
         text = cdp.eval(s, "document.body.innerText")
         assert "No signal" not in text and "Rebooting" not in text
+        assert "Bad setting" not in text and "No day-ahead prices" not in text, text[:300]
         # download a day file from the Files page
         cdp.call("Page.navigate", s, url=base + "/files")
         cdp.wait(s, "!!document.querySelector('a[href=\"/logs/2024-05-01.csv\"]')")
