@@ -475,7 +475,7 @@ class App:
             self.web = None
             st.history = History(0)  # the day curve is the web page's
         elif name == "usage":
-            self.usage = None
+            self.usage = self.tariff = None  # prices, its other user, is shed before it
             st.usage = None
         elif name == "prices":
             st.prices = None
@@ -882,6 +882,13 @@ def _unload(names):
                 pass
 
 
+def _forget(app, state, name):
+    """Drop what a part that did not start set before it failed (usage: its tariff, which holds
+    the usage module, so unloading it would free nothing)."""
+    if name == "usage":
+        app.tariff = app.usage = state.usage = None
+
+
 def _labels(name):
     for part in PARTS:
         if part[0] == name:
@@ -915,10 +922,12 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
         try:
             part = make(app, hw, cfg, state)
         except MemoryError:
+            _forget(app, state, name)
             _unload(_new_modules(before))  # what it loaded before it failed is garbage now
             app.left_out(name, labels)
             continue
         except Exception as exc:  # noqa: BLE001 - a part that cannot start must not stop the board
+            _forget(app, state, name)
             _unload(_new_modules(before))
             app.remember(name, exc)
             continue

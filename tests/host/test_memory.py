@@ -337,3 +337,14 @@ def test_too_little_heap_after_start_sheds_parts_before_the_first_telegram(monke
     assert st.left_out[-4:] == ["off_graphite", "off_mqtt", "off_setup", "off_usage"]
     _telegrams(firmware, uart, clock, 2)
     assert st.counters.csv_rows == 2
+
+
+def test_usage_left_out_late_leaves_no_tariff_behind(monkeypatch):
+    """The tariff is made before the usage sink's module loads: when that load hits MemoryError
+    the tariff stayed in app.tariff - and on the board it holds the whole usage module (its
+    class's globals), so leaving usage out freed nothing (the VM: 2.4 KiB free after it)."""
+    firmware, uart, clock, console, _fs = build_with_memory_errors(
+        monkeypatch, {"datalog.usagelog"}
+    )
+    assert "off_usage" in firmware.state.left_out
+    assert firmware.usage is None and firmware.tariff is None and firmware.state.usage is None
