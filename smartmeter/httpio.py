@@ -64,6 +64,10 @@ class DeadlineSocket:
         self.sock = sock
         self.dl = deadline
         self.timeout = None
+        # CircuitPython's socketpool has no recv (recv_into only), and adafruit_requests picks
+        # recv when hasattr(socket, "recv"): offer it only where the socket has it.
+        if hasattr(sock, "recv"):
+            self.recv = self._recv
 
     def settimeout(self, timeout):
         self.timeout = timeout
@@ -99,7 +103,7 @@ class DeadlineSocket:
     def recv_into(self, buf, nbytes=0):
         return self._wait(self.sock.recv_into, buf, nbytes or len(buf))
 
-    def recv(self, nbytes):
+    def _recv(self, nbytes):
         return self._wait(self.sock.recv, nbytes)
 
     def close(self):

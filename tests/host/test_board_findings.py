@@ -55,3 +55,39 @@ def test_no_private_const_in_a_class_body():
         if class_level_private_consts(p)
     }
     assert bad == {}, "MicroPython drops these from the class (AttributeError on the board)"
+
+
+# - ``smartmeter.httpio.DeadlineSocket`` always had a ``recv`` that called the wrapped socket's
+#   ``recv``. CircuitPython's socketpool has none (only ``recv_into``), and adafruit_requests
+#   asks ``hasattr(socket, "recv")`` to check a fresh connection: every InfluxDB write on the
+#   board ended in AttributeError "'Socket' object has no attribute 'recv'" after the request had
+#   gone out (influxd got the points, the board counted a failure and sent them again forever).
+
+
+class _SocketpoolSocket:
+    """The methods CircuitPython's socketpool.Socket has for reading: recv_into only."""
+
+    def settimeout(self, t):
+        self.t = t
+
+    def recv_into(self, buf, nbytes=0):
+        buf[0:1] = b"H"
+        return 1
+
+
+def test_deadline_socket_offers_recv_only_when_the_socket_has_it():
+    from smartmeter import httpio
+
+    deadline = httpio.Deadline(lambda: 0, None)
+    deadline.arm(1000)
+    board = httpio.DeadlineSocket(_SocketpoolSocket(), deadline)
+    assert not hasattr(board, "recv")  # adafruit_requests then reads with recv_into
+    buf = bytearray(1)
+    assert board.recv_into(buf) == 1 and buf == b"H"
+
+    class WithRecv(_SocketpoolSocket):
+        def recv(self, n):
+            return b"H"
+
+    pc = httpio.DeadlineSocket(WithRecv(), deadline)
+    assert pc.recv(1) == b"H"

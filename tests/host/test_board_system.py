@@ -251,6 +251,10 @@ def test_influxdb_gets_the_readings(box):
     assert series
     from smartmeter.protocol import reading as r
 
+    # and the board knows they arrived: no failure, nothing re-sent (it was AttributeError
+    # "'Socket' object has no attribute 'recv'" on every write, after influxd had the points)
+    sink = json.loads(_get(box, "/api/status")[1])["sinks"]["influx"]
+    assert sink["state"] == "ok" and sink["failed"] == 0 and sink["sent"] > 0, sink
     for point in series:
         sent = box.sent_values[point["time"]]
         assert point[r.A_PLUS] == sent[r.A_PLUS] and point[r.A_MINUS] == sent[r.A_MINUS]
