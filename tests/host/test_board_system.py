@@ -176,6 +176,14 @@ def test_line_found_is_remembered_in_nvm(box):
     assert not any("line memory error" in line for line in box.lines)
 
 
+def test_every_output_says_ok_with_nothing_failed_or_left_queued(box):
+    sinks = json.loads(_get(box, "/api/status")[1])["sinks"]
+    assert set(sinks) == {"graphite", "mqtt", "influx"}
+    for name, sink in sinks.items():
+        assert sink["state"] == "ok" and sink["failed"] == 0 and sink["dropped"] == 0, name
+        assert sink["sent"] > 0 and sink["queued"] == 0, (name, sink)
+
+
 def test_web_asks_for_the_login_and_serves_status_and_page(box):
     status, _ = _get(box, "/api/status", auth=False)
     assert status == 401
