@@ -249,9 +249,10 @@ def test_stand_in_heap_is_measured(frames, tmp_path):
     # not counted inside: the shims themselves and interned names (qstr pools grow in chunks)
     assert 0 <= outside - inside < 4000, (outside, inside)
     reported = int(frames[1]["HEAP"])
-    # the GC scans the C stack conservatively (+-2 KB), and the qstr pools the import grows
-    # depend on the names the script interned before it (its compiled text): + ~1 KB
-    assert abs(reported - inside) < 3000
+    # the interned names of the stand-ins land in qstr pools that grow in chunks: whether a
+    # chunk is made during their import depends on what was compiled before (+-2.5 KB),
+    # and the GC scans the C stack conservatively
+    assert abs(reported - inside) < 4000
 
 
 def test_refresh_allocates_next_to_nothing(tmp_path):
