@@ -108,7 +108,7 @@ screens: .venv node_modules
 	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/host/test_web_browser.py
 
 bench: .venv node_modules
-	$(PY) -m bench $(BENCH_ARGS)
+	CIRCUITPYTHON="$(CIRCUITPYTHON)" $(PY) -m bench $(BENCH_ARGS)
 
 lint: .venv
 	@status=0; \

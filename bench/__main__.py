@@ -1,6 +1,7 @@
 """``make bench``: speed and memory, measured (not asserted by timed tests).
 
-Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default all):
+Sections (``python -m bench [decode mpy loop ui web graphite usage memory board soak]``,
+default all but soak):
   decode    CPython µs per telegram by stage, and ours vs the PyPI peers in interleaved rounds
   mpy       the same core under the real MicroPython VM: µs by stage, AES block primitive
             timed separately (native C on the device), bytes allocated per telegram, GHASH
@@ -14,6 +15,12 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
   ladder    the memory ladder in the CircuitPython VM (CIRCUITPYTHON=vm; board-ladder): the
             smallest fixed heap (16 KiB steps) at which each configuration logs 10 000 telegrams
             with 0 MemoryError, the stand-ins' own heap not counted (bench/board_ladder.py)
+  board     the firmware inside the CircuitPython 10.3 VM (CIRCUITPYTHON=path): µs per
+            telegram through the loop beside CPython and the MicroPython VM, and the heap the
+            display stand-ins hold (C in static memory on a board)
+  soak      (only when named) the release in the board in a box for 24 board hours at the
+            PSRAM heap, web polled, MQTT and Graphite on: lost, MemoryError, free heap each
+            hour, longest pass. ``soak --hours=0.5 --speed=20 --heap=2M``
   memory    heap per configuration (decode+CSV, +display, +web, +MQTT, +Graphite, everything)
             running the real loop in the MicroPython VM, from .mpy and from .py; then the heap
             each module of the decode + CSV boot path retains (one import per step)
@@ -22,7 +29,8 @@ Sections (``python -m bench [decode mpy loop ui web graphite memory]``, default 
 import os
 import sys
 
-SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite", "usage", "memory", "ladder")
+SECTIONS = ("decode", "mpy", "loop", "ui", "web", "graphite", "usage", "memory", "ladder", "board")
+ON_REQUEST = ("soak",)  # long: run only when named
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -158,11 +166,72 @@ def ladder():
     board_ladder.report(_out)
 
 
+def _vm():
+    vm = os.environ.get("CIRCUITPYTHON", "")
+    if vm and not os.path.isabs(vm):
+        vm = os.path.join(ROOT, vm)
+    if not (vm and os.path.isfile(vm) and os.access(vm, os.X_OK)):
+        _out("CIRCUITPYTHON does not name the CircuitPython VM: skipped (README: Board in a box)")
+        return None
+    return vm
+
+
+def board():
+    import subprocess
+
+    from bench import board_bench
+
+    vm = _vm()
+    _out("== The loop inside genuine CircuitPython: µs per telegram (decode, state, CSV row) ==")
+    board_bench.report_loop(board_bench.loop_rows(vm), _out)
+    if vm is None:
+        return
+    probe = (
+        "import gc, board, busio, _box\ngc.collect()\na = gc.mem_alloc()\n"
+        "import busdisplay, fourwire\ngc.collect()\n"
+        "print(gc.mem_alloc() - a, busdisplay.heap_bytes())\n"
+    )
+    done = subprocess.run(
+        [vm, "-X", "heapsize=2M", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, MICROPYPATH=os.path.join(ROOT, "board", "standins")),
+        check=False,
+    )
+    outside, inside = done.stdout.split()[-2:]
+    _out(
+        "display stand-ins' code on the VM heap: %s bytes (heap_bytes() says %s; with a display "
+        "built about 1.8 KB more; C in flash on a board)" % (outside, inside)
+    )
+
+
+def soak(options):
+    from bench import board_bench
+
+    vm = _vm()
+    if vm is None:
+        return
+    hours = float(options.get("hours", 24))
+    speed = int(options.get("speed", 20))
+    heap = options.get("heap", "2M")
+    _out(
+        "== Soak: %.1f board hours at %s, one telegram a board second, clock x%d =="
+        % (hours, heap, speed)
+    )
+    res = board_bench.soak(vm, hours=hours, speed=speed, heap=heap, out=_out)
+    board_bench.report_soak(res, _out)
+
+
 def main(argv):
     argv = ["ladder" if a == "board-ladder" else a for a in argv]
-    wanted = [a for a in argv if a in SECTIONS] or list(SECTIONS)
+    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    wanted = [a for a in argv if a in SECTIONS or a in ON_REQUEST] or list(SECTIONS)
     for name in wanted:
-        globals()[name]()
+        if name in ON_REQUEST:
+            globals()[name](options)
+        else:
+            globals()[name]()
         _out()
     return 0
 

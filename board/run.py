@@ -209,6 +209,8 @@ class Board:
         self._stop = threading.Event()
         self._workers = []
         self._wd = {"mode": None, "timeout": 0.0, "last": None}
+        self._heap_event = threading.Event()
+        self._heap_reply = None
         self._restart = None
         self.t0 = None
         self._pins = {
@@ -432,6 +434,12 @@ class Board:
             m = re.match(r"boot heap free (\d+) alloc (\d+)", text)
             if m:
                 self.boot_heap = (int(m.group(1)), int(m.group(2)))
+            m = re.match(r"heap free (\d+) live_free (\d+) alloc (\d+) standins (\d+)", text)
+            if m:
+                self._heap_reply = dict(
+                    zip(("free", "live_free", "alloc", "standins"), map(int, m.groups()))
+                )
+                self._heap_event.set()
         elif kind == b"E":
             self.ended = text
 
@@ -456,12 +464,13 @@ class Board:
             if now < due:
                 self._stop.wait(due - now)
                 continue
+            tick = due  # the meter stamps each telegram with its own tick, not when it is late
             due += interval
             if self.meter_waits and self.sent_before_uart is None:
                 continue  # plugged in once the board's UART is up (tests: no first telegram lost)
             if self.telegram_limit is not None and self.sent >= self.telegram_limit:
                 continue
-            epoch = self.start_epoch + int((now - self.t0) * self.speed)
+            epoch = self.start_epoch + int((tick - self.t0) * self.speed)
             with self._lock:
                 tx = bytes(self._tx)
                 self._tx.clear()
@@ -539,6 +548,16 @@ class Board:
         self._send(b"K", bytes((pin, 1)))
         time.sleep(hold_s)
         self._send(b"K", bytes((pin, 0)))
+
+    def heap_now(self, timeout=10.0):
+        """The VM's heap now: {"free", "live_free" (after a collection), "alloc", "standins"
+        (what the display stand-ins hold; C in static memory on a board)}. Answered when the
+        firmware next reads the UART (the stand-ins pump the host channel then)."""
+        self._heap_event.clear()
+        self._send(b"H", b"")
+        if not self._heap_event.wait(timeout):
+            raise TimeoutError("no heap answer from the VM in %.0f s" % timeout)
+        return dict(self._heap_reply)
 
     def status(self, timeout=10.0):
         """The firmware's 'd' console dump, parsed: {counter: int}."""

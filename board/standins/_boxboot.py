@@ -59,8 +59,25 @@ def _boot():
             print("WiFi: %s" % exc)
 
 
+def _heap_probe(_payload):
+    """The host asks (Board.heap_now()): the free heap now, and after a collection (live), with
+    what the display stand-ins hold (C in static memory on a board)."""
+    free = gc.mem_free()
+    gc.collect()
+    bd = sys.modules.get("busdisplay")
+    standins = bd.heap_bytes() if bd is not None else 0
+    text = "heap free %d live_free %d alloc %d standins %d" % (
+        free,
+        gc.mem_free(),
+        gc.mem_alloc(),
+        standins,
+    )
+    _box.send(b"S"[0], text.encode())
+
+
 _boot()
 del _boot
+_box.on(b"H"[0], _heap_probe)
 gc.collect()
 _box.send(b"S"[0], ("boot heap free %d alloc %d" % (gc.mem_free(), gc.mem_alloc())).encode())
 print("code.py output:")
