@@ -20,6 +20,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -274,8 +275,14 @@ def soak(vm, hours=24.0, speed=20, heap="2M", out=print, release=None, every=360
                 stop.set()
                 poller.join(35)
                 res["final"] = _hour_row(b, "end")
+                start = len(b.lines)
                 counters = b.status()
                 res["counters"] = counters
+                res["sinks"] = {}
+                for line in b.lines[start:]:
+                    m = _SINK.match(line)
+                    if m:
+                        res["sinks"][m.group(1)] = line.strip()
             finally:
                 stop.set()
                 b.stop()
@@ -292,6 +299,9 @@ def soak(vm, hours=24.0, speed=20, heap="2M", out=print, release=None, every=360
             res["boots"] = list(b.boots)
             res["ended"] = b.ended
     return res
+
+
+_SINK = re.compile(r"^(graphite|mqtt|influx) \S+ sent \d+ failed \d+ queued \d+ dropped \d+")
 
 
 def _hour_row(b, label):
@@ -359,6 +369,8 @@ def report_soak(res, out):
             res["graphite_lines"],
         )
     )
+    for line in res.get("sinks", {}).values():
+        out("sink " + line)
     out(
         "longest loop pass %d board-ms = %.1f ms of this PC's time | boots %s | ended %s"
         % (
