@@ -246,8 +246,9 @@ def test_stand_in_heap_is_measured(frames, tmp_path):
     )
     outside, inside = (int(v) for v in out.split()[-2:])
     assert inside > 8000  # the stand-ins' code and objects: several KB on the VM heap
-    # not counted inside: the shims themselves and interned names (qstr pools grow in chunks)
-    assert 0 <= outside - inside < 4000, (outside, inside)
+    # not counted inside: the shims themselves and interned names (qstr pools grow in chunks);
+    # the GC scans the C stack conservatively, so inside may also come out a little higher
+    assert -1000 <= outside - inside < 4000, (outside, inside)
     reported = int(frames[1]["HEAP"])
     # the interned names of the stand-ins land in qstr pools that grow in chunks: whether a
     # chunk is made during their import depends on what was compiled before (+-2.5 KB),
