@@ -49,6 +49,7 @@ NO_WIFI = "no_wifi"
 LOGIN_REFUSED = "login_refused"
 SENSOR = "sensor"
 MEMORY = "memory"
+WEB_OFF = "web_off"  # the web server cannot listen (port taken...); it retries
 _MEMORY_SHOW_MS = const(600_000)  # "Out of memory" stays listed 10 min after the last one
 
 TEXTS = {
@@ -72,6 +73,7 @@ TEXTS = {
         LOGIN_REFUSED: "Web logins refused",
         SENSOR: "Sensor error",
         MEMORY: "Out of memory",
+        WEB_OFF: "Web page not running",
     },
     "de": {
         NO_KEY: "Kein Schluessel",
@@ -93,6 +95,7 @@ TEXTS = {
         LOGIN_REFUSED: "Web-Logins abgewiesen",
         SENSOR: "Sensorfehler",
         MEMORY: "RAM zu knapp",
+        WEB_OFF: "Webseite laeuft nicht",
     },
 }
 
@@ -117,6 +120,7 @@ HINTS = {
         NO_WIFI: "Menue > Einrichtung",
         LOGIN_REFUSED: "Jemand raet Passwoerter",
         MEMORY: "Weniger Teile oder PSRAM",
+        WEB_OFF: "WEB_PORT pruefen",
     },
     "en": {
         NO_KEY: "Set METER_KEY",
@@ -137,6 +141,7 @@ HINTS = {
         NO_WIFI: "Menu > Setup mode",
         LOGIN_REFUSED: "Someone guesses passwords",
         MEMORY: "Fewer parts or PSRAM",
+        WEB_OFF: "Check WEB_PORT",
     },
 }
 
@@ -292,6 +297,7 @@ class State:
         self.sensor_state = "absent"
         # Network, filled in by the app from the radio view
         self.wifi_connected = False
+        self.web_off = False  # the web server could not listen (web.server sets the hint)
         self.wifi_ssid = None
         self.wifi_rssi = None
         self.ip = None
@@ -386,6 +392,8 @@ class State:
             out.append(NO_WIFI)
         if self.login_refused_ticks is not None:
             out.append(LOGIN_REFUSED)
+        if self.web_off:
+            out.append(WEB_OFF)
         for sink in self.sinks.values():
             code = sink.problem()
             if code is not None:

@@ -28,12 +28,15 @@ loop for the whole transfer (95 ms here, minutes at WiFi speed). 4 KiB is where 
 flattens, and it keeps one buffer per transfer small on the device.
 """
 
+import errno
+
 from adafruit_httpserver import Server
 
 from .. import config as config_mod
 from ..netsetup import random_password
 from ..netutil import would_block
-from ..timeutil import ticks_add, ticks_diff
+from ..state import HINTS, WEB_OFF
+from ..timeutil import Backoff, ticks_add, ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
 from .intake import HEADER_MAX, Reply, reply_raw  # noqa: F401 - HEADER_MAX: callers read it here
@@ -62,6 +65,8 @@ _GRACE_PENDING_MS = const(150)
 _PER_CLIENT = const(6)
 _ACCEPT_PER_POLL = const(8)
 _BACKLOG = const(64)  # listen queue: see start()
+_LISTEN_RETRY_MS = const(2000)  # the port was taken: try again after 2 s, doubling ...
+_LISTEN_RETRY_MAX_MS = const(60000)  # ... to once a minute
 _ANSWERS_PER_POLL = const(4)  # requests answered per pass (each may run one transfer slice)
 _FREE_TRIES = const(3)  # wrong passwords in a row before a client has to wait
 _FAIL_MAX_MS = const(60000)
@@ -104,6 +109,21 @@ class _HttpServer(Server):
 
     def _find_handler(self, method, path):
         return self._web.dispatch
+
+    @staticmethod
+    def _create_server_socket(socket_source, ssl_context, host, port):
+        # the library's, but a socket whose bind or listen failed is closed (it leaked one per
+        # failed start; the board has only a few) and the backlog is ours (see start())
+        sock = socket_source.socket(socket_source.AF_INET, socket_source.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket_source.SOL_SOCKET, socket_source.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(_BACKLOG)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def poll(self):
         try:
@@ -334,6 +354,8 @@ class WebServer:
         self._full_at = None  # wall ticks when the guess bucket is full again (None: it is)
         self._known = []  # addresses that gave the right password, most recent first (bounded)
         self.listen = None
+        self.listen_tries = 0  # attempts to listen on WEB_PORT (one, unless the port was taken)
+        self._retry = None  # Backoff while listening failed (None: listening or stopped)
         self._answered = 0
         self.log_dir = config.LOG_DIR.rstrip("/") or "/"
         # The settings files and the generated password live in config.OVERRIDE_DIR, a dot-folder
@@ -351,16 +373,37 @@ class WebServer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, host="0.0.0.0"):
-        """Listen on ``config.WEB_PORT``."""
+        """Listen on ``config.WEB_PORT``. If that fails (the port is taken...), the status
+        says so (``State.web_off``) and ``poll()`` tries again with a backoff."""
         self.listen = host
-        self.server.start(host, self.config.WEB_PORT)
+        self._retry = Backoff(_LISTEN_RETRY_MS, _LISTEN_RETRY_MAX_MS)
+        self._listen()
+
+    def _listen(self):
+        self.listen_tries += 1
+        server = self.server
+        st = self.state
         try:
-            # adafruit_httpserver listens with a backlog of 10: a burst of more connections
-            # (a slowloris of 50 sockets reconnecting) fills it, and the kernel drops the SYN of
-            # a normal client, which retries only after 1 s. lwIP clamps this to what it has.
-            self.server._sock.listen(_BACKLOG)
-        except (AttributeError, OSError):
-            pass
+            server.start(self.listen, self.config.WEB_PORT)
+        except (OSError, RuntimeError) as exc:
+            server.stopped = True  # the library set it False before its socket failed
+            self._retry.fail(self.ticks())
+            code = exc.args[0] if exc.args else None
+            port = self.config.WEB_PORT
+            if code == errno.EADDRINUSE:
+                HINTS["en"][WEB_OFF] = "WEB_PORT %d in use" % port
+                HINTS["de"][WEB_OFF] = "WEB_PORT %d belegt" % port
+            else:
+                HINTS["en"][WEB_OFF] = "Port %d: error %s" % (port, code)
+                HINTS["de"][WEB_OFF] = "Port %d: Fehler %s" % (port, code)
+            self.last_error = "cannot listen on port %d: %s" % (port, exc)
+            st.last_errors["web"] = self.last_error[:80]
+            st.web_off = True
+            return
+        self._retry = None
+        st.web_off = False
+        if st.last_errors.get("web", "").startswith("cannot listen"):
+            st.last_errors["web"] = ""
 
     def stop(self):
         """Drop running transfers and close the listening socket."""
@@ -370,6 +413,7 @@ class WebServer:
         for p in self.pending:
             _close(p.conn)
         self.pending = []
+        self._retry = None
         if not self.server.stopped:
             self.server.stop()
 
@@ -378,6 +422,8 @@ class WebServer:
         t0 = self.wall()
         if not self.server.stopped:
             self.server.poll()
+        elif self._retry is not None and self._retry.due(self.ticks()):
+            self._listen()
         for job in list(self.jobs):
             self._step_job(job)
         took = ticks_diff(self.wall(), t0)

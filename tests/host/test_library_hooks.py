@@ -112,8 +112,17 @@ def check_set_default_server_headers():
     assert response._headers.get("X-Frame-Options") == "DENY"
 
 
+def check_create_server_socket():
+    # ours replaces it (closes a socket whose bind failed): start() must still call it, as a
+    # static method with these parameters, and keep what it returns as the listening socket
+    assert isinstance(inspect.getattr_static(Server, "_create_server_socket"), staticmethod)
+    assert params(Server._create_server_socket) == ["socket_source", "ssl_context", "host", "port"]
+    assert "self._sock = self._create_server_socket(" in inspect.getsource(Server.start)
+
+
 HOOKS = {
     "_sock": check_sock,
+    "_create_server_socket": check_create_server_socket,
     "_set_default_server_headers": check_set_default_server_headers,
     "_receive_request": check_receive_request,
     "_find_handler": check_find_handler,
