@@ -5,6 +5,8 @@ reproduced on the host so it cannot come back.
   assigned ``const()`` as a compile-time constant and stores nothing, so ``self._NAME`` raises
   AttributeError on the board (``LineMemory._MARK``: "line memory error: 'LineMemory' object has
   no attribute '_MARK'" at every boot, the found line setting was never remembered).
+- ``httpio.DeadlineSocket.recv`` on a socketpool socket, which has no ``recv``: every InfluxDB
+  write failed after it had gone out (details at the test below).
 """
 
 from __future__ import annotations
