@@ -434,7 +434,8 @@ class Tariff:
                 )
             )
         _text(g, t["t_peak"], 2, 78, color=LABEL)
-        self.peak = _text(g, "--", 88, 78, right=True)
+        # "12.34kW" (no space) ends 6 px before the date: one space from it and from the label
+        self.peak = _text(g, "--", 86, 78, right=True)
         self.peak_at = _text(g, "", 158, 78, right=True)
         self.more = _text(g, "", 2, 90, color=GREY)
         self.now = _text(g, "", 2, 102)
@@ -475,7 +476,7 @@ class Tariff:
             view.set_text(self.peak_at, "")
             view.set_text(self.more, "")
         else:
-            view.set_text(self.peak, _kw(top.w[0]) + " kW")
+            view.set_text(self.peak, _kw(top.w[0]) + "kW")
             day, hhmm = _local(top.at[0])
             _y, m, d = civil_from_days(day)
             date = "%02d.%02d " % (d, m) if t["t_dayfirst"] else "%02d-%02d " % (m, d)

@@ -32,7 +32,7 @@ TEXTS = {
         "env": "Umgebung",
         "usage": "Verbrauch",
         "u_in": "Bezug",
-        "u_out": "Einsp",
+        "u_out": "Lief",  # Lieferung (ins Netz): 4 letters, "Einsp" touched "Bezug"
         "u_rows": ("Heute", "Gestern", "Monat"),
         "u_price": "Jetzt ",
         "u_next": ", dann ",

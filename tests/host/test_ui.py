@@ -87,6 +87,9 @@ class FakeKeys:
 # -- geometry -----------------------------------------------------------------------------
 
 
+_MIN_GAP = 6  # px between two texts on one line: one character cell
+
+
 def label_boxes(group, ox=0, oy=0):
     """(text, x0, y0, x1, y1) of every visible, non-empty label, in screen pixels."""
     out = []
@@ -117,6 +120,14 @@ def check_layout(ui, where):
             p, q = boxes[a], boxes[b]
             disjoint = p[3] <= q[1] or q[3] <= p[1] or p[4] <= q[2] or q[4] <= p[2]
             assert disjoint, (where, p, q)
+            # words of one size side by side on one line keep at least a space (one 6 px cell)
+            # apart, or they read as one word ("BezugEinsp" on the German usage screen had 2 px;
+            # a big value and its small unit, "231.4 V", and the menu cursor may sit closer)
+            if p[2] < q[4] and q[2] < p[4] and p[4] - p[2] == q[4] - q[2]:
+                left, right = (p, q) if p[1] < q[1] else (q, p)
+                if left[0][-1].isalnum() and right[0][0].isalnum():
+                    gap = right[1] - left[3]
+                    assert gap >= _MIN_GAP, (where, "touching", left, right, gap)
     return boxes
 
 
