@@ -927,8 +927,10 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
         if not wanted(app, hw, cfg):
             continue
         # the garbage of the last part's imports goes before this one loads: its modules and
-        # buffers then find room in one piece instead of between the leftovers
-        gc.collect()
+        # buffers then find room in one piece instead of between the leftovers (on the board:
+        # CPython's heap does not fragment, and a collection of a test process costs ~3 ms)
+        if _UNLOAD:
+            gc.collect()
         before = set(sys.modules) if _UNLOAD else ()
         try:
             part = make(app, hw, cfg, state)
