@@ -312,6 +312,8 @@ class State:
         self.sd_state = "unknown"  # ok | missing | full | error | disabled | unknown
         self.sd_free = None  # bytes
         self.sd_total = None
+        self.uploads_deleted = 0  # uploads the log retention deleted to keep logging
+        self.upload_deleted = None  # the last one's name
         # Parts: name -> short error text (English); "" when fine
         self.last_errors = {}
         self.sinks = {}  # output name -> SinkStatus, in the order they were built

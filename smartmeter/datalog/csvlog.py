@@ -187,6 +187,8 @@ class CsvLog:
             state.last_errors["csv"] = self.notice
         state.sd_free = st.free_bytes
         state.sd_total = st.total_bytes
+        state.uploads_deleted = st.uploads_deleted
+        state.upload_deleted = st.upload_deleted
         c = state.counters
         c.csv_rows = self.rows
         c.csv_errors = self.errors

@@ -174,6 +174,7 @@ class Storage:
         self.faults = 0
         self.deleted = 0  # log files removed by retention
         self.uploads_deleted = 0  # other files in the log folder removed by retention first
+        self.upload_deleted = None  # the name of the last one (told on the Files page)
         self.keep = ()  # paths (lower case) in the log folder retention never deletes
         self.last_error = ""
         self.protect = ()  # name prefixes retention never deletes (set by the log: today's date)
@@ -350,6 +351,7 @@ class Storage:
         for name in self.uploads():
             self.fs.remove(self.path(name))
             self.uploads_deleted += 1
+            self.upload_deleted = name
             if self.refresh_space() >= self.min_free:
                 return 0
         deleted = 0

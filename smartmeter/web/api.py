@@ -85,6 +85,8 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
             "free": state.sd_free,
             "used": sd_used,
             "total": state.sd_total,
+            "uploads_deleted": state.uploads_deleted,
+            "upload_deleted": state.upload_deleted,
         },
         "network": {
             "connected": state.wifi_connected,

@@ -292,3 +292,29 @@ def test_retention_never_deletes_settings_beside_the_logs(tmp_path):
     sink.storage.retention()
     left = sorted(hw.fs.listdir("/sd"))
     assert "photo.jpg" not in left and "smartmeter.toml" in left and "webpass.txt" in left
+
+
+def test_an_upload_deleted_by_retention_is_told():
+    """Retention deleting an upload to keep logging says which one: /api/status (sd) and the
+    Files page read it (the count alone told the user nothing)."""
+    import json
+
+    from smartmeter.datalog.csvlog import CsvLog
+    from smartmeter.state import State
+    from smartmeter.web import api
+
+    fs = card(capacity=1_000_000)
+    fs.mkdir(LOG)
+    _days(fs, 8, 100_000)
+    fs.add_file(LOG + "/notes.txt", b"x" * 80_000)  # an upload
+    st = Storage(fs, mount=fs.mount, log_dir=LOG, clock=Clock(), min_free_mb=150_000 / 1048576)
+    st.begin()
+    state = State(0)
+    log = CsvLog(st)
+    log.publish(state)
+    sd = json.loads(api.status_json(state))["sd"]
+    assert sd["uploads_deleted"] == 0 and sd["upload_deleted"] is None
+    st.retention(protect=("2024-04-08",))
+    log.publish(state)
+    sd = json.loads(api.status_json(state))["sd"]
+    assert sd["uploads_deleted"] == 1 and sd["upload_deleted"] == "notes.txt", sd

@@ -275,7 +275,14 @@ def test_sd_status_reports_free_used_total(site):
     site.state.sd_free = 3_000
     site.state.sd_total = 10_000
     sd = json.loads(site.request("/api/status")[1])["sd"]
-    assert sd == {"state": "ok", "free": 3000, "used": 7000, "total": 10000}
+    assert sd == {
+        "state": "ok",
+        "free": 3000,
+        "used": 7000,
+        "total": 10000,
+        "uploads_deleted": 0,
+        "upload_deleted": None,
+    }
 
 
 def test_problems_in_words(site):

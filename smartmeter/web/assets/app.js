@@ -67,7 +67,9 @@ function home(){function tick(){now().catch(function(){});status().then(function
    return '<p class="dim">last '+esc(k)+' error: '+esc(e[k])+'</p>'}).join('')}).catch(function(){})}
  tick();chart().catch(function(){});setInterval(tick,3000);setInterval(function(){chart().catch(function(){})},60000)}
 function listFiles(){status().then(function(s){$('sdinfo').textContent='SD card '+s.sd.state+': free '+
-  bytes(s.sd.free)+', used '+bytes(s.sd.used)+', total '+bytes(s.sd.total)}).catch(function(){});
+  bytes(s.sd.free)+', used '+bytes(s.sd.used)+', total '+bytes(s.sd.total)+(s.sd.upload_deleted?
+  '. Upload '+s.sd.upload_deleted+' deleted to keep logging'+(s.sd.uploads_deleted>1?' ('+s.sd.uploads_deleted+
+  ' in all)':''):'')}).catch(function(){});
  get('/api/files').then(function(f){var groups={},order=[],other=[];f.files.forEach(function(x){
   var m=/^\d{4}-\d{2}-\d{2}/.test(x.name)?x.name.slice(0,7):null;if(!m){other.push(x);return}
   if(!groups[m]){groups[m]=[];order.push(m)}groups[m].push(x)});var h='';
