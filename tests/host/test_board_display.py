@@ -27,12 +27,7 @@ from sim import screens as S  # noqa: E402
 
 STANDINS = os.path.join(ROOT, "board", "standins")
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
-VM = os.environ.get("CIRCUITPYTHON", "")
-
-pytestmark = pytest.mark.skipif(
-    not (VM and os.path.isfile(VM) and os.access(VM, os.X_OK)),
-    reason="CIRCUITPYTHON does not name the CircuitPython VM (../shared/circuitpython/README.md)",
-)
+from test_board_system import VM, pytestmark  # noqa: E402,F401 - skips without the VM
 
 
 def _panel_module():

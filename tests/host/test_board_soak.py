@@ -8,19 +8,10 @@ Runs when ``CIRCUITPYTHON`` names the VM; skips otherwise (a fresh clone stays g
 
 from __future__ import annotations
 
-import os
 import sys
 
-import pytest
 from _support import REPO_ROOT, require, which
-
-VM = os.environ.get("CIRCUITPYTHON", "")
-if VM and not os.path.isabs(VM):
-    VM = str((REPO_ROOT / VM).resolve())
-pytestmark = pytest.mark.skipif(
-    not (VM and os.path.isfile(VM) and os.access(VM, os.X_OK)),
-    reason="CIRCUITPYTHON does not name the CircuitPython VM (see README: Board in a box)",
-)
+from test_board_system import VM, pytestmark  # noqa: F401 - skips without the VM
 
 MINUTES = 3
 

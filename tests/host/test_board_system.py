@@ -10,16 +10,13 @@ simulator in test_e2e.py, test_mqtt.py, test_influx.py and test_web.py.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from _support import REPO_ROOT
@@ -35,24 +32,10 @@ pytestmark = pytest.mark.skipif(
 SPEED = 5
 TELEGRAMS = 14
 
-
-def load_runner():
-    """board/run.py as a module (``board`` itself is CircuitPython's name: no package here)."""
-    spec = importlib.util.spec_from_file_location("board_run", REPO_ROOT / "board" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["board_run"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def build_release(out):
-    subprocess.run(
-        [sys.executable, "tools/release.py", "--quiet", "--majors", "10", "--out", str(out)],
-        cwd=REPO_ROOT,
-        check=True,
-        timeout=300,
-    )
-    return next(Path(out).glob("smartmeter-*-circuitpython-10.zip"))
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+# one copy of the runner loader and the release build, shared with make bench's board sections
+from bench.board_bench import build_release, load_runner  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
