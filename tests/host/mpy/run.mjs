@@ -217,8 +217,12 @@ async function main() {
       buf.length = 0;
     }
   }
-  // Let pending pipe writes drain instead of calling process.exit().
-  process.exitCode = typeof rc === "number" ? rc & 0xff : 1;
+  // Let pending pipe writes drain, then exit: a handle the VM leaves open must not keep node
+  // alive after the script ended (seen once under load in CI: every line printed, then a 60 s
+  // timeout). The write callbacks run once everything before them is flushed.
+  const code = typeof rc === "number" ? rc & 0xff : 1;
+  process.exitCode = code;
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
 }
 
 if (path.resolve(fileURLToPath(import.meta.url)) === path.resolve(process.argv[1] || "")) {
