@@ -16,156 +16,24 @@ except ImportError:  # CPython
 
 
 ABSENT = "--"
-# The menu items (names are keys of TEXTS; the screens and their order are ``screens.SCREENS``)
+# The menu items (keys of the text tables; the screens and their order are ``screens.SCREENS``)
 MENU = ("restart", "sysinfo", "setup")
 _FMT = (None, "%s%d.%01d", "%s%d.%02d", "%s%d.%03d")
 _SCALE = (1, 10, 100, 1000)
 _KWH_DECIMAL_BELOW_WH = const(10_000_000)  # one decimal below 10 000 kWh, none above
 
-# Screen and menu texts. Each entry fits the slot it is drawn in (checked by tests/host/test_ui.py).
-TEXTS = {
-    "de": {
-        "status": "Status",
-        "phases": "Phasen",
-        "power": "Leistung",
-        "energy": "Energie",
-        "env": "Umgebung",
-        "usage": "Verbrauch",
-        "u_in": "Bezug",
-        "u_out": "Lief",  # Lieferung (ins Netz): 4 letters, "Einsp" touched "Bezug"
-        "u_rows": ("Heute", "Gestern", "Monat"),
-        "u_price": "Jetzt ",
-        "u_next": ", dann ",
-        "u_fixed": "Tarif: ",
-        "u_noprice": "Kein Preis eingestellt",
-        "u_gap": "* Daten mit Luecken",
-        "u_fee": "Monat inkl. Grundgebuehr",
-        "tariff": "Guenstig & Spitze",
-        "t_cheap": "Guenstigste Zeit",
-        "t_noprice": "keine Preise",
-        "t_now": "jetzt",
-        "t_days": ("heute ", "morgen "),
-        "t_peak": "Spitze",
-        "t_more": "2./3.: ",
-        "t_quarter": "Viertelh. ",
-        "t_dayfirst": True,
-        "menu": "Menue",
-        "sysinfo": "Systeminfo",
-        "confirm": "Neustart",
-        "all_ok": "Alles OK",
-        "problems": "Problem",
-        "telegrams": "Telegramme: ",
-        "last": "Letztes vor: ",
-        "never": "noch keines",
-        "import": "Bezug",
-        "export": "Einspeisung",
-        "pf_meter": "cos phi (Zaehler)",
-        "pf_calc": "cos phi (berechnet)",
-        "e_import": "Bezug (A+)",
-        "e_export": "Einspeisung (A-)",
-        "q_in": "Blindl. Bezug",
-        "q_out": "Blindl. Einsp.",
-        "no_ui": "Dieser Zaehler sendet\nkeine Spannungen und\nkeine Stroeme.",
-        "temp": "Temperatur",
-        "hum": "Feuchte",
-        "wifi": "WLAN",
-        "m_restart": "Neustart",
-        "m_sysinfo": "Systeminfo",
-        "m_setup": "Einrichtung",
-        "m_hint": "NEXT=weiter ENTER=waehlen",
-        "c_question": "Neustart?",
-        "c_yes": "ENTER = ja, neu starten",
-        "c_no": "NEXT  = nein, zurueck",
-        "restarting": "Neustart...",
-        "setup": "Einrichtungsmodus...",
-        "more": " weitere",
-        "name": "Name: ",
-        "ip": "IP: ",
-        "ap": "AP: ",
-        "ap_pw": "AP-Passwort: ",
-        "uptime": "Laufzeit: ",
-        "sd": "SD: ",
-        "sd_free": " GB frei von ",
-        "sd_states": {"missing": "fehlt", "full": "voll", "error": "Fehler", "disabled": "aus"},
-        "tel_short": "Telegr.: ",
-        "err_short": " Fehler: ",
-        "web_pw": "Web-PW: ",
-        "version": "Version: ",
-    },
-    "en": {
-        "status": "Status",
-        "phases": "Phases",
-        "power": "Power",
-        "energy": "Energy",
-        "env": "Environment",
-        "usage": "Usage",
-        "u_in": "Import",
-        "u_out": "Exp.",
-        "u_rows": ("Today", "Yesterday", "Month"),
-        "u_price": "Now ",
-        "u_next": ", next ",
-        "u_fixed": "Tariff: ",
-        "u_noprice": "No price set",
-        "u_gap": "* data with gaps",
-        "u_fee": "Month incl. base fee",
-        "tariff": "Cheap & peak",
-        "t_cheap": "Cheapest time",
-        "t_noprice": "no prices",
-        "t_now": "now",
-        "t_days": ("today ", "tmrw "),
-        "t_peak": "Peak",
-        "t_more": "2nd/3rd: ",
-        "t_quarter": "Quarter ",
-        "t_dayfirst": False,
-        "menu": "Menu",
-        "sysinfo": "System info",
-        "confirm": "Restart",
-        "all_ok": "All OK",
-        "problems": "problem",
-        "telegrams": "Telegrams: ",
-        "last": "Last: ",
-        "never": "none yet",
-        "import": "Import",
-        "export": "Export",
-        "pf_meter": "PF (meter)",
-        "pf_calc": "PF (calculated)",
-        "e_import": "Import (A+)",
-        "e_export": "Export (A-)",
-        "q_in": "Reactive import",
-        "q_out": "Reactive export",
-        "no_ui": "This meter sends no\nvoltages and no\ncurrents.",
-        "temp": "Temperature",
-        "hum": "Humidity",
-        "wifi": "WiFi",
-        "m_restart": "Restart",
-        "m_sysinfo": "System info",
-        "m_setup": "Setup mode",
-        "m_hint": "NEXT=next  ENTER=select",
-        "c_question": "Restart?",
-        "c_yes": "ENTER = yes, restart",
-        "c_no": "NEXT  = no, back",
-        "restarting": "Restarting...",
-        "setup": "Setup mode...",
-        "more": " more",
-        "name": "Name: ",
-        "ip": "IP: ",
-        "ap": "AP: ",
-        "ap_pw": "AP password: ",
-        "uptime": "Uptime: ",
-        "sd": "SD: ",
-        "sd_free": " GB free of ",
-        "sd_states": {"missing": "missing", "full": "full", "error": "error", "disabled": "off"},
-        "tel_short": "Telegrams: ",
-        "err_short": " err: ",
-        "web_pw": "Web password: ",
-        "version": "Version: ",
-    },
-}
+# Screen and menu texts: one module per language (``texts_de.py``, ``texts_en.py``), so a board
+# holds only the table of its UI_LANGUAGE.
 
 
 def texts(language):
-    """The text table for ``language`` ("de" or "en"; anything else gives English)."""
-    return TEXTS.get(language, TEXTS["en"])
+    """The text table for ``language`` ("de" or "en"; anything else gives English), imported on
+    the first call: the other language's table never takes heap."""
+    if language == "de":
+        from .texts_de import TEXTS
+    else:
+        from .texts_en import TEXTS
+    return TEXTS
 
 
 def clip(text, width):

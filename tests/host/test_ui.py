@@ -290,6 +290,24 @@ def test_tree_holds_one_screen_at_a_time(display):
     assert counts["phases"] == 4 + 18 and counts["confirm"] == 4 + 3, counts
 
 
+def test_both_languages_have_the_same_texts():
+    """One module per language (a board loads only its own): the same keys, and the same kind
+    of value under each (a tuple of as many texts, a flag, a table of the same keys)."""
+    from smartmeter.ui import texts_de, texts_en
+
+    de, en = texts_de.TEXTS, texts_en.TEXTS
+    assert sorted(de) == sorted(en)
+    for key, value in de.items():
+        other = en[key]
+        assert type(value) is type(other), key
+        if isinstance(value, (tuple, dict)):
+            assert len(value) == len(other), key
+        if isinstance(value, dict):
+            assert sorted(value) == sorted(other), key
+    assert ui_text.texts("de") is de and ui_text.texts("en") is en
+    assert ui_text.texts("fr") is en  # anything else: English
+
+
 def test_all_texts_fit_their_slots(display):
     """Static texts of both languages: the longest title and menu item still fit."""
     for lang in S.LANGUAGES:
@@ -795,6 +813,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "ui/__init__",
         "ui/control",
         "ui/texts",
+        "ui/texts_de",
+        "ui/texts_en",
         "ui/screens",
         "ui/tiletext",
         "datalog/__init__",
