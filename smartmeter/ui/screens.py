@@ -12,7 +12,7 @@ screens drops the old screen's labels and builds the new one's, so the heap hold
 labels, not all of them. While a screen is shown a new telegram only assigns ``label.text``
 where the string differs, so displayio refreshes just the dirty rectangles. Every assignment is
 counted in ``View.changes`` (the bench reads it). Labels are made by :func:`_text` alone:
-:class:`.tiletext.TileText`, one TileGrid over the font's glyphs (``_LEAN_LABELS = False``
+:class:`.tiletext.TileText`, one TileGrid over the font's glyphs (``_LEAN_LABELS = const(0)``
 switches to adafruit_display_text's ``bitmap_label``, 3-4 times the heap per label; README
 "Memory").
 
@@ -57,8 +57,6 @@ from .texts import (
 from .texts import age as _age
 from .tiletext import TileText
 
-_LEAN_LABELS = True  # False: adafruit_display_text bitmap_label, 3-4x the heap per label (README)
-
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -67,8 +65,11 @@ except ImportError:  # CPython
         return x
 
 
-WIDTH = const(160)
-HEIGHT = const(128)
+# 0: adafruit_display_text bitmap_label instead, 3-4x the heap per label (README); a const, so
+# the compiler leaves the branch not taken out of the board's bytecode
+_LEAN_LABELS = const(1)
+_WIDTH = const(160)
+_HEIGHT = const(128)
 _COLS = const(26)  # characters per line at scale 1
 _BANNER_Y = const(114)
 _STATUS_LINES = const(6)
@@ -76,17 +77,17 @@ _SYS_LINES = const(7)
 _MSG_LINES = const(10)
 
 # Colours (RGB888). Header and band as the original (RGB565 0x39C7 and 0x1A6F).
-WHITE = 0xFFFFFF
-BLACK = 0x000000
-HEADER = 0x393939
-BAND = 0x184D7B
-VOLT = 0x0030A0
-AMP = 0xB00000
-LABEL = 0x005A18
-ENERGY = 0x8A3A00
-RED = 0xC00000
-GREEN = 0x007A00
-GREY = 0x505050
+_WHITE = const(0xFFFFFF)
+_BLACK = const(0x000000)
+_HEADER = const(0x393939)
+_BAND = const(0x184D7B)
+_VOLT = const(0x0030A0)
+_AMP = const(0xB00000)
+_LABEL = const(0x005A18)
+_ENERGY = const(0x8A3A00)
+_RED = const(0xC00000)
+_GREEN = const(0x007A00)
+_GREY = const(0x505050)
 
 _MENU_Y = (29, 53, 77)
 
@@ -98,7 +99,7 @@ def _rect(group, color, x, y, w, h):
     return pal
 
 
-def _text(group, text, x, y, scale=1, color=BLACK, right=False, center=False):
+def _text(group, text, x, y, scale=1, color=_BLACK, right=False, center=False):
     """A label whose top-left (or top-right / top-centre) corner is at (x, y)."""
     ax = 1.0 if right else 0.5 if center else 0.0
     if _LEAN_LABELS:
@@ -154,27 +155,27 @@ class Status:
         lines = []
         if not problems:
             view.set_text(self.head, t["all_ok"])
-            view.set_color(self.head, GREEN)
-            lines.append((t["telegrams"] + str(state.counters.decoded), BLACK))
+            view.set_color(self.head, _GREEN)
+            lines.append((t["telegrams"] + str(state.counters.decoded), _BLACK))
             diff = view.ticks_diff
             if state.latest_ticks is None or now is None or diff is None:
                 last = t["never"] if state.latest is None else "--"
             else:
                 last = _age(max(0, diff(now, state.latest_ticks)))
-            lines.append((t["last"] + last, BLACK))
+            lines.append((t["last"] + last, _BLACK))
             if state.ip:
-                lines.append((t["ip"] + state.ip, BLACK))
+                lines.append((t["ip"] + state.ip, _BLACK))
         else:
             n = len(problems)
             head = "%d %s" % (n, t["problems"])
             if n > 1:
                 head += "e" if language == "de" else "s"
             view.set_text(self.head, head)
-            view.set_color(self.head, RED)
-            lines.append((problem_text(problems[0], language), RED))
+            view.set_color(self.head, _RED)
+            lines.append((problem_text(problems[0], language), _RED))
             hint = problem_hint(problems[0], language)
             if hint:
-                lines.append(("  " + hint, GREY))
+                lines.append(("  " + hint, _GREY))
             room = _STATUS_LINES - len(lines)
             rest = problems[1:]
             if len(rest) > room:
@@ -183,9 +184,9 @@ class Status:
             else:
                 more = 0
             for code in rest:
-                lines.append((problem_text(code, language), RED))
+                lines.append((problem_text(code, language), _RED))
             if more:
-                lines.append(("+%d%s" % (more, t["more"]), RED))
+                lines.append(("+%d%s" % (more, t["more"]), _RED))
         view.fill(self.lines, lines)
 
 
@@ -203,16 +204,16 @@ class Phases:
         self.i = []
         for n in range(3):
             y = 30 + 27 * n
-            _text(self.rows, "L%d" % (n + 1), 2, y + 10, color=GREY)
-            self.u.append(_text(self.rows, "--", 80, y, 2, VOLT, right=True))
-            _text(self.rows, "V", 82, y + 10, color=VOLT)
-            self.i.append(_text(self.rows, "--", 146, y, 2, AMP, right=True))
-            _text(self.rows, "A", 148, y + 10, color=AMP)
+            _text(self.rows, "L%d" % (n + 1), 2, y + 10, color=_GREY)
+            self.u.append(_text(self.rows, "--", 80, y, 2, _VOLT, right=True))
+            _text(self.rows, "V", 82, y + 10, color=_VOLT)
+            self.i.append(_text(self.rows, "--", 146, y, 2, _AMP, right=True))
+            _text(self.rows, "A", 148, y + 10, color=_AMP)
         self.note = displayio.Group()
         self.note.hidden = True
         g.append(self.note)
         for n, line in enumerate(t["no_ui"].split("\n")):
-            _text(self.note, line, 80, 44 + 14 * n, color=GREY, center=True)
+            _text(self.note, line, 80, 44 + 14 * n, color=_GREY, center=True)
 
     def update(self, view, state, now):
         values = _values(state)[0]
@@ -238,15 +239,15 @@ class Power:
 
     def build(self, g, t):
         self.t = t
-        _text(g, t["import"], 2, 40, color=LABEL)
+        _text(g, t["import"], 2, 40, color=_LABEL)
         self.p_in = _text(g, "--", 146, 30, 2, right=True)
         _text(g, "W", 148, 40)
-        _text(g, t["export"], 2, 66, color=LABEL)
+        _text(g, t["export"], 2, 66, color=_LABEL)
         self.p_out = _text(g, "--", 146, 56, 2, right=True)
         _text(g, "W", 148, 66)
-        self.l1 = _text(g, t["pf_meter"], 2, 86, color=LABEL)
+        self.l1 = _text(g, t["pf_meter"], 2, 86, color=_LABEL)
         self.pf_m = _text(g, "--", 158, 86, right=True)
-        self.l2 = _text(g, t["pf_calc"], 2, 100, color=LABEL)
+        self.l2 = _text(g, t["pf_calc"], 2, 100, color=_LABEL)
         self.pf_c = _text(g, "--", 158, 100, right=True)
 
     def update(self, view, state, now):
@@ -286,13 +287,13 @@ class Energy:
     cycle = True
 
     def build(self, g, t):
-        _text(g, t["e_import"], 2, 29, color=ENERGY)
+        _text(g, t["e_import"], 2, 29, color=_ENERGY)
         self.e_in = _text(g, "--", 136, 41, 2, right=True)
         _text(g, "kWh", 138, 51)
-        _text(g, t["e_export"], 2, 66, color=ENERGY)
+        _text(g, t["e_export"], 2, 66, color=_ENERGY)
         self.e_out = _text(g, "--", 136, 78, 2, right=True)
         _text(g, "kWh", 138, 88)
-        self.react = _text(g, "", 2, 102, color=GREY)
+        self.react = _text(g, "", 2, 102, color=_GREY)
 
     def update(self, view, state, now):
         values = _values(state)[0]
@@ -332,23 +333,23 @@ class Usage:
     cycle = True
 
     def build(self, g, t):
-        _text(g, "kWh", 2, 30, color=GREY)
-        _text(g, t["u_in"], 94, 30, color=GREY, right=True)
-        _text(g, t["u_out"], 126, 30, color=GREY, right=True)
-        _text(g, "EUR", 158, 30, color=GREY, right=True)
+        _text(g, "kWh", 2, 30, color=_GREY)
+        _text(g, t["u_in"], 94, 30, color=_GREY, right=True)
+        _text(g, t["u_out"], 126, 30, color=_GREY, right=True)
+        _text(g, "EUR", 158, 30, color=_GREY, right=True)
         self.rows = []
         for n in range(3):
             y = 44 + 14 * n
             self.rows.append(
                 (
-                    _text(g, t["u_rows"][n], 2, y, color=ENERGY),
+                    _text(g, t["u_rows"][n], 2, y, color=_ENERGY),
                     _text(g, "--", 94, y, right=True),
                     _text(g, "--", 126, y, right=True),
                     _text(g, "--", 158, y, right=True),
                 )
             )
-        self.price = _text(g, "", 2, 88, color=LABEL)
-        self.note = _text(g, "", 2, 100, color=GREY)
+        self.price = _text(g, "", 2, 88, color=_LABEL)
+        self.note = _text(g, "", 2, 100, color=_GREY)
 
     def update(self, view, state, now):
         t = view.t
@@ -421,23 +422,23 @@ class Tariff:
     cycle = True
 
     def build(self, g, t):
-        _text(g, t["t_cheap"], 2, 30, color=GREY)
-        _text(g, "ct/kWh", 158, 30, color=GREY, right=True)
+        _text(g, t["t_cheap"], 2, 30, color=_GREY)
+        _text(g, "ct/kWh", 158, 30, color=_GREY, right=True)
         self.rows = []
         for n in range(3):
             y = 42 + 12 * n
             self.rows.append(
                 (
-                    _text(g, "%d h" % (n + 1), 2, y, color=ENERGY),
+                    _text(g, "%d h" % (n + 1), 2, y, color=_ENERGY),
                     _text(g, "--", 30, y),
                     _text(g, "", 158, y, right=True),
                 )
             )
-        _text(g, t["t_peak"], 2, 78, color=LABEL)
+        _text(g, t["t_peak"], 2, 78, color=_LABEL)
         # "12.34kW" (no space) ends 6 px before the date: one space from it and from the label
         self.peak = _text(g, "--", 86, 78, right=True)
         self.peak_at = _text(g, "", 158, 78, right=True)
-        self.more = _text(g, "", 2, 90, color=GREY)
+        self.more = _text(g, "", 2, 90, color=_GREY)
         self.now = _text(g, "", 2, 102)
 
     def update(self, view, state, now):
@@ -497,7 +498,7 @@ class Tariff:
                 clip("%s%s -> %s kW" % (t["t_quarter"], _kw(running), _kw(projected)), _COLS),
             )
             high = top is not None and top.at[0] >= 0 and projected > top.w[0]
-            view.set_color(self.now, RED if high else BLACK)
+            view.set_color(self.now, _RED if high else _BLACK)
 
 
 class Env:
@@ -510,7 +511,7 @@ class Env:
         self.rows = []
         for n, (key, unit) in enumerate((("temp", "C"), ("hum", "%"), ("wifi", "dBm"))):
             y = 30 + 27 * n
-            _text(g, t[key], 2, y + 10, color=LABEL)
+            _text(g, t[key], 2, y + 10, color=_LABEL)
             self.rows.append(_text(g, "--", 136, y, 2, right=True))
             _text(g, unit, 138, y + 10)
 
@@ -529,13 +530,13 @@ class Menu:
 
     def build(self, g, t):
         self.items = [_text(g, t["m_" + item], 20, y, 2) for item, y in zip(MENU, _MENU_Y)]
-        self.cursor = _text(g, ">", 4, _MENU_Y[0], 2, VOLT)
-        _text(g, t["m_hint"], 2, 101, color=GREY)
+        self.cursor = _text(g, ">", 4, _MENU_Y[0], 2, _VOLT)
+        _text(g, t["m_hint"], 2, 101, color=_GREY)
 
     def update(self, view, state, now):
         index = view.menu_index
         for n, item in enumerate(self.items):
-            view.set_color(item, VOLT if n == index else BLACK)
+            view.set_color(item, _VOLT if n == index else _BLACK)
         y = _MENU_Y[index]
         if self.cursor.anchored_position[1] != y:
             self.cursor.anchored_position = (4, y)
@@ -547,10 +548,10 @@ class SysInfo:
 
     name = "sysinfo"
     cycle = False
-    background = BLACK
+    background = _BLACK
 
     def build(self, g, t):
-        self.lines = [_text(g, "", 2, 29 + 12 * i, color=WHITE) for i in range(_SYS_LINES)]
+        self.lines = [_text(g, "", 2, 29 + 12 * i, color=_WHITE) for i in range(_SYS_LINES)]
 
     def update(self, view, state, now):
         t = view.t
@@ -579,7 +580,7 @@ class SysInfo:
             lines.append(t["web_pw"] + state.web_password_generated)
         elif state.version:
             lines.append(t["version"] + state.version)
-        view.fill(self.lines, [(line, WHITE) for line in lines])
+        view.fill(self.lines, [(line, _WHITE) for line in lines])
 
 
 class Confirm:
@@ -589,7 +590,7 @@ class Confirm:
     cycle = False
 
     def build(self, g, t):
-        _text(g, t["c_question"], 80, 36, 2, RED, center=True)
+        _text(g, t["c_question"], 80, 36, 2, _RED, center=True)
         _text(g, t["c_yes"], 2, 72)
         _text(g, t["c_no"], 2, 88)
 
@@ -621,23 +622,23 @@ class View:
         self.ticks_diff = None
         self.menu_index = 0
         self.root = root = displayio.Group()
-        self._bg = _rect(root, WHITE, 0, 0, WIDTH, HEIGHT)
+        self._bg = _rect(root, _WHITE, 0, 0, _WIDTH, _HEIGHT)
         self.groups = {}
         self.screens = {}
         # Header bar and timestamp band
         g = self._chrome = displayio.Group()
         root.append(g)
-        _rect(g, HEADER, 0, 0, WIDTH, 14)
-        _rect(g, BAND, 0, 14, WIDTH, 14)
-        self._title = _text(g, "", 2, 1, color=WHITE)
-        self._page = _text(g, "", 158, 1, color=WHITE, right=True)
-        self._time = _text(g, "--", 80, 15, color=WHITE, center=True)
+        _rect(g, _HEADER, 0, 0, _WIDTH, 14)
+        _rect(g, _BAND, 0, 14, _WIDTH, 14)
+        self._title = _text(g, "", 2, 1, color=_WHITE)
+        self._page = _text(g, "", 158, 1, color=_WHITE, right=True)
+        self._time = _text(g, "--", 80, 15, color=_WHITE, center=True)
         # Problem banner (above every screen; the screen's group goes in below it)
         g = self._banner = displayio.Group()
         g.hidden = True
         root.append(g)
-        _rect(g, RED, 0, _BANNER_Y, WIDTH, HEIGHT - _BANNER_Y)
-        self._banner_text = _text(g, "", 2, _BANNER_Y + 1, color=WHITE)
+        _rect(g, _RED, 0, _BANNER_Y, _WIDTH, _HEIGHT - _BANNER_Y)
+        self._banner_text = _text(g, "", 2, _BANNER_Y + 1, color=_WHITE)
         self._msg_big = None
         self._msg = ()
         self.screen = None
@@ -646,9 +647,9 @@ class View:
         """Make the group of screen ``name`` (or "message") and put it in the tree."""
         g = displayio.Group()
         if name == "message":
-            _rect(g, BLACK, 0, 0, WIDTH, HEIGHT)
-            self._msg_big = _text(g, "", 80, 52, 2, WHITE, center=True)
-            self._msg = [_text(g, "", 2, 4 + 12 * i, color=WHITE) for i in range(_MSG_LINES)]
+            _rect(g, _BLACK, 0, 0, _WIDTH, _HEIGHT)
+            self._msg_big = _text(g, "", 80, 52, 2, _WHITE, center=True)
+            self._msg = [_text(g, "", 2, 4 + 12 * i, color=_WHITE) for i in range(_MSG_LINES)]
             self.root.append(g)  # above the banner
         else:
             for cls in SCREENS:
@@ -714,7 +715,7 @@ class View:
         if name == "message":
             self.set_hidden(self._banner, True)
         screen = self.screens.get(name)
-        bg = getattr(screen, "background", WHITE)
+        bg = getattr(screen, "background", _WHITE)
         if self._bg[0] != bg:
             self._bg[0] = bg
             self.changes += 1
@@ -747,7 +748,7 @@ class View:
         big = "\n" not in text and len(text) <= 13
         self.set_text(self._msg_big, text if big else "")
         lines = [] if big else _wrap(text, _COLS)
-        self.fill(self._msg, [(line, WHITE) for line in lines[:_MSG_LINES]])
+        self.fill(self._msg, [(line, _WHITE) for line in lines[:_MSG_LINES]])
 
 
 def _wrap(text, width):
