@@ -10,8 +10,9 @@ attributes around the same text (``label.Label``: plus a TileGrid per character;
 ``bitmap_label.Label``: plus a Bitmap of the text's pixels) - 3 to 4 times the heap (README,
 "Memory").
 
-On the PC (Blinka) the font is a set of separate glyph bitmaps: :func:`glyph_strip` then
-copies them once into one bitmap laid out like the board's, so the screens draw the same pixels.
+On the PC (Blinka) the font is a set of separate glyph bitmaps: :func:`glyph_strip` then has
+``pcfont.py`` copy them once into one bitmap laid out like the board's, so the screens draw the
+same pixels.
 
 Only what the screens use: ``text``, ``color``, ``anchored_position`` (x, y of the anchor),
 ``bounding_box`` and the Group's ``x``, ``y``, ``scale``, ``hidden``. The anchor is the top
@@ -41,22 +42,11 @@ def glyph_strip():
         _STRIP.append(font.bitmap)
         _STRIP.append(_board_tile)
         return _STRIP[0], _STRIP[1]
-    # Blinka: one bitmap per glyph; copy the printable ASCII glyphs into one strip, each at
-    # the place in its cell where a label would draw it (baseline at the font's ascent)
-    chars = [chr(c) for c in range(0x20, 0x7F)]
-    glyphs = [font.get_glyph(ord(c)) for c in chars]
-    ascent = max(g.height + g.dy for g in glyphs)
-    strip = displayio.Bitmap(_CELL_W * len(chars), _CELL_H, 2)
-    for n, g in enumerate(glyphs):
-        top = ascent - g.height - g.dy
-        for y in range(g.height):
-            for x in range(g.width):
-                cx, cy = g.dx + x, top + y
-                if g.bitmap[x, y] and 0 <= cx < _CELL_W and 0 <= cy < _CELL_H:
-                    strip[n * _CELL_W + cx, cy] = 1
-    index = {c: n for n, c in enumerate(chars)}
-    _STRIP.append(strip)
-    _STRIP.append(lambda ch: index.get(ch, index["?"]))
+    # Blinka (the PC): one bitmap per glyph, copied into a strip by a module of its own, so
+    # that its code never takes the board's heap
+    from .pcfont import glyph_strip as pc_strip
+
+    _STRIP.extend(pc_strip(font, _CELL_W, _CELL_H))
     return _STRIP[0], _STRIP[1]
 
 
