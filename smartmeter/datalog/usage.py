@@ -63,12 +63,13 @@ three highest quarter demands), saved with the rest.
 
 Memory (bounded, fixed at start): four rings of ``_FIELDS`` (7) int32 (``array("i")``) per row -
 200 quarters, 72 hours, 32 days, 13 months - ``(200 + 72 + 32 + 13) * 7 * 4 = 8876`` bytes of
-arrays, plus the tariff's 200 quarters of market prices (800 bytes), the peaks (24 bytes) and
-one 1400-byte zero buffer they are made from: 11100 bytes of data (the quarter ring alone:
-5600). Measured under the MicroPython VM (``tests/host/test_usage.py``): building
-``Usage(Tariff())`` allocates about 10.7 KB in all. :meth:`Usage.to_bytes` is ``8968`` bytes
-with its header, the file on the card (``SMU3``; ``SMU1`` and ``SMU2`` files of earlier
-versions load, with empty quarters / grid parts and peaks). Runs under the MicroPython VM.
+arrays, plus the tariff's 200 quarters of market prices (800 bytes) and the peaks (24 bytes):
+9700 bytes of data (the quarter ring alone: 5600). Measured under the MicroPython VM
+(``tests/host/test_usage.py``): building ``Usage(Tariff())`` allocates about 10.7 KB in all.
+:meth:`Usage.to_bytes` is ``8968`` bytes with its header, the file on the card (``SMU3``;
+``SMU1`` and ``SMU2`` files of earlier versions load, with empty quarters / grid parts and
+peaks). The board loads it with :meth:`Usage.load`, straight into the arrays (a few hundred
+bytes besides). Runs under the MicroPython VM.
 """
 
 from array import array
@@ -293,14 +294,15 @@ class Tariff:
         return None, False
 
 
-_ZERO = bytes(QUARTERS * _FIELDS)  # the largest array, in elements
-
-
 def _zeros(n):
-    """An int32 array of ``n`` zeros, allocated once at its size: from a memoryview of zero
-    bytes (each byte one element). ``[0] * n`` or ``bytes(4 * n)`` would allocate a temporary
-    as big again, and a list makes MicroPython's array grow by doubling."""
-    return array("i", memoryview(_ZERO)[:n])
+    """An int32 array of ``n`` zeros, allocated once at its size and nothing else: made from
+    ``range(n)`` (its length sizes the array, no temporary) and zeroed in place. ``[0] * n`` or
+    ``bytes(4 * n)`` would allocate a temporary as big again, a list makes MicroPython's array
+    grow by doubling, and a module-level zero buffer to copy from would stay for good."""
+    a = array("i", range(n))
+    for i in range(n):
+        a[i] = 0
+    return a
 
 
 _INT32 = 0x7FFFFFFF  # a long int on the board; compared once per quarter booked
@@ -863,7 +865,7 @@ class Usage:
         """Load what :meth:`to_bytes` made (or an older file: before quarters, quarters start
         empty; before grid fees and peaks, grid parts are 0 and the peaks start empty).
         :raises ValueError: when it is not that (damaged); nothing is changed then."""
-        seq = peek(data)
+        peek(data)
         rings = self._rings()
         fields = _OLD_FIELDS
         if data[:4] == _MAGIC_V1:
@@ -909,16 +911,72 @@ class Usage:
             self.peaks.clear()
         else:
             self.peaks.from_words(peaks)
-        self.seq = seq
-        head = [_u32(data, 12 + 4 * k) for k in range(4)]
-        self.last_epoch = None if head[0] == -1 else head[0]
-        self.last_imp = None if head[1] == -1 else head[1]
-        self.last_exp = None if head[2] == -1 else head[2]
-        self.jumps = head[3]
+        self._take_head(data)
+
+    def _take_head(self, head):
+        """The save counter, last telegram and jumps of a checked header (after the rings)."""
+        self.seq = _u32(head, 8)
+        last = [_u32(head, 12 + 4 * k) for k in range(4)]
+        self.last_epoch = None if last[0] == -1 else last[0]
+        self.last_imp = None if last[1] == -1 else last[1]
+        self.last_exp = None if last[2] == -1 else last[2]
+        self.jumps = last[3]
         # the quarter of the last telegram is never closed yet (a later telegram closes it)
         self._open_q = None
         if self.last_epoch is not None and self.quarters.find(self.last_epoch // 900) >= 0:
             self._open_q = self.last_epoch // 900
+
+    def load(self, f):
+        """Load a summary file of this version (``SMU3``) from the open file ``f`` (at its
+        start) piece by piece: the header, then each ring's count and head and its int32 data
+        read straight into the ring's own array (``f.readinto``), then the peaks, checked with
+        the writer's checksum as they come. Allocates nothing of the file's size: reading the
+        file whole (9 KB) and making new arrays from it needed about 20 KB more than the
+        summary at every boot, a block a heap fragmented by hours of running often lacks.
+        The arrays hold the file's bytes as they are (little-endian int32, as written).
+
+        :raises ValueError: when the file is damaged (short, too long, other sizes, bad ring
+            counts, peaks or checksum); the summary is then cleared, never half loaded.
+        :raises OSError: from the card; the summary is cleared too.
+        """
+        head = bytearray(_HEAD)
+        try:
+            self._load(f, head)
+        except (OSError, ValueError):
+            self.clear()
+            raise
+        self._take_head(head)
+
+    def _load(self, f, head):
+        if f.readinto(head) != _HEAD or head[:4] != _MAGIC or _u32(head, 4) != _SIZES:
+            raise ValueError("not a usage summary")
+        sums = _Fletcher()
+        words = bytearray(8)  # a ring's count and head, then each peak word
+        word = memoryview(words)[:4]
+        for ring in self._rings():
+            if f.readinto(words) != 8:
+                raise ValueError("short")
+            count = _u32(words, 0)
+            at = _u32(words, 4)
+            if count < 0 or count > ring.size or (count and not 0 <= at < ring.size):
+                raise ValueError("bad ring")
+            sums.add((count, at))
+            if f.readinto(ring.data) != 4 * len(ring.data):
+                raise ValueError("short")
+            sums.add(ring.data)
+            ring.count = count
+            ring.head = at if count else -1
+        peaks = []
+        for _k in range(PEAK_WORDS):
+            if f.readinto(word) != 4:
+                raise ValueError("short")
+            peaks.append(_u32(words, 0))
+        if f.readinto(word[:1]):
+            raise ValueError("too long")
+        sums.add(peaks)
+        if sums.value() != _u32(head, 28) & 0xFFFFFFFF:
+            raise ValueError("checksum")
+        self.peaks.from_words(peaks)  # raises ValueError when they make no sense
 
     def clear(self):
         for ring in self._rings():
@@ -938,6 +996,17 @@ def size_bytes(version=3):
     if version == 2:
         return _HEAD + 8 * 4 + (rows + QUARTERS) * _OLD_FIELDS * 4
     return _HEAD + 8 * 4 + (rows + QUARTERS) * _FIELDS * 4 + PEAK_WORDS * 4
+
+
+def read_head(f):
+    """``(seq, current)`` from the 32-byte header of the summary file open as ``f``: its save
+    counter and whether it is of this version (``SMU3``: :meth:`Usage.load` reads it; older
+    ones load whole with :meth:`Usage.from_bytes`). Checks nothing else (the load does).
+    :raises ValueError: when it is no summary file at all."""
+    head = f.read(_HEAD)
+    if len(head) != _HEAD or head[:4] not in (_MAGIC, _MAGIC_V2, _MAGIC_V1):
+        raise ValueError("not a usage summary")
+    return _u32(head, 8), head[:4] == _MAGIC
 
 
 def peek(data):

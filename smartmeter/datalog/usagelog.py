@@ -11,10 +11,13 @@ middle of a save leaves the other slot intact: there is always one good copy (FA
 rename and CircuitPython no ``truncate``). Saved when an hour closes, never per telegram (card
 wear).
 
-Start-up: the newer good slot (checked whole, ``usage.peek``; only one file held at a time) is
-loaded into the summary and the day files since its last telegram are replayed
-(catch-up: what happened between the last save and the reboot). With no good slot (first start,
-card changed, both damaged) the summary is rebuilt from the day files of the last 13 months.
+Start-up: the headers of both slots are read (32 bytes each) and the newer slot is loaded into
+the summary piece by piece, straight into its arrays (``Usage.load``, checked as it is read: a
+damaged one clears the summary and the other slot is tried; a file of an older version is read
+whole, once after the update: ``Usage.from_bytes``), and the day files since its last telegram
+are replayed (catch-up: what happened between the last save and the reboot). With no good slot
+(first start, card changed, both damaged) the summary is rebuilt from the day files of the last
+13 months.
 Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a year of CSV
 never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
 """
@@ -24,7 +27,7 @@ from ..overrides import write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import read_rows
-from .usage import Usage, local_day, peek, size_bytes
+from .usage import Usage, local_day, read_head, size_bytes
 
 try:
     from micropython import const
@@ -90,25 +93,26 @@ class UsageSink:
         fs = self._fs()
         if fs is None:
             return False
-        best = None  # (slot, seq, data): only the newest good file is kept while looking
+        heads = []  # (seq, slot, current) of each slot with a summary header, newest first
         for slot in (0, 1):
             try:
                 f = fs.open(self._path(slot), "rb")
                 try:
-                    data = bytes(f.read(size_bytes() + 1))
+                    seq, current = read_head(f)
                 finally:
                     f.close()
-                seq = peek(data)
             except (OSError, ValueError):
-                data = None
                 continue
-            if best is None or seq > best[1]:
-                best = (slot, seq, data)
-            data = None
-        if best is not None:
-            self._good = best[0]
-            self.usage.from_bytes(best[2])  # into this summary (no second Usage to compare)
-            best = None
+            if heads and seq > heads[0][0]:
+                heads.insert(0, (seq, slot, current))
+            else:
+                heads.append((seq, slot, current))
+        self._good = None
+        for _seq, slot, current in heads:
+            if self._load(fs, slot, current):
+                self._good = slot
+                break
+        if self._good is not None:
             self.loaded_from = SLOTS[self._good]
             since = self.usage.last_epoch
             first = None if since is None else _date(local_day(since) - 1)
@@ -119,6 +123,24 @@ class UsageSink:
         self.state.usage = self.usage
         self._ready = True
         self._start_replay(first)
+        return True
+
+    def _load(self, fs, slot, current):
+        """Load slot ``slot`` into the summary: a file of this version piece by piece into the
+        rings' arrays (``Usage.load``: nothing of the file's size is allocated), an older one
+        (once, after an update) whole. False when it is damaged or unreadable; the summary is
+        then cleared (``load``) or unchanged (``from_bytes``), never half loaded."""
+        try:
+            f = fs.open(self._path(slot), "rb")
+            try:
+                if current and hasattr(f, "readinto"):
+                    self.usage.load(f)
+                else:
+                    self.usage.from_bytes(bytes(f.read(size_bytes() + 1)))
+            finally:
+                f.close()
+        except (OSError, ValueError):
+            return False
         return True
 
     def _start_replay(self, first_date):

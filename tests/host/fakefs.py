@@ -77,6 +77,17 @@ class FakeHandle:
         self.pos = max(self.pos, end)
         return out
 
+    def readinto(self, buf):
+        """Fill ``buf`` (bytearray, memoryview or array) from the file; the bytes read."""
+        self._alive("read")
+        if not self._read:
+            raise _oserror(EIO, self._path)
+        view = memoryview(buf).cast("B")
+        data = self._node.data[self.pos : self.pos + len(view)]
+        view[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
     def seek(self, pos, whence=0):
         self._alive("seek")
         if whence == 2:

@@ -130,3 +130,124 @@ def test_the_hourly_usage_save_fits_a_fragmented_heap(tmp_path, how):
         assert len(data) == 8968
     else:  # ...but not 9 KiB in one piece: the old way fails there
         assert "MemoryError" in out and "saved" not in out, out
+
+
+USAGE_LOAD = """
+import gc
+import os
+import sys
+
+
+class Dev:
+    # the card: a FAT image on the host in 512-byte blocks, under os.VfsFat as on the board
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        self.f.seek(0, 2)
+        self.n = self.f.tell() // 512
+    def readblocks(self, b, buf):
+        self.f.seek(b * 512)
+        self.f.readinto(buf)
+    def writeblocks(self, b, buf):
+        self.f.seek(b * 512)
+        self.f.write(buf)
+    def ioctl(self, op, arg):
+        return self.n if op == 4 else 512 if op == 5 else 0
+
+
+dev = Dev(IMAGE)
+os.VfsFat.mkfs(dev)
+os.mount(os.VfsFat(dev), "/sd")
+
+from smartmeter.datalog.sd import RealFS
+from smartmeter.datalog.usage import Tariff
+from smartmeter.datalog.usagelog import UsageSink
+
+
+class State:
+    usage = None
+    last_errors = {}
+
+
+class Storage:
+    state = "ok"
+    fs = RealFS()
+    def log_files(self):
+        return []
+
+
+sink = UsageSink(State(), None, Tariff(30000, 8000))
+u = sink.usage
+sink.storage = Storage()
+sink._ready = True
+for i in range(3000):
+    u.add(1714557600 + 60 * i, 1000000 + 7 * i, 5000 + i)
+sink.save()
+u.add(1714557600 + 60 * 3000, 1000000 + 7 * 3000, 5000 + 3000)
+sink.save()  # both slots written; the second is the newer
+day = u.day_key(1714557600 + 86400)
+want = (u.seq, u.period(u.days, day), u.quarter((1714557600 + 60 * 2999) // 900))
+arrays = [id(r.data) for r in (u.quarters, u.hours, u.days, u.months)]
+
+
+def load():
+    u.clear()
+    u.seq = 0
+    sink.start()
+    got = (u.seq, u.period(u.days, day), u.quarter((1714557600 + 60 * 2999) // 900))
+    assert got == want, (got, want)
+    assert sink.loaded_from == "usage-b.bin", sink.loaded_from
+
+
+gc.collect()
+gc.disable()  # no collection: what start() allocates in all (an upper bound of its peak)
+before = gc.mem_alloc()
+load()
+print("allocated", gc.mem_alloc() - before)
+gc.enable()
+same = [id(r.data) for r in (u.quarters, u.hours, u.days, u.months)] == arrays
+print("loaded into its own arrays", same)
+# a heap after hours of running: much free, none of it in pieces over 200 bytes
+keep = []
+junk = []
+try:
+    while True:
+        keep.append(bytearray(200))
+        junk.append(bytearray(200))
+except MemoryError:
+    pass
+junk = None
+gc.collect()
+print("free", gc.mem_free())
+load()
+print("loaded in a fragmented heap")
+"""
+
+
+def test_loading_the_usage_summary_from_the_card_needs_little_beyond_the_summary(tmp_path):
+    """At every boot with usage files on the card the summary is loaded. Read whole (9 KB, a
+    copy of it, then a new 5.6 KB quarter array while the old one lives) it allocated about
+    40 KB and needed a 9 KB block: after hours of running (a reboot with files on the card)
+    the heap has the room in all but not in one piece ("allocating 8970 bytes" with 75 KB
+    free). Read piece by piece into the rings' own arrays (``Usage.load``) it allocates less
+    than 4 KB (file objects, the header, small ints made long) and loads in that heap."""
+    image = tmp_path / "sd.img"
+    image.write_bytes(bytes(1024 * 1024))
+    script = tmp_path / "load.py"
+    script.write_text(("IMAGE = %r\n" % str(image)) + USAGE_LOAD)
+    done = subprocess.run(
+        [VM, "-X", "heapsize=256K", str(script)],
+        env={"MICROPYPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert "allocated" in out, out
+    allocated = int(out.split("allocated ")[1].split()[0])
+    assert allocated < 6144, out
+    assert "loaded into its own arrays True" in out, out
+    free = int(out.split("free ")[1].split()[0])
+    assert free > 40_000, out  # much is free, in small pieces
+    assert "loaded in a fragmented heap" in out, out
+    print("usage load: %d bytes allocated; loaded with %d bytes free in pieces" % (allocated, free))

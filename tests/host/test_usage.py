@@ -215,6 +215,217 @@ def test_damaged_newest_slot_falls_back_to_the_other(tmp_path):
     assert u.period(u.days, day)[:2] == v.period(v.days, day)[:2]
 
 
+def _filled():
+    """A summary with rows in every ring, peaks, a jump and a gap (a month of telegrams)."""
+    u = U.Usage(U.Tariff(price_mct=30_500, feed_in_mct=8000))
+    t = START
+    a = 1_000_000
+    for k in range(0, 40 * 86400, 600):
+        if 5 * 86400 <= k < 5 * 86400 + 7200:
+            continue  # a gap
+        a += 40 + k % 7
+        u.add(t + k, a, k // 900)
+    u.add(t + 40 * 86400, 5, 0)  # a new meter
+    u.seq = 41
+    return u
+
+
+def _same(u, v):
+    for a, b in zip(u._rings(), v._rings()):
+        assert (a.count, a.head, list(a.data)) == (b.count, b.head, list(b.data))
+    assert u.peaks.to_words() == v.peaks.to_words()
+    for name in ("seq", "last_epoch", "last_imp", "last_exp", "jumps"):
+        assert getattr(u, name) == getattr(v, name), name
+
+
+def _cleared(v):
+    empty = U.Usage(v.tariff)
+    for a, b in zip(empty._rings(), v._rings()):
+        assert (a.count, a.head, list(a.data)) == (b.count, b.head, list(b.data))
+    assert v.peaks.to_words() == empty.peaks.to_words()
+    assert (v.last_epoch, v.last_imp, v.last_exp, v.jumps, v._open_q) == (None,) * 3 + (0, None)
+
+
+@pytest.mark.parametrize("where", ["fakefs", "realfs"])
+def test_a_slot_loads_piece_by_piece_into_the_summarys_own_arrays(tmp_path, where):
+    """``Usage.load`` reads the file straight into the rings' arrays (no 9 KB read, no new
+    arrays) and gives what ``from_bytes`` of the whole file gives; on a PC's RealFS (unbuffered
+    CPython files) and on the fake card alike."""
+    from smartmeter.datalog.sd import RealFS
+
+    u = _filled()
+    data = u.to_bytes()
+    fs = FakeFS() if where == "fakefs" else RealFS(fsync=False, root=str(tmp_path))
+    f = fs.open("/u.bin", "wb")
+    f.write(data)
+    f.close()
+    whole = U.Usage(u.tariff)
+    whole.from_bytes(data)
+    _same(u, whole)
+    v = _filled()
+    v.clear()
+    arrays = [r.data for r in v._rings()]
+    f = fs.open("/u.bin", "rb")
+    assert U.read_head(f) == (u.seq, True)
+    f.seek(0)
+    v.load(f)
+    f.close()
+    assert all(r.data is a for r, a in zip(v._rings(), arrays))
+    _same(u, v)
+    assert v._open_q == whole._open_q
+    day = u.day_key(START + 39 * 86400)
+    assert v.period(v.days, day) is not None and v.period(v.days, day) == u.period(u.days, day)
+
+
+def _resum(data):
+    """``data`` with its checksum made right again (damage the checksum cannot see)."""
+    data = bytearray(data)
+    data[28:32] = U._i32(U.checksum(memoryview(data)[U._HEAD :]))
+    return bytes(data)
+
+
+def _damaged(data, how):
+    quarters = U._HEAD + 3 * 8 + (U.HOURS + U.DAYS + U.MONTHS) * U._FIELDS * 4  # its count
+    if how == "short-header":
+        return data[:20]
+    if how == "short-ring":
+        return data[: quarters + 8 + 100]
+    if how == "short-peaks":
+        return data[:-1]
+    if how == "too-long":
+        return data + b"\0"
+    if how == "checksum":
+        return data[: quarters + 40] + bytes([data[quarters + 40] ^ 1]) + data[quarters + 41 :]
+    if how == "ring-count":
+        return _resum(data[:quarters] + U._i32(U.QUARTERS + 1) + data[quarters + 4 :])
+    if how == "ring-head":
+        return _resum(data[: quarters + 4] + U._i32(U.QUARTERS) + data[quarters + 8 :])
+    if how == "peaks":
+        return _resum(data[:-24] + U._i32(-5) + data[-20:])  # a peak of -5 Wh
+    if how == "sizes":
+        return _resum(data[:4] + U._i32(1) + data[8:])
+    raise AssertionError(how)
+
+
+class _Card:
+    """The sink's view of a mounted card with no day files."""
+
+    state = "ok"
+
+    def __init__(self, fs):
+        self.fs = fs
+
+    def log_files(self):
+        return []
+
+
+DAMAGE = [
+    "short-header",
+    "short-ring",
+    "short-peaks",
+    "too-long",
+    "checksum",
+    "ring-count",
+    "ring-head",
+    "peaks",
+    "sizes",
+]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_a_damaged_slot_clears_the_summary_never_half_loaded(how):
+    """Read piece by piece, a damaged file is found only after some of it is in the arrays:
+    the summary is then cleared (and ValueError raised), never left half loaded."""
+    data = _damaged(_filled().to_bytes(), how)
+    with pytest.raises(ValueError):
+        U.Usage().from_bytes(data)  # the whole-file check agrees: it is damaged
+    fs = FakeFS()
+    f = fs.open("/u.bin", "wb")
+    f.write(data)
+    f.close()
+    v = _filled()  # holding other data when the load starts
+    f = fs.open("/u.bin", "rb")
+    with pytest.raises(ValueError):
+        v.load(f)
+    _cleared(v)
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+def test_the_sink_loads_the_other_slot_when_the_newer_is_damaged(how):
+    """Start-up: the newer slot (by the headers' save counters) damaged in any way, the older
+    good one is loaded whole and correct; both damaged: the summary is rebuilt from nothing."""
+    from smartmeter.datalog.usagelog import UsageSink
+
+    old = _filled()
+    older = old.to_bytes()
+    new = _filled()
+    new.add(START + 41 * 86400, 2000, 0)
+    new.seq = 50
+    newer = new.to_bytes()
+    assert new.seq > old.seq
+    fs = FakeFS()
+    fs.mkdir("/sd")
+    fs.mkdir("/sd/.smartmeter")
+    fs.mkdir("/sd/logs")
+    for path, data in zip(SLOT_PATHS, (_damaged(newer, how), older)):
+        f = fs.open(path, "wb")
+        f.write(data)
+        f.close()
+
+    class St:
+        usage = None
+        last_errors = {}
+
+    storage = _Card(fs)
+    sink = UsageSink(St(), storage, old.tariff)
+    assert sink.loaded_from == SLOTS[1]
+    _same(old, sink.usage)
+    f = fs.open(SLOT_PATHS[1], "wb")
+    f.write(_damaged(older, how))
+    f.close()
+    sink = UsageSink(St(), storage, old.tariff)
+    assert sink.loaded_from == "rebuilt"
+    _cleared(sink.usage)
+
+
+def test_a_summary_of_the_version_before_grid_fees_still_loads_at_start_up():
+    """An ``SMU2`` slot (6 fields a row, no peaks), the newer of the two, is loaded whole by the
+    sink (once, after the update): its rows, grid parts 0, peaks empty."""
+    from smartmeter.datalog.usagelog import UsageSink
+
+    u = _filled()
+    cur = u.to_bytes()
+    rings = bytearray()
+    for ring in u._rings():
+        rings += U._i32(ring.count) + U._i32(ring.head)
+        for row in range(ring.size):
+            rings += b"".join(U._i32(v) for v in ring.data[row * U._FIELDS : row * U._FIELDS + 6])
+    old = b"SMU2" + cur[4:8] + U._i32(u.seq + 5) + cur[12:28] + U._i32(U.checksum(rings))
+    old += bytes(rings)
+    assert len(old) == U.size_bytes(2)
+    fs = FakeFS()
+    for d in ("/sd", "/sd/.smartmeter", "/sd/logs"):
+        fs.mkdir(d)
+    for path, data in zip(SLOT_PATHS, (cur, old)):
+        f = fs.open(path, "wb")
+        f.write(data)
+        f.close()
+
+    class St:
+        usage = None
+        last_errors = {}
+
+    storage = _Card(fs)
+    sink = UsageSink(St(), storage, u.tariff)
+    v = sink.usage
+    assert sink.loaded_from == SLOTS[1] and v.seq == u.seq + 5
+    q = (START + 39 * 86400) // 900
+    assert u.quarter(q)[0] > 0 and v.quarter(q)[:2] == u.quarter(q)[:2]
+    day = u.day_key(START + 39 * 86400)
+    assert v.period(v.days, day)[:4] == u.period(u.days, day)[:4]
+    assert v.peaks.to_words() == U.Usage().peaks.to_words()
+
+
 def test_time_going_back_and_duplicates_are_not_counted():
     u = U.Usage()
     t = START
