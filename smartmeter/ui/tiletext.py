@@ -5,10 +5,10 @@ The built-in font of CircuitPython is one bitmap (in flash) with every glyph sid
 pixels each, the same cells the board's serial terminal draws with. A :class:`TileText` is a
 Group (its ``scale`` enlarges the text) holding one TileGrid whose tiles are those glyphs: a
 character is one byte (its tile index), changing the text sets tile indices in C, and no pixel
-is copied into the heap. adafruit_display_text's labels build a Python object of about 40
-attributes around the same text (``label.Label``: plus a TileGrid per character;
-``bitmap_label.Label``: plus a Bitmap of the text's pixels) - 3 to 4 times the heap (README,
-"Memory").
+is copied into the heap; the labels of one colour share one Palette. adafruit_display_text's
+labels build a Python object of about 40 attributes around the same text (``label.Label``: plus
+a TileGrid per character; ``bitmap_label.Label``: plus a Bitmap of the text's pixels) - 3 to 4
+times the heap (README, "Memory").
 
 On the PC (Blinka) the font is a set of separate glyph bitmaps: :func:`glyph_strip` then has
 ``pcfont.py`` copy them once into one bitmap laid out like the board's, so the screens draw the
@@ -25,6 +25,7 @@ import terminalio
 _CELL_W = 6  # terminalio cells
 _CELL_H = 12
 _STRIP = []  # [bitmap, {codepoint: tile}] once made; [] before
+_PALETTES = {}  # colour -> Palette(2) (transparent, colour), shared by every label of that colour
 
 
 def glyph_strip():
@@ -50,6 +51,17 @@ def glyph_strip():
     return _STRIP[0], _STRIP[1]
 
 
+def _palette(color):
+    """The shared palette of ``color``: a label's colour is which palette its grid uses, so a
+    screen holds one Palette per colour, not one per label."""
+    pal = _PALETTES.get(color)
+    if pal is None:
+        pal = _PALETTES[color] = displayio.Palette(2)
+        pal.make_transparent(0)
+        pal[1] = color
+    return pal
+
+
 def _board_tile(ch):
     glyph = terminalio.FONT.get_glyph(ord(ch))
     if glyph is None:
@@ -64,9 +76,6 @@ class TileText(displayio.Group):
     def __init__(self, text="", color=0x000000, scale=1, anchor_x=0.0, anchored_position=(0, 0)):
         super().__init__(scale=scale)
         glyph_strip()  # made once, shared by every TileText
-        self._palette = pal = displayio.Palette(2)
-        pal.make_transparent(0)
-        pal[1] = color
         self._color = color
         self._ax = anchor_x
         self._pos = anchored_position
@@ -77,7 +86,7 @@ class TileText(displayio.Group):
     def _make_grid(self, width):
         grid = displayio.TileGrid(
             _STRIP[0],
-            pixel_shader=self._palette,
+            pixel_shader=_palette(self._color),
             width=width,
             height=1,
             tile_width=_CELL_W,
@@ -127,7 +136,7 @@ class TileText(displayio.Group):
     @color.setter
     def color(self, color):
         self._color = color
-        self._palette[1] = color
+        self._grid.pixel_shader = _palette(color)
 
     @property
     def anchored_position(self):
