@@ -51,6 +51,7 @@ _OLD_YEAR = const(2000)  # a meter clock that is wrong (flag 2) may stamp rows f
 HEAD_MAX = const(1024)  # longest header line (shared with csvlog)
 LINE_MAX = const(512)  # longest data line (shared with csvlog)
 _CHUNK = const(512)
+ROWS_BUF = const(1024)  # read_rows' buffer: the header (HEAD_MAX), then a cut line + 512 more
 _BACK_LINES = const(8)
 
 # key, header label, format. Energies are integer Wh/varh, powers whole W/var.
@@ -147,9 +148,9 @@ def _parse_time(text, off_text):
 
 # -- header and line parsing (shared by the tail check and read_rows) -------------------------
 def _parse_header(line):
-    """``(spec, sep)`` of one of our header lines (bytes without LF), or None."""
+    """``(spec, sep)`` of one of our header lines (bytes-like, without LF), or None."""
     try:
-        text = bytes(line).decode().strip()
+        text = str(line, "utf-8").strip()
     except UnicodeError:
         return None
     sep = ";" if ";" in text else ","
@@ -168,9 +169,10 @@ def _parse_header(line):
 
 
 def _parse_line(body, spec, sep):
-    """``(epoch, values)`` of one stripped data line (bytes), or None if it is not valid."""
+    """``(epoch, values)`` of one data line (bytes-like, without LF), or None if it is not
+    valid. Decoded straight from the buffer: the line as text is the only copy of it."""
     try:
-        fields = bytes(body).decode().split(sep)
+        fields = str(body, "utf-8").strip().split(sep)
         if len(fields) != len(spec) + 2:
             return None
         epoch = _parse_time(fields[0], fields[1])
@@ -216,58 +218,84 @@ def _write_all(f, data):
         off += k
 
 
-def read_rows(source, path, start_offset=0, with_offset=False):
+def read_rows(source, path, start_offset=0, with_offset=False, buf=None):
     """Iterate over the rows of one of our CSV files (either dialect), in bounded memory.
 
     :param source: a :class:`~smartmeter.datalog.sd.Storage` (then ``path`` may be a bare file name)
         or an ``fs`` object
     :param start_offset: byte offset to resume from (a value from ``with_offset``)
     :param with_offset: also yield the offset just past each row
+    :param buf: a bytearray of ``ROWS_BUF`` bytes to read into (a caller reading many files in
+        turn, the usage replay, keeps one), else one is made for this call
     :returns: iterator of ``(epoch_utc, values)`` (or ``(epoch_utc, values, next_offset)``);
         ``values`` maps OBIS codes, ``"power_factor"``, ``"apparent_power"``, ``"temperature"``,
         ``"humidity"``, ``"rssi"`` to numbers (A+ includes the energy offset it was written with).
         Blank, invalid and unterminated lines are skipped.
+
+    Memory: ONE buffer of ``ROWS_BUF`` bytes per call (or the caller's), read into
+    (``readinto``) again and again, the start of a line cut by its end moved to its front; per
+    row only what parsing it needs (the line as text, its fields, the values). A new 1 KB chunk
+    per read and the ``carry + chunk`` joins needed 1 KB blocks: in the CircuitPython VM a
+    replay failed "allocating 1025 bytes" with 12 KB free in no piece over 640 B.
     """
     fs = getattr(source, "fs", source)
     if "/" not in path and hasattr(source, "path"):
         path = source.path(path)
     f = fs.open(path, "rb")
     try:
-        head = f.read(HEAD_MAX)
-        nl = head.find(b"\n")
-        parsed = _parse_header(head[:nl]) if nl >= 0 else None
+        if buf is None:
+            buf = bytearray(ROWS_BUF)
+        elif len(buf) < ROWS_BUF:
+            raise ValueError("read_rows needs ROWS_BUF bytes")
+        mv = memoryview(buf)[:ROWS_BUF]
+        readinto = getattr(f, "readinto", None)
+        end = _read_into(f, readinto, mv)
+        nl = buf.find(b"\n", 0, end)
+        parsed = _parse_header(mv[:nl]) if nl >= 0 else None
         if parsed is None:
             return
         spec, sep = parsed
         pos = start_offset if start_offset > nl + 1 else nl + 1
-        f.seek(pos)
-        carry = b""
+        f.seek(pos)  # buf[0] is at file offset pos
+        end = 0  # bytes in buf: the start of a line cut off by the last read
         skip = False  # inside an overlong line
         while True:
-            chunk = f.read(_CHUNK * 2)
-            if not chunk:
-                return
-            buf = carry + chunk if carry else chunk
-            base = pos - len(carry)
+            got = _read_into(f, readinto, mv[end:])
+            if not got:
+                return  # an unterminated last line is not a row
+            end += got
             start = 0
             while True:
-                i = buf.find(b"\n", start)
+                i = buf.find(b"\n", start, end)
                 if i < 0:
                     break
                 if skip:
                     skip = False
                 elif i - start <= LINE_MAX:
-                    row = _parse_line(buf[start:i].strip(), spec, sep)
+                    row = _parse_line(mv[start:i], spec, sep)
                     if row is not None:
-                        yield (row[0], row[1], base + i + 1) if with_offset else row
+                        yield (row[0], row[1], pos + i + 1) if with_offset else row
                 start = i + 1
-            carry = buf[start:]
-            pos += len(chunk)
-            if len(carry) > LINE_MAX:
-                carry = b""
+            if end - start > LINE_MAX:  # no line end in sight: an overlong line, skipped
+                pos += end
+                end = 0
                 skip = True
+            else:
+                mv[: end - start] = mv[start:end]
+                pos += start
+                end -= start
     finally:
         f.close()
+
+
+def _read_into(f, readinto, view):
+    """Read into memoryview ``view`` from ``f``; the bytes read (0 at the end). ``read`` and a
+    copy where the file has no ``readinto`` (an ``fs`` stand-in)."""
+    if readinto is not None:
+        return readinto(view) or 0
+    data = f.read(len(view))
+    view[: len(data)] = data
+    return len(data)
 
 
 def _stamp(reading, epoch_utc, std, eu, flag=None):

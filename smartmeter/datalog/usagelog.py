@@ -26,7 +26,7 @@ from ..config import OVERRIDE_DIR
 from ..overrides import write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
-from .csvformat import read_rows
+from .csvformat import ROWS_BUF, read_rows
 from .usage import Usage, local_day, read_head, size_bytes
 
 try:
@@ -152,6 +152,7 @@ class UsageSink:
         listed again at the end until a round finds nothing new, so rows written while the
         replay runs (new telegrams, a new day file at midnight) are read too."""
         read = {}  # file name -> offset read up to
+        buf = bytearray(ROWS_BUF)  # one read buffer for every file of the replay
         while True:
             try:
                 names = self.storage.log_files()
@@ -167,7 +168,7 @@ class UsageSink:
                     continue
                 try:
                     for epoch, values, end in read_rows(
-                        self.storage, name, read.get(name, 0), True
+                        self.storage, name, read.get(name, 0), True, buf
                     ):
                         read[name] = end
                         new = True

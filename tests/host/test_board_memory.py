@@ -251,3 +251,86 @@ def test_loading_the_usage_summary_from_the_card_needs_little_beyond_the_summary
     assert free > 40_000, out  # much is free, in small pieces
     assert "loaded in a fragmented heap" in out, out
     print("usage load: %d bytes allocated; loaded with %d bytes free in pieces" % (allocated, free))
+
+
+CSV_READ = """
+import gc
+from smartmeter.datalog import csvformat
+from smartmeter.datalog.sd import RealFS
+
+fs = RealFS(root=ROOT)
+size = getattr(csvformat, "ROWS_BUF", None)
+buf = bytearray(size) if size else None  # the replay's one buffer, made when it starts
+
+
+def rows():
+    if buf is None:
+        return csvformat.read_rows(fs, "/d.csv", 0, True)
+    return csvformat.read_rows(fs, "/d.csv", 0, True, buf)
+
+
+if MODE == "count":
+    gc.collect()
+    gc.disable()  # no collection: what reading the file allocates in all
+    before = gc.mem_alloc()
+    n = 0
+    for row in rows():
+        n += 1
+    print("rows", n, "allocated", gc.mem_alloc() - before)
+else:
+    # a heap after hours of running: much free, no piece of it over about 530 bytes (the
+    # lists made at their size: a list growing leaves its old storage free)
+    keep = [None] * 400
+    junk = [None] * 400
+    try:
+        for i in range(400):
+            keep[i] = bytearray(512)
+            junk[i] = bytearray(512)
+    except MemoryError:
+        pass
+    junk = None
+    gc.collect()
+    print("free", gc.mem_free())
+    n = 0
+    a_plus = 0
+    for epoch, values, end in rows():
+        n += 1
+        a_plus = values.get("1-0:1.8.0")
+    print("read in a fragmented heap", n, a_plus)
+"""
+
+
+def test_the_usage_replay_reads_the_csv_in_a_fragmented_heap(tmp_path):
+    """The usage replay reads day files row by row. A new 1 KiB chunk per read (and ``carry +
+    chunk``) needed 1 KiB blocks: in the VM's display configuration at 228 KiB a pass failed
+    "allocating 1025 bytes" with 12 KB free in no piece over 640 B. Read into one buffer made
+    when the replay starts (``read_rows(..., buf)``), a row needs only small blocks: the file
+    reads whole in a heap whose free pieces are about 530 bytes."""
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "host"))
+    from test_csvlog import EXTRAS, LOG, kaifa, make, step
+
+    fs, _st, log = make(dialect="excel-de")
+    for i in range(600):
+        assert log.write(kaifa(step((2024, 5, 2, 0, 0, 0), 5 * i), a_plus=1000 + i), None, EXTRAS)
+    (tmp_path / "d.csv").write_bytes(fs.content(LOG + "/2024-05-02.csv"))
+    out = {}
+    for mode, heap in (("count", "2M"), ("fragmented", "192K")):
+        script = tmp_path / (mode + ".py")
+        script.write_text(("ROOT = %r\nMODE = %r\n" % (str(tmp_path), mode)) + CSV_READ)
+        done = subprocess.run(
+            [VM, "-X", "heapsize=" + heap, str(script)],
+            env={"MICROPYPATH": str(REPO_ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        out[mode] = done.stdout + done.stderr
+    assert "rows 600 allocated" in out["count"], out
+    allocated = int(out["count"].split("allocated ")[1].split()[0])
+    free = int(out["fragmented"].split("free ")[1].split()[0])
+    assert free > 40_000, out  # much is free, in small pieces
+    assert "read in a fragmented heap 600 1599" in out["fragmented"], out
+    print("read_rows: %d bytes a row; read with %d bytes free in pieces" % (allocated // 600, free))

@@ -11,7 +11,7 @@ import pytest
 from fakefs import EIO, ENOSPC, FakeFS, PowerCut
 
 import smartmeter.protocol.reading as R
-from smartmeter.datalog.csvformat import _parse_header, _parse_line
+from smartmeter.datalog.csvformat import LINE_MAX, ROWS_BUF, _parse_header, _parse_line
 from smartmeter.datalog.csvlog import CsvLog, read_rows
 from smartmeter.datalog.sd import RealFS, Storage
 from smartmeter.protocol.reading import Reading
@@ -622,3 +622,148 @@ def test_only_a_partial_last_line_is_cut():
     assert log.repairs == 1
     assert fs.content(LOG + "/2024-05-02.csv").rstrip(b" \n") == good.rstrip(b"\n")
     assert [v[R.A_PLUS] for _, v in assert_parses(fs.content(LOG + "/2024-05-02.csv"))] == [0, 1, 2]
+
+
+# -- read_rows' one buffer: lines across its end, filling it, CRLF, overlong, offsets ----------
+
+
+def _day(dialect, n=12):
+    """(header line, [row lines]) of a day file ``dialect`` writes (CRLF line ends)."""
+    fs, st, log = make(dialect=dialect)
+    for i in range(n):
+        assert log.write(kaifa(step((2024, 5, 2, 10, 0, 0), 5 * i), a_plus=1000 + i), None, EXTRAS)
+    lines = fs.content(LOG + "/2024-05-02.csv").split(b"\n")
+    assert lines[-1] == b""
+    return lines[0] + b"\n", [x + b"\n" for x in lines[1:-1]]
+
+
+def _reference(data, start=0):
+    """What read_rows yields (with_offset), the plain way: every LF-terminated line after the
+    header from ``start`` on, at most LINE_MAX bytes, that parses; the last line without LF
+    is no row."""
+    nl = data.find(b"\n")
+    spec, sep = _parse_header(data[:nl])
+    pos = max(start, nl + 1)
+    out = []
+    while True:
+        i = data.find(b"\n", pos)
+        if i < 0:
+            return out
+        if i - pos <= LINE_MAX:
+            row = _parse_line(data[pos:i].strip(), spec, sep)
+            if row is not None:
+                out.append((row[0], row[1], i + 1))
+        pos = i + 1
+
+
+def _padded(row, size):
+    """``row`` (a CRLF line) made ``size`` bytes long with spaces before its CR: the same row."""
+    assert len(row) <= size
+    return row[:-2] + b" " * (size - len(row)) + b"\r\n"
+
+
+class _NoReadinto:
+    """An ``fs`` whose files have only ``read`` (read_rows copies into its buffer then)."""
+
+    def __init__(self, fs):
+        self.inner = fs
+
+    def open(self, path, mode):
+        f = self.inner.open(path, mode)
+
+        class File:
+            read = f.read
+            seek = f.seek
+            close = f.close
+
+        return File()
+
+
+def _check(fs, path, data, starts=(0,)):
+    for start in starts:
+        want = _reference(data, start)
+        assert list(read_rows(fs, path, start, True)) == want, start
+        assert list(read_rows(fs, path, start)) == [r[:2] for r in want], start
+        assert list(read_rows(_NoReadinto(fs), path, start, True)) == want, start
+        assert list(read_rows(fs, path, start, True, bytearray(ROWS_BUF + 7))) == want, start
+
+
+def _file(data):
+    fs = FakeFS()
+    fs.mkdir("/sd")
+    fs.mkdir(LOG)
+    fs.add_file(LOG + "/d.csv", data)
+    return fs, LOG + "/d.csv"
+
+
+@pytest.mark.parametrize("dialect", ["excel-de", "international"])
+def test_read_rows_finds_every_row_wherever_the_buffer_cuts_it(dialect):
+    """Valid rows shifted byte by byte across the buffer's end (a padding line of 0..1100
+    bytes first): every row, its CR in one read and its LF in the next, a LF as the buffer's
+    last byte, a row ending exactly at the buffer's end."""
+    head, rows = _day(dialect)
+    body = b"".join(rows)
+    assert len(body) > ROWS_BUF
+    cuts = set()
+    for pad in range(0, 1100):
+        data = head + (b"x" * (pad - 1) + b"\n" if pad else b"") + body
+        fs, path = _file(data)
+        want = _reference(data)
+        assert len(want) == len(rows)
+        assert list(read_rows(fs, path, 0, True)) == want, pad
+        # where the first read's end falls: inside a row, on its CR, on its LF
+        end = len(head) + ROWS_BUF
+        cuts.add(data[end - 1 : end])
+    assert {b"\r", b"\n"} <= cuts and len(cuts) > 2
+
+
+@pytest.mark.parametrize("dialect", ["excel-de", "international"])
+def test_read_rows_lines_that_fill_the_buffer_overlong_and_unterminated(dialect):
+    """Rows of exactly LINE_MAX bytes (kept) and one more (skipped), filling the buffer to its
+    last byte, overlong lines of up to 3000 bytes across several reads, blank and LF-only
+    lines, a NUL run, an unterminated last row: the same rows and offsets as the plain reading,
+    from the start and from every offset it yields (and from within the header)."""
+    head, rows = _day(dialect)
+    one = rows[0]
+    fill = ROWS_BUF - len(head)  # the first read after the header holds exactly this much
+    parts = [
+        b"p" * (fill - len(rows[1]) - len(rows[2]) - 1) + b"\n",
+        rows[1],
+        rows[2],  # ends exactly at the buffer's last byte
+        _padded(rows[3], LINE_MAX + 1),  # LINE_MAX bytes before the LF: kept
+        _padded(rows[4], LINE_MAX + 2),  # one more: skipped
+        rows[5],
+        b"y" * 1024 + b"\n",
+        rows[6],
+        b"z" * 3000 + b"\r\n",
+        b"\n\r\n   \r\n",
+        rows[7],
+        b"\0" * 700 + b"\n",
+        _padded(rows[8], ROWS_BUF),  # overlong: skipped
+        rows[9],
+        b"w" * (LINE_MAX - 1) + b"\n",
+        rows[10],
+        one[:-2] + b"\n",  # LF only
+        rows[11][:-2],  # unterminated: no row
+    ]
+    data = head + b"".join(parts)
+    fs, path = _file(data)
+    want = _reference(data)
+    got = [r[1][R.A_PLUS] for r in want]
+    assert got == [1001, 1002, 1003, 1005, 1006, 1007, 1009, 1010, 1000], (got, want)
+    assert data[: len(head) + fill] == head + b"".join(parts[:3])
+    starts = [0, 5, len(head) - 1] + [r[2] for r in want]
+    _check(fs, path, data, starts)
+
+
+def test_read_rows_on_a_real_file_in_bounded_reads(tmp_path):
+    """The same through RealFS (CPython's unbuffered files: readinto may return less)."""
+    head, rows = _day("excel-de")
+    data = head + b"".join(rows * 20) + b"q" * 2000 + b"\n" + rows[0]
+    (tmp_path / "d.csv").write_bytes(data)
+    fs = RealFS(root=str(tmp_path))
+    want = _reference(data)
+    assert len(want) == 241
+    _check(fs, "/d.csv", data, (0, want[100][2]))
+    with pytest.raises(ValueError):
+        list(read_rows(fs, "/d.csv", 0, True, bytearray(ROWS_BUF - 1)))
