@@ -367,7 +367,7 @@ class Bench:
         if ui is not None and ui.view is not None:  # every screen in turn, and the message
             from smartmeter.ui.screens import SCREENS
 
-            names = [cls.name for cls in SCREENS] + ["message"]
+            names = [name for name, _cycle in SCREENS] + ["message"]
             name = names[i % len(names)]
             if name == "message":
                 ui.show_message(MESSAGE)

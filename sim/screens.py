@@ -28,7 +28,7 @@ from smartmeter.ui.screens import CYCLE, SCREENS  # noqa: E402
 
 NOW_MS = 1_000_000  # the "now" of every scenario (ticks)
 # Derived from the firmware's one list of screens (never copied by hand)
-ALL_SCREENS = tuple(cls.name for cls in SCREENS)
+ALL_SCREENS = tuple(name for name, _cycle in SCREENS)
 DATA_SCREENS = tuple(name for name in CYCLE if name not in ("status", "menu"))
 LANGUAGES = ("de", "en")
 

@@ -74,7 +74,7 @@ def test_display_visits_every_screen_under_micropython(require):
     from smartmeter.ui.screens import SCREENS
 
     shown = re.search(r"^screens (\S+)$", r["output"], re.M).group(1).split(",")
-    assert shown == [cls.name for cls in SCREENS] + ["message"], shown
+    assert shown == [name for name, _cycle in SCREENS] + ["message"], shown
 
 
 def test_per_module_figures_cover_the_decode_and_csv_boot_path(require):

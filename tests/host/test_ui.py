@@ -28,7 +28,7 @@ from smartmeter.ui import texts as ui_text  # noqa: E402
 from smartmeter.ui.control import ENTER, NEXT, Ui  # noqa: E402
 from smartmeter.ui.tiletext import TileText  # noqa: E402
 
-LABELS = (LabelBase, TileText)  # the screens' labels (ui/screens.py _text) are either
+LABELS = (LabelBase, TileText)  # the screens' labels (ui/screens.py label) are either
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 NOW = S.NOW_MS
@@ -288,6 +288,18 @@ def test_tree_holds_one_screen_at_a_time(display):
         assert first.setdefault(screen, shown) == shown, screen
     assert max(counts.values()) <= 25, counts
     assert counts["phases"] == 4 + 18 and counts["confirm"] == 4 + 3, counts
+
+
+def test_usage_screen_flags_are_the_usage_summarys():
+    """The usage screen reads the summary's row flags without importing the usage module."""
+    from smartmeter.datalog import usage
+    from smartmeter.ui import screen_usage
+
+    assert (screen_usage._GAP, screen_usage._NOPRICE, screen_usage._NOFEED) == (
+        usage.GAP,
+        usage.NOPRICE,
+        usage.NOFEED,
+    )
 
 
 def test_both_languages_have_the_same_texts():
@@ -795,6 +807,11 @@ ui.poll(2100)
 print(ui.screen, a.n)
 ui.poll(12100)
 print(ui.lit, d.brightness, a.n, ui.screen, ui.changes > 10, d.refreshed > 3)
+import sys
+import smartmeter.ui
+# every screen was shown (each drew from its module, above), and none of their modules stays
+# loaded: the code of a screen goes with it
+print([m for m in sys.modules if ".screen_" in m], hasattr(smartmeter.ui, "screen_menu"))
 """
 
 
@@ -816,6 +833,16 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "ui/texts_de",
         "ui/texts_en",
         "ui/screens",
+        "ui/screen_status",
+        "ui/screen_phases",
+        "ui/screen_power",
+        "ui/screen_energy",
+        "ui/screen_usage",
+        "ui/screen_tariff",
+        "ui/screen_env",
+        "ui/screen_menu",
+        "ui/screen_sysinfo",
+        "ui/screen_confirm",
         "ui/tiletext",
         "datalog/__init__",
         "datalog/usage",
@@ -834,6 +861,7 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "confirm 0",
         "menu 1",
         "False 0 1 menu True True",
+        "[] False",
     ]
 
 
@@ -982,11 +1010,11 @@ def test_meter_that_sends_less_shows_what_it_sends(display):
 def test_screen_that_cannot_be_built_is_tried_again(display, monkeypatch):
     """A MemoryError while a screen is built (the heap is full) leaves no half-built screen in
     the tree; the next pass builds it again once there is room."""
-    from smartmeter.ui import screens as ui_screens
+    from smartmeter.ui import screen_phases
 
     ui = Ui(display, None, S.normal(), language="en")
     ui.poll(NOW)
-    real = ui_screens.Phases.build
+    real = screen_phases.Screen.build
     calls = []
 
     def build(self, g, t):
@@ -995,7 +1023,7 @@ def test_screen_that_cannot_be_built_is_tried_again(display, monkeypatch):
             raise MemoryError("memory allocation failed, allocating 512 bytes")
         return real(self, g, t)
 
-    monkeypatch.setattr(ui_screens.Phases, "build", build)
+    monkeypatch.setattr(screen_phases.Screen, "build", build)
     ui.goto("phases")
     with pytest.raises(MemoryError):
         ui.poll(NOW + 10)
