@@ -272,7 +272,9 @@ def read_rows(source, path, start_offset=0, with_offset=False, buf=None):
                 if skip:
                     skip = False
                 elif i - start <= LINE_MAX:
-                    row = _parse_line(mv[start:i], spec, sep)
+                    # without its CR: decoding gives the line's text, strip() no copy
+                    e = i - 1 if i > start and buf[i - 1] == 13 else i
+                    row = _parse_line(mv[start:e], spec, sep)
                     if row is not None:
                         yield (row[0], row[1], pos + i + 1) if with_offset else row
                 start = i + 1
