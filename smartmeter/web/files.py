@@ -13,7 +13,7 @@ completely before asking for the next); the web server advances them a slice per
 
 import os
 
-from ..datalog.sd import is_log_name, log_order
+from ..datalog.sd import is_log_name, sort_log_names
 
 try:
     from micropython import const
@@ -128,7 +128,8 @@ def list_names(fs, log_dir):
         if not safe_name(name):
             continue
         (days if is_log_name(name) else other).append(name)
-    days.sort(key=log_order, reverse=True)
+    sort_log_names(days)
+    days.reverse()
     other.sort()
     return days + other
 
@@ -175,7 +176,7 @@ def month_parts(fs, log_dir, month):
     taken now: a file still being appended is sent up to its current length.
     """
     names = [n for n in fs.listdir(log_dir) if is_log_name(n) and n.startswith(month + "-")]
-    names.sort(key=log_order)
+    sort_log_names(names)
     parts = []
     header = None
     for name in names:

@@ -318,3 +318,33 @@ def test_an_upload_deleted_by_retention_is_told():
     log.publish(state)
     sd = json.loads(api.status_json(state))["sd"]
     assert sd["uploads_deleted"] == 1 and sd["upload_deleted"] == "notes.txt", sd
+
+
+def test_day_files_sort_by_date_then_part_as_the_key_says():
+    """``sort_log_names`` (plain sort, then each day's parts by key: MicroPython's sort calls a
+    key at every comparison) gives the order of ``log_order``, whatever order the card lists."""
+    import random
+
+    from smartmeter.datalog.sd import is_log_name, log_order, sort_log_names
+
+    rnd = random.Random(7)
+    for _ in range(300):
+        names = set()
+        for _k in range(rnd.randrange(0, 60)):
+            day = "%04d-%02d-%02d" % (
+                rnd.choice((2023, 2024)),
+                rnd.randrange(1, 13),
+                rnd.randrange(1, 4),
+            )
+            part = rnd.choice(("", "", "", "-2", "-3", "-10", "-11", "-100", "-9"))
+            names.add(day + part + ".csv")
+        names = list(names)
+        assert all(is_log_name(n) for n in names)
+        want = sorted(names, key=log_order)
+        for start in (list(want), list(reversed(want)), rnd.sample(names, len(names))):
+            sort_log_names(start)
+            assert start == want
+    for bad in ("2024-04-02-.csv", "2024-04-02-1234.csv", "2024-04-0x.csv", "2024-04-02.csv.txt"):
+        assert not is_log_name(bad), bad
+    for good in ("2024-04-02.csv", "2024-04-02-1.csv", "2024-04-02-999.csv"):
+        assert is_log_name(good), good
