@@ -162,10 +162,15 @@ class UsageSink:
                 newest = names[-1][:10]
                 y, m, d = int(newest[:4]), int(newest[5:7]), int(newest[8:10])
                 first = _date(days_from_civil(y, m, d) - _REBUILD_DAYS)
+            # only the names from ``first`` on are kept while the replay runs: after a reboot
+            # a day or two of a card's year of names (400: about 15 KB)
+            skip = 0
+            while skip < len(names) and names[skip] < (first or ""):
+                skip += 1
+            if skip:
+                names = names[skip:]
             new = False
             for name in names:
-                if name[:10] < (first or ""):
-                    continue
                 try:
                     for epoch, values, end in read_rows(
                         self.storage, name, read.get(name, 0), True, buf

@@ -383,3 +383,80 @@ def test_listing_a_year_of_day_files_allocates_little_more_than_the_names(tmp_pa
     assert allocated < 48_000, out
     assert "in order True" in out, out
     print("listing 400 day files: %d bytes allocated" % allocated)
+
+
+CATCH_UP = """
+import gc
+from smartmeter.datalog.sd import RealFS, Storage
+from smartmeter.datalog.usage import Tariff
+from smartmeter.datalog.usagelog import UsageSink
+
+
+class Clock:
+    def ticks_ms(self):
+        return 0
+
+
+class State:
+    usage = None
+    last_errors = {}
+
+
+st = Storage(RealFS(root=ROOT), log_dir="/sd/logs", clock=Clock())
+st.begin()
+sink = UsageSink(State(), None, Tariff())
+sink.storage = st
+sink._ready = True
+sink.usage.add(1741392000, 1000, 0)  # 2025-03-08 00:00 UTC, the newest day file's date
+sink.usage.add(1741392060, 1001, 0)
+sink.save()
+sink = None
+gc.collect()
+sink = UsageSink(State(), None, Tariff())  # the reboot
+sink.storage = st
+sink.start()
+gc.collect()
+before = gc.mem_alloc()
+sink.poll()  # the first slice of the catch-up
+gc.collect()
+print("loaded", sink.loaded_from, "replaying", sink.replaying, "held", gc.mem_alloc() - before)
+while sink.replaying:
+    sink.poll()
+print("replayed", sink.replayed)
+"""
+
+
+def test_the_catch_up_after_a_reboot_holds_only_the_names_it_reads(tmp_path):
+    """After a reboot the replay reads the day files since the summary's last telegram (a day
+    or two), but held the names of all day files on the card while it ran: a year of them
+    (400) about 15 KB of heap for the whole catch-up. It keeps only the names it reads."""
+    logs = tmp_path / "sd" / "logs"
+    logs.mkdir(parents=True)
+    head = b"Zeit;UTC-Offset;A+ Wh\r\n"
+    for d in range(400):
+        name = "%04d-%02d-%02d.csv" % (2024 + d // 336, 1 + d % 336 // 28, 1 + d % 28)
+        (logs / name).write_bytes(head)
+    rows = []
+    for i in range(1000):  # the newest day: more rows than a slice replays
+        s = 3600 + 10 * i
+        rows.append(
+            b"08.03.2025 %02d:%02d:%02d;+01:00;%d\r\n" % (s // 3600, s // 60 % 60, s % 60, 1002 + i)
+        )
+    assert name == "2025-03-08.csv"
+    (logs / name).write_bytes(head + b"".join(rows))
+    script = tmp_path / "catchup.py"
+    script.write_text(("ROOT = %r\n" % str(tmp_path)) + CATCH_UP)
+    done = subprocess.run(
+        [VM, "-X", "heapsize=1M", str(script)],
+        env={"MICROPYPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert "loaded usage-a.bin replaying True held" in out, out
+    held = int(out.split("held ")[1].split()[0])
+    assert held < 6000, out
+    assert "replayed 1000" in out, out
+    print("catch-up over 400 day files: %d bytes held after a slice" % held)
