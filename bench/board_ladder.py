@@ -385,8 +385,10 @@ def run(
     release=None,
     start=None,
     watchdog_s=3600,
+    heap_probe=False,
 ):
-    """One run of ``config`` (a CONFIGS row) at a board heap of ``heap_kib``: a result dict."""
+    """One run of ``config`` (a CONFIGS row) at a board heap of ``heap_kib``: a result dict
+    (``heap_probe``: with the VM's heap and loaded modules at the end, ``Board.heap_now()``)."""
     board_run = _board_module()
     title, display, wifi, outputs = config[:4]
     workdir = Path(workdir)
@@ -448,6 +450,9 @@ def run(
                     time.sleep(0.5)  # said: the rows that still come are counted below
                     break
                 time.sleep(0.2)
+            heap_now = None
+            if heap_probe and not b.ended:
+                heap_now = b.heap_now()
         finally:
             if poller is not None:
                 poller.stop.set()
@@ -485,6 +490,7 @@ def run(
         "seconds": time.monotonic() - t0,
         "passed": passed,
         "lines": lines,
+        "heap_now": heap_now,
     }
 
 

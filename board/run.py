@@ -211,6 +211,7 @@ class Board:
         self._wd = {"mode": None, "timeout": 0.0, "last": None}
         self._heap_event = threading.Event()
         self._heap_reply = None
+        self._heap_modules = []
         self._restart = None
         self.t0 = None
         self._pins = {
@@ -434,11 +435,14 @@ class Board:
             m = re.match(r"boot heap free (\d+) alloc (\d+)", text)
             if m:
                 self.boot_heap = (int(m.group(1)), int(m.group(2)))
+            if text.startswith("module "):  # before the heap line of the same answer
+                self._heap_modules.append(text[7:])
             m = re.match(r"heap free (\d+) live_free (\d+) alloc (\d+) standins (\d+)", text)
             if m:
-                self._heap_reply = dict(
-                    zip(("free", "live_free", "alloc", "standins"), map(int, m.groups()))
-                )
+                reply = dict(zip(("free", "live_free", "alloc", "standins"), map(int, m.groups())))
+                reply["modules"] = sorted(self._heap_modules)
+                self._heap_modules = []
+                self._heap_reply = reply
                 self._heap_event.set()
         elif kind == b"E":
             self.ended = text
@@ -551,9 +555,11 @@ class Board:
 
     def heap_now(self, timeout=10.0):
         """The VM's heap now: {"free", "live_free" (after a collection), "alloc", "standins"
-        (what the display stand-ins hold; C in static memory on a board)}. Answered when the
+        (what the display stand-ins hold; C in static memory on a board), "modules" (the
+        firmware's and Adafruit's modules in ``sys.modules``, sorted)}. Answered when the
         firmware next reads the UART (the stand-ins pump the host channel then)."""
         self._heap_event.clear()
+        self._heap_modules = []
         self._send(b"H", b"")
         if not self._heap_event.wait(timeout):
             raise TimeoutError("no heap answer from the VM in %.0f s" % timeout)

@@ -24,7 +24,8 @@ import gc
 import sys
 
 from . import __version__, timeutil
-from .config import OUTPUTS, Config
+from .config import OUTPUTS
+from .configvalues import Config
 from .linesearch import LINES, LineSearch, line_name
 from .protocol.dlms import COUNTERS as DECODER_COUNTERS
 from .protocol.pipeline import Pipeline
@@ -509,6 +510,8 @@ class App:
             sink.state = "disabled"
         part = None
         _unload(self.part_modules.pop(name, ()))
+        if name == "web":
+            self.drop_settings_code()
         self.left_out(name, _labels(name))
 
     def _csv_back(self):
@@ -518,6 +521,12 @@ class App:
             st.left_out.remove("off_csv")
         st.last_errors["csv"] = ""
         self._log("CSV logging on again")
+
+    def drop_settings_code(self):
+        """Without the web page nothing reads settings after boot: the settings' reader leaves
+        the heap (``_SETTINGS_CODE``; the values stay in ``self.config``)."""
+        if "web" not in self.parts:
+            unload_settings_code()
 
     def make_room(self, headroom=_HEADROOM):
         """After build: shed parts (``SHED_ORDER``, not the display) until a pass fits."""
@@ -875,6 +884,21 @@ PARTS += (
 _UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 
 
+# The settings' reader: every setting's kind, default and limits, the TOML reader, the override
+# files (~16 KB in the CircuitPython VM). Boot work; afterwards only the web settings page uses it
+# (it imports them itself), so a board without the web page unloads them after build. What runs
+# on keeps the values only (``configvalues.Config``, ``configvalues.write_private``): nothing in
+# the loop may import these two again.
+_SETTINGS_CODE = ("smartmeter.overrides", "smartmeter.config") if _UNLOAD else ()
+
+
+def unload_settings_code():
+    """Take the settings' reader out of ``sys.modules`` (board only; the caller holds no
+    reference to it): its heap comes back at the next collection. A board without WiFi does
+    this before ``build`` (no web page can come), so the parts load into the room it leaves."""
+    _unload(_SETTINGS_CODE)
+
+
 def _new_modules(before):
     if not _UNLOAD:
         return ()
@@ -889,7 +913,7 @@ def _unload(names):
         if package is not None:
             try:
                 delattr(package, child)
-            except AttributeError:
+            except (AttributeError, KeyError):  # not set (CircuitPython raises KeyError)
                 pass
 
 
@@ -948,6 +972,7 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
             app.sinks.append(part)
             app.parts[name] = part
             app.part_modules[name] = _new_modules(before)
+    app.drop_settings_code()
     app.make_room()
     return app
 

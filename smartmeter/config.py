@@ -16,7 +16,8 @@ break the settings file, a Graphite line or an HTTP header); HOSTNAME 1-26 lette
 8-64 characters; AP_PASSWORD empty or 8-63 (WPA2); WEB_USER without ``:`` (Basic auth).
 """
 
-from .linesearch import FIXED as _LINE
+from . import configvalues
+from .configvalues import PRIVATE_DIR, Config
 from .protocol.crypto import parse_key
 from .protocol.errors import KeyFormatError
 from .protocol.layouts import LAYOUTS
@@ -101,15 +102,15 @@ SCHEMA = {
     "PIN_I2C_SCL": ("pin", "IO2", None),
 }
 
-# Where the web settings page keeps its files on the SD card: a dot-folder, so no web file route
-# can name it (``web.files.safe_name`` refuses a leading dot) whatever LOG_DIR is. Boot
-# (``device.main``), the simulator and the web page all use these constants.
-OVERRIDE_DIR = "/sd/.smartmeter"
+# Where the web settings page keeps its files on the SD card: the board's private dot-folder
+# (``configvalues.PRIVATE_DIR``). Boot (``device.main``), the simulator and the web page all use
+# these constants.
+OVERRIDE_DIR = PRIVATE_DIR
 OVERRIDE_SLOTS = (OVERRIDE_DIR + "/settings-1.toml", OVERRIDE_DIR + "/settings-2.toml")
 OVERRIDE_MAX = 16384  # bytes; a larger file is reported and ignored, never cut short
 WEB_PASSWORD_PATH = OVERRIDE_DIR + "/webpass.txt"  # the generated web password
-LEGACY_OVERRIDE = "/sd/smartmeter.toml"  # before 2026-11: read once, removed by the next save
-LEGACY_WEB_PASSWORD = "/sd/webpass.txt"
+LEGACY_OVERRIDE = configvalues.LEGACY_OVERRIDE  # read once, removed by the next save
+LEGACY_WEB_PASSWORD = configvalues.LEGACY_WEB_PASSWORD
 
 
 # Network outputs: (module in smartmeter/outputs/ with make(app, hw, cfg, state), the setting
@@ -127,59 +128,23 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
 
-class Config:
-    """Validated settings as attributes named like the keys (``config.WEB_PORT``).
+def defaults(cfg):
+    """Set every setting of ``cfg`` to its default (``Config()`` calls this)."""
+    for name, spec in SCHEMA.items():
+        setattr(cfg, name, spec[1])
 
-    :ivar problems: list of "KEY: what is wrong" texts (never containing a secret value)
-    """
 
-    def __init__(self):
-        for name, spec in SCHEMA.items():
-            setattr(self, name, spec[1])
-        self.problems = []
-
-    def __repr__(self):
-        # Never show secrets, even by accident in a traceback or a debug print.
-        return "<Config %d settings, %d problems>" % (len(SCHEMA), len(self.problems))
-
-    def public(self):
-        """Settings safe to show (the web settings page, /api/status): secrets as set/unset."""
-        out = {}
-        for name in SCHEMA:
-            value = getattr(self, name)
-            if name in SECRETS:
-                out[name] = bool(value)
-            else:
-                out[name] = value
-        return out
-
-    @property
-    def baudrate(self):
-        """The UART speed: METER_BAUD, or the transport's standard speed."""
-        if self.METER_BAUD:
-            return self.METER_BAUD
-        return _LINE.get(self.METER_TRANSPORT, _LINE["mbus"])[0]
-
-    @property
-    def parity(self):
-        """ "even" | "none" | "odd": M-Bus and AMIS 8E1, HDLC and raw 8N1 unless METER_PARITY
-        says otherwise."""
-        if self.METER_PARITY != "auto":
-            return self.METER_PARITY
-        return _LINE.get(self.METER_TRANSPORT, _LINE["mbus"])[1]
-
-    @property
-    def reader_transport(self):
-        """What the transport reader hunts: "auto" | "mbus" | "hdlc" | "raw" (AMIS is M-Bus)."""
-        line = _LINE.get(self.METER_TRANSPORT)
-        return line[2] if line is not None else "auto"
-
-    @property
-    def line_search(self):
-        """True when the line settings are searched (METER_TRANSPORT auto, no baud/parity)."""
-        return (
-            self.METER_TRANSPORT == "auto" and not self.METER_BAUD and self.METER_PARITY == "auto"
-        )
+def public(cfg):
+    """Settings of ``cfg`` safe to show (the web settings page, /api/status): secrets as
+    set/unset."""
+    out = {}
+    for name in SCHEMA:
+        value = getattr(cfg, name)
+        if name in SECRETS:
+            out[name] = bool(value)
+        else:
+            out[name] = value
+    return out
 
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -365,7 +365,7 @@ def main():
     Bad settings never stop the board: they are reported on the display, the serial console and
     the web page, and the firmware runs on with what works (see smartmeter/config.py).
     """
-    from smartmeter import build_info, config, overrides
+    from smartmeter import build_info
 
     text, mismatch = app.firmware_version()
     print(
@@ -376,7 +376,7 @@ def main():
         print("smartmeter:", mismatch)
     made: list = []
     try:
-        hw, firmware = _start(config, overrides, made)
+        hw, firmware = _start(made)
     except MemoryError:
         # Not even the decoder fits: nothing to run. Say so and stay (no reset loop).
         gc.collect()
@@ -396,9 +396,12 @@ def main():
     firmware.run()
 
 
-def _start(config, overrides, made):
+def _start(made):
     """Settings, hardware, app: (hw, firmware); raises MemoryError when the decoder won't fit
-    (``made`` holds the hardware once built, for the message)."""
+    (``made`` holds the hardware once built, for the message). The settings' reader is held
+    here only: ``app.build`` can unload it (``App.drop_settings_code``) once this returns."""
+    from smartmeter import config, overrides
+
     cfg = config.load(os.getenv)
     hw = build(cfg)
     made.append(hw)
@@ -420,6 +423,9 @@ def _start(config, overrides, made):
                 what = type(exc).__name__
                 cfg.problems.append("settings file: %s, settings.toml alone applies" % what)
     hw.fs = app.device_fs()
+    config = overrides = None  # noqa: F841 - let go: app.build may unload the settings' reader
+    if hw.pool is None:  # no WiFi, so no web settings page: nothing reads settings any more
+        app.unload_settings_code()
     return hw, app.build(hw, cfg)
 
 

@@ -16,6 +16,7 @@ reported one by one; the others still apply.
 """
 
 from . import config
+from .configvalues import write_private
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -141,37 +142,6 @@ def save(fs, values, current=None):
         except OSError:
             pass
     return path
-
-
-def write_private(fs, path, data):
-    """Write ``data`` (bytes, or a list of bytes and int32 arrays in file order) whole to
-    ``path`` in the board's private folder (made when missing), then flush and sync it. Used
-    for the settings slots, the usage summary and the web password.
-
-    :raises OSError: from the card
-    """
-    try:
-        fs.stat(config.OVERRIDE_DIR)
-    except OSError:
-        fs.mkdir(config.OVERRIDE_DIR)
-    f = fs.open(path, "wb")
-    try:
-        for piece in data if isinstance(data, list) else (data,):
-            if isinstance(piece, (bytes, bytearray)):
-                mv = memoryview(piece)
-                while mv:
-                    n = f.write(mv)
-                    mv = mv[len(mv) if n is None else n :]
-            else:  # an int32 array (the usage summary's rings): written as it is, at once
-                n = f.write(piece)
-                if n is not None and n != 4 * len(piece):
-                    raise OSError(28, "short write")  # ENOSPC: the card is full
-        f.flush()
-        sync = getattr(fs, "sync", None)
-        if sync is not None:
-            sync(f)
-    finally:
-        f.close()
 
 
 def _name(path):

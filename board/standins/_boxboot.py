@@ -61,7 +61,8 @@ def _boot():
 
 def _heap_probe(_payload):
     """The host asks (Board.heap_now()): the free heap now, and after a collection (live), with
-    what the display stand-ins hold (C in static memory on a board)."""
+    what the display stand-ins hold (C in static memory on a board), and the firmware's modules
+    loaded now."""
     free = gc.mem_free()
     gc.collect()
     bd = sys.modules.get("busdisplay")
@@ -72,6 +73,11 @@ def _heap_probe(_payload):
         gc.mem_alloc(),
         standins,
     )
+    # and which of the firmware's modules are loaded (tests of what a part loads and unloads):
+    # one short message each, so the probe needs no large block of a tight heap
+    for name in sys.modules:
+        if name.startswith("smartmeter") or name.startswith("adafruit"):
+            _box.send(b"S"[0], b"module " + name.encode())
     _box.send(b"S"[0], text.encode())
 
 
@@ -86,7 +92,9 @@ try:
 except SystemExit:
     pass
 except BaseException as exc:  # noqa: BLE001 - as the board: print it and stop
-    sys.print_exception(exc)
+    import traceback  # CircuitPython's (no sys.print_exception there)
+
+    traceback.print_exception(exc)
     print("\nCode done running.")
     _box.send(b"E"[0], repr(exc).encode()[:200])
     sys.exit(3)

@@ -459,7 +459,7 @@ class CsvSink:
     name = "csv"
 
     def __init__(self, hw, cfg, state):
-        from ..config import LEGACY_OVERRIDE, LEGACY_WEB_PASSWORD
+        from ..configvalues import LEGACY_OVERRIDE, LEGACY_WEB_PASSWORD
         from .sd import Storage
 
         self.storage = Storage(hw.fs, hw.mount, cfg.LOG_DIR, hw.clock, cfg.LOG_MIN_FREE_MB)

@@ -823,7 +823,7 @@ class Usage:
         """The summary file as buffers in file order: the 32-byte header (with the checksum),
         then per ring its count and head and its int32 array as it is, then the peaks.
 
-        Written piece by piece (``overrides.write_private``), the hourly save allocates nothing
+        Written piece by piece (``configvalues.write_private``), the hourly save allocates nothing
         of the file's size: a board's heap, fragmented after hours of running, often has no
         9 KiB in one piece (in the CircuitPython VM the save failed "allocating 8969 bytes"
         with 79 KiB free, and the loop shed a part for it)."""

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The usage summary (``usage.Usage``) on the SD card: load, save atomically, rebuild from CSV.
 
-Files: two slots in the board's private folder on the card (``config.OVERRIDE_DIR``:
+Files: two slots in the board's private folder on the card (``configvalues.PRIVATE_DIR``:
 ``/sd/.smartmeter/usage-a.bin`` and ``usage-b.bin``, never servable whatever ``LOG_DIR`` is),
 8968 bytes each (the quarter, hour, day and month rings and the month's peaks; files from
 before quarters, 2864 bytes, and before grid fees and peaks, 7672 bytes, are loaded too: their
@@ -22,8 +22,7 @@ Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a 
 never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
 """
 
-from ..config import OVERRIDE_DIR
-from ..overrides import write_private
+from ..configvalues import PRIVATE_DIR, write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import ROWS_BUF, read_rows
@@ -41,7 +40,7 @@ _ROWS_PER_POLL = const(400)
 _SLICE_MS = const(30)
 _REBUILD_DAYS = const(400)  # 13 months of day files (the month ring)
 SLOTS = ("usage-a.bin", "usage-b.bin")
-SLOT_PATHS = (OVERRIDE_DIR + "/" + SLOTS[0], OVERRIDE_DIR + "/" + SLOTS[1])
+SLOT_PATHS = (PRIVATE_DIR + "/" + SLOTS[0], PRIVATE_DIR + "/" + SLOTS[1])
 
 
 def _date(day):

@@ -2,7 +2,7 @@
 """JSON for the web API (``/api/now``, ``/api/status``, ``/api/history``, ``/api/settings``)
 and the settings form that writes the SD override file.
 
-Nothing here returns a secret: settings come from ``Config.public()`` (secrets as true/false),
+Nothing here returns a secret: settings come from ``config.public()`` (secrets as true/false),
 the status has no passwords (the generated web password and the AP password are shown on the
 display only), and form errors name the key, never the value.
 """
@@ -146,7 +146,7 @@ def history_chunks(state, minutes, now_epoch=None):
 
 def settings_json(config):
     """The settings page's data: editable keys, current values, secrets as ``true``/``false``."""
-    public = config.public()
+    public = config_mod.public(config)
     values = {}
     for name in EDITABLE:
         value = public.get(name)

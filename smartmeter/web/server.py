@@ -744,7 +744,7 @@ def _read_password(fs, path):
 
 
 def _write_password(fs, path, password):
-    from ..overrides import write_private
+    from ..configvalues import write_private
 
     try:
         write_private(fs, path, password.encode())

@@ -264,7 +264,7 @@ def test_bad_settings_name_the_key_never_the_value_and_the_board_runs(key, value
 
 def test_missing_key_and_wifi_is_a_degraded_mode():
     cfg = config.load(lambda _n: None, {})
-    assert "KEY" not in repr(cfg) and cfg.public()["METER_KEY"] is False
+    assert "KEY" not in repr(cfg) and config.public(cfg)["METER_KEY"] is False
     rig = Rig(epoch_from_fields((2024, 5, 1, 10, 0, 0)), METER_KEY="")
     rig.telegram()
     assert rig.counters.bytes_in > 0 and rig.counters.decoded == 0

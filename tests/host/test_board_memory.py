@@ -62,6 +62,34 @@ def test_every_heap_logs_every_row_or_says_csv_logging_off(tmp_path):
     assert any(rows >= sent > 0 for _h, rows, sent, _s, _b, _t in walk), walk
 
 
+DISPLAY_GOAL_KIB = 192  # the ladder's goal for decode + CSV + display
+
+
+def test_a_display_board_runs_in_192_kib_without_the_settings_reader(tmp_path):
+    # The ladder's goal for decode + CSV + display, short form (the long one, 10 000 telegrams,
+    # is `make bench`): every row and the display on at 192 KiB. The settings' reader (config,
+    # overrides: boot work) has left the heap: a board without WiFi has no settings page.
+    release = build_release(tmp_path)
+    config = board_ladder.CONFIGS[1]
+    assert config[0] == "+ display"
+    standin, notes = board_ladder.standin_heap(VM, True, False, tmp_path / "w", release)
+    r = board_ladder.run(
+        VM, config, DISPLAY_GOAL_KIB, 40, tmp_path / "w", standin, release=release, heap_probe=True
+    )
+    detail = "\n".join(x for x in r["lines"] if " | " not in x)
+    assert r["expected"] > 0 and r["rows"] >= r["expected"], detail
+    assert r["boots"] == ["POWER_ON"] and not r["ended"], detail
+    assert not any(x.startswith("Display off") for x in r["left_out"]), detail
+    assert not r["csv_off"] and not r["memory"], detail
+    modules = r["heap_now"]["modules"]
+    assert "smartmeter.ui.screens" in modules and "smartmeter.datalog.csvlog" in modules
+    assert "smartmeter.config" not in modules and "smartmeter.overrides" not in modules, modules
+    print(
+        "\n%d KiB, decode + CSV + display: %d of %d rows, left out: %s"
+        % (DISPLAY_GOAL_KIB, r["rows"], r["expected"], r["left_out"] or "nothing")
+    )
+
+
 FRAGMENTED_SAVE = """
 import gc
 import os

@@ -120,6 +120,14 @@ def test_every_telegram_on_the_wire_is_decoded_and_logged_on_the_fat_image(box):
     assert box.rows() == c["csv_rows"] == c["decoded"]
 
 
+def test_the_web_page_keeps_the_settings_reader_loaded(box):
+    # the settings page reads and writes settings: config and overrides stay (a board without
+    # the web page unloads them after boot: test_board_memory)
+    modules = box.heap_now()["modules"]
+    assert "smartmeter.web.server" in modules
+    assert "smartmeter.config" in modules and "smartmeter.overrides" in modules
+
+
 def csv_rows(box):
     """Every row of the CSV files on the board's FAT image: [(epoch, values)]."""
     from smartmeter.datalog.csvformat import read_rows
