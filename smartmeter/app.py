@@ -772,7 +772,12 @@ def _usage(app, hw, cfg, st):
     if cfg.GRID_FEE_CT_KWH or cfg.GRID_FEE_WINDOWS:
         fees = _load("datalog.gridfee").GridFees(cfg.GRID_FEE_CT_KWH, cfg.GRID_FEE_WINDOWS)
     app.tariff.fees = fees
-    app.tariff.outlook = _load("datalog.outlook").Outlook(app.tariff, fees)
+    # the cheapest-window search (datalog/outlook.py, cheapest.py: ~4 KB on the board) only
+    # where a cheapest time can exist - prices that vary through the day (day-ahead prices,
+    # grid fee windows) - or where Home Assistant gets the outlook (MQTT). Without it the TFT
+    # says "no prices" for the cheapest time and still shows the month's peaks and demand.
+    if cfg.PRICE_DYNAMIC or cfg.GRID_FEE_WINDOWS or cfg.MQTT_HOST:
+        app.tariff.outlook = _load("datalog.outlook").Outlook(app.tariff, fees)
     make = _load("datalog.usagelog").UsageSink
     app.usage = make(st, app.storage, app.tariff, cfg.ENERGY_OFFSET_WH, hw.clock.ticks_ms)
     return app.usage

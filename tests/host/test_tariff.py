@@ -604,3 +604,28 @@ def test_grid_fee_windows_from_the_web_settings_page():
     assert sorted(changed) == ["GRID_FEE_CT_KWH", "GRID_FEE_WINDOWS"]
     shown = __import__("json").loads(api.settings_json(config.load({}.get, merged)))
     assert shown["values"]["GRID_FEE_CT_KWH"] == "8.5"
+
+
+@pytest.mark.parametrize(
+    ("extra", "made"),
+    [
+        ({}, False),  # a fixed price: no cheapest time can exist
+        ({"GRID_FEE_CT_KWH": GRID, "GRID_FEE_WINDOWS": WINDOW}, True),  # the fee varies
+        ({"PRICE_DYNAMIC": "true"}, True),  # day-ahead prices
+        ({"MQTT_HOST": "127.0.0.1", "MQTT_PORT": 1}, True),  # Home Assistant gets the outlook
+    ],
+)
+def test_the_cheapest_search_is_made_only_where_prices_can_vary(tmp_path, extra, made):
+    # datalog/outlook.py and cheapest.py cost ~4 KB of the board's heap: a board whose price
+    # never varies through the day has no cheapest time to find (the TFT says "no prices")
+    from sim.hardware import ManualClock
+    from sim.run import Simulation
+
+    values = {"METER_KEY": "36C66639E48A8CA4D6BC8B282A793BBB", "PRICE_CT_KWH": "24.5"}
+    values.update(extra)
+    clock = ManualClock(start_epoch=_utc(2026, 6, 25))
+    sim = Simulation(
+        values, data_dir=str(tmp_path / "d"), clock=clock, display="none", quiet=True, web=False
+    )
+    assert not sim.app.config.problems
+    assert (sim.app.tariff.outlook is not None) is made

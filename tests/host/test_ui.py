@@ -1030,3 +1030,30 @@ def test_screen_that_cannot_be_built_is_tried_again(display, monkeypatch):
     assert ui.view.groups == {} and ui.view.screens == {}
     ui.poll(NOW + 20)
     assert list(ui.view.groups) == ["phases"] and "231.4" in texts_on_screen(ui)
+
+
+def test_tariff_screen_without_a_cheapest_search_shows_the_peaks(display):
+    """A fixed price and no grid fee windows: the board makes no cheapest-window search
+    (``tariff.outlook`` None, app._usage); the screen says "no prices" for the cheapest time
+    and still shows the month's peak and the open quarter's demand."""
+    from smartmeter.datalog.usage import Tariff, Usage
+
+    t0 = 1714559696  # 2024-05-01 10:34:56 UTC
+    tariff = Tariff(price_mct=30_000)
+    assert tariff.outlook is None
+    u = Usage(tariff)
+    wh = 1_000_000
+    for k in range(12):  # three quarters at 2 kW, then 4 kW: a peak
+        u.add(t0 - 3600 + 300 * k, wh, 0)
+        wh += 167 if k < 6 else 333
+    st = S.normal()
+    st.usage = u
+    st.latest_epoch = t0
+    for lang in ("en", "de"):
+        ui = Ui(display, None, st, language=lang)
+        ui.goto("tariff")
+        ui.poll(NOW)
+        shown = texts_on_screen(ui)
+        assert ui.view.t["t_noprice"] in shown, shown
+        assert u.peaks.at[0] >= 0 and any(x.endswith("kW") and x[0].isdigit() for x in shown), shown
+        check_layout(ui, "tariff")
