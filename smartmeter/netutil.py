@@ -5,6 +5,7 @@ Numbers are Linux/lwIP's (CircuitPython and MicroPython use them on every port);
 ``errno`` module knows a name (CPython on another OS) its value wins.
 """
 
+from .oserrors import errno_of
 from .timeutil import ticks_add, ticks_diff
 
 try:
@@ -24,14 +25,6 @@ ECONNRESET = _code("ECONNRESET", 104)
 # "try again later": EAGAIN/EWOULDBLOCK (11, 35 on BSD), ETIMEDOUT, EINPROGRESS/EALREADY (115,
 # 114 Linux; MicroPython's lwIP reports 116/119 on some ports)
 EAGAIN_CODES = tuple({EAGAIN, ETIMEDOUT, 11, 35, 110, 116, 119})
-
-
-def errno_of(exc):
-    """The errno of an OSError (``exc.errno`` or ``args[0]``), or None."""
-    code = getattr(exc, "errno", None)
-    if code is None and getattr(exc, "args", None):
-        code = exc.args[0]
-    return code if isinstance(code, int) else None
 
 
 EINPROGRESS = _code("EINPROGRESS", 115)

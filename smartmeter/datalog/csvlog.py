@@ -39,7 +39,7 @@ day's file (the meter clock was corrected back) starts the next part file of tha
 DST the local time repeats, but the UTC offset column keeps every row unambiguous.
 """
 
-from ..netutil import errno_of
+from ..oserrors import errno_of
 from ..protocol.reading import CLOCK_FLAG
 from ..timeutil import civil_from_days, fields_from_epoch
 from .csvformat import (

@@ -22,7 +22,7 @@ successful mount so the log knows to reopen and re-check its file.
 import os
 import sys
 
-from ..netutil import errno_of
+from ..oserrors import errno_of
 from ..timeutil import Backoff
 
 try:

@@ -122,3 +122,21 @@ def test_package_init_files_stay_empty():
         if path.parent == PKG:
             continue  # the top package: __version__ and decode() (no imports at load)
         assert path.read_text().strip() == "", path
+
+
+def test_what_a_board_without_wifi_runs_never_loads_network_or_settings_code():
+    # A board's heap holds every module it loads (the CircuitPython VM: netutil 2 KB, the
+    # settings' reader 16 KB). What runs on a board without WiFi - the decoder, the CSV log,
+    # usage and cost, the display, the loop - must not import the network helpers, and after
+    # boot nothing there may import the settings' reader (app.build unloads it): only the web
+    # page and the boot (device, overrides) read settings.
+    offline = [PKG / "app.py", PKG / "state.py", PKG / "configvalues.py"]
+    offline += _files(PKG / "datalog") + _files(PKG / "ui") + _files(PKG / "protocol")
+    for path in offline:
+        found = module_imports(path)
+        assert "smartmeter.netutil" not in found, path
+        assert "smartmeter.overrides" not in found, path
+        # app: config.OUTPUTS at import, before the reader goes; configvalues: Config() takes
+        # its defaults from the table (config.load at boot, tests), never in the loop
+        if path.name not in ("app.py", "configvalues.py"):
+            assert "smartmeter.config" not in found, path
