@@ -76,18 +76,20 @@ class TileText(displayio.Group):
     def __init__(self, text="", color=0x000000, scale=1, anchor_x=0.0, anchored_position=(0, 0)):
         super().__init__(scale=scale)
         glyph_strip()  # made once, shared by every TileText
-        self._color = color
         self._ax = anchor_x
         self._pos = anchored_position
         self._text = ""
-        self._grid = None
+        self._grid = None  # its palette is the colour (no attribute of its own: heap per label)
+        self._make_grid(len(text), _palette(color))
         self.text = text
+        self._place()  # also for "" (the setter returns early when nothing changes)
 
-    def _make_grid(self, width):
+    def _make_grid(self, n, palette):
+        """A blank grid for ``n`` characters and a few more (room to grow without a new grid)."""
         grid = displayio.TileGrid(
             _STRIP[0],
-            pixel_shader=_palette(self._color),
-            width=width,
+            pixel_shader=palette,
+            width=max(4, (n + 3) & ~3),
             height=1,
             tile_width=_CELL_W,
             tile_height=_CELL_H,
@@ -105,13 +107,13 @@ class TileText(displayio.Group):
 
     @text.setter
     def text(self, text):
-        if text == self._text and self._grid is not None:
+        if text == self._text:
             return
         n = len(text)
         grid = self._grid
         old = self._text
-        if grid is None or n > grid.width:
-            self._make_grid(max(4, (n + 3) & ~3))  # room to grow a little without a new grid
+        if n > grid.width:
+            self._make_grid(n, grid.pixel_shader)
             grid = self._grid
             old = ""  # a new grid is blank
         tile = _STRIP[1]
@@ -131,11 +133,10 @@ class TileText(displayio.Group):
 
     @property
     def color(self):
-        return self._color
+        return self._grid.pixel_shader[1]
 
     @color.setter
     def color(self, color):
-        self._color = color
         self._grid.pixel_shader = _palette(color)
 
     @property
