@@ -24,7 +24,6 @@ import gc
 import sys
 
 from . import __version__, timeutil
-from .config import OUTPUTS
 from .configvalues import Config
 from .linesearch import LINES, LineSearch, line_name
 from .protocol.dlms import COUNTERS as DECODER_COUNTERS
@@ -127,6 +126,7 @@ class App:
         self.restart_requested = False
         self.parts = {}  # PARTS name -> the running part (what shed() can stop)
         self.part_modules = {}  # PARTS name -> modules it loaded (board: unloaded when shed)
+        self.part_labels = {}  # PARTS name -> (English, German, console words), set by build
         self.csv_memory_off = False  # said "CSV logging off: not enough memory" while running
         self._mem_rows = -1  # csv_rows at the last MemoryError
         self._mem_sampled = None  # ticks of the last mem_free() sample (None: never)
@@ -458,7 +458,7 @@ class App:
         stuck = stuck and self.csv is not None and not self.csv_memory_off
         if stuck and (name is None or name == "display"):
             self.csv_memory_off = True
-            self.left_out("csv", _labels("csv"))
+            self.left_out("csv", self.labels("csv"))
             return
         if name is not None:
             self.shed(name)
@@ -512,7 +512,11 @@ class App:
         _unload(self.part_modules.pop(name, ()))
         if name == "web":
             self.drop_settings_code()
-        self.left_out(name, _labels(name))
+        self.left_out(name, self.labels(name))
+
+    def labels(self, name):
+        """(English, German, console words) of part ``name`` (``assemble.PARTS``)."""
+        return self.part_labels.get(name) or (name, name, name)
 
     def _csv_back(self):
         self.csv_memory_off = False
@@ -750,138 +754,6 @@ class _Actions:
             netsetup.request(self._app.clock.ticks_ms())
 
 
-# -- assembling the firmware -------------------------------------------------------------------
-def _csv(app, hw, cfg, st):
-    csv = app.csv = _load("datalog.csvlog").CsvSink(hw, cfg, st)
-    app.storage = csv.storage
-    return csv
-
-
-def _usage(app, hw, cfg, st):
-    usage = _load("datalog.usage")
-    app.tariff = usage.Tariff(
-        cfg.PRICE_CT_KWH,
-        cfg.FEED_IN_CT_KWH,
-        cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent
-        cfg.PRICE_MARKUP_CT_KWH,
-        cfg.PRICE_VAT_PERCENT,
-        cfg.FEED_IN_DYNAMIC,
-        cfg.FEED_IN_FEE_CT_KWH,
-    )
-    fees = None
-    if cfg.GRID_FEE_CT_KWH or cfg.GRID_FEE_WINDOWS:
-        fees = _load("datalog.gridfee").GridFees(cfg.GRID_FEE_CT_KWH, cfg.GRID_FEE_WINDOWS)
-    app.tariff.fees = fees
-    # the cheapest-window search (datalog/outlook.py, cheapest.py: ~4 KB on the board) only
-    # where a cheapest time can exist - prices that vary through the day (day-ahead prices,
-    # grid fee windows) - or where Home Assistant gets the outlook (MQTT). Without it the TFT
-    # says "no prices" for the cheapest time and still shows the month's peaks and demand.
-    if cfg.PRICE_DYNAMIC or cfg.GRID_FEE_WINDOWS or cfg.MQTT_HOST:
-        app.tariff.outlook = _load("datalog.outlook").Outlook(app.tariff, fees)
-    make = _load("datalog.usagelog").UsageSink
-    app.usage = make(st, app.storage, app.tariff, cfg.ENERGY_OFFSET_WH, hw.clock.ticks_ms)
-    return app.usage
-
-
-def _prices(app, hw, cfg, st):
-    make = _load("outputs.prices").PriceSink
-    return make(cfg, hw.pool, st, app.tariff, hw.clock, hw.ssl_context, app.service_uart)
-
-
-def _ui(app, hw, cfg, st):
-    make = _load("ui.control").Ui
-    ui = make(hw.display, hw.keys, st, cfg.UI_LANGUAGE, cfg.DISPLAY_TIMEOUT_S, app.actions)
-    app.ui = ui
-    return ui
-
-
-def _sensor(app, hw, cfg, st):
-    app.sensor = _load("sensor").SensorSink(hw.i2c, st, hw.clock)
-    return app.sensor
-
-
-def _setup(app, hw, cfg, st):
-    app.netsetup = _load("netsetup").NetSetup(cfg, st, hw.radio, hw.clock.ticks_ms())
-    return app.netsetup
-
-
-def _web(app, hw, cfg, st):
-    empty = st.history
-    if not empty.size:  # the day curve, read by the web page only (see State)
-        st.history = History()
-    try:
-        make = _load("web.server").WebServer
-        web = make(cfg, st, hw.pool, app.storage, app.actions, hw.clock, app.service_uart)
-        web.start(app.listen)  # port in use etc. raises: the part is left out, the rest runs on
-    except BaseException:
-        st.history = empty  # no web page: its curve goes too
-        raise
-    app.web = web
-    return web
-
-
-def _output(name):
-    """The factory of network output ``name``: its module's ``make(app, hw, cfg, state)``."""
-    return lambda app, hw, cfg, st: _load("outputs." + name).make(app, hw, cfg, st)
-
-
-def _switch(key):
-    return lambda app, hw, cfg: hw.pool is not None and bool(getattr(cfg, key))
-
-
-# (name, (English, German, console words), wanted(app, hw, cfg), make(app, hw, cfg, state)), in
-# start order: the decoder starts with the app, then CSV logging, the display... On a heap too
-# small for all, a part whose make() hits MemoryError is left out and named ("Display off: low
-# memory").
-# The network outputs come from ``config.OUTPUTS``: a new one needs no row here.
-PARTS = (
-    (
-        "csv",
-        ("CSV log", "CSV-Log", "CSV logging"),
-        lambda app, hw, cfg: hw.fs is not None and cfg.SD_MODE != "none",
-        _csv,
-    ),
-    # the display before usage and cost: on a heap too small for both, the board keeps the
-    # screen that says what is off (SHED_ORDER sheds usage first too)
-    ("display", ("Display", "Anzeige", "Display"), lambda app, hw, cfg: hw.display, _ui),
-    # usage and cost: only where something can show it (a display, WiFi: web page, MQTT); the
-    # CSV files hold what it is made of, and it is rebuilt from them when one comes
-    (
-        "usage",
-        ("Usage/cost", "Verbrauch", "Usage and cost"),
-        lambda app, hw, cfg: hw.display or hw.radio or hw.pool,
-        _usage,
-    ),
-    (
-        "prices",
-        ("Prices", "Preise", "Dynamic prices"),
-        lambda app, hw, cfg: (
-            hw.pool is not None
-            and cfg.PRICE_DYNAMIC
-            and cfg.PRICE_API_URL
-            and app.tariff is not None
-        ),
-        _prices,
-    ),
-    ("sensor", ("Sensor", "Sensor", "Sensor"), lambda app, hw, cfg: hw.i2c, _sensor),
-    (
-        "setup",
-        ("Setup AP", "Setup-AP", "Setup access point"),
-        lambda app, hw, cfg: hw.radio is not None and hasattr(hw.radio, "start_ap"),
-        _setup,
-    ),
-)
-PARTS += tuple((n, (lb, lb, lb), _switch(key), _output(n)) for n, key, lb in OUTPUTS)
-PARTS += (
-    (
-        "web",
-        ("Web page", "Webseite", "Web page"),
-        lambda app, hw, cfg: app.want_web and hw.pool is not None,
-        _web,
-    ),
-)
-
-
 # On the board a part's modules are most of its heap (the web server's: ~100 KiB): a part left
 # out or shed takes the modules it loaded out of ``sys.modules`` so the collector can free them
 # (a part still running keeps what it uses referenced). Not on a PC: there memory is no
@@ -895,6 +767,7 @@ _UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 # on keeps the values only (``configvalues.Config``, ``configvalues.write_private``): nothing in
 # the loop may import these two again.
 _SETTINGS_CODE = ("smartmeter.overrides", "smartmeter.config") if _UNLOAD else ()
+_ASSEMBLE = ("smartmeter.assemble",) if _UNLOAD else ()
 
 
 def unload_settings_code():
@@ -902,12 +775,6 @@ def unload_settings_code():
     reference to it): its heap comes back at the next collection. A board without WiFi does
     this before ``build`` (no web page can come), so the parts load into the room it leaves."""
     _unload(_SETTINGS_CODE)
-
-
-def _new_modules(before):
-    if not _UNLOAD:
-        return ()
-    return [n for n in sys.modules if n not in before]
 
 
 def _unload(names):
@@ -922,61 +789,19 @@ def _unload(names):
                 pass
 
 
-def _forget(app, state, name):
-    """Drop what a part that did not start set before it failed (usage: its tariff, which holds
-    the usage module, so unloading it would free nothing)."""
-    if name == "usage":
-        app.tariff = app.usage = state.usage = None
-
-
-def _labels(name):
-    for part in PARTS:
-        if part[0] == name:
-            return part[1]
-    return (name, name, name)
-
-
 def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
-    """Assemble the app and every part (``PARTS``) the hardware and settings allow.
+    """Assemble the app and every part the hardware and settings allow (``assemble.build``,
+    the ``PARTS`` table there). ``listen``: the web server's address (the board: every
+    interface; the simulator: 127.0.0.1).
 
-    ``listen``: the web server's address (the board: every interface; the simulator: 127.0.0.1).
-
-    Each part is created in isolation: one that fails to start is reported and left out, one
-    that hits MemoryError is named on the display, the web page and the console ("CSV logging
-    off: not enough memory") while the parts that fit run.
+    Assembling is boot work: on the board ``smartmeter.assemble`` (the parts' table and
+    factories, ~3.5 KB) leaves the heap before the parts are checked for room.
     """
-    state = state if state is not None else State(0)  # no day curve until the web part starts
-    app = App(hw, cfg, state)
-    app.actions = _Actions(app)
-    app.want_web = web
-    app.listen = listen
-    if hw.fs is None or cfg.SD_MODE == "none":
-        state.sd_state = "disabled"
-    for name, labels, wanted, make in PARTS:
-        if not wanted(app, hw, cfg):
-            continue
-        # the garbage of the last part's imports goes before this one loads: its modules and
-        # buffers then find room in one piece instead of between the leftovers (on the board:
-        # CPython's heap does not fragment, and a collection of a test process costs ~3 ms)
-        if _UNLOAD:
-            gc.collect()
-        before = set(sys.modules) if _UNLOAD else ()
-        try:
-            part = make(app, hw, cfg, state)
-        except MemoryError:
-            _forget(app, state, name)
-            _unload(_new_modules(before))  # what it loaded before it failed is garbage now
-            app.left_out(name, labels)
-            continue
-        except Exception as exc:  # noqa: BLE001 - a part that cannot start must not stop the board
-            _forget(app, state, name)
-            _unload(_new_modules(before))
-            app.remember(name, exc)
-            continue
-        if part is not None:
-            app.sinks.append(part)
-            app.parts[name] = part
-            app.part_modules[name] = _new_modules(before)
+    from . import assemble
+
+    app = assemble.build(hw, cfg, state, web, listen)
+    assemble = None  # noqa: F841 - let go of it: unloaded next
+    _unload(_ASSEMBLE)
     app.drop_settings_code()
     app.make_room()
     return app

@@ -113,14 +113,7 @@ LEGACY_OVERRIDE = configvalues.LEGACY_OVERRIDE  # read once, removed by the next
 LEGACY_WEB_PASSWORD = configvalues.LEGACY_WEB_PASSWORD
 
 
-# Network outputs: (module in smartmeter/outputs/ with make(app, hw, cfg, state), the setting
-# that turns it on, its name on screen). A new output is one module, its SCHEMA rows and a line
-# here; app.build starts it, its status shows everywhere (state.add_sink).
-OUTPUTS = (
-    ("graphite", "GRAPHITE_HOST", "Graphite"),
-    ("mqtt", "MQTT_HOST", "MQTT"),
-    ("influx", "INFLUX_URL", "InfluxDB"),
-)
+OUTPUTS = configvalues.OUTPUTS  # the network outputs (assemble.build starts them)
 
 SECRETS = tuple(name for name, row in SCHEMA.items() if row[0] in ("key", "secret"))
 

@@ -57,6 +57,15 @@ class Config:
         )
 
 
+# Network outputs: (module in smartmeter/outputs/ with make(app, hw, cfg, state), the setting
+# that turns it on, its name on screen). A new output is one module, its SCHEMA rows (config.py)
+# and a line here; assemble.build starts it, its status shows everywhere (state.add_sink).
+OUTPUTS = (
+    ("graphite", "GRAPHITE_HOST", "Graphite"),
+    ("mqtt", "MQTT_HOST", "MQTT"),
+    ("influx", "INFLUX_URL", "InfluxDB"),
+)
+
 # Where the board keeps its own files on the SD card (settings slots, the generated web password,
 # the usage summary): a dot-folder, so no web file route can name it (``web.files.safe_name``
 # refuses a leading dot) whatever LOG_DIR is.

@@ -3,7 +3,8 @@
 - ``smartmeter/protocol/`` imports only ``smartmeter/protocol/`` and ``smartmeter.timeutil``.
 - Network outputs (``config.OUTPUTS`` and the price fetch) never import each other; they may use
   their helpers in ``outputs/`` (``ring``, ``hass``, ``mqttclient``) and the core.
-- Inside ``smartmeter/`` only ``device.py`` imports ``app`` (and nothing imports ``device``).
+- Inside ``smartmeter/`` only ``device.py`` imports ``app`` (and ``assemble``, which ``app.build``
+  loads for the boot), and nothing imports ``device``.
 - ``interfaces`` is documentation: nothing in ``smartmeter/`` imports it (``Hardware`` lives in
   ``hardware``, which only ``device.py`` imports).
 - ``drivers/`` import nothing from ``smartmeter``.
@@ -103,7 +104,8 @@ def test_outputs_never_import_each_other():
 
 def test_only_device_imports_app_and_interfaces():
     for target, allowed in (
-        ("smartmeter.app", {"smartmeter.device"}),
+        ("smartmeter.app", {"smartmeter.device", "smartmeter.assemble"}),
+        ("smartmeter.assemble", {"smartmeter.app"}),
         ("smartmeter.interfaces", set()),
         ("smartmeter.hardware", {"smartmeter.device", "smartmeter.interfaces"}),
         ("smartmeter.device", set()),
@@ -130,13 +132,13 @@ def test_what_a_board_without_wifi_runs_never_loads_network_or_settings_code():
     # usage and cost, the display, the loop - must not import the network helpers, and after
     # boot nothing there may import the settings' reader (app.build unloads it): only the web
     # page and the boot (device, overrides) read settings.
-    offline = [PKG / "app.py", PKG / "state.py", PKG / "configvalues.py"]
+    offline = [PKG / "app.py", PKG / "assemble.py", PKG / "state.py", PKG / "configvalues.py"]
     offline += _files(PKG / "datalog") + _files(PKG / "ui") + _files(PKG / "protocol")
     for path in offline:
         found = module_imports(path)
         assert "smartmeter.netutil" not in found, path
         assert "smartmeter.overrides" not in found, path
-        # app: config.OUTPUTS at import, before the reader goes; configvalues: Config() takes
-        # its defaults from the table (config.load at boot, tests), never in the loop
-        if path.name not in ("app.py", "configvalues.py"):
+        # configvalues: Config() takes its defaults from the table (config.load at boot,
+        # tests), never in the loop
+        if path.name != "configvalues.py":
             assert "smartmeter.config" not in found, path

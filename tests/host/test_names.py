@@ -6,7 +6,7 @@ from sim import meter as sim_meter
 from sim import screens as sim_screens
 from sim.__main__ import parse_args
 from smartmeter import app as app_mod
-from smartmeter import config
+from smartmeter import assemble, config
 from smartmeter.datalog import csvformat
 from smartmeter.outputs import graphite, hass
 from smartmeter.protocol import dlms, layouts, reading, transport
@@ -66,7 +66,7 @@ def test_every_output_has_its_module_switch_and_contract():
             for text, hint in words.values():
                 assert len(text) <= 26 and len(hint) <= 26, (text, hint)  # the display's width
         assert 0 < len(label) <= 12
-    names = [p[0] for p in app_mod.PARTS]
+    names = [p[0] for p in assemble.PARTS]
     assert len(set(names)) == len(names)
     outputs = [n for n, _s, _l in config.OUTPUTS]
     assert [n for n in names if n in outputs] == outputs  # build() starts each, in this order
