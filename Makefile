@@ -38,7 +38,7 @@ RELEASE_DIR ?= dist
 
 # Paths that exist right now (other parts of the tree are written in parallel).
 LINT_PATHS := $(wildcard smartmeter drivers sim board tests bench tools code.py)
-MYPY_PATHS := $(wildcard code.py smartmeter/device.py drivers/*.py)
+MYPY_PATHS := $(wildcard code.py smartmeter/device.py smartmeter/boardio.py drivers/*.py)
 WEB_JS := $(wildcard smartmeter/web/assets/*.js)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Board entry point: everything happens in :func:`smartmeter.device.main`.
+"""Board entry point: :func:`smartmeter.device.main` boots and returns the firmware, this runs it.
 
 In a release zip the firmware is compiled to .mpy for one CircuitPython major version and
 ``make release`` stamps that version into ``BUILT_FOR`` below (this file stays source: it must
@@ -91,9 +91,11 @@ def start(impl=sys.implementation):
         show(mismatch_text(BUILT_FOR, running, str(exc)))
         return False
     try:
-        device.main()
+        firmware = device.main()
     except MemoryError:  # its first imports did not fit (later ones are handled in there)
         return _no_memory()
+    del device  # the boot code leaves the heap (main() took it out of sys.modules)
+    firmware.run()
     return True
 
 

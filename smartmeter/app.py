@@ -509,7 +509,7 @@ class App:
         if sink is not None:
             sink.state = "disabled"
         part = None
-        _unload(self.part_modules.pop(name, ()))
+        unload_modules(self.part_modules.pop(name, ()))
         if name == "web":
             self.drop_settings_code()
         self.left_out(name, self.labels(name))
@@ -774,10 +774,12 @@ def unload_settings_code():
     """Take the settings' reader out of ``sys.modules`` (board only; the caller holds no
     reference to it): its heap comes back at the next collection. A board without WiFi does
     this before ``build`` (no web page can come), so the parts load into the room it leaves."""
-    _unload(_SETTINGS_CODE)
+    unload_modules(_SETTINGS_CODE)
 
 
-def _unload(names):
+def unload_modules(names):
+    """Take modules ``names`` out of ``sys.modules`` and their package (board only: the
+    caller holds no reference): their heap comes back at the next collection."""
     for name in names:
         sys.modules.pop(name, None)
         parent, _, child = name.rpartition(".")
@@ -801,7 +803,7 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
 
     app = assemble.build(hw, cfg, state, web, listen)
     assemble = None  # noqa: F841 - let go of it: unloaded next
-    _unload(_ASSEMBLE)
+    unload_modules(_ASSEMBLE)
     app.drop_settings_code()
     app.make_room()
     return app

@@ -10,7 +10,7 @@ import gc
 import sys
 
 from . import app as _core
-from .app import _UNLOAD, App, _Actions, _unload
+from .app import _UNLOAD, App, _Actions, unload_modules
 from .configvalues import OUTPUTS
 from .state import History, State
 
@@ -187,12 +187,12 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
             part = make(app, hw, cfg, state)
         except MemoryError:
             _forget(app, state, name)
-            _unload(_new_modules(before))  # what it loaded before it failed is garbage now
+            unload_modules(_new_modules(before))  # what it loaded before it failed is garbage now
             app.left_out(name, labels)
             continue
         except Exception as exc:  # noqa: BLE001 - a part that cannot start must not stop the board
             _forget(app, state, name)
-            _unload(_new_modules(before))
+            unload_modules(_new_modules(before))
             app.remember(name, exc)
             continue
         if part is not None:
