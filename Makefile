@@ -37,8 +37,8 @@ RELEASE_MAJORS ?= 10
 RELEASE_DIR ?= dist
 
 # Paths that exist right now (other parts of the tree are written in parallel).
-LINT_PATHS := $(wildcard smartmeter drivers sim board tests bench tools code.py)
-MYPY_PATHS := $(wildcard code.py smartmeter/device.py smartmeter/boardio.py drivers/*.py)
+LINT_PATHS := $(wildcard smartmeter drivers sim board tests bench tools code.py notice.py)
+MYPY_PATHS := $(wildcard code.py notice.py smartmeter/device.py smartmeter/boardio.py drivers/*.py)
 WEB_JS := $(wildcard smartmeter/web/assets/*.js)
 DEVICE_PY := $(wildcard code.py boot.py safemode.py) \
   $(shell find smartmeter drivers -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null | sort)

@@ -29,7 +29,7 @@ import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-ROOT_FILES = ("boot.py", "safemode.py", "code.py")  # code.py last: it triggers the reload
+ROOT_FILES = ("boot.py", "safemode.py", "notice.py", "code.py")  # code.py last: it reloads
 PACKAGES = ("smartmeter", "drivers")
 SETTINGS = "settings.toml"
 SETTINGS_EXAMPLE = "settings.toml.example"

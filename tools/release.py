@@ -49,7 +49,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("smartmeter", "drivers")
-ROOT_SOURCE = ("boot.py", "safemode.py", "code.py")  # stay source (CircuitPython runs them as .py)
+ROOT_SOURCE = ("boot.py", "safemode.py", "notice.py", "code.py")  # stay source (run as .py)
 DEVICE_REQUIREMENTS = "requirements-device.txt"
 DEV_REQUIREMENTS = "requirements-dev.txt"
 SETTINGS_EXAMPLE = "settings.toml.example"
@@ -347,8 +347,9 @@ def readme_text(version, major, mpy_version, libs, commit) -> str:
 Commit {commit or "unknown"}. Needs CircuitPython {major}.x on the board (see boot_out.txt on
 the CIRCUITPY drive); for another version take the zip named after it.
 
-1. Copy everything in this folder onto the CIRCUITPY drive: code.py, the folders smartmeter/,
-   drivers/ and lib/ (merge lib/ with the one on the drive, replace files when asked).
+1. Copy everything in this folder onto the CIRCUITPY drive: code.py, notice.py, the folders
+   smartmeter/, drivers/ and lib/ (merge lib/ with the one on the drive, replace files when
+   asked).
    With the repository: `make deploy CIRCUITPY=/path/to/CIRCUITPY` does the same and never
    overwrites your settings.toml.
 2. First time only: rename settings.toml.example on the drive to settings.toml and fill in

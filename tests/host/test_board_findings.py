@@ -20,7 +20,7 @@ DEVICE_CODE = sorted(
     for root in ("smartmeter", "drivers")
     for p in (REPO_ROOT / root).rglob("*.py")
     if "__pycache__" not in p.parts
-) + [REPO_ROOT / "code.py"]
+) + [REPO_ROOT / "code.py", REPO_ROOT / "notice.py"]
 
 
 def _is_const_call(node):

@@ -36,6 +36,7 @@ def repo(tmp_path):
     (root / "smartmeter" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     (root / "drivers" / "hte501.py").write_text("D = 1\n")
     (root / "code.py").write_text("import smartmeter.app\n")
+    (root / "notice.py").write_text("N = 1\n")
     (root / "settings.toml.example").write_text('METER_KEY = ""\n')
     return root
 
@@ -48,6 +49,7 @@ def test_device_files_only_py_and_code_last(repo):
         "smartmeter/sub/x.py",
         "smartmeter/web/assets/app.js",  # the web assets ship with the modules
         "drivers/hte501.py",
+        "notice.py",
         "code.py",
     ]
     assert deploy.device_dirs(files) == [
@@ -63,7 +65,7 @@ def test_usb_deploy_copies_and_keeps_settings(repo, tmp_path):
     drive = tmp_path / "CIRCUITPY"
     drive.mkdir()
     (drive / "boot_out.txt").write_text("Adafruit CircuitPython 10.0.0")
-    assert deploy.deploy(drive, root=repo) == 6
+    assert deploy.deploy(drive, root=repo) == 7
     assert (drive / "smartmeter" / "sub" / "x.py").read_text() == "X = 1\n"
     assert not (drive / "smartmeter" / "notes.txt").exists()
     assert not (drive / "smartmeter" / "__pycache__").exists()
@@ -196,7 +198,7 @@ def server():
 def test_webdeploy_uploads_then_skips_unchanged(repo, server):
     fake = FakeBoard()
     board = webdeploy.Board(server(fake), PASSWORD, timeout=5)
-    assert webdeploy.deploy(board, root=repo) == (6, 0)
+    assert webdeploy.deploy(board, root=repo) == (7, 0)
     assert fake.files["smartmeter/sub/x.py"][0] == b"X = 1\n"
     assert fake.files["smartmeter/web/assets/app.js"][0] == b"'use strict';\n"
     assert fake.files["settings.toml"][0] == b'METER_KEY = ""\n'
@@ -206,7 +208,7 @@ def test_webdeploy_uploads_then_skips_unchanged(repo, server):
     fake.files["settings.toml"] = (b'METER_KEY = "mine"\n', 0)
     os.utime(repo / "smartmeter" / "app.py", (1_900_000_000, 1_900_000_000))
     fake.requests.clear()
-    assert webdeploy.deploy(board, root=repo) == (1, 5)
+    assert webdeploy.deploy(board, root=repo) == (1, 6)
     assert [p for m, p in fake.requests if m == "PUT" and not p.endswith("/")] == [
         "/fs/smartmeter/app.py"
     ]
