@@ -156,8 +156,18 @@ def main():
 
 def _start(made):
     """Settings, hardware, app: (hw, firmware); raises MemoryError when the decoder won't fit
-    (``made`` holds the hardware once built, for the message). The settings' reader is held
-    here only: ``app.build`` can unload it (``App.drop_settings_code``) once this returns."""
+    (``made`` holds the hardware once built, for the message)."""
+    hw, cfg = _read_settings(made)
+    # The settings' reader is gone from this frame now (with every object of its modules, such
+    # as the override file's result): without WiFi (no web settings page) nothing reads
+    # settings any more, so it leaves the heap before the parts load into its room.
+    if hw.pool is None:
+        app.unload_settings_code()
+    return hw, app.build(hw, cfg)
+
+
+def _read_settings(made):
+    """(hw, cfg): settings.toml and the web page's override file, the hardware they name."""
     from smartmeter import config, overrides
 
     cfg = config.load(os.getenv)
@@ -181,10 +191,7 @@ def _start(made):
                 what = type(exc).__name__
                 cfg.problems.append("settings file: %s, settings.toml alone applies" % what)
     hw.fs = app.device_fs()
-    del config, overrides  # let go: app.build may unload the settings' reader
-    if hw.pool is None:  # no WiFi, so no web settings page: nothing reads settings any more
-        app.unload_settings_code()
-    return hw, app.build(hw, cfg)
+    return hw, cfg
 
 
 def _no_memory(hw):
