@@ -65,10 +65,12 @@ def test_every_heap_logs_every_row_or_says_csv_logging_off(tmp_path):
 DISPLAY_GOAL_KIB = 192  # the ladder's goal for decode + CSV + display
 
 
-def test_a_display_board_runs_in_192_kib_without_the_settings_reader(tmp_path):
+def test_a_display_board_runs_in_192_kib_with_usage_and_cost(tmp_path):
     # The ladder's goal for decode + CSV + display, short form (the long one, 10 000 telegrams,
-    # is `make bench`): every row and the display on at 192 KiB. The settings' reader (config,
-    # overrides: boot work) has left the heap: a board without WiFi has no settings page.
+    # is `make bench`): at 192 KiB every row, the display and usage and cost on, nothing left
+    # out, 0 MemoryError. Boot work has left the heap: the settings' reader (config, overrides:
+    # a board without WiFi has no settings page), the hardware build (device) and the parts'
+    # table (assemble).
     release = build_release(tmp_path)
     config = board_ladder.CONFIGS[1]
     assert config[0] == "+ display"
@@ -79,14 +81,14 @@ def test_a_display_board_runs_in_192_kib_without_the_settings_reader(tmp_path):
     detail = "\n".join(x for x in r["lines"] if " | " not in x)
     assert r["expected"] > 0 and r["rows"] >= r["expected"], detail
     assert r["boots"] == ["POWER_ON"] and not r["ended"], detail
-    assert not any(x.startswith("Display off") for x in r["left_out"]), detail
-    assert not r["csv_off"] and not r["memory"], detail
+    assert r["left_out"] == [] and not r["memory"], detail
     modules = r["heap_now"]["modules"]
-    assert "smartmeter.ui.screens" in modules and "smartmeter.datalog.csvlog" in modules
-    assert "smartmeter.config" not in modules and "smartmeter.overrides" not in modules, modules
+    assert "smartmeter.ui.screens" in modules and "smartmeter.datalog.usage" in modules
+    for gone in ("config", "overrides", "device", "assemble"):
+        assert "smartmeter." + gone not in modules, modules
     print(
-        "\n%d KiB, decode + CSV + display: %d of %d rows, left out: %s"
-        % (DISPLAY_GOAL_KIB, r["rows"], r["expected"], r["left_out"] or "nothing")
+        "\n%d KiB, decode + CSV + display, usage and cost: %d of %d rows, board heap %d B"
+        % (DISPLAY_GOAL_KIB, r["rows"], r["expected"], r["heap_now"]["alloc"] - standin)
     )
 
 
