@@ -626,7 +626,7 @@ class App:
             self.restart_requested = True
 
     def status_line(self):
-        """One compact line: time, power, energy, stage counters, sinks, problems."""
+        """One compact line: time, power, energy, stage counters, sinks, problems (UI_LANGUAGE)."""
         st = self.state
         c = st.counters
         parts = []
@@ -660,7 +660,9 @@ class App:
             parts.append(text)
         problems = st.problems(self.clock.ticks_ms(), ticks_diff)
         if problems:
-            parts.append("! " + ", ".join(problem_text(p) for p in problems))
+            # in UI_LANGUAGE, as on the display and the web page: a board loads one language
+            language = self.config.UI_LANGUAGE
+            parts.append("! " + ", ".join(problem_text(p, language) for p in problems))
         return " | ".join(parts)
 
     def status_dump(self):

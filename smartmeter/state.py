@@ -8,9 +8,10 @@ serial line all show.
 
 Outputs register themselves: ``state.add_sink(name, PROBLEMS)`` returns the ``SinkStatus``
 the output keeps current (state, last error, sent/failed/queued/dropped) and adds its problem
-texts and hints to the tables here, so every status surface shows a new output unchanged.
+texts and hints to the ones here, so every status surface shows a new output unchanged.
 """
 
+import sys
 from array import array
 
 from .protocol.dlms import COUNTERS as DECODER_COUNTERS
@@ -28,8 +29,10 @@ except ImportError:  # CPython
 _HISTORY_MINUTES = const(1440)
 _NO_SIGNAL_MS = const(30_000)  # no telegram for 30 s (meters push every 1-10 s) -> "no signal"
 
-# Problem codes, most important first. Texts and hints are in the ``TEXTS``/``HINTS`` tables
-# below; an output adds its own codes through ``State.add_sink``.
+# Problem codes, most important first. Their texts and hints are in one module per language,
+# ``problemtexts_<language>.py`` and ``problemhints_<language>.py``: a board loads the ones it
+# shows, when it first shows a problem (problem_text, problem_hint); an output adds its own codes
+# through ``State.add_sink``.
 NO_KEY = "no_key"
 CONFIG = "config"
 NO_SIGNAL = "no_signal"
@@ -52,98 +55,14 @@ MEMORY = "memory"
 WEB_OFF = "web_off"  # the web server cannot listen (port taken...); it retries
 _MEMORY_SHOW_MS = const(600_000)  # "Out of memory" stays listed 10 min after the last one
 
-TEXTS = {
-    "en": {
-        NO_KEY: "No meter key set",
-        CONFIG: "Bad setting",
-        NO_SIGNAL: "No signal from meter",
-        NO_FRAMES: "Bytes but no frames",
-        LINE_SEARCH: "Searching line settings",
-        AMIS_TX: "AMIS needs the TX line",
-        WRONG_KEY: "Wrong key?",
-        AUTH_KEY: "Auth key missing",
-        TAG: "Auth tag mismatch",
-        LAYOUT: "Unknown meter format",
-        CLOCK: "Clock not set",
-        METER_CLOCK: "Meter clock wrong",
-        SD_MISSING: "SD card missing",
-        SD_FULL: "SD full",
-        SD_ERROR: "SD error",
-        NO_WIFI: "No WiFi",
-        LOGIN_REFUSED: "Web logins refused",
-        SENSOR: "Sensor error",
-        MEMORY: "Out of memory",
-        WEB_OFF: "Web page not running",
-    },
-    "de": {
-        NO_KEY: "Kein Schluessel",
-        CONFIG: "Fehlerhafte Einstellung",
-        NO_SIGNAL: "Kein Signal vom Zaehler",
-        NO_FRAMES: "Daten ohne Rahmen",
-        LINE_SEARCH: "Suche Leitungsparameter",
-        AMIS_TX: "AMIS braucht TX-Leitung",
-        WRONG_KEY: "Falscher Schluessel?",
-        AUTH_KEY: "Auth-Schluessel fehlt",
-        TAG: "Auth-Pruefung fehlgeschl.",
-        LAYOUT: "Unbekanntes Format",
-        CLOCK: "Uhrzeit nicht gesetzt",
-        METER_CLOCK: "Zaehleruhr falsch",
-        SD_MISSING: "Keine SD-Karte",
-        SD_FULL: "SD-Karte voll",
-        SD_ERROR: "SD-Fehler",
-        NO_WIFI: "Kein WLAN",
-        LOGIN_REFUSED: "Web-Logins abgewiesen",
-        SENSOR: "Sensorfehler",
-        MEMORY: "RAM zu knapp",
-        WEB_OFF: "Webseite laeuft nicht",
-    },
-}
-
-# What to do about a problem (the first one, on the status screen), at most 26 characters.
-HINTS = {
-    "de": {
-        NO_KEY: "METER_KEY eintragen",
-        CONFIG: "settings.toml pruefen",
-        NO_SIGNAL: "Kabel zum Zaehler pruefen",
-        NO_FRAMES: "Kabel/Anschluss pruefen",
-        LINE_SEARCH: "Probiert Baud/Paritaet",
-        AMIS_TX: "PIN_METER_TX anschliessen",
-        WRONG_KEY: "Schluessel vom Netzbetr.",
-        AUTH_KEY: "Auth-Schluessel eintragen",
-        TAG: "Auth-Schluessel pruefen",
-        LAYOUT: "Zaehlertyp bitte melden",
-        CLOCK: "Wartet auf Zaehler/NTP",
-        METER_CLOCK: "Zeilen mit Board-Uhr/NTP",
-        SD_MISSING: "SD-Karte einstecken",
-        SD_FULL: "Alte Logdateien loeschen",
-        SD_ERROR: "SD-Karte pruefen",
-        NO_WIFI: "Menue > Einrichtung",
-        LOGIN_REFUSED: "Jemand raet Passwoerter",
-        MEMORY: "Weniger Teile oder PSRAM",
-        WEB_OFF: "WEB_PORT pruefen",
-    },
-    "en": {
-        NO_KEY: "Set METER_KEY",
-        CONFIG: "Check settings.toml",
-        NO_SIGNAL: "Check the meter cable",
-        NO_FRAMES: "Check cable/connection",
-        LINE_SEARCH: "Trying baud/parity",
-        AMIS_TX: "Wire PIN_METER_TX",
-        WRONG_KEY: "Check key from grid op.",
-        AUTH_KEY: "Set the auth key",
-        TAG: "Check the auth key",
-        LAYOUT: "Please report meter type",
-        CLOCK: "Waiting for meter/NTP",
-        METER_CLOCK: "Rows use board time (NTP)",
-        SD_MISSING: "Insert an SD card",
-        SD_FULL: "Delete old log files",
-        SD_ERROR: "Check the SD card",
-        NO_WIFI: "Menu > Setup mode",
-        LOGIN_REFUSED: "Someone guesses passwords",
-        MEMORY: "Fewer parts or PSRAM",
-        WEB_OFF: "Check WEB_PORT",
-    },
-}
+# Texts of the problems outputs add (``State.add_sink``), of the parts left out for lack of
+# memory (``State.leave_out``) and the web port's hint (``add_texts``): code -> {language: (text,
+# hint)}, the output's own table kept by reference (text or hint None: the language module's)
+_ADDED = {}
+# the language modules' dicts loaded so far ("problemtexts_de" -> TEXTS): a board holds only the
+# languages it shows (the display and the web page: UI_LANGUAGE; the serial line: English)
+_TABLES = {}
+_UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 
 
 class SinkStatus:
@@ -341,7 +260,7 @@ class State:
         self.memory_error_ticks = None  # clock ticks (ms) of the last MemoryError caught
 
     def problems(self, now_ticks=None, ticks_diff=None):
-        """What is wrong, most important first, as a list of problem codes (see ``TEXTS``)."""
+        """What is wrong, most important first, as a list of problem codes (``problem_text``)."""
         out = []
         c = self.counters
         if self.config_problems:
@@ -408,10 +327,13 @@ class State:
         """Part ``name`` did not start for lack of heap: problem ``off_<name>``, worded
         "<label> off: low memory" (labels at most 12 characters for the display)."""
         code = "off_" + name
-        TEXTS["en"][code] = label_en + " off: low memory"
-        TEXTS["de"][code] = label_de + " aus: wenig RAM"
-        HINTS["en"][code] = "Needs a board with PSRAM"
-        HINTS["de"][code] = "Board mit PSRAM noetig"
+        add_texts(
+            code,
+            {
+                "en": (label_en + " off: low memory", "Needs a board with PSRAM"),
+                "de": (label_de + " aus: wenig RAM", "Board mit PSRAM noetig"),
+            },
+        )
         if code not in self.left_out:
             if name == "csv":  # the one that loses data: first on the display
                 self.left_out.insert(0, code)
@@ -423,26 +345,64 @@ class State:
         """Register output ``name``; returns its :class:`SinkStatus` (in ``self.sinks``).
 
         :param problems: ``((code, states, {"en": (text, hint), "de": (text, hint)}), ...)``:
-            while the output is in one of ``states`` the problem ``code`` is listed; the texts
-            join ``TEXTS``/``HINTS`` (text at most 26 characters for the display, hint too)
+            while the output is in one of ``states`` the problem ``code`` is listed, with these
+            texts (text at most 26 characters for the display, hint too)
         """
         codes = {}
         for code, states, texts in problems:
             for st in states:
                 codes[st] = code
-            for language, (text, hint) in texts.items():
-                TEXTS.setdefault(language, {})[code] = text
-                HINTS.setdefault(language, {})[code] = hint
+            add_texts(code, texts)
         status = SinkStatus(name, codes)
         self.sinks[name] = status
         return status
 
 
+def add_texts(code, texts):
+    """Problem ``code``'s texts: ``{"en": (text, hint), "de": (text, hint)}`` (kept, not
+    copied); a text or hint None keeps the language module's (the web port sets a hint only)."""
+    _ADDED[code] = texts
+
+
+def _added(code, language, index):
+    texts = _ADDED.get(code)
+    if texts is None:
+        return None
+    pair = texts.get(language) or texts.get("en")
+    return pair[index] if pair else None
+
+
+def _table(module, name):
+    """Dict ``name`` of language module ``module``, imported on its first use and kept; on the
+    board the module itself leaves ``sys.modules`` at once (only the dict stays on the heap)."""
+    table = _TABLES.get(module)
+    if table is None:
+        full = __name__.rpartition(".")[0] + "." + module
+        try:
+            table = getattr(__import__(full, None, None, (name,)), name)
+        finally:
+            if _UNLOAD:
+                sys.modules.pop(full, None)
+                try:
+                    delattr(sys.modules[full.rpartition(".")[0]], module)
+                except (AttributeError, KeyError):
+                    pass
+        _TABLES[module] = table
+    return table
+
+
 def problem_text(code, language="en"):
-    """The short user text for a problem code in ``language`` ("de" or "en")."""
-    return TEXTS.get(language, TEXTS["en"]).get(code, code)
+    """The short user text for a problem code in ``language`` ("de" or "en"; others: English)."""
+    text = _added(code, language, 0)
+    if text is not None:
+        return text
+    table = _table("problemtexts_de" if language == "de" else "problemtexts_en", "TEXTS")
+    return table.get(code, code)
 
 
 def problem_hint(code, language="en"):
-    """What to do about a problem, or None."""
-    return HINTS.get(language, HINTS["en"]).get(code)
+    """What to do about a problem, or None (only the display's status screen shows it)."""
+    hint = _added(code, language, 1)
+    if hint is not None:
+        return hint
+    return _table("problemhints_de" if language == "de" else "problemhints_en", "HINTS").get(code)

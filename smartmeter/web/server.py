@@ -35,7 +35,7 @@ from adafruit_httpserver import Server
 from .. import config as config_mod
 from ..netsetup import random_password
 from ..netutil import would_block
-from ..state import HINTS, WEB_OFF
+from ..state import WEB_OFF, add_texts
 from ..timeutil import Backoff, ticks_add, ticks_diff
 from . import intake as web_http
 from . import routes as web_routes
@@ -391,11 +391,10 @@ class WebServer:
             code = exc.args[0] if exc.args else None
             port = self.config.WEB_PORT
             if code == errno.EADDRINUSE:
-                HINTS["en"][WEB_OFF] = "WEB_PORT %d in use" % port
-                HINTS["de"][WEB_OFF] = "WEB_PORT %d belegt" % port
+                hints = ("WEB_PORT %d in use" % port, "WEB_PORT %d belegt" % port)
             else:
-                HINTS["en"][WEB_OFF] = "Port %d: error %s" % (port, code)
-                HINTS["de"][WEB_OFF] = "Port %d: Fehler %s" % (port, code)
+                hints = ("Port %d: error %s" % (port, code), "Port %d: Fehler %s" % (port, code))
+            add_texts(WEB_OFF, {"en": (None, hints[0]), "de": (None, hints[1])})
             self.last_error = "cannot listen on port %d: %s" % (port, exc)
             st.last_errors["web"] = self.last_error[:80]
             st.web_off = True

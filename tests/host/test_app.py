@@ -223,7 +223,10 @@ def test_wrong_key_is_shown_as_wrong_key_not_no_signal():
     assert c.bytes_in > 0 and c.frames_ok > 0 and c.wrong_key == 3 and c.csv_rows == 0
     problems = rig.app.state.problems(rig.clock.ticks_ms(), app_mod.ticks_diff)
     assert problems[0] == state_mod.WRONG_KEY
-    assert "Wrong key?" in rig.app.status_line()
+    # the serial line speaks UI_LANGUAGE (default German), as the display and the web page do
+    assert "! Falscher Schluessel?" in rig.app.status_line()
+    rig.app.config.UI_LANGUAGE = "en"
+    assert "! Wrong key?" in rig.app.status_line()
 
 
 def test_no_signal_after_silence():

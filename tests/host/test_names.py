@@ -6,7 +6,7 @@ from sim import meter as sim_meter
 from sim import screens as sim_screens
 from sim.__main__ import parse_args
 from smartmeter import app as app_mod
-from smartmeter import assemble, config
+from smartmeter import assemble, config, state
 from smartmeter.datalog import csvformat
 from smartmeter.outputs import graphite, hass
 from smartmeter.protocol import dlms, layouts, reading, transport
@@ -75,3 +75,23 @@ def test_every_output_has_its_module_switch_and_contract():
 def test_screen_cycle_comes_from_the_screen_list():
     assert screens.CYCLE == tuple(name for name, cycle in screens.SCREENS if cycle)
     assert sim_screens.ALL_SCREENS == tuple(name for name, _cycle in screens.SCREENS)
+
+
+def test_every_problem_code_has_its_text_and_hint_in_both_languages(monkeypatch):
+    """The language modules (one per language and kind, a board loads the ones it shows) hold
+    exactly the problem codes of state.py, each text and hint at most 26 characters."""
+    monkeypatch.setattr(state, "_ADDED", {})  # no output's or web port's texts from other tests
+    codes = {v for k, v in vars(state).items() if k.isupper() and isinstance(v, str)}
+    assert {"no_key", "web_off", "meter_clock"} <= codes
+    for kind, name in (("problemtexts", "TEXTS"), ("problemhints", "HINTS")):
+        for language in ("en", "de"):
+            table = getattr(importlib.import_module("smartmeter.%s_%s" % (kind, language)), name)
+            # the sensor has no hint (the status screen shows none for it)
+            assert set(table) == (codes if kind == "problemtexts" else codes - {"sensor"}), language
+            for code, text in table.items():
+                assert 0 < len(text) <= 26, (code, language, text)
+                lookup = state.problem_text if kind == "problemtexts" else state.problem_hint
+                assert lookup(code, language) == text
+    assert state.problem_text("no_such_code", "de") == "no_such_code"
+    assert state.problem_text("no_key", "fr") == "No meter key set"  # other languages: English
+    assert state.problem_hint("sensor", "de") is None

@@ -14,7 +14,7 @@ from test_ui import label_boxes  # the label walker of the screen tests
 from sim.hardware import Console, Hardware, ManualClock, SimRadio
 from smartmeter import app as app_mod
 from smartmeter import config, interfaces
-from smartmeter.state import Counters
+from smartmeter.state import Counters, problem_hint, problem_text
 from smartmeter.ui.control import Ui
 from smartmeter.web import api
 
@@ -91,7 +91,9 @@ def test_a_new_output_shows_on_every_status_surface():
     }
     assert {"code": "pigeon_lost", "text": "Taube weg"} in body["problems"]
     assert "pigeon lost 0/1" in app.status_line()
-    assert "Pigeon lost" in app.status_line()
+    assert "Taube weg" in app.status_line()  # UI_LANGUAGE (default de), as on the display
+    assert problem_text("pigeon_lost", "en") == "Pigeon lost"
+    assert problem_hint("pigeon_lost", "de") == "Schlag oeffnen"
     dump = app.status_dump()
     assert "pigeon lost sent 0 failed 1 queued 1 dropped 0" in dump
     assert "  last pigeon error: hawk near 10.0.0.9" in dump

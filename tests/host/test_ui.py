@@ -812,6 +812,10 @@ import smartmeter.ui
 # every screen was shown (each drew from its module, above), and none of their modules stays
 # loaded: the code of a screen goes with it
 print([m for m in sys.modules if ".screen_" in m], hasattr(smartmeter.ui, "screen_menu"))
+# the problem texts: only the language asked for is loaded, its modules leave sys.modules at once
+from smartmeter import state as S
+print(S.problem_text("no_key", "de"), "/", S.problem_hint("no_key", "de"), sorted(S._TABLES))
+print([m for m in sys.modules if ".problem" in m], hasattr(smartmeter, "problemtexts_de"))
 """
 
 
@@ -826,6 +830,10 @@ def test_ui_runs_under_micropython(tmp_path, require):
     for mod in (
         "__init__",
         "state",
+        "problemtexts_de",
+        "problemtexts_en",
+        "problemhints_de",
+        "problemhints_en",
         "timeutil",
         "ui/__init__",
         "ui/control",
@@ -861,6 +869,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "confirm 0",
         "menu 1",
         "False 0 1 menu True True",
+        "[] False",
+        "Kein Schluessel / METER_KEY eintragen ['problemhints_de', 'problemtexts_de']",
         "[] False",
     ]
 
