@@ -47,6 +47,10 @@ def build(cfg):
 
     line = MeterLine(cfg)
     hw.uart = attempt("meter UART", lambda: line.set_line(cfg.baudrate, cfg.parity))
+    if hw.uart is None and hw.problems[-1].endswith("not enough memory"):
+        # no heap for the meter line's buffer: nothing to decode or log, and a firmware that
+        # runs on without it would never say so (main() says "CSV logging off")
+        raise MemoryError
     if hw.uart is not None:
         hw.set_line = line.set_line
         hw.meter_tx = line.tx is not None
