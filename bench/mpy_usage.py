@@ -3,6 +3,7 @@ import gc
 import time
 
 from smartmeter.datalog.usage import QUARTERS, Ring, Tariff, Usage
+from smartmeter.datalog.usagefile import to_bytes
 
 gc.collect()
 before = gc.mem_alloc()
@@ -32,5 +33,5 @@ for _ in range(200):
     u.quarter(q)
 print("quarter(): %.0f us (20 quarters back)" % (time.ticks_diff(time.ticks_us(), t0) / 200))
 t0 = time.ticks_us()
-data = u.to_bytes()
+data = to_bytes(u)
 print("to_bytes(): %d us for %d bytes" % (time.ticks_diff(time.ticks_us(), t0), len(data)))

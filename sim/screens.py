@@ -80,11 +80,12 @@ def usage_month(end_epoch=1714559696, inputs=None):
     if _USAGE:
         return _USAGE[0]
     from smartmeter.datalog.gridfee import GridFees
+    from smartmeter.datalog.market import MarketTariff
     from smartmeter.datalog.outlook import Outlook
-    from smartmeter.datalog.usage import Tariff, Usage
+    from smartmeter.datalog.usage import Usage
 
     market, registers = inputs or usage_inputs(end_epoch)
-    tariff = Tariff(
+    tariff = MarketTariff(
         price_mct=24_950, feed_in_mct=7_000, base_fee_mct=450_000, markup_mct=1_440, vat_mpct=20_000
     )
     tariff.set_market([tuple(m) for m in market])

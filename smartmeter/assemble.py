@@ -22,8 +22,13 @@ def _csv(app, hw, cfg, st):
 
 
 def _usage(app, hw, cfg, st):
-    usage = _core._load("datalog.usage")
-    app.tariff = usage.Tariff(
+    # day-ahead prices (their code and 800-byte array: datalog/market.py) only where they are
+    # used; a board with fixed prices has the plain Tariff
+    if cfg.PRICE_DYNAMIC:
+        make = _core._load("datalog.market").MarketTariff
+    else:
+        make = _core._load("datalog.usage").Tariff
+    app.tariff = make(
         cfg.PRICE_CT_KWH,
         cfg.FEED_IN_CT_KWH,
         cfg.BASE_FEE_EUR_MONTH * 100,  # thousandths of a euro -> milli-cent

@@ -40,15 +40,15 @@ Reading quarters (for other parts; the quarter ring keeps the last ``QUARTERS`` 
     q = epoch // 900                        # a quarter's key: UTC epoch // 900
     usage.quarter(q)                        # (imp_wh, exp_wh, cost_mct, credit_mct, flags,
                                             #  price_mct_kwh, feed_mct_kwh) or None (no data)
-    for q, row in usage.quarter_rows(first_q, last_q): ...   # the same, None where no data
     usage.tariff.import_q(q)                # (gross mct/kWh, dynamic) or (None, False)
     usage.tariff.export_q(q)                # (mct/kWh, dynamic) or (None, False)
 
 ``cost_mct``/``credit_mct`` are None when the quarter's price is unknown (flags ``NOPRICE`` /
 ``NOFEED``). Day-ahead prices that arrive after a quarter closed (after a boot the catch-up from
-the CSV closes quarters before the fetch) cost it again at its own price (``_reprice``). The
-quarter still open (the one of the latest telegram) is priced as of now. ``flags >> 8`` is
-the seconds of the quarter covered by telegrams (900 = all).
+the CSV closes quarters before the fetch) cost it again at its own price
+(``market.MarketTariff.reprice``: the day-ahead prices live in ``market.py``, which only a board
+with ``PRICE_DYNAMIC`` loads). The quarter still open (the one of the latest telegram) is priced
+as of now. ``flags >> 8`` is the seconds of the quarter covered by telegrams (900 = all).
 
 Grid fees (``tariff.fees``, a ``gridfee.GridFees``; ``GRID_FEE_CT_KWH``/``GRID_FEE_WINDOWS``):
 when a quarter closes, its grid part is its import x the fee of that quarter (the window it
@@ -63,13 +63,15 @@ three highest quarter demands), saved with the rest.
 
 Memory (bounded, fixed at start): four rings of ``_FIELDS`` (7) int32 (``array("i")``) per row -
 200 quarters, 72 hours, 32 days, 13 months - ``(200 + 72 + 32 + 13) * 7 * 4 = 8876`` bytes of
-arrays, plus the tariff's 200 quarters of market prices (800 bytes) and the peaks (24 bytes):
-9700 bytes of data (the quarter ring alone: 5600). Measured under the MicroPython VM
-(``tests/host/test_usage.py``): building ``Usage(Tariff())`` allocates about 10.7 KB in all.
-:meth:`Usage.to_bytes` is ``8968`` bytes with its header, the file on the card (``SMU3``;
-``SMU1`` and ``SMU2`` files of earlier versions load, with empty quarters / grid parts and
-peaks). The board loads it with :meth:`Usage.load`, straight into the arrays (a few hundred
-bytes besides). Runs under the MicroPython VM.
+arrays and the peaks (24 bytes); with day-ahead prices the tariff's 200 quarters of market
+prices (800 bytes, ``market.py``). The quarter ring alone: 5600 bytes. Measured under the
+MicroPython VM (``tests/host/test_usage.py``): building ``Usage(Tariff())`` allocates about
+10.7 KB in all. The file on the card (``SMU3``) is ``8968`` bytes with its header; the board
+writes it piece by piece (:meth:`Usage.to_pieces`) and loads it with :meth:`Usage.load`,
+straight into the arrays (a few hundred bytes besides). ``usagefile.py`` has the file as one
+bytes object (tests, tools) and loads the ``SMU1`` and ``SMU2`` files of earlier versions (with
+empty quarters / grid parts and peaks), a module the board loads only for such a file. Runs
+under the MicroPython VM.
 """
 
 from array import array
@@ -93,7 +95,6 @@ QUARTERS = const(200)  # 50 hours: yesterday and today, also on a 25-hour day
 HOURS = const(72)
 DAYS = const(32)
 MONTHS = const(13)
-_MARKET_Q = const(200)  # quarters of market prices: today and tomorrow, also 25-hour days
 _FIELDS = const(7)
 # row fields
 KEY = const(0)  # quarter: UTC epoch // 900; hour: UTC epoch // 3600; day: days since 1970
@@ -126,15 +127,12 @@ _NOFEED_N = const(20)
 _NOFEED_TOP = const(0x3FF)
 FULL_S = const(3300)  # an hour with less coverage than this is shown as partial
 FULL_Q_S = const(825)  # a quarter with less coverage than this is shown as partial
-_NONE = const(-0x20000000)  # "no price" in the market array (-5368 EUR/kWh: never a price)
 
 _MAGIC = b"SMU3"
-_MAGIC_V2 = b"SMU2"  # before grid fees and peaks: 6 fields a row (loaded, grid parts 0)
-_MAGIC_V1 = b"SMU1"  # before quarters: hours, days, months (loaded, quarters start empty)
-_OLD_FIELDS = const(6)  # fields a row of SMU1 and SMU2
+_MAGIC_V2 = b"SMU2"  # before grid fees and peaks: 6 fields a row (usagefile.from_bytes loads it)
+_MAGIC_V1 = b"SMU1"  # before quarters: hours, days, months (usagefile.from_bytes loads it)
 _HEAD = const(32)  # magic, version/sizes, seq, last epoch, last A+, last A-, jumps, checksum
 _SIZES = const((QUARTERS // 4) << 24 | HOURS << 16 | DAYS << 8 | MONTHS)
-_SIZES_V1 = const(HOURS << 16 | DAYS << 8 | MONTHS)
 
 
 def local_day(epoch, std_offset_min=60, eu=True):
@@ -163,9 +161,10 @@ class Tariff:
     :param feed_in_fee_mct: the feed-in tariff's fee off the market price (no VAT on feed-in:
         households are small businesses); may make the credit negative when the market is
 
-    Day-ahead prices arrive through :meth:`set_market` (from ``outputs/prices.py``) as EUR/MWh
-    per UTC quarter hour; the gross price is ``(market / 10 + markup) * (1 + VAT)`` in ct/kWh.
-    The market array is preallocated (``_MARKET_Q`` quarters from ``_q0``, ``_NONE`` = missing).
+    This one has fixed prices only. Day-ahead prices (``PRICE_DYNAMIC``) are
+    ``market.MarketTariff``, a module a board with fixed prices never loads; ``markup_mct``,
+    ``vat_mpct`` and ``feed_in_fee_mct`` are for it. ``version`` counts its price updates
+    (``Usage.add`` then calls its ``reprice``): here it stays 0.
     """
 
     def __init__(
@@ -185,40 +184,10 @@ class Tariff:
         self.vat_mpct = vat_mpct
         self.feed_in_dynamic = bool(feed_in_dynamic)
         self.feed_in_fee_mct = feed_in_fee_mct
-        self._q0 = 0  # quarter key of _market[0]
-        self._market = _zeros(_MARKET_Q)  # net market price mct/kWh per quarter, _NONE = none
-        for i in range(_MARKET_Q):
-            self._market[i] = _NONE
-        self._n = 0  # quarters with a price
+        self._n = 0  # quarters with a day-ahead price (market.MarketTariff)
         self.version = 0  # counts the price updates (the cheapest-window search follows it)
         self.fees = None  # gridfee.GridFees: the grid fee of each quarter (None: no grid fee)
         self.outlook = None  # outlook.Outlook: the cheapest windows (made by app._usage)
-
-    def set_market(self, quarters):
-        """Take ``[(utc_quarter, milli_eur_per_mwh), ...]`` (quarter = epoch // 900, market
-        price * 1000; from ``prices.quarters()``); keeps the newest ``_MARKET_Q`` quarters."""
-        m = self._market
-        for i in range(_MARKET_Q):
-            m[i] = _NONE
-        self._n = 0
-        self.version += 1
-        if not quarters:
-            return
-        last = quarters[0][0]
-        for q, _p in quarters:
-            if q > last:
-                last = q
-        q0 = last - _MARKET_Q + 1
-        self._q0 = q0
-        n = 0
-        for q, milli_eur_mwh in quarters:
-            i = q - q0
-            if 0 <= i < _MARKET_Q:
-                # EUR/MWh * 1000 -> mct/kWh: 1 EUR/MWh = 0.1 ct/kWh: milli-EUR/MWh / 10 = mct/kWh
-                if m[i] == _NONE:
-                    n += 1
-                m[i] = _div_round(milli_eur_mwh, 10)
-        self._n = n
 
     def market_quarters(self):
         """Number of quarters with a day-ahead price."""
@@ -228,24 +197,8 @@ class Tariff:
         """Hours' worth of day-ahead prices (quarters / 4, rounded up)."""
         return (self._n + 3) // 4
 
-    def market(self, q):
-        """The net market price of UTC quarter ``q`` in mct/kWh, or None."""
-        i = q - self._q0
-        if 0 <= i < _MARKET_Q:
-            p = self._market[i]
-            if p != _NONE:
-                return p
-        return None
-
-    def gross(self, market_mct):
-        """The bill's price of a market price: ``(market + markup) * (1 + VAT)``, mct/kWh."""
-        return _div_round((market_mct + self.markup_mct) * (100_000 + self.vat_mpct), 100_000)
-
     def import_q(self, q):
         """``(mct_per_kwh, dynamic)`` for UTC quarter ``q``; ``(None, False)`` when unknown."""
-        p = self.market(q)
-        if p is not None:
-            return self.gross(p), True
         if self.price_mct:
             return self.price_mct, False
         return None, False
@@ -253,10 +206,6 @@ class Tariff:
     def export_q(self, q):
         """``(mct_per_kwh, dynamic)`` credited for export in quarter ``q``; ``(None, False)``
         when there is no feed-in tariff."""
-        if self.feed_in_dynamic:
-            p = self.market(q)
-            if p is not None:
-                return p - self.feed_in_fee_mct, True
         if self.feed_in_mct:
             return self.feed_in_mct, False
         return None, False
@@ -271,27 +220,6 @@ class Tariff:
     def has_feed_in(self):
         """True when export is credited at all."""
         return bool(self.feed_in_mct) or self.feed_in_dynamic
-
-    def dynamic(self, hour):
-        """The gross day-ahead price of UTC ``hour`` in mct/kWh (the mean of its four
-        quarters), or None when a quarter of it has no market price."""
-        total = 0
-        for q in range(hour * 4, hour * 4 + 4):
-            p = self.market(q)
-            if p is None:
-                return None
-            total += self.gross(p)
-        return _div_round(total, 4)
-
-    def import_price(self, hour):
-        """``(mct_per_kwh, dynamic)`` for UTC ``hour`` (mean of its quarters); ``(None, False)``
-        when unknown."""
-        p = self.dynamic(hour)
-        if p is not None:
-            return p, True
-        if self.price_mct:
-            return self.price_mct, False
-        return None, False
 
 
 def _zeros(n):
@@ -339,6 +267,15 @@ def _count(d, base, shift, top, step, bit):
     if n == 0:
         f &= ~bit
     d[base + FLAGS] = (f & ~(top << shift)) | (n << shift)
+
+
+def _counts(d, base, flags, step):
+    """Count (``step`` 1) or take back (-1) the unpriced import (``NOPRICE`` in ``flags``) and
+    export (``NOFEED``) of a booking in day or month row ``base``."""
+    if flags & NOPRICE:
+        _count(d, base, _NOPRICE_N, _NOPRICE_TOP, step, NOPRICE)
+    if flags & NOFEED:
+        _count(d, base, _NOFEED_N, _NOFEED_TOP, step, NOFEED)
 
 
 def cost_mct(wh, price_mct_per_kwh):
@@ -433,7 +370,7 @@ class Usage:
         self.samples = 0
         self.seq = 0  # save counter (the newer of two files wins)
         self._open_q = None  # the quarter whose cost is not booked yet
-        self._version = 0  # tariff.version the closed quarters were costed at (_reprice)
+        self._version = 0  # tariff.version the closed quarters were costed at (reprice)
         self.peaks = Peaks()  # the month's highest quarter-hour demands (saved with the rest)
 
     # -- feeding -------------------------------------------------------------------------------
@@ -453,7 +390,7 @@ class Usage:
         tariff = self.tariff
         if tariff is not None and tariff.version != self._version:
             self._version = tariff.version
-            self._reprice()
+            tariff.reprice(self)  # day-ahead prices arrived (market.MarketTariff)
         self.samples += 1
         q = epoch // 900
         closed = self._close_quarter(q)
@@ -523,88 +460,7 @@ class Usage:
             _add(d, base + CREDIT, credit)
             d[base + FLAGS] |= flags
             _add(d, base + GRID, grid)
-            if flags & NOPRICE:
-                _count(d, base, _NOPRICE_N, _NOPRICE_TOP, 1, NOPRICE)
-            if flags & NOFEED:
-                _count(d, base, _NOFEED_N, _NOFEED_TOP, 1, NOFEED)
-
-    def _reprice(self):
-        """Day-ahead prices arrived (``tariff.version`` moved): each closed quarter that was
-        costed without its day-ahead price (the fixed price, or none: after a boot the catch-up
-        from the CSV closes quarters before the prices are fetched again) and has one now is
-        costed again at it; the difference goes to its hour, day and month, and their
-        'no price' flags go when the last unpriced booking of them is priced. One walk over the
-        ring, oldest first (a quarter's hour is booked when the walk leaves it)."""
-        tariff = self.tariff
-        ring = self.quarters
-        d = ring.data
-        hour = [None, 0, 0, 0, 0, 0]  # key, cost, credit, flags set, flags cleared, kept
-        for base in ring.rows():
-            q = d[base + KEY]
-            if q >> 2 != hour[0]:
-                self._reprice_hour(hour)
-                hour[0] = q >> 2
-            flags = d[base + FLAGS]
-            if q != self._open_q:
-                flags = self._reprice_quarter(tariff, d, base, q, flags, hour)
-            hour[5] |= flags & (NOPRICE | NOFEED)
-        self._reprice_hour(hour)
-
-    def _reprice_quarter(self, tariff, d, base, q, flags, hour):
-        """Quarter ``q`` (row ``base``) at its day-ahead prices, if it was costed without and
-        they are known now: its day and month booked, its hour gathered. :returns: its flags"""
-        dcost = dcredit = 0
-        now = clear = 0
-        price, dyn = tariff.import_q(q)
-        if dyn and not flags & DYNAMIC:
-            old = cost_mct(d[base + IMP], d[base + Q_PRICE]) if flags & Q_PRICED else 0
-            dcost = cost_mct(d[base + IMP], price) - old
-            d[base + Q_PRICE] = price
-            now = DYNAMIC | Q_PRICED
-            clear = flags & NOPRICE
-        feed, fdyn = tariff.export_q(q)
-        if fdyn and not flags & FEED_DYNAMIC:
-            old = cost_mct(d[base + EXP], d[base + Q_FEED]) if flags & Q_FED else 0
-            dcredit = cost_mct(d[base + EXP], feed) - old
-            d[base + Q_FEED] = feed
-            now |= FEED_DYNAMIC | Q_FED
-            clear |= flags & NOFEED
-        if not now:
-            return flags
-        flags = (flags & ~clear) | now
-        d[base + FLAGS] = flags
-        now &= _PERIOD_FLAGS
-        hour[1] += dcost
-        hour[2] += dcredit
-        hour[3] |= now
-        hour[4] |= clear
-        day = local_day(q * 900, self._std, self._eu)
-        for r, key in ((self.days, day), (self.months, month_of_day(day))):
-            pb = r.find(key)
-            if pb < 0:
-                continue
-            p = r.data
-            _add(p, pb + COST, dcost)
-            _add(p, pb + CREDIT, dcredit)
-            p[pb + FLAGS] |= now
-            if clear & NOPRICE:
-                _count(p, pb, _NOPRICE_N, _NOPRICE_TOP, -1, NOPRICE)
-            if clear & NOFEED:
-                _count(p, pb, _NOFEED_N, _NOFEED_TOP, -1, NOFEED)
-        return flags
-
-    def _reprice_hour(self, hour):
-        """Book what :meth:`_reprice` gathered for one hour: its cost and credit differences;
-        'no price' goes unless one of its quarters is still without."""
-        if hour[3]:
-            hb = self.hours.find(hour[0])
-            if hb >= 0:
-                h = self.hours.data
-                _add(h, hb + COST, hour[1])
-                _add(h, hb + CREDIT, hour[2])
-                h[hb + FLAGS] = (h[hb + FLAGS] & ~(hour[4] & ~hour[5])) | hour[3]
-        for i in range(1, 6):
-            hour[i] = 0
+            _counts(d, base, flags, 1)
 
     def _grid(self, q, imp):
         """``(fee, grid)``: the grid fee of quarter ``q`` (mct/kWh) and the grid part of ``imp``
@@ -736,12 +592,6 @@ class Usage:
         fee = self._grid(q, imp)[0] if q == self._open_q else d[base + Q_GRID]
         return fee, cost_mct(imp, fee)
 
-    def quarter_rows(self, first, last):
-        """``(q, quarter(q))`` for the quarters ``first`` .. ``last`` (inclusive), oldest
-        first."""
-        for q in range(first, last + 1):
-            yield q, self.quarter(q)
-
     def _fees_on(self):
         tariff = self.tariff
         return tariff is not None and tariff.fees is not None and tariff.fees.active()
@@ -856,63 +706,6 @@ class Usage:
         pieces[0] = head
         return pieces
 
-    def to_bytes(self):
-        """The summary file as one bytes object (tests, tools; the board writes
-        :meth:`to_pieces`)."""
-        return b"".join(bytes(p) for p in self.to_pieces())
-
-    def from_bytes(self, data):
-        """Load what :meth:`to_bytes` made (or an older file: before quarters, quarters start
-        empty; before grid fees and peaks, grid parts are 0 and the peaks start empty).
-        :raises ValueError: when it is not that (damaged); nothing is changed then."""
-        peek(data)
-        rings = self._rings()
-        fields = _OLD_FIELDS
-        if data[:4] == _MAGIC_V1:
-            rings = rings[:3]
-        elif data[:4] == _MAGIC:
-            fields = _FIELDS
-        body = memoryview(data)[_HEAD:]
-        pos = 0
-        for ring in rings:
-            count = _u32(body, pos)
-            headi = _u32(body, pos + 4)
-            if count > ring.size or (count and not 0 <= headi < ring.size):
-                raise ValueError("bad ring")
-            pos += 8 + ring.size * fields * 4
-        peaks = None
-        if fields == _FIELDS:
-            peaks = [_u32(body, pos + 4 * k) for k in range(PEAK_WORDS)]
-            Peaks().from_words(peaks)  # raises ValueError when they make no sense
-        pos = 0
-        self.quarters.clear()
-        for ring in rings:
-            count = _u32(body, pos)
-            ring.count = count
-            ring.head = _u32(body, pos + 4) if count else -1
-            n = ring.size * fields * 4
-            if fields == _FIELDS:
-                # bytes, not a memoryview: MicroPython's array() copies bytes raw (little-endian,
-                # as written) but takes a memoryview element by element
-                ring.data = array("i", bytes(body[pos + 8 : pos + 8 + n]))
-            else:  # an older file's rows have fewer fields (once, after an update)
-                d = ring.data
-                p = pos + 8
-                for row in range(ring.size):
-                    base = row * _FIELDS
-                    for f in range(_FIELDS):
-                        if f < fields:
-                            d[base + f] = _u32(body, p)
-                            p += 4
-                        else:
-                            d[base + f] = 0
-            pos += 8 + n
-        if peaks is None:
-            self.peaks.clear()
-        else:
-            self.peaks.from_words(peaks)
-        self._take_head(data)
-
     def _take_head(self, head):
         """The save counter, last telegram and jumps of a checked header (after the rings)."""
         self.seq = _u32(head, 8)
@@ -987,44 +780,15 @@ class Usage:
         self.peaks.clear()
 
 
-def size_bytes(version=3):
-    """Bytes of :meth:`Usage.to_bytes` (the summary file; ``version`` 1: the one before
-    quarters, 2: before grid fees and peaks)."""
-    rows = HOURS + DAYS + MONTHS
-    if version == 1:
-        return _HEAD + 8 * 3 + rows * _OLD_FIELDS * 4
-    if version == 2:
-        return _HEAD + 8 * 4 + (rows + QUARTERS) * _OLD_FIELDS * 4
-    return _HEAD + 8 * 4 + (rows + QUARTERS) * _FIELDS * 4 + PEAK_WORDS * 4
-
-
 def read_head(f):
     """``(seq, current)`` from the 32-byte header of the summary file open as ``f``: its save
     counter and whether it is of this version (``SMU3``: :meth:`Usage.load` reads it; older
-    ones load whole with :meth:`Usage.from_bytes`). Checks nothing else (the load does).
+    ones load whole with ``usagefile.from_bytes``). Checks nothing else (the load does).
     :raises ValueError: when it is no summary file at all."""
     head = f.read(_HEAD)
     if len(head) != _HEAD or head[:4] not in (_MAGIC, _MAGIC_V2, _MAGIC_V1):
         raise ValueError("not a usage summary")
     return _u32(head, 8), head[:4] == _MAGIC
-
-
-def peek(data):
-    """The save counter of a summary file, after checking it whole (magic, ring sizes,
-    checksum). :raises ValueError: when it is not a good summary."""
-    if data[:4] == _MAGIC and len(data) == size_bytes():
-        sizes = _SIZES
-    elif data[:4] == _MAGIC_V2 and len(data) == size_bytes(2):
-        sizes = _SIZES
-    elif data[:4] == _MAGIC_V1 and len(data) == size_bytes(1):
-        sizes = _SIZES_V1
-    else:
-        raise ValueError("not a usage summary")
-    if _u32(data, 4) != sizes:
-        raise ValueError("other ring sizes")
-    if checksum(memoryview(data)[_HEAD:]) != _u32(data, 28) & 0xFFFFFFFF:
-        raise ValueError("checksum")
-    return _u32(data, 8)
 
 
 def _i32(v):
@@ -1038,8 +802,9 @@ def _u32(b, pos):
 
 
 class _Fletcher:
-    """:func:`checksum` over int32 values (little endian, as their bytes in the file), fed in
-    pieces. Reduced every 64 values so the sums stay small ints on the board (no long ints)."""
+    """``usagefile.checksum`` (Fletcher-32) over int32 values (little endian, as their bytes in
+    the file), fed in pieces. Reduced every 64 values so the sums stay small ints on the board
+    (no long ints)."""
 
     def __init__(self):
         self.a = 0
@@ -1064,20 +829,3 @@ class _Fletcher:
 
     def value(self):
         return (self.b << 16) | self.a
-
-
-def checksum(data):
-    """Fletcher-32 over ``data`` (bytes-like, even or odd length)."""
-    a = b = 0
-    n = len(data)
-    i = 0
-    while i < n:
-        end = i + 720 if i + 720 < n else n  # 360 words keep a, b below 2**32
-        while i < end:
-            w = data[i] | ((data[i + 1] << 8) if i + 1 < n else 0)
-            a += w
-            b += a
-            i += 2
-        a %= 65535
-        b %= 65535
-    return (b << 16) | a

@@ -14,19 +14,21 @@ wear).
 Start-up: the headers of both slots are read (32 bytes each) and the newer slot is loaded into
 the summary piece by piece, straight into its arrays (``Usage.load``, checked as it is read: a
 damaged one clears the summary and the other slot is tried; a file of an older version is read
-whole, once after the update: ``Usage.from_bytes``), and the day files since its last telegram
-are replayed (catch-up: what happened between the last save and the reboot). With no good slot
-(first start, card changed, both damaged) the summary is rebuilt from the day files of the last
-13 months.
+whole, once after the update: ``usagefile.from_bytes``, a module loaded only then), and the day
+files since its last telegram are replayed (catch-up: what happened between the last save and
+the reboot). With no good slot (first start, card changed, both damaged) the summary is rebuilt
+from the day files of the last 13 months.
 Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a year of CSV
 never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
 """
+
+import sys
 
 from ..configvalues import PRIVATE_DIR, write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
 from .csvformat import ROWS_BUF, read_rows
-from .usage import Usage, local_day, read_head, size_bytes
+from .usage import Usage, local_day, read_head
 
 try:
     from micropython import const
@@ -36,6 +38,9 @@ except ImportError:  # CPython
         return x
 
 
+# On the board the module for files of older versions goes out of ``sys.modules`` once it has
+# read one (once, after an update). Not on a PC, where tests reach it by module.
+_UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 _ROWS_PER_POLL = const(400)
 _SLICE_MS = const(30)
 _REBUILD_DAYS = const(400)  # 13 months of day files (the month ring)
@@ -45,6 +50,22 @@ SLOT_PATHS = (PRIVATE_DIR + "/" + SLOTS[0], PRIVATE_DIR + "/" + SLOTS[1])
 
 def _date(day):
     return "%04d-%02d-%02d" % civil_from_days(day)
+
+
+def _load_whole(usage, f):
+    """Load the summary file open as ``f`` whole (an older version's: ``usagefile``)."""
+    try:
+        from . import usagefile
+
+        usagefile.from_bytes(usage, bytes(f.read(usagefile.size_bytes() + 1)))
+    finally:
+        if _UNLOAD:
+            package = __name__.rpartition(".")[0]
+            sys.modules.pop(package + ".usagefile", None)
+            try:
+                delattr(sys.modules[package], "usagefile")
+            except (AttributeError, KeyError):  # not set (CircuitPython raises KeyError)
+                pass
 
 
 class UsageSink:
@@ -128,14 +149,14 @@ class UsageSink:
         """Load slot ``slot`` into the summary: a file of this version piece by piece into the
         rings' arrays (``Usage.load``: nothing of the file's size is allocated), an older one
         (once, after an update) whole. False when it is damaged or unreadable; the summary is
-        then cleared (``load``) or unchanged (``from_bytes``), never half loaded."""
+        then cleared (``load``) or unchanged (``usagefile.from_bytes``), never half loaded."""
         try:
             f = fs.open(self._path(slot), "rb")
             try:
                 if current and hasattr(f, "readinto"):
                     self.usage.load(f)
                 else:
-                    self.usage.from_bytes(bytes(f.read(size_bytes() + 1)))
+                    _load_whole(self.usage, f)
             finally:
                 f.close()
         except (OSError, ValueError):

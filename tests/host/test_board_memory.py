@@ -136,7 +136,7 @@ def test_the_hourly_usage_save_fits_a_fragmented_heap(tmp_path, how):
     piece by piece (``to_pieces``, the board's way) it needs none."""
     save = {
         "pieces": "lambda: write_private(Fs(), OVERRIDE_DIR + '/usage-a.bin', u.to_pieces())",
-        "one_buffer": "lambda: u.to_bytes()",
+        "one_buffer": "lambda: b''.join(bytes(p) for p in u.to_pieces())",  # usagefile.to_bytes
     }[how]
     from smartmeter.config import OVERRIDE_DIR
 

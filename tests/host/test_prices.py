@@ -18,7 +18,8 @@ import pytest
 
 from smartmeter import app as app_mod
 from smartmeter import config
-from smartmeter.datalog.usage import Tariff, Usage
+from smartmeter.datalog.market import MarketTariff as Tariff
+from smartmeter.datalog.usage import Usage
 from smartmeter.outputs import prices as P
 from smartmeter.state import State, problem_text
 from smartmeter.timeutil import epoch_from_fields

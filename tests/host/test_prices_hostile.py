@@ -18,7 +18,8 @@ from test_prices import make as make_sink
 
 from smartmeter import app as app_mod
 from smartmeter import config
-from smartmeter.datalog.usage import Tariff, Usage, cost_mct
+from smartmeter.datalog.market import MarketTariff as Tariff
+from smartmeter.datalog.usage import Usage, cost_mct
 from smartmeter.outputs import prices as P
 from smartmeter.state import State, problem_hint, problem_text
 from smartmeter.timeutil import epoch_from_fields

@@ -19,7 +19,9 @@ from test_usage import _expected as expected
 
 from sim.hardware import ManualClock
 from sim.run import Simulation
+from smartmeter.datalog import market as M
 from smartmeter.datalog import usage as U
+from smartmeter.datalog import usagefile as UF
 from smartmeter.datalog.csvlog import read_rows
 from smartmeter.outputs.prices import Scanner, quarters
 from smartmeter.protocol.reading import A_MINUS, A_PLUS
@@ -107,6 +109,7 @@ def run_day(tmp_path, y, m, d, cut=None, swap=None, late=False, fixed=True):
         "PRICE_VAT_PERCENT": VAT,
         "FEED_IN_DYNAMIC": True,
         "FEED_IN_FEE_CT_KWH": FEE,
+        "PRICE_DYNAMIC": True,
     }
     if fixed:
         values.update(PRICE_CT_KWH="30", FEED_IN_CT_KWH="7")
@@ -218,7 +221,7 @@ def test_a_day_of_quarters_through_the_real_loop(tmp_path, ymd, n):
     path = U_SLOT(sink)
     data = sim.fs.open(path, "rb").read()
     again = U.Usage(u.tariff)
-    again.from_bytes(data)
+    UF.from_bytes(again, data)
     first = u.day_start(day) // 900
     for q in range(first, first + n):
         assert again.quarter(q) == u.quarter(q), q
@@ -286,7 +289,7 @@ def test_mixed_answer_gives_each_quarter_its_own_price():
     assert [got[q] for q in range(44, 48)] == [1_000, -2_500, 50_000, 50_000]
     assert [got[q] for q in range(48, 52)] == [7_000, 7_000, 9_000, 7_000]
     assert set(got) == set(range(40, 52))
-    t = U.Tariff(markup_mct=0, vat_mpct=0, feed_in_dynamic=True, feed_in_fee_mct=500)
+    t = M.MarketTariff(markup_mct=0, vat_mpct=0, feed_in_dynamic=True, feed_in_fee_mct=500)
     t.set_market(sorted(got.items()))
     assert t.market_quarters() == 12 and t.market_hours() == 3
     assert t.import_q(45) == (-250, True) and t.export_q(45) == (-750, True)
@@ -299,7 +302,7 @@ def test_a_summary_from_before_quarters_still_loads():
     t = 1_780_000_000
     for k in range(200):
         u.add(t + 60 * k, 1000 + 5 * k, 0)
-    new = u.to_bytes()
+    new = UF.to_bytes(u)
     # the old layout: "SMU1", sizes without quarters, hours + days + months of 6 fields only
     rings = bytearray()
     for ring in (u.hours, u.days, u.months):
@@ -308,14 +311,14 @@ def test_a_summary_from_before_quarters_still_loads():
             rings += bytes(ring.data[row * U._FIELDS : row * U._FIELDS + 6])
     rings = bytes(rings)
     head = bytearray(b"SMU1") + U._i32(U.HOURS << 16 | U.DAYS << 8 | U.MONTHS) + new[8:28]
-    old = bytes(head) + U._i32(U.checksum(rings)) + rings
+    old = bytes(head) + U._i32(UF.checksum(rings)) + rings
     v = U.Usage(u.tariff)
-    v.from_bytes(old)
+    UF.from_bytes(v, old)
     assert v.quarters.count == 0 and v.period(v.hours, (t + 3600) // 3600) == u.period(
         u.hours, (t + 3600) // 3600
     )
     with pytest.raises(ValueError):
-        v.from_bytes(old[:-1])
+        UF.from_bytes(v, old[:-1])
 
 
 @pytest.mark.parametrize("gap", [False, True], ids=["no-gap", "gap"])
@@ -323,7 +326,7 @@ def test_prices_arriving_later_clear_no_price_unless_energy_is_in_no_quarter(gap
     """Quarters closed without a price (import only: no PV) are costed when the prices arrive;
     their hour, day and month lose 'no price'. Energy across a gap belongs to its day but to no
     quarter: it stays unpriced, so its day and month keep 'no price'; the hours lose it."""
-    u = U.Usage(U.Tariff())
+    u = U.Usage(M.MarketTariff())
     t0 = 1_782_374_400  # 2026-06-25 10:00 CEST
     wh = 1000
     times = list(range(t0, t0 + 3600, 60))

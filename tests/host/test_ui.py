@@ -952,7 +952,8 @@ def test_usage_screen_today_yesterday_month_and_cost(display):
 def test_usage_screen_price_now_and_next_quarter(display):
     """With day-ahead prices the usage screen shows the gross price of this quarter hour and of
     the next one (each its own, not the hour's); the fixed tariff when no market price."""
-    from smartmeter.datalog.usage import Tariff, Usage
+    from smartmeter.datalog.market import MarketTariff as Tariff
+    from smartmeter.datalog.usage import Usage
 
     t0 = 1714559696  # 2024-05-01 10:34:56 UTC: quarter 10:30-10:45
     q = t0 // 900

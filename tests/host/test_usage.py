@@ -7,6 +7,7 @@ whose counters restart at 0. The summary is then checked against the energy regi
 CSV files, to the Wh; a summary rebuilt from the CSV alone must equal the live one.
 """
 
+import sys
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from test_app import KEY, Rig
 
 from sim.meter import VirtualMeter
 from smartmeter.datalog import usage as U
+from smartmeter.datalog import usagefile as UF
 from smartmeter.datalog.csvlog import read_rows
 from smartmeter.datalog.usagelog import SLOT_PATHS, SLOTS
 from smartmeter.protocol.reading import A_MINUS, A_PLUS
@@ -190,7 +192,7 @@ def test_summary_rebuilt_from_the_csv_equals_the_live_one(month):
             rows_b = [r[:3] for r in rows_b]
         assert rows_a == rows_b, ring
     saved = [p for p in SLOT_PATHS if p in fs.files]  # the rebuild ends with a save
-    assert saved and all(fs.stat(p)[6] == U.size_bytes() for p in saved)
+    assert saved and all(fs.stat(p)[6] == UF.size_bytes() for p in saved)
 
 
 def test_damaged_newest_slot_falls_back_to_the_other(tmp_path):
@@ -206,7 +208,7 @@ def test_damaged_newest_slot_falls_back_to_the_other(tmp_path):
     again = Rig(START + STEP * 40, fs=fs, PRICE_CT_KWH=PRICE)
     assert again.app.usage.loaded_from == other
     probe = U.Usage()
-    probe.from_bytes(good)
+    UF.from_bytes(probe, good)
     assert again.app.state.usage.seq == probe.seq
     while again.app.usage.replaying:  # catch-up brings back what the torn save held
         again.app.loop_once()
@@ -254,13 +256,13 @@ def test_a_slot_loads_piece_by_piece_into_the_summarys_own_arrays(tmp_path, wher
     from smartmeter.datalog.sd import RealFS
 
     u = _filled()
-    data = u.to_bytes()
+    data = UF.to_bytes(u)
     fs = FakeFS() if where == "fakefs" else RealFS(fsync=False, root=str(tmp_path))
     f = fs.open("/u.bin", "wb")
     f.write(data)
     f.close()
     whole = U.Usage(u.tariff)
-    whole.from_bytes(data)
+    UF.from_bytes(whole, data)
     _same(u, whole)
     v = _filled()
     v.clear()
@@ -280,7 +282,7 @@ def test_a_slot_loads_piece_by_piece_into_the_summarys_own_arrays(tmp_path, wher
 def _resum(data):
     """``data`` with its checksum made right again (damage the checksum cannot see)."""
     data = bytearray(data)
-    data[28:32] = U._i32(U.checksum(memoryview(data)[U._HEAD :]))
+    data[28:32] = U._i32(UF.checksum(memoryview(data)[U._HEAD :]))
     return bytes(data)
 
 
@@ -336,9 +338,9 @@ DAMAGE = [
 def test_a_damaged_slot_clears_the_summary_never_half_loaded(how):
     """Read piece by piece, a damaged file is found only after some of it is in the arrays:
     the summary is then cleared (and ValueError raised), never left half loaded."""
-    data = _damaged(_filled().to_bytes(), how)
+    data = _damaged(UF.to_bytes(_filled()), how)
     with pytest.raises(ValueError):
-        U.Usage().from_bytes(data)  # the whole-file check agrees: it is damaged
+        UF.from_bytes(U.Usage(), data)  # the whole-file check agrees: it is damaged
     fs = FakeFS()
     f = fs.open("/u.bin", "wb")
     f.write(data)
@@ -357,11 +359,11 @@ def test_the_sink_loads_the_other_slot_when_the_newer_is_damaged(how):
     from smartmeter.datalog.usagelog import UsageSink
 
     old = _filled()
-    older = old.to_bytes()
+    older = UF.to_bytes(old)
     new = _filled()
     new.add(START + 41 * 86400, 2000, 0)
     new.seq = 50
-    newer = new.to_bytes()
+    newer = UF.to_bytes(new)
     assert new.seq > old.seq
     fs = FakeFS()
     fs.mkdir("/sd")
@@ -388,21 +390,27 @@ def test_the_sink_loads_the_other_slot_when_the_newer_is_damaged(how):
     _cleared(sink.usage)
 
 
-def test_a_summary_of_the_version_before_grid_fees_still_loads_at_start_up():
+def test_a_summary_of_the_version_before_grid_fees_still_loads_at_start_up(monkeypatch):
     """An ``SMU2`` slot (6 fields a row, no peaks), the newer of the two, is loaded whole by the
-    sink (once, after the update): its rows, grid parts 0, peaks empty."""
+    sink (once, after the update): its rows, grid parts 0, peaks empty. The code for files of
+    older versions (``usagefile.py``) is loaded for it, and only for it: a start from a slot of
+    this version never imports it."""
+    from smartmeter import datalog
     from smartmeter.datalog.usagelog import UsageSink
 
+    monkeypatch.delitem(sys.modules, "smartmeter.datalog.usagefile")
+    monkeypatch.delattr(datalog, "usagefile")
+
     u = _filled()
-    cur = u.to_bytes()
+    cur = UF.to_bytes(u)
     rings = bytearray()
     for ring in u._rings():
         rings += U._i32(ring.count) + U._i32(ring.head)
         for row in range(ring.size):
             rings += b"".join(U._i32(v) for v in ring.data[row * U._FIELDS : row * U._FIELDS + 6])
-    old = b"SMU2" + cur[4:8] + U._i32(u.seq + 5) + cur[12:28] + U._i32(U.checksum(rings))
+    old = b"SMU2" + cur[4:8] + U._i32(u.seq + 5) + cur[12:28] + U._i32(UF.checksum(rings))
     old += bytes(rings)
-    assert len(old) == U.size_bytes(2)
+    assert len(old) == UF.size_bytes(2)
     fs = FakeFS()
     for d in ("/sd", "/sd/.smartmeter", "/sd/logs"):
         fs.mkdir(d)
@@ -416,14 +424,45 @@ def test_a_summary_of_the_version_before_grid_fees_still_loads_at_start_up():
         last_errors = {}
 
     storage = _Card(fs)
+    fs.files[SLOT_PATHS[1]].data[:4] = b"SMU9"  # no summary: the SMU3 slot is the one loaded
+    sink = UsageSink(St(), storage, u.tariff)
+    assert sink.loaded_from == SLOTS[0] and "smartmeter.datalog.usagefile" not in sys.modules
+    fs.files[SLOT_PATHS[1]].data[:4] = b"SMU2"
     sink = UsageSink(St(), storage, u.tariff)
     v = sink.usage
     assert sink.loaded_from == SLOTS[1] and v.seq == u.seq + 5
+    assert "smartmeter.datalog.usagefile" in sys.modules
     q = (START + 39 * 86400) // 900
     assert u.quarter(q)[0] > 0 and v.quarter(q)[:2] == u.quarter(q)[:2]
     day = u.day_key(START + 39 * 86400)
     assert v.period(v.days, day)[:4] == u.period(u.days, day)[:4]
     assert v.peaks.to_words() == U.Usage().peaks.to_words()
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_only_a_board_with_day_ahead_prices_loads_their_code_and_array(monkeypatch, dynamic):
+    """The day-ahead prices' code and their 200-quarter array (``datalog/market.py``) are for a
+    board with ``PRICE_DYNAMIC``: one with fixed prices has the plain tariff and never imports
+    the module (the CircuitPython VM: 2.3 KB of code and 0.9 KB of array off its heap)."""
+    from smartmeter.datalog import market
+
+    monkeypatch.delitem(sys.modules, "smartmeter.datalog.market")
+    rig = Rig(START, PRICE_CT_KWH=PRICE, PRICE_DYNAMIC=dynamic)
+    tariff = rig.app.tariff
+    assert tariff is rig.app.state.usage.tariff
+    assert ("smartmeter.datalog.market" in sys.modules) == dynamic
+    assert hasattr(tariff, "_market") == dynamic and hasattr(tariff, "set_market") == dynamic
+    if dynamic:
+        assert type(tariff).__name__ == "MarketTariff" and len(tariff._market) == 200
+    else:
+        assert type(tariff) is U.Tariff and not isinstance(tariff, market.MarketTariff)
+    assert tariff.import_q(START // 900) == (30_500, False)  # no market price yet
+    for k in range(30):
+        rig.telegram(START + STEP * k, passes=1)
+        rig.clock.epoch = START + STEP * (k + 1)
+    u = rig.app.state.usage
+    imp, _exp, cost = u.period(u.days, u.day_key(START))[:3]
+    assert imp > 0 and cost > 0  # costed at the fixed price either way
 
 
 def test_time_going_back_and_duplicates_are_not_counted():
@@ -439,8 +478,8 @@ def test_time_going_back_and_duplicates_are_not_counted():
 
 def test_memory_and_file_size_are_fixed():
     u = U.Usage()
-    data = u.to_bytes()
-    assert len(data) == U.size_bytes() == 8968
+    data = UF.to_bytes(u)
+    assert len(data) == UF.size_bytes() == 8968
     for ring in (u.quarters, u.hours, u.days, u.months):
         assert ring.data.itemsize == 4
     assert sum(len(r.data) * 4 for r in (u.hours, u.days, u.months)) == 3276
@@ -450,12 +489,13 @@ def test_memory_and_file_size_are_fixed():
         u.add(t + k, 1000 + k // 100, 0)
     assert (u.hours.count, u.days.count, u.months.count) == (U.HOURS, U.DAYS, U.MONTHS)
     assert u.quarters.count == U.QUARTERS == 200
-    assert len(u.to_bytes()) == 8968
+    assert len(UF.to_bytes(u)) == 8968
 
 
 _VM_SCRIPT = """
 import gc
-from smartmeter.datalog.usage import Usage, Tariff, size_bytes
+from smartmeter.datalog.usage import Usage, Tariff
+from smartmeter.datalog.usagefile import from_bytes, size_bytes, to_bytes
 gc.collect()
 before = gc.mem_alloc()
 u = Usage(Tariff(price_mct=30500, feed_in_mct=8000))
@@ -473,9 +513,9 @@ for k in range(0, 3 * 86400, 60):
 u.add(t + 3 * 86400, 5, 0)
 day = u.day_key(t + 86400)
 print("day", u.period(u.days, day))
-data = u.to_bytes()
+data = to_bytes(u)
 v = Usage(Tariff(price_mct=30500, feed_in_mct=8000))
-v.from_bytes(data)
+from_bytes(v, data)
 print("file", len(data), size_bytes(), v.period(v.days, day) == u.period(u.days, day), v.jumps)
 """
 
@@ -492,13 +532,15 @@ def test_usage_core_runs_under_micropython_with_a_bounded_heap(run_micropython, 
         ("smartmeter/datalog/__init__.py", "smartmeter/datalog/__init__.py"),
         ("smartmeter/datalog/usage.py", "smartmeter/datalog/usage.py"),
         ("smartmeter/datalog/peaks.py", "smartmeter/datalog/peaks.py"),
+        ("smartmeter/datalog/usagefile.py", "smartmeter/datalog/usagefile.py"),
     ]
     rc, out, err = run_micropython(_VM_SCRIPT, files=files)
     assert rc == 0, out + err
     lines = out.strip().splitlines()
     heap = int(lines[0].split()[1])
-    # the four rings (8876 B), the tariff's 200 quarters (800 B), the peaks (24 B), headers
-    assert 9700 <= heap <= 11200, heap
+    # the four rings (8876 B), the peaks (24 B), headers: 9792 B; a fixed-price tariff holds no
+    # market prices (market.MarketTariff's 800 B: 10 688 B with them)
+    assert 8900 <= heap <= 10200, heap
     u = U.Usage(U.Tariff(price_mct=30500, feed_in_mct=8000))  # the same on CPython
     t, a, e = 1727733600, 10000000, 500
     for k in range(0, 3 * 86400, 60):

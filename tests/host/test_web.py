@@ -970,7 +970,8 @@ def test_usage_api_quarters_and_operator_csv(site):
     """Quarter rows of yesterday and today: energy, the quarter's own import and feed-in price,
     cost = energy x price; later quarters of today carry their known price only; the CSV has the
     operators' quarter-hour columns (Datum;Zeit von;Zeit bis;Verbrauch [kWh])."""
-    from smartmeter.datalog.usage import Tariff, Usage, cost_mct
+    from smartmeter.datalog.market import MarketTariff as Tariff
+    from smartmeter.datalog.usage import Usage, cost_mct
 
     tariff = Tariff(price_mct=25_000, feed_in_mct=8_000, feed_in_dynamic=True, feed_in_fee_mct=500)
     t0 = 1709247600  # 2024-03-01 00:00 CET
