@@ -5,12 +5,14 @@ The board writes the summary piece by piece (``Usage.to_pieces``) and reads a fi
 version (``SMU3``) straight into the summary's arrays (``Usage.load``). What is here it needs at
 most once, after an update: reading a file of an earlier version whole - ``SMU1`` (before
 quarters: hours, days, months; the quarters start empty) or ``SMU2`` (before grid fees and peaks:
-6 fields a row; grid parts 0, the peaks start empty) - with :func:`from_bytes`.
-``usagelog.UsageSink`` imports this module only then, and on the board lets go of it again.
+6 fields a row; grid parts 0, the peaks start empty) - with :func:`load_whole`.
+``usagelog.UsageSink`` imports this module only then, and on the board it leaves
+``sys.modules`` again once it has read the file.
 Tests and tools use :func:`to_bytes`, :func:`from_bytes`, :func:`peek`, :func:`checksum` and
 :func:`size_bytes`. Runs under the MicroPython VM.
 """
 
+import sys
 from array import array
 
 from .peaks import WORDS as PEAK_WORDS
@@ -32,6 +34,26 @@ _FIELDS = const(7)
 _OLD_FIELDS = const(6)  # fields a row of SMU1 and SMU2
 _SIZES = (QUARTERS // 4) << 24 | HOURS << 16 | DAYS << 8 | MONTHS
 _SIZES_V1 = HOURS << 16 | DAYS << 8 | MONTHS
+
+
+# not on a PC, where tests reach this module's functions by module
+_UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
+
+
+def load_whole(usage, f):
+    """Load the summary file open as ``f`` (at its start) whole into ``usage``
+    (:func:`from_bytes`); on the board this module then leaves ``sys.modules`` (its heap comes
+    back at the next collection). :raises ValueError: when it is damaged; :raises OSError:"""
+    try:
+        from_bytes(usage, bytes(f.read(size_bytes() + 1)))
+    finally:
+        if _UNLOAD:
+            sys.modules.pop(__name__, None)
+            package, _, name = __name__.rpartition(".")
+            try:
+                delattr(sys.modules[package], name)
+            except (AttributeError, KeyError):  # not set (CircuitPython raises KeyError)
+                pass
 
 
 def to_bytes(usage):

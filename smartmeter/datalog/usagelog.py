@@ -22,8 +22,6 @@ Both run a slice per loop pass (``_ROWS_PER_POLL`` rows or ``_SLICE_MS``), so a 
 never stalls the meter; readings that arrive meanwhile are in the CSV and are picked up there.
 """
 
-import sys
-
 from ..configvalues import PRIVATE_DIR, write_private
 from ..protocol.reading import A_MINUS, A_PLUS
 from ..timeutil import civil_from_days, days_from_civil, ticks_diff
@@ -38,9 +36,6 @@ except ImportError:  # CPython
         return x
 
 
-# On the board the module for files of older versions goes out of ``sys.modules`` once it has
-# read one (once, after an update). Not on a PC, where tests reach it by module.
-_UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 _ROWS_PER_POLL = const(400)
 _SLICE_MS = const(30)
 _REBUILD_DAYS = const(400)  # 13 months of day files (the month ring)
@@ -50,22 +45,6 @@ SLOT_PATHS = (PRIVATE_DIR + "/" + SLOTS[0], PRIVATE_DIR + "/" + SLOTS[1])
 
 def _date(day):
     return "%04d-%02d-%02d" % civil_from_days(day)
-
-
-def _load_whole(usage, f):
-    """Load the summary file open as ``f`` whole (an older version's: ``usagefile``)."""
-    try:
-        from . import usagefile
-
-        usagefile.from_bytes(usage, bytes(f.read(usagefile.size_bytes() + 1)))
-    finally:
-        if _UNLOAD:
-            package = __name__.rpartition(".")[0]
-            sys.modules.pop(package + ".usagefile", None)
-            try:
-                delattr(sys.modules[package], "usagefile")
-            except (AttributeError, KeyError):  # not set (CircuitPython raises KeyError)
-                pass
 
 
 class UsageSink:
@@ -155,8 +134,10 @@ class UsageSink:
             try:
                 if current and hasattr(f, "readinto"):
                     self.usage.load(f)
-                else:
-                    _load_whole(self.usage, f)
+                else:  # an older version's file, once after an update
+                    from .usagefile import load_whole
+
+                    load_whole(self.usage, f)
             finally:
                 f.close()
         except (OSError, ValueError):

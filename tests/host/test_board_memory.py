@@ -251,6 +251,17 @@ gc.collect()
 print("free", gc.mem_free())
 load()
 print("loaded in a fragmented heap")
+print("code loaded", [n for n in sys.modules if n.endswith((".usagefile", ".market"))])
+# a file of an older version is read whole (usagefile), once: then the module leaves the heap
+keep = junk = None
+gc.collect()
+from smartmeter.datalog.usagefile import load_whole
+
+f = open("/sd/.smartmeter/usage-b.bin", "rb")
+load_whole(u, f)
+f.close()
+print("whole", u.period(u.days, day) == want[1], "smartmeter.datalog.usagefile" in sys.modules,
+      hasattr(sys.modules["smartmeter.datalog"], "usagefile"))
 """
 
 
@@ -281,6 +292,10 @@ def test_loading_the_usage_summary_from_the_card_needs_little_beyond_the_summary
     free = int(out.split("free ")[1].split()[0])
     assert free > 40_000, out  # much is free, in small pieces
     assert "loaded in a fragmented heap" in out, out
+    # neither the day-ahead prices' code nor the whole-file code for older versions came along
+    assert "code loaded []" in out, out
+    # read whole (an older version's file, once after an update), its code leaves the heap
+    assert "whole True False False" in out, out
     print("usage load: %d bytes allocated; loaded with %d bytes free in pieces" % (allocated, free))
 
 
