@@ -30,9 +30,8 @@ _HISTORY_MINUTES = const(1440)
 _NO_SIGNAL_MS = const(30_000)  # no telegram for 30 s (meters push every 1-10 s) -> "no signal"
 
 # Problem codes, most important first. Their texts and hints are in one module per language,
-# ``problemtexts_<language>.py`` and ``problemhints_<language>.py``: a board loads the ones it
-# shows, when it first shows a problem (problem_text, problem_hint); an output adds its own codes
-# through ``State.add_sink``.
+# ``problemtexts_<language>.py`` and ``problemhints_<language>.py``: a board keeps only the ones
+# it shows (problem_text, problem_hint); an output adds its own codes through ``State.add_sink``.
 NO_KEY = "no_key"
 CONFIG = "config"
 NO_SIGNAL = "no_signal"
@@ -59,9 +58,10 @@ _MEMORY_SHOW_MS = const(600_000)  # "Out of memory" stays listed 10 min after th
 # memory (``State.leave_out``) and the web port's hint (``add_texts``): code -> {language: (text,
 # hint)}, the output's own table kept by reference (text or hint None: the language module's)
 _ADDED = {}
-# the language modules' dicts loaded so far ("problemtexts_de" -> TEXTS): a board holds only the
-# languages it shows (the display and the web page: UI_LANGUAGE; the serial line: English)
-_TABLES = {}
+# the texts and hints shown so far, language -> {code: text} ("": none): only these stay on the
+# heap, the language modules are read for each new one (``_lookup``)
+_SHOWN_TEXTS = {}
+_SHOWN_HINTS = {}
 _UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 
 
@@ -372,14 +372,21 @@ def _added(code, language, index):
     return pair[index] if pair else None
 
 
-def _table(module, name):
-    """Dict ``name`` of language module ``module``, imported on its first use and kept; on the
-    board the module itself leaves ``sys.modules`` at once (only the dict stays on the heap)."""
-    table = _TABLES.get(module)
-    if table is None:
+def _lookup(shown, code, language, module, name):
+    """``code``'s entry of dict ``name`` in language module ``module`` ("" when it has none),
+    kept in ``shown[language]``. The module is imported for it and, on the board, leaves
+    ``sys.modules`` at once: only the texts shown stay on the heap (a board shows a few of the
+    problems, in one language). No heap for the import: None (asked again next time)."""
+    mine = shown.get(language)
+    if mine is None:
+        mine = shown[language] = {}
+    text = mine.get(code)
+    if text is None:
         full = __name__.rpartition(".")[0] + "." + module
         try:
-            table = getattr(__import__(full, None, None, (name,)), name)
+            text = getattr(__import__(full, None, None, (name,)), name).get(code, "")
+        except MemoryError:
+            return None
         finally:
             if _UNLOAD:
                 sys.modules.pop(full, None)
@@ -387,22 +394,23 @@ def _table(module, name):
                     delattr(sys.modules[full.rpartition(".")[0]], module)
                 except (AttributeError, KeyError):
                     pass
-        _TABLES[module] = table
-    return table
+        mine[code] = text
+    return text
 
 
 def problem_text(code, language="en"):
     """The short user text for a problem code in ``language`` ("de" or "en"; others: English)."""
     text = _added(code, language, 0)
-    if text is not None:
-        return text
-    table = _table("problemtexts_de" if language == "de" else "problemtexts_en", "TEXTS")
-    return table.get(code, code)
+    if text is None:
+        module = "problemtexts_de" if language == "de" else "problemtexts_en"
+        text = _lookup(_SHOWN_TEXTS, code, language, module, "TEXTS")
+    return text or code
 
 
 def problem_hint(code, language="en"):
     """What to do about a problem, or None (only the display's status screen shows it)."""
     hint = _added(code, language, 1)
-    if hint is not None:
-        return hint
-    return _table("problemhints_de" if language == "de" else "problemhints_en", "HINTS").get(code)
+    if hint is None:
+        module = "problemhints_de" if language == "de" else "problemhints_en"
+        hint = _lookup(_SHOWN_HINTS, code, language, module, "HINTS")
+    return hint or None

@@ -812,9 +812,10 @@ import smartmeter.ui
 # every screen was shown (each drew from its module, above), and none of their modules stays
 # loaded: the code of a screen goes with it
 print([m for m in sys.modules if ".screen_" in m], hasattr(smartmeter.ui, "screen_menu"))
-# the problem texts: only the language asked for is loaded, its modules leave sys.modules at once
+# the problem texts: only those shown stay, the language modules leave sys.modules at once
 from smartmeter import state as S
-print(S.problem_text("no_key", "de"), "/", S.problem_hint("no_key", "de"), sorted(S._TABLES))
+t, h = S.problem_text("no_key", "de"), S.problem_hint("no_key", "de")
+print(t, "/", h, S._SHOWN_TEXTS, S._SHOWN_HINTS)
 print([m for m in sys.modules if ".problem" in m], hasattr(smartmeter, "problemtexts_de"))
 """
 
@@ -870,7 +871,8 @@ def test_ui_runs_under_micropython(tmp_path, require):
         "menu 1",
         "False 0 1 menu True True",
         "[] False",
-        "Kein Schluessel / METER_KEY eintragen ['problemhints_de', 'problemtexts_de']",
+        "Kein Schluessel / METER_KEY eintragen {'de': {'no_key': 'Kein Schluessel'}} "
+        "{'de': {'no_key': 'METER_KEY eintragen'}}",
         "[] False",
     ]
 
