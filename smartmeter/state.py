@@ -66,7 +66,8 @@ _UNLOAD = sys.implementation.name in ("circuitpython", "micropython")
 
 
 class SinkStatus:
-    """One output's entry in ``State.sinks``: what every status surface shows of it.
+    """One output's entry in ``State.sinks``: what every status surface shows of it (as JSON:
+    ``web.api.sink_dict``).
 
     ``state``: "disabled", "pending" (nothing sent yet), "ok", or a failure the output names
     ("error", "unresolved", "auth", ...); failures listed in its PROBLEMS become problems.
@@ -87,16 +88,6 @@ class SinkStatus:
     def problem(self):
         """The problem code of the current state, or None."""
         return self._codes.get(self.state)
-
-    def as_dict(self):
-        return {
-            "state": self.state,
-            "error": self.error,
-            "sent": self.sent,
-            "failed": self.failed,
-            "queued": self.queued,
-            "dropped": self.dropped,
-        }
 
 
 class Counters:
@@ -139,16 +130,13 @@ class Counters:
             setattr(self, name, 0)
         self.mem_free_min = -1  # unknown until measured
 
-    def as_dict(self):
-        """All counters as a new dict (for /api/status and tests)."""
-        return {name: getattr(self, name) for name in self.NAMES}
-
 
 class History:
     """Per-minute ring buffer of net active power (W, import positive) for the day's curve.
 
     Preallocated arrays; ``add()`` averages telegrams within a minute. Timestamps are UTC epoch
-    minutes (int), so a clock or DST jump cannot reorder the ring.
+    minutes (int), so a clock or DST jump cannot reorder the ring. Its reader, the web page's,
+    is ``web.api.history_items`` (code a board without the web page does not load).
     """
 
     def __init__(self, minutes=_HISTORY_MINUTES):
@@ -185,18 +173,6 @@ class History:
 
     def __len__(self):
         return self._count
-
-    def items(self, since_minute=None):
-        """Yield (epoch_minute, watts) oldest first, optionally only from ``since_minute`` on."""
-        size = self.size
-        if not self._count:
-            return
-        start = (self._head - self._count + 1) % size
-        for k in range(self._count):
-            i = (start + k) % size
-            m = self._minute[i]
-            if since_minute is None or m >= since_minute:
-                yield m, self._watts[i]
 
 
 class State:

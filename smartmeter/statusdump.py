@@ -22,8 +22,9 @@ def status_lines(app):
             "%s %s sent %d failed %d queued %d dropped %d"
             % (s.name, s.state, s.sent, s.failed, s.queued, s.dropped)
         )
-    for name, value in st.counters.as_dict().items():
-        lines.append("  %s %s" % (name, value))
+    c = st.counters
+    for name in c.NAMES:
+        lines.append("  %s %s" % (name, getattr(c, name)))
     for name, text in st.last_errors.items():
         lines.append("  last %s error: %s" % (name, text))
     for s in st.sinks.values():

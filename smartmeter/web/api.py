@@ -79,7 +79,7 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
         "problems": [{"code": p, "text": problem_text(p, language)} for p in problems],
         "last_errors": dict(state.last_errors),
         "config_problems": list(state.config_problems),
-        "counters": state.counters.as_dict(),
+        "counters": {name: getattr(state.counters, name) for name in state.counters.NAMES},
         "sd": {
             "state": state.sd_state,
             "free": state.sd_free,
@@ -97,7 +97,7 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
             "ap_mode": state.ap_mode,
             "ap_ssid": state.ap_ssid,
         },
-        "sinks": {name: s.as_dict() for name, s in state.sinks.items()},
+        "sinks": {name: sink_dict(s) for name, s in state.sinks.items()},
         "sensor": {
             "state": state.sensor_state,
             "temperature": state.temperature,
@@ -119,6 +119,34 @@ def status_json(state, language="en", ticks_ms=None, ticks_diff=None):
     return json.dumps(out)
 
 
+def sink_dict(sink):
+    """An output's ``state.SinkStatus`` as JSON-ready dict (here: the web page is its reader)."""
+    return {
+        "state": sink.state,
+        "error": sink.error,
+        "sent": sink.sent,
+        "failed": sink.failed,
+        "queued": sink.queued,
+        "dropped": sink.dropped,
+    }
+
+
+def history_items(history, since_minute=None):
+    """Yield (epoch_minute, watts) of a ``state.History`` oldest first, optionally only from
+    ``since_minute`` on (the day curve's reader is the web page: its code lives here)."""
+    size = history.size
+    count = history._count  # the ring's one reader
+    if not count:
+        return
+    start = (history._head - count + 1) % size
+    minutes, watts = history._minute, history._watts
+    for k in range(count):
+        i = (start + k) % size
+        m = minutes[i]
+        if since_minute is None or m >= since_minute:
+            yield m, watts[i]
+
+
 def history_chunks(state, minutes, now_epoch=None):
     """``{"minutes":N,"points":[[epoch_s,watts],...]}`` in pieces, oldest point first.
 
@@ -133,7 +161,7 @@ def history_chunks(state, minutes, now_epoch=None):
     first = True
     piece = []
     if ref is not None or len(state.history):
-        for minute, watts in state.history.items(since):
+        for minute, watts in history_items(state.history, since):
             piece.append(("[%d,%d]" if first else ",[%d,%d]") % (minute * 60, watts))
             first = False
             if len(piece) >= _POINTS_PER_CHUNK:

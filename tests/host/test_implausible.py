@@ -193,7 +193,7 @@ def test_implausible_values_reach_no_surface(tmp_path):
     for text in shown:
         for bad in bad_numbers:
             assert '": %d' % bad not in text and '":%d' % bad not in text
-    watts = [w for _m, w in app.state.history.items()]
+    watts = [w for _m, w in api.history_items(app.state.history)]
     assert watts and max(watts) < 100_000 and min(watts) > -100_000
     # Graphite
     lines = bytes(graphite.data).decode().splitlines()

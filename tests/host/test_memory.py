@@ -162,7 +162,9 @@ def test_the_day_curve_is_held_only_while_the_web_page_runs():
     firmware = _history_rig(None)
     st = firmware.state
     assert firmware.web is None and st.counters.decoded == 3
-    assert st.history.size == 0 and len(st.history) == 0 and list(st.history.items()) == []
+    assert (
+        st.history.size == 0 and len(st.history) == 0 and list(api.history_items(st.history)) == []
+    )
 
     # the web page cannot start (its socket pool fails): left out, and its curve with it
     class BrokenPool(FakePool):
