@@ -7,9 +7,9 @@ turn it on. The answer is aWATTar's JSON: ``{"object":"list","data":[{"start_tim
 60 minutes (mixed in one answer: the market clears in quarters since 2025-10-01, older or other
 sources answer in hours) give their price to each UTC quarter hour they cover (``quarters()``);
 a quarter no item covers has no price. The gross price per kWh is ``(marketprice / 10 +
-PRICE_MARKUP_CT_KWH) * (1 + PRICE_VAT_PERCENT / 100)`` ct (``usage.Tariff``), each quarter its
-own; quarters without one are costed at the fixed ``PRICE_CT_KWH`` (or not at all when that is
-0). No network never breaks anything.
+PRICE_MARKUP_CT_KWH) * (1 + PRICE_VAT_PERCENT / 100)`` ct (``market.MarketTariff``), each
+quarter its own; quarters without one are costed at the fixed ``PRICE_CT_KWH`` (or not at all
+when that is 0). No network never breaks anything.
 
 When: at start (once the clock is set), whenever the current quarter hour has no price, and after
 13:00 local time until tomorrow's prices are in (they are published around 13:00-14:00). A failed,
@@ -227,11 +227,12 @@ PROBLEMS = (
 
 
 class PriceSink:
-    """Fetches day-ahead prices into the shared :class:`~smartmeter.datalog.usage.Tariff`.
+    """Fetches day-ahead prices into the shared
+    :class:`~smartmeter.datalog.market.MarketTariff` (``PRICE_DYNAMIC``).
 
     :param config: Config (PRICE_API_URL; the tariff settings are in ``tariff`` already)
     :param pool: socket pool; ``ssl_context`` for https (default: ``ssl.create_default_context()``)
-    :param tariff: the Tariff the usage summary prices with
+    :param tariff: the MarketTariff the usage summary prices with
     :param clock: ``ticks_ms()`` (the retry schedule) and ``time()`` (UTC epoch or None while
         unset); ``wall_ms()`` if it has one (the simulator: real time for the network)
     :param service: unused (the fetch no longer waits; kept for the app's call)
