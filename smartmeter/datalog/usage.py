@@ -641,17 +641,10 @@ class Usage:
         if ring is not self.hours:
             flags &= 0xFF  # days and months: the counts above are not for readers
         open_ = self.open_cost()
-        if open_ is not None:
-            q = open_[0]
-            if ring is self.hours:
-                match = q >> 2 == key
-            else:
-                day = local_day(q * 900, self._std, self._eu)
-                match = (day if ring is self.days else month_of_day(day)) == key
-            if match:
-                cost += open_[1]
-                credit += open_[2]
-                flags |= open_[3]
+        if open_ is not None and self._holds(ring, key, open_[0]):
+            cost += open_[1]
+            credit += open_[2]
+            flags |= open_[3]
         return imp, exp, cost, credit, flags
 
     def day_key(self, epoch):
