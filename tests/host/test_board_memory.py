@@ -28,6 +28,19 @@ TELEGRAMS = 12
 CSV_OFF = "CSV logging off: not enough memory"
 
 
+def run_in_vm(script, heap):
+    """Run ``script`` (a path) in the VM at heap ``heap`` ("256K") with the repository's
+    modules from source on MICROPYPATH; the finished process (stdout, stderr as text)."""
+    return subprocess.run(
+        [VM, "-X", "heapsize=" + heap, str(script)],
+        env={"MICROPYPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_every_heap_logs_every_row_or_says_csv_logging_off(tmp_path):
     release = build_release(tmp_path)
     config = board_ladder.CONFIGS[0]  # decode + CSV
@@ -143,14 +156,7 @@ def test_the_hourly_usage_save_fits_a_fragmented_heap(tmp_path, how):
     (tmp_path / OVERRIDE_DIR.strip("/")).parent.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "save.py"
     script.write_text(("PATH = %r\n" % str(tmp_path)) + FRAGMENTED_SAVE % save)
-    done = subprocess.run(
-        [VM, "-X", "heapsize=256K", str(script)],
-        env={"MICROPYPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_vm(script, "256K")
     out = done.stdout + done.stderr
     free = int(out.split("free ")[1].split()[0])
     assert free > 40_000, out  # much is free...
@@ -276,14 +282,7 @@ def test_loading_the_usage_summary_from_the_card_needs_little_beyond_the_summary
     image.write_bytes(bytes(1024 * 1024))
     script = tmp_path / "load.py"
     script.write_text(("IMAGE = %r\n" % str(image)) + USAGE_LOAD)
-    done = subprocess.run(
-        [VM, "-X", "heapsize=256K", str(script)],
-        env={"MICROPYPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_vm(script, "256K")
     out = done.stdout + done.stderr
     assert "allocated" in out, out
     allocated = int(out.split("allocated ")[1].split()[0])
@@ -366,14 +365,7 @@ def test_the_usage_replay_reads_the_csv_in_a_fragmented_heap(tmp_path):
     for mode, heap in (("count", "2M"), ("fragmented", "192K")):
         script = tmp_path / (mode + ".py")
         script.write_text(("ROOT = %r\nMODE = %r\n" % (str(tmp_path), mode)) + CSV_READ)
-        done = subprocess.run(
-            [VM, "-X", "heapsize=" + heap, str(script)],
-            env={"MICROPYPATH": str(REPO_ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_in_vm(script, heap)
         out[mode] = done.stdout + done.stderr
     assert "rows 600 allocated" in out["count"], out
     allocated = int(out["count"].split("allocated ")[1].split()[0])
@@ -416,14 +408,7 @@ def test_listing_a_year_of_day_files_allocates_little_more_than_the_names(tmp_pa
         (logs / ("%04d-%02d-%02d.csv" % (2024 + d // 336, 1 + d % 336 // 28, 1 + d % 28))).touch()
     script = tmp_path / "list.py"
     script.write_text(("ROOT = %r\n" % str(tmp_path)) + LIST_DAYS)
-    done = subprocess.run(
-        [VM, "-X", "heapsize=1M", str(script)],
-        env={"MICROPYPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_vm(script, "1M")
     out = done.stdout + done.stderr
     assert "listed 400 allocated" in out, out
     allocated = int(out.split("allocated ")[1].split()[0])
@@ -503,14 +488,7 @@ def _catch_up(tmp_path, fragment, days=400):
     (logs / name).write_bytes(head + b"".join(rows))
     script = tmp_path / "catchup.py"
     script.write_text(("ROOT = %r\nFRAGMENT = %r\n" % (str(tmp_path), fragment)) + CATCH_UP)
-    done = subprocess.run(
-        [VM, "-X", "heapsize=1M", str(script)],
-        env={"MICROPYPATH": str(REPO_ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_in_vm(script, "1M")
     return done.stdout + done.stderr
 
 
