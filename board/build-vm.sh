@@ -12,7 +12,7 @@
 # CIRCUITPY_UNIX_MONOTONIC_OFFSET_MS starts it late); and CircuitPython's own displayio, fontio,
 # terminalio and tilepalettemapper (shared-bindings / shared-module, unchanged) instead of the unix
 # port's minimal displayio. The patch (about 55 KB) is not in this repository; the project keeps it
-# beside the prebuilt VM (../shared/circuitpython/patches/cphwnet2-full-vs-cd3da4a5d8.patch).
+# beside the prebuilt VM (patches/cphwnet2-full-vs-cd3da4a5d8.patch in the VM's folder).
 #
 # Needs: git, make, gcc with 32-bit support (Debian/Ubuntu: gcc-multilib libc6-dev-i386), python3,
 # and internet access (GitHub). Output: WORKDIR/circuitpython/ports/unix/build-cphwnet2/micropython

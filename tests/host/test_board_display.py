@@ -4,7 +4,7 @@ through the real adafruit_st7735r driver and the board in a box's ``busdisplay``
 stand-ins, rebuilt from the bytes on the wire by a model of the panel (board/panel.py), equal
 the simulator's pictures (Blinka displayio, sim/display.py) pixel for pixel.
 
-Runs when ``CIRCUITPYTHON`` names the board-like VM (../shared/circuitpython/circuitpython-unix);
+Runs when ``CIRCUITPYTHON`` names the board-like VM (``.ci/run`` passes it when it has one);
 skips otherwise, so a fresh clone stays green.
 """
 
