@@ -804,7 +804,7 @@ def build(hw, cfg, state=None, web=True, listen="0.0.0.0"):
     from . import assemble
 
     app = assemble.build(hw, cfg, state, web, listen)
-    assemble = None  # noqa: F841 - let go of it: unloaded next
+    del assemble  # let go of it: unloaded next
     unload_modules(_ASSEMBLE)
     app.drop_settings_code()
     app.make_room()

@@ -105,6 +105,33 @@ def test_a_display_board_runs_in_192_kib_with_usage_and_cost(tmp_path):
     )
 
 
+# Put before a VM script: ``keep = fragment(size, pairs)`` leaves a heap as after hours of
+# running, much free and no free piece larger than ``size`` bytes: pairs of blocks until the
+# heap is full (or ``pairs`` of them), then every second one freed. The lists are made at their
+# size and stay (a list that grows, or one freed, would leave a larger hole).
+FRAGMENT_HEAP = """
+import gc
+
+
+def fragment(size, pairs=0):
+    gc.collect()
+    pairs = pairs or gc.mem_free() // (2 * size) + 1
+    keep = [None] * pairs
+    junk = [None] * pairs
+    try:
+        for i in range(pairs):
+            keep[i] = bytearray(size)
+            junk[i] = bytearray(size)
+    except MemoryError:
+        pass
+    for i in range(pairs):
+        junk[i] = None
+    gc.collect()
+    print("free", gc.mem_free())
+    return keep
+"""
+
+
 FRAGMENTED_SAVE = """
 import gc
 import os
@@ -124,18 +151,7 @@ u = Usage(Tariff(30000, 8000))
 for i in range(3000):
     u.add(1714557600 + 60 * i, 1000000 + 7 * i, 5000 + i)
 SAVE = %s
-# a heap after hours of running: much free, none of it in 9 KiB pieces
-keep = []
-junk = []
-try:
-    while True:
-        keep.append(bytearray(200))
-        junk.append(bytearray(200))
-except MemoryError:
-    pass
-junk = None
-gc.collect()
-print("free", gc.mem_free())
+keep = fragment(200)  # much free, none of it in 9 KiB pieces
 SAVE()
 print("saved")
 """
@@ -155,7 +171,7 @@ def test_the_hourly_usage_save_fits_a_fragmented_heap(tmp_path, how):
 
     (tmp_path / OVERRIDE_DIR.strip("/")).parent.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "save.py"
-    script.write_text(("PATH = %r\n" % str(tmp_path)) + FRAGMENTED_SAVE % save)
+    script.write_text(("PATH = %r\n" % str(tmp_path)) + FRAGMENT_HEAP + FRAGMENTED_SAVE % save)
     done = run_in_vm(script, "256K")
     out = done.stdout + done.stderr
     free = int(out.split("free ")[1].split()[0])
@@ -242,19 +258,7 @@ print("allocated", gc.mem_alloc() - before)
 gc.enable()
 same = [id(r.data) for r in (u.quarters, u.hours, u.days, u.months)] == arrays
 print("loaded into its own arrays", same)
-# a heap after hours of running: much free, none of it in pieces over 200 bytes
-keep = []
-junk = []
-try:
-    while True:
-        keep.append(bytearray(200))
-        junk.append(bytearray(200))
-except MemoryError:
-    pass
-for i in range(len(junk)):  # the list stays: freed, its storage would be a hole of KBs
-    junk[i] = None
-gc.collect()
-print("free", gc.mem_free())
+keep = fragment(200)  # much free, none of it in pieces over 200 bytes
 load()
 print("loaded in a fragmented heap")
 print("code loaded", [n for n in sys.modules if n.endswith((".usagefile", ".market"))])
@@ -281,7 +285,7 @@ def test_loading_the_usage_summary_from_the_card_needs_little_beyond_the_summary
     image = tmp_path / "sd.img"
     image.write_bytes(bytes(1024 * 1024))
     script = tmp_path / "load.py"
-    script.write_text(("IMAGE = %r\n" % str(image)) + USAGE_LOAD)
+    script.write_text(("IMAGE = %r\n" % str(image)) + FRAGMENT_HEAP + USAGE_LOAD)
     done = run_in_vm(script, "256K")
     out = done.stdout + done.stderr
     assert "allocated" in out, out
@@ -323,20 +327,7 @@ if MODE == "count":
         n += 1
     print("rows", n, "allocated", gc.mem_alloc() - before)
 else:
-    # a heap after hours of running: much free, no piece of it over about 530 bytes (the
-    # lists made at their size: a list growing leaves its old storage free)
-    keep = [None] * 400
-    junk = [None] * 400
-    try:
-        for i in range(400):
-            keep[i] = bytearray(512)
-            junk[i] = bytearray(512)
-    except MemoryError:
-        pass
-    for i in range(400):  # the list stays: freed, its storage would be a hole of 1.6 KB
-        junk[i] = None
-    gc.collect()
-    print("free", gc.mem_free())
+    keep = fragment(512, 400)  # much free, no piece of it over about 530 bytes
     n = 0
     a_plus = 0
     for epoch, values, end in rows():
@@ -364,7 +355,9 @@ def test_the_usage_replay_reads_the_csv_in_a_fragmented_heap(tmp_path):
     out = {}
     for mode, heap in (("count", "2M"), ("fragmented", "192K")):
         script = tmp_path / (mode + ".py")
-        script.write_text(("ROOT = %r\nMODE = %r\n" % (str(tmp_path), mode)) + CSV_READ)
+        script.write_text(
+            ("ROOT = %r\nMODE = %r\n" % (str(tmp_path), mode)) + FRAGMENT_HEAP + CSV_READ
+        )
         done = run_in_vm(script, heap)
         out[mode] = done.stdout + done.stderr
     assert "rows 600 allocated" in out["count"], out
@@ -448,18 +441,7 @@ sink = UsageSink(State(), None, Tariff())  # the reboot
 sink.storage = st
 sink.start()
 if FRAGMENT:  # the rest of the boot leaves much free, no piece of it over about 530 bytes
-    keep = [None] * 2000
-    junk = [None] * 2000
-    try:
-        for i in range(2000):
-            keep[i] = bytearray(512)
-            junk[i] = bytearray(512)
-    except MemoryError:
-        pass
-    for i in range(2000):  # the list stays: freed, its storage would be a hole of 8 KB
-        junk[i] = None
-    gc.collect()
-    print("free", gc.mem_free())
+    keep = fragment(512, 2000)
 gc.collect()
 before = gc.mem_alloc()
 sink.poll()  # the first slice of the catch-up
@@ -487,7 +469,9 @@ def _catch_up(tmp_path, fragment, days=400):
     assert name == "2025-03-08.csv"
     (logs / name).write_bytes(head + b"".join(rows))
     script = tmp_path / "catchup.py"
-    script.write_text(("ROOT = %r\nFRAGMENT = %r\n" % (str(tmp_path), fragment)) + CATCH_UP)
+    script.write_text(
+        ("ROOT = %r\nFRAGMENT = %r\n" % (str(tmp_path), fragment)) + FRAGMENT_HEAP + CATCH_UP
+    )
     done = run_in_vm(script, "1M")
     return done.stdout + done.stderr
 
